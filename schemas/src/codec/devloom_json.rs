@@ -1,0 +1,137 @@
+//! Devloom's own alert and deploy JSON: the simplest way to feed Devloom by hand, and
+//! what the simulator writes.
+//!
+//! ```json
+//! {"service":"checkout","status":"firing","severity":"critical","starts_at":"2026-11-27T09:00:00Z",
+//!  "fingerprint":"checkout-5xx","summary":"5xx over SLO","labels":{"team":"payments"}}
+//! {"service":"payments","revision":"v42","previous_revision":"v41","time":"2026-11-27T08:58:00Z",
+//!  "environment":"production","author":"ana","kind":"deploy","spec_before":"…","spec_after":"…"}
+//! ```
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{DecodeError, Format, from_json, json_time, stable_digest};
+use crate::alert::{Alert, AlertSource, AlertStatus, Severity};
+use crate::deploy::{ChangeKind, Deploy, DeploySource};
+use crate::event::Event;
+use crate::time::format_rfc3339;
+
+/// Devloom alert JSON as written on the wire.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AlertWire {
+    service: String,
+    status: AlertStatus,
+    starts_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ends_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    severity: Option<Severity>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    fingerprint: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    summary: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    labels: BTreeMap<String, String>,
+}
+
+/// Devloom deploy JSON as written on the wire.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeployWire {
+    service: String,
+    revision: String,
+    time: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    previous_revision: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    environment: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    author: Option<String>,
+    #[serde(default)]
+    kind: ChangeKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    spec_before: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    spec_after: Option<String>,
+}
+
+pub(crate) fn decode_alert(value: Value, out: &mut Vec<Event>) -> Result<(), DecodeError> {
+    const F: Format = Format::DevloomAlert;
+    let w: AlertWire = from_json(F, value)?;
+    let starts_at_ns = json_time(F, "starts_at", &w.starts_at)?;
+    let ends_at_ns = w.ends_at.as_deref().map(|t| json_time(F, "ends_at", t)).transpose()?;
+    if w.status == AlertStatus::Resolved && ends_at_ns.is_none() {
+        return Err(DecodeError::invalid(F, "ends_at", "a resolved alert needs ends_at"));
+    }
+    let fingerprint = w.fingerprint.unwrap_or_else(|| {
+        stable_digest(
+            std::iter::once(w.service.as_str())
+                .chain(w.labels.iter().flat_map(|(k, v)| [k.as_str(), v.as_str()])),
+        )
+    });
+    out.push(Event::Alert(Alert {
+        fingerprint,
+        service: w.service,
+        severity: w.severity.unwrap_or(Severity::Warning),
+        status: w.status,
+        starts_at_ns,
+        ends_at_ns,
+        labels: w.labels,
+        summary: w.summary.unwrap_or_default(),
+        source: AlertSource::Devloom,
+    }));
+    Ok(())
+}
+
+pub(crate) fn decode_deploy(value: Value, out: &mut Vec<Event>) -> Result<(), DecodeError> {
+    const F: Format = Format::DevloomDeploy;
+    let w: DeployWire = from_json(F, value)?;
+    out.push(Event::Deploy(Deploy {
+        time_ns: json_time(F, "time", &w.time)?,
+        service: w.service,
+        environment: w.environment,
+        revision: w.revision,
+        previous_revision: w.previous_revision,
+        author: w.author,
+        kind: w.kind,
+        spec_before: w.spec_before,
+        spec_after: w.spec_after,
+        source: DeploySource::Devloom,
+    }));
+    Ok(())
+}
+
+/// Writes an alert as Devloom alert JSON (one line, no trailing newline).
+pub fn encode_alert(alert: &Alert) -> String {
+    let w = AlertWire {
+        service: alert.service.clone(),
+        status: alert.status,
+        starts_at: format_rfc3339(alert.starts_at_ns),
+        ends_at: alert.ends_at_ns.map(format_rfc3339),
+        severity: Some(alert.severity),
+        fingerprint: Some(alert.fingerprint.clone()),
+        summary: (!alert.summary.is_empty()).then(|| alert.summary.clone()),
+        labels: alert.labels.clone(),
+    };
+    serde_json::to_string(&w).unwrap_or_default()
+}
+
+/// Writes a change as Devloom deploy JSON (one line, no trailing newline).
+pub fn encode_deploy(deploy: &Deploy) -> String {
+    let w = DeployWire {
+        service: deploy.service.clone(),
+        revision: deploy.revision.clone(),
+        time: format_rfc3339(deploy.time_ns),
+        previous_revision: deploy.previous_revision.clone(),
+        environment: deploy.environment.clone(),
+        author: deploy.author.clone(),
+        kind: deploy.kind,
+        spec_before: deploy.spec_before.clone(),
+        spec_after: deploy.spec_after.clone(),
+    };
+    serde_json::to_string(&w).unwrap_or_default()
+}

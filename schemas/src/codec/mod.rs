@@ -1,0 +1,382 @@
+//! Wire codecs: what existing producers write, turned into [`Event`]s.
+//!
+//! Detection order: CloudEvents binary headers (`ce_specversion`), then the
+//! `content-type` header, then sniffing the payload (a JSON object is recognized by its
+//! keys; anything else on a traces input is read as OTLP protobuf).
+
+mod alertmanager;
+mod argocd;
+mod cloudevents;
+mod devloom_json;
+pub use devloom_json::{encode_alert, encode_deploy};
+mod github;
+pub mod otlp;
+mod otlp_attributes;
+pub mod otlp_fast;
+mod pagerduty;
+
+use std::fmt;
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::event::Event;
+use crate::time::TimestampNs;
+
+/// Every wire format Devloom reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Format {
+    /// OTLP protobuf `ExportTraceServiceRequest` (the Collector's Kafka exporter).
+    OtlpProtobuf,
+    /// OTLP JSON `ExportTraceServiceRequest`.
+    OtlpJson,
+    /// Alertmanager webhook payload, version 4.
+    AlertmanagerV4,
+    /// PagerDuty Events API v2.
+    PagerDutyV2,
+    /// Devloom alert JSON.
+    DevloomAlert,
+    /// Devloom deploy JSON.
+    DevloomDeploy,
+    /// Argo CD `Application` with status history.
+    ArgoCdApplication,
+    /// GitHub `deployment_status` webhook.
+    GithubDeploymentStatus,
+    /// CloudEvents 1.0 structured mode (`application/cloudevents+json`).
+    CloudEventsStructured,
+}
+
+impl Format {
+    /// Short human name used in errors and metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::OtlpProtobuf => "OTLP protobuf",
+            Self::OtlpJson => "OTLP JSON",
+            Self::AlertmanagerV4 => "Alertmanager webhook v4",
+            Self::PagerDutyV2 => "PagerDuty Events v2",
+            Self::DevloomAlert => "Devloom alert JSON",
+            Self::DevloomDeploy => "Devloom deploy JSON",
+            Self::ArgoCdApplication => "Argo CD Application",
+            Self::GithubDeploymentStatus => "GitHub deployment_status",
+            Self::CloudEventsStructured => "CloudEvents structured JSON",
+        }
+    }
+
+    fn accepted_by(self, expect: Expect) -> bool {
+        match expect {
+            Expect::Any => true,
+            Expect::Traces => matches!(self, Self::OtlpProtobuf | Self::OtlpJson),
+            Expect::Alerts => {
+                matches!(self, Self::AlertmanagerV4 | Self::PagerDutyV2 | Self::DevloomAlert)
+            }
+            Expect::Deploys => {
+                matches!(self, Self::DevloomDeploy | Self::ArgoCdApplication | Self::GithubDeploymentStatus)
+            }
+        }
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Which family of inputs a source carries; a topic of alerts rejects spans.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Expect {
+    /// Trace formats only.
+    Traces,
+    /// Alert formats only.
+    Alerts,
+    /// Deploy / change formats only.
+    Deploys,
+    /// Anything (files, stdin).
+    #[default]
+    Any,
+}
+
+impl fmt::Display for Expect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Traces => "traces",
+            Self::Alerts => "alerts",
+            Self::Deploys => "deploys",
+            Self::Any => "any",
+        })
+    }
+}
+
+/// Why a payload could not be decoded. The text names the format tried and where.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// The payload was recognized as `format` but is invalid at `path`.
+    #[error("{format}: invalid at {path}: {reason}")]
+    Invalid {
+        /// Format the payload was read as.
+        format: Format,
+        /// JSON path (`alerts[2].labels`) or protobuf field path.
+        path: String,
+        /// What was wrong.
+        reason: String,
+    },
+    /// The payload matched no accepted format.
+    #[error("unrecognized payload for {expect} input: {detail} (accepted: {accepted})")]
+    Unrecognized {
+        /// The input family.
+        expect: Expect,
+        /// What the payload looked like.
+        detail: String,
+        /// The formats that were tried.
+        accepted: String,
+    },
+    /// The payload is a known format that this input does not accept.
+    #[error("{format} is not accepted on a {expect} input")]
+    WrongInput {
+        /// Format detected.
+        format: Format,
+        /// The input family.
+        expect: Expect,
+    },
+}
+
+impl DecodeError {
+    pub(crate) fn invalid(format: Format, path: impl Into<String>, reason: impl fmt::Display) -> Self {
+        Self::Invalid { format, path: path.into(), reason: reason.to_string() }
+    }
+}
+
+/// Settings that change how payloads are read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DecodeOptions {
+    /// Alert labels that name the service, in order of preference.
+    pub alert_service_labels: Vec<String>,
+}
+
+impl Default for DecodeOptions {
+    fn default() -> Self {
+        Self { alert_service_labels: ["service", "service_name", "app", "job"].map(String::from).to_vec() }
+    }
+}
+
+/// One message as a transport delivers it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Message<'a> {
+    /// The payload bytes.
+    pub payload: &'a [u8],
+    /// Transport headers (Kafka headers), in order. Keys compare case-insensitively.
+    pub headers: &'a [(&'a str, &'a [u8])],
+    /// Time to use when the payload itself carries none (Kafka message timestamp).
+    pub fallback_time_ns: Option<TimestampNs>,
+}
+
+impl<'a> Message<'a> {
+    /// A message with only a payload.
+    pub fn bytes(payload: &'a [u8]) -> Self {
+        Self { payload, ..Self::default() }
+    }
+
+    /// The first header named `key` (case-insensitive), as text.
+    pub fn header(&self, key: &str) -> Option<&'a str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .and_then(|(_, v)| std::str::from_utf8(v).ok())
+    }
+}
+
+/// Decodes one message into `out`, returning the format it was read as. A message may
+/// legitimately yield no events (a GitHub `pending` status, an OTLP request with no spans).
+pub fn decode(
+    msg: &Message<'_>,
+    expect: Expect,
+    opts: &DecodeOptions,
+    out: &mut Vec<Event>,
+) -> Result<Format, DecodeError> {
+    if msg.header("ce_specversion").is_some() {
+        let fallback = cloudevents::binary_time(msg)?.or(msg.fallback_time_ns);
+        let content_type = msg.header("content-type").or(msg.header("ce_datacontenttype"));
+        return decode_payload(msg.payload, content_type, fallback, expect, opts, out);
+    }
+    decode_payload(msg.payload, msg.header("content-type"), msg.fallback_time_ns, expect, opts, out)
+}
+
+/// Decodes a bare payload whose content type (if any) is known.
+fn decode_payload(
+    payload: &[u8],
+    content_type: Option<&str>,
+    fallback_time_ns: Option<TimestampNs>,
+    expect: Expect,
+    opts: &DecodeOptions,
+    out: &mut Vec<Event>,
+) -> Result<Format, DecodeError> {
+    let media = content_type
+        .map(|ct| ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    let protobuf = matches!(media.as_str(), "application/x-protobuf" | "application/protobuf");
+    if protobuf || (media.is_empty() && !looks_like_json(payload) && expect_allows_protobuf(expect)) {
+        if !Format::OtlpProtobuf.accepted_by(expect) {
+            return Err(DecodeError::WrongInput { format: Format::OtlpProtobuf, expect });
+        }
+        otlp_fast::decode(payload, out)?;
+        return Ok(Format::OtlpProtobuf);
+    }
+    if !looks_like_json(payload) {
+        return Err(DecodeError::Unrecognized {
+            expect,
+            detail: describe(payload, content_type),
+            accepted: accepted_list(expect),
+        });
+    }
+    let value: Value = serde_json::from_slice(payload).map_err(|e| DecodeError::Unrecognized {
+        expect,
+        detail: format!("malformed JSON at line {} column {}: {e}", e.line(), e.column()),
+        accepted: accepted_list(expect),
+    })?;
+    let ctx = JsonContext { fallback_time_ns, opts };
+    decode_json(value, expect, &ctx, out)
+}
+
+/// What JSON decoders need besides the document.
+pub(crate) struct JsonContext<'a> {
+    pub fallback_time_ns: Option<TimestampNs>,
+    pub opts: &'a DecodeOptions,
+}
+
+fn decode_json(
+    value: Value,
+    expect: Expect,
+    ctx: &JsonContext<'_>,
+    out: &mut Vec<Event>,
+) -> Result<Format, DecodeError> {
+    let Some(format) = sniff_json(&value) else {
+        return Err(DecodeError::Unrecognized {
+            expect,
+            detail: describe_json(&value),
+            accepted: accepted_list(expect),
+        });
+    };
+    if format == Format::CloudEventsStructured {
+        let inner = cloudevents::unwrap_structured(value)?;
+        let fallback = inner.time_ns.or(ctx.fallback_time_ns);
+        return decode_payload(&inner.data, inner.content_type.as_deref(), fallback, expect, ctx.opts, out);
+    }
+    if !format.accepted_by(expect) {
+        return Err(DecodeError::WrongInput { format, expect });
+    }
+    match format {
+        Format::OtlpJson => otlp::decode_json(value, out)?,
+        Format::AlertmanagerV4 => alertmanager::decode(value, ctx, out)?,
+        Format::PagerDutyV2 => pagerduty::decode(value, ctx, out)?,
+        Format::DevloomAlert => devloom_json::decode_alert(value, out)?,
+        Format::DevloomDeploy => devloom_json::decode_deploy(value, out)?,
+        Format::ArgoCdApplication => argocd::decode(value, out)?,
+        Format::GithubDeploymentStatus => github::decode(value, out)?,
+        // Never sniffed from JSON / unwrapped above; kept total without a panic.
+        Format::OtlpProtobuf | Format::CloudEventsStructured => {
+            return Err(DecodeError::WrongInput { format, expect });
+        }
+    }
+    Ok(format)
+}
+
+/// Recognizes a JSON document by the keys its format requires.
+fn sniff_json(value: &Value) -> Option<Format> {
+    let obj = value.as_object()?;
+    let has = |k: &str| obj.contains_key(k);
+    Some(if has("resourceSpans") || has("resource_spans") {
+        Format::OtlpJson
+    } else if has("specversion") {
+        Format::CloudEventsStructured
+    } else if has("alerts") && has("version") {
+        Format::AlertmanagerV4
+    } else if has("event_action") {
+        Format::PagerDutyV2
+    } else if has("deployment_status") && has("deployment") {
+        Format::GithubDeploymentStatus
+    } else if obj.get("kind").and_then(Value::as_str) == Some("Application") {
+        Format::ArgoCdApplication
+    } else if has("revision") && has("service") {
+        Format::DevloomDeploy
+    } else if has("service") && has("status") {
+        Format::DevloomAlert
+    } else {
+        return None;
+    })
+}
+
+fn looks_like_json(payload: &[u8]) -> bool {
+    matches!(payload.iter().find(|b| !b.is_ascii_whitespace()), Some(b'{'))
+}
+
+fn expect_allows_protobuf(expect: Expect) -> bool {
+    matches!(expect, Expect::Traces | Expect::Any)
+}
+
+fn accepted_list(expect: Expect) -> String {
+    const ALL: [Format; 9] = [
+        Format::OtlpProtobuf,
+        Format::OtlpJson,
+        Format::AlertmanagerV4,
+        Format::PagerDutyV2,
+        Format::DevloomAlert,
+        Format::DevloomDeploy,
+        Format::ArgoCdApplication,
+        Format::GithubDeploymentStatus,
+        Format::CloudEventsStructured,
+    ];
+    ALL.iter()
+        .filter(|f| **f == Format::CloudEventsStructured || f.accepted_by(expect))
+        .map(|f| f.name())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn describe(payload: &[u8], content_type: Option<&str>) -> String {
+    let shown: String = String::from_utf8_lossy(&payload[..payload.len().min(40)])
+        .chars()
+        .map(|c| if c.is_control() { '.' } else { c })
+        .collect();
+    match content_type {
+        Some(ct) => format!("{} bytes of content-type {ct:?} starting {shown:?}", payload.len()),
+        None => format!("{} bytes starting {shown:?}", payload.len()),
+    }
+}
+
+fn describe_json(value: &Value) -> String {
+    match value.as_object() {
+        Some(obj) => {
+            let keys: Vec<&str> = obj.keys().map(String::as_str).take(8).collect();
+            format!("JSON object with keys [{}] matches no known format", keys.join(", "))
+        }
+        None => "JSON document is not an object".to_string(),
+    }
+}
+
+/// Deserializes `value` as `T`, reporting the JSON path of the first error.
+pub(crate) fn from_json<T: DeserializeOwned>(format: Format, value: Value) -> Result<T, DecodeError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        DecodeError::invalid(format, path, e.into_inner())
+    })
+}
+
+/// Parses an RFC 3339 time found at `path`.
+pub(crate) fn json_time(format: Format, path: &str, text: &str) -> Result<TimestampNs, DecodeError> {
+    crate::time::parse_rfc3339(text).map_err(|e| DecodeError::invalid(format, path, e))
+}
+
+/// A short, stable hex digest (FNV-1a 64) for ids that a payload does not carry.
+pub(crate) fn stable_digest<'a>(parts: impl IntoIterator<Item = &'a str>) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for b in part.bytes().chain(std::iter::once(0xff)) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("{h:016x}")
+}
+
+#[cfg(test)]
+mod tests;

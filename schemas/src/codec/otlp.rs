@@ -1,0 +1,107 @@
+//! OTLP traces through the generated `opentelemetry-proto` types: the reference decoder
+//! (the selective decoder in [`super::otlp_fast`] is tested against it) and the OTLP JSON
+//! decoder.
+
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use prost::Message as _;
+use serde_json::Value;
+
+pub use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+
+use super::otlp_attributes::{AttrValue, ResourceAttributes, SpanAttributes};
+use super::{DecodeError, Format, from_json};
+use crate::event::Event;
+use crate::ids::{SpanId, TraceId};
+use crate::span::{Span, SpanKind, SpanLink};
+
+/// Decodes protobuf bytes into the generated types, then normalizes. The naive path,
+/// kept as the reference for the selective decoder.
+pub fn decode_reference(bytes: &[u8], out: &mut Vec<Event>) -> Result<(), DecodeError> {
+    let request = ExportTraceServiceRequest::decode(bytes)
+        .map_err(|e| DecodeError::invalid(Format::OtlpProtobuf, "ExportTraceServiceRequest", e))?;
+    normalize(&request, Format::OtlpProtobuf, out)
+}
+
+/// Decodes an OTLP JSON document (hex ids in either case, integer enums, 64-bit integers
+/// as numbers or strings).
+pub(crate) fn decode_json(value: Value, out: &mut Vec<Event>) -> Result<(), DecodeError> {
+    let request: ExportTraceServiceRequest = from_json(Format::OtlpJson, value)?;
+    normalize(&request, Format::OtlpJson, out)
+}
+
+/// Normalizes a request already held in the generated types.
+pub fn normalize(
+    request: &ExportTraceServiceRequest,
+    format: Format,
+    out: &mut Vec<Event>,
+) -> Result<(), DecodeError> {
+    for (r, rs) in request.resource_spans.iter().enumerate() {
+        let mut resource = ResourceAttributes::default();
+        for kv in rs.resource.iter().flat_map(|res| &res.attributes) {
+            resource.apply(&kv.key, attr_value(kv));
+        }
+        let (service, region) = resource.into_parts();
+        for (s, ss) in rs.scope_spans.iter().enumerate() {
+            for (i, span) in ss.spans.iter().enumerate() {
+                let at = |field: &str| format!("resourceSpans[{r}].scopeSpans[{s}].spans[{i}].{field}");
+                let mut attrs = SpanAttributes::default();
+                for kv in &span.attributes {
+                    attrs.apply(&kv.key, attr_value(kv));
+                }
+                let links = span
+                    .links
+                    .iter()
+                    .enumerate()
+                    .map(|(l, link)| {
+                        link_ids(&link.trace_id, &link.span_id)
+                            .ok_or_else(|| DecodeError::invalid(format, at(&format!("links[{l}]")), BAD_LINK))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                let status = span.status.as_ref().map_or(0, |st| st.code);
+                out.push(Event::Span(Span {
+                    trace_id: TraceId::from_bytes(&span.trace_id)
+                        .ok_or_else(|| DecodeError::invalid(format, at("traceId"), BAD_TRACE_ID))?,
+                    span_id: SpanId::from_bytes(&span.span_id)
+                        .ok_or_else(|| DecodeError::invalid(format, at("spanId"), BAD_SPAN_ID))?,
+                    parent_span_id: parent_id(&span.parent_span_id)
+                        .ok_or_else(|| DecodeError::invalid(format, at("parentSpanId"), BAD_PARENT_ID))?,
+                    links,
+                    service: service.clone(),
+                    region: region.clone(),
+                    kind: SpanKind::from_otlp(span.kind),
+                    name: span.name.clone(),
+                    start_ns: span.start_time_unix_nano,
+                    end_ns: span.end_time_unix_nano,
+                    failed: attrs.failed(status),
+                    peer: attrs.peer,
+                }));
+            }
+        }
+    }
+    Ok(())
+}
+
+pub(crate) const BAD_TRACE_ID: &str = "trace id must be 16 bytes";
+pub(crate) const BAD_SPAN_ID: &str = "span id must be 8 bytes";
+pub(crate) const BAD_PARENT_ID: &str = "parent span id must be empty or 8 bytes";
+pub(crate) const BAD_LINK: &str = "link needs a 16-byte trace id and an 8-byte span id";
+
+/// Empty or all-zero means "no parent"; 8 bytes is a parent; anything else is invalid.
+pub(crate) fn parent_id(bytes: &[u8]) -> Option<Option<SpanId>> {
+    if bytes.is_empty() {
+        return Some(None);
+    }
+    SpanId::from_bytes(bytes).map(|id| (id.0 != 0).then_some(id))
+}
+
+pub(crate) fn link_ids(trace: &[u8], span: &[u8]) -> Option<SpanLink> {
+    Some(SpanLink { trace_id: TraceId::from_bytes(trace)?, span_id: SpanId::from_bytes(span)? })
+}
+
+fn attr_value(kv: &KeyValue) -> AttrValue<'_> {
+    match kv.value.as_ref().and_then(|v: &AnyValue| v.value.as_ref()) {
+        Some(any_value::Value::StringValue(s)) => AttrValue::Str(s),
+        Some(any_value::Value::IntValue(i)) => AttrValue::Int(*i),
+        _ => AttrValue::Other,
+    }
+}

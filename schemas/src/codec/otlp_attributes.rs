@@ -1,0 +1,206 @@
+//! The one place that interprets OTLP attributes, shared by the reference decoder (the
+//! generated `opentelemetry-proto` types) and the selective protobuf decoder, so both
+//! read old and new semantic-convention names identically.
+
+use std::sync::Arc;
+
+use crate::span::PeerAttributes;
+
+/// An attribute value, borrowed from whichever decoder read it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum AttrValue<'a> {
+    Str(&'a str),
+    Int(i64),
+    Other,
+}
+
+impl AttrValue<'_> {
+    fn as_int(self) -> Option<i64> {
+        match self {
+            Self::Int(i) => Some(i),
+            Self::Str(s) => s.trim().parse().ok(),
+            Self::Other => None,
+        }
+    }
+
+    fn as_string(self) -> Option<String> {
+        match self {
+            Self::Str(s) if !s.is_empty() => Some(s.to_string()),
+            Self::Int(i) => Some(i.to_string()),
+            _ => None,
+        }
+    }
+}
+
+/// Is `key` one that [`SpanAttributes::apply`] reads? Lets a decoder skip the value.
+pub(crate) fn is_span_key(key: &str) -> bool {
+    matches!(
+        key,
+        "http.status_code"
+            | "http.response.status_code"
+            | "rpc.grpc.status_code"
+            | "rpc.response.status_code"
+            | "rpc.service"
+            | "peer.service"
+            | "service.peer.name"
+            | "server.address"
+            | "net.peer.name"
+            | "db.system"
+            | "db.system.name"
+            | "messaging.destination"
+            | "messaging.destination.name"
+    )
+}
+
+/// Is `key` one that [`ResourceAttributes::apply`] reads?
+pub(crate) fn is_resource_key(key: &str) -> bool {
+    matches!(key, "service.name" | "cloud.region")
+}
+
+/// Span attributes Devloom keeps. New semantic-convention names win over old ones,
+/// whatever order they arrive in.
+#[derive(Default)]
+pub(crate) struct SpanAttributes {
+    http_status: Option<(i64, bool)>,
+    grpc_failed: Option<(bool, bool)>,
+    pub peer: PeerAttributes,
+    peer_new: u8,
+}
+
+const PEER_SERVICE: u8 = 1;
+const SERVER_ADDRESS: u8 = 2;
+const DB_SYSTEM: u8 = 4;
+const MESSAGING: u8 = 8;
+
+impl SpanAttributes {
+    pub(crate) fn apply(&mut self, key: &str, value: AttrValue<'_>) {
+        match key {
+            "http.response.status_code" => set_int(&mut self.http_status, value, true),
+            "http.status_code" => set_int(&mut self.http_status, value, false),
+            "rpc.grpc.status_code" => {
+                if let Some(code) = value.as_int() {
+                    set_pref(&mut self.grpc_failed, code != 0, false);
+                }
+            }
+            "rpc.response.status_code" => {
+                let failed = match value {
+                    AttrValue::Str(s) => !(s.eq_ignore_ascii_case("OK") || s == "0"),
+                    AttrValue::Int(i) => i != 0,
+                    AttrValue::Other => return,
+                };
+                set_pref(&mut self.grpc_failed, failed, true);
+            }
+            "rpc.service" if self.peer.rpc_service.is_none() => {
+                self.peer.rpc_service = value.as_string();
+            }
+            "service.peer.name" => self.set_peer(PEER_SERVICE, value, true),
+            "peer.service" => self.set_peer(PEER_SERVICE, value, false),
+            "server.address" => self.set_peer(SERVER_ADDRESS, value, true),
+            "net.peer.name" => self.set_peer(SERVER_ADDRESS, value, false),
+            "db.system.name" => self.set_peer(DB_SYSTEM, value, true),
+            "db.system" => self.set_peer(DB_SYSTEM, value, false),
+            "messaging.destination.name" => self.set_peer(MESSAGING, value, true),
+            "messaging.destination" => self.set_peer(MESSAGING, value, false),
+            _ => {}
+        }
+    }
+
+    fn set_peer(&mut self, slot: u8, value: AttrValue<'_>, new_name: bool) {
+        if !new_name && self.peer_new & slot != 0 {
+            return;
+        }
+        let Some(text) = value.as_string() else { return };
+        let field = match slot {
+            PEER_SERVICE => &mut self.peer.peer_service,
+            SERVER_ADDRESS => &mut self.peer.server_address,
+            DB_SYSTEM => &mut self.peer.db_system,
+            _ => &mut self.peer.messaging_destination,
+        };
+        if new_name || field.is_none() {
+            *field = Some(text);
+        }
+        if new_name {
+            self.peer_new |= slot;
+        }
+    }
+
+    /// Status ERROR (code 2), HTTP ≥ 500, or a gRPC status other than OK.
+    pub(crate) fn failed(&self, status_code: i32) -> bool {
+        status_code == 2
+            || self.http_status.is_some_and(|(s, _)| s >= 500)
+            || self.grpc_failed.is_some_and(|(f, _)| f)
+    }
+}
+
+fn set_int(slot: &mut Option<(i64, bool)>, value: AttrValue<'_>, new_name: bool) {
+    if let Some(v) = value.as_int() {
+        set_pref(slot, v, new_name);
+    }
+}
+
+fn set_pref<T>(slot: &mut Option<(T, bool)>, v: T, new_name: bool) {
+    if new_name || !slot.as_ref().is_some_and(|(_, was_new)| *was_new) {
+        *slot = Some((v, new_name));
+    }
+}
+
+/// Resource attributes Devloom keeps.
+#[derive(Default)]
+pub(crate) struct ResourceAttributes {
+    service: Option<Arc<str>>,
+    region: Option<Arc<str>>,
+}
+
+impl ResourceAttributes {
+    pub(crate) fn apply(&mut self, key: &str, value: AttrValue<'_>) {
+        let AttrValue::Str(s) = value else { return };
+        if s.is_empty() {
+            return;
+        }
+        match key {
+            "service.name" => self.service = Some(Arc::from(s)),
+            "cloud.region" => self.region = Some(Arc::from(s)),
+            _ => {}
+        }
+    }
+
+    /// `service.name`, or `unknown_service` as the SDKs report a missing one.
+    pub(crate) fn into_parts(self) -> (Arc<str>, Option<Arc<str>>) {
+        (self.service.unwrap_or_else(|| Arc::from("unknown_service")), self.region)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_names_win_in_any_order() {
+        let mut a = SpanAttributes::default();
+        a.apply("db.system.name", AttrValue::Str("postgresql"));
+        a.apply("db.system", AttrValue::Str("mysql"));
+        a.apply("http.response.status_code", AttrValue::Int(200));
+        a.apply("http.status_code", AttrValue::Int(503));
+        assert_eq!(a.peer.db_system.as_deref(), Some("postgresql"));
+        assert!(!a.failed(0));
+
+        let mut b = SpanAttributes::default();
+        b.apply("peer.service", AttrValue::Str("old"));
+        b.apply("service.peer.name", AttrValue::Str("new"));
+        b.apply("http.status_code", AttrValue::Str("502"));
+        assert_eq!(b.peer.peer_service.as_deref(), Some("new"));
+        assert!(b.failed(0));
+    }
+
+    #[test]
+    fn grpc_and_status_failures() {
+        let mut a = SpanAttributes::default();
+        a.apply("rpc.grpc.status_code", AttrValue::Int(14));
+        assert!(a.failed(0));
+        let mut b = SpanAttributes::default();
+        b.apply("rpc.response.status_code", AttrValue::Str("OK"));
+        b.apply("rpc.grpc.status_code", AttrValue::Int(14));
+        assert!(!b.failed(0), "new name says OK");
+        assert!(b.failed(2), "status ERROR always fails");
+    }
+}

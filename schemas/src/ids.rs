@@ -1,0 +1,96 @@
+//! Trace and span identifiers: fixed-size integers in memory, lowercase hex on the wire.
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// A W3C / OpenTelemetry trace id (16 bytes), big-endian in a `u128`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TraceId(pub u128);
+
+/// An OpenTelemetry span id (8 bytes), big-endian in a `u64`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SpanId(pub u64);
+
+impl TraceId {
+    /// Reads the 16 raw bytes of an OTLP `trace_id`; `None` for any other length.
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        Some(Self(u128::from_be_bytes(bytes.try_into().ok()?)))
+    }
+
+    /// Parses 32 hex digits, either case.
+    pub fn from_hex(hex: &str) -> Option<Self> {
+        if hex.len() != 32 {
+            return None;
+        }
+        u128::from_str_radix(hex, 16).ok().map(Self)
+    }
+}
+
+impl SpanId {
+    /// Reads the 8 raw bytes of an OTLP `span_id`; `None` for any other length.
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        Some(Self(u64::from_be_bytes(bytes.try_into().ok()?)))
+    }
+
+    /// Parses 16 hex digits, either case.
+    pub fn from_hex(hex: &str) -> Option<Self> {
+        if hex.len() != 16 {
+            return None;
+        }
+        u64::from_str_radix(hex, 16).ok().map(Self)
+    }
+}
+
+impl fmt::Display for TraceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:032x}", self.0)
+    }
+}
+
+impl fmt::Display for SpanId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+macro_rules! hex_serde {
+    ($ty:ident, $what:literal) => {
+        impl Serialize for $ty {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let text = std::borrow::Cow::<str>::deserialize(d)?;
+                // The empty string is the all-zero (invalid) id, as in OTLP JSON.
+                if text.is_empty() {
+                    return Ok($ty(0));
+                }
+                $ty::from_hex(&text).ok_or_else(|| {
+                    serde::de::Error::custom(format!(concat!("invalid ", $what, " {:?}"), text))
+                })
+            }
+        }
+    };
+}
+
+hex_serde!(TraceId, "trace id (want 32 hex digits)");
+hex_serde!(SpanId, "span id (want 16 hex digits)");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_round_trip_and_case_insensitive() {
+        let t = TraceId::from_hex("5B8EFFF798038103D269B633813FC60C").unwrap();
+        assert_eq!(t.to_string(), "5b8efff798038103d269b633813fc60c");
+        assert_eq!(SpanId::from_hex("EEE19B7EC3C1B174").unwrap().to_string(), "eee19b7ec3c1b174");
+        assert!(TraceId::from_hex("xyz").is_none());
+        assert!(SpanId::from_bytes(&[1, 2, 3]).is_none());
+        assert_eq!(SpanId::from_bytes(&[0, 0, 0, 0, 0, 0, 1, 2]), Some(SpanId(258)));
+    }
+}

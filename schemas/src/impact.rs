@@ -1,0 +1,178 @@
+//! The impact map: Devloom's answer to "what else is breaking because of this?".
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::time::TimestampNs;
+
+/// Version of the [`ImpactMap`] JSON contract. Bumped on any incompatible change.
+pub const IMPACT_MAP_SCHEMA_VERSION: u32 = 1;
+
+/// Whether the incident is still open.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum IncidentStatus {
+    /// At least one alert of the incident is firing.
+    Open,
+    /// All its alerts resolved.
+    Resolved,
+}
+
+/// Is the damage staying where it started?
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// No degraded service beyond the alerted ones and their direct neighbours.
+    Contained,
+    /// Degradation reaches services more than one hop from an alerted service.
+    Spreading,
+}
+
+/// Health of a service or edge.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum HealthState {
+    /// Alert firing, or failure rate over the failure threshold.
+    Red,
+    /// Error rate or latency elevated against baseline, no alert yet.
+    Amber,
+    /// Clean.
+    Gray,
+    /// No traffic in the window.
+    Unknown,
+}
+
+/// Where a node sits relative to the alerted services.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// An alerted service.
+    Root,
+    /// A caller, transitively: hurt by the failure.
+    Upstream,
+    /// A callee, transitively: where the cause may be.
+    Downstream,
+}
+
+/// Where an edge of the graph comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EdgeOrigin {
+    /// Seen in traces.
+    Observed,
+    /// Declared in a service catalog.
+    Declared,
+    /// Both.
+    Both,
+}
+
+/// How much the caller depends on the callee.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Criticality {
+    /// The caller fails when the callee fails (declared, or observed failures propagate).
+    Critical,
+    /// The caller degrades gracefully.
+    Optional,
+    /// Not declared and not yet evident.
+    Unknown,
+}
+
+/// A measurement now (short window) against its baseline.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct NowVsBaseline {
+    /// Value over the short window.
+    pub now: f64,
+    /// Value over the baseline window.
+    pub baseline: f64,
+}
+
+/// One service in the blast radius.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ImpactNode {
+    /// Service name (or virtual node name: a database system, a queue).
+    pub service: String,
+    /// `cloud.region`, part of the node's identity when spans carry it.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Not instrumented: known only from its callers' client spans.
+    #[serde(default)]
+    pub virtual_node: bool,
+    /// Health now.
+    pub state: HealthState,
+    /// Hops from the nearest alerted service (0 for roots).
+    pub hops: u32,
+    /// Root, upstream (caller) or downstream (callee).
+    pub direction: Direction,
+    /// Services from the root to this node, root first.
+    pub path: Vec<String>,
+    /// Failed requests / requests served.
+    pub error_rate: NowVsBaseline,
+    /// 99th percentile latency of requests served, milliseconds.
+    pub p99_ms: NowVsBaseline,
+    /// Requests per second served.
+    pub requests_per_s: NowVsBaseline,
+}
+
+/// One call relationship inside the blast radius.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ImpactEdge {
+    /// Calling service.
+    pub caller: String,
+    /// Called service.
+    pub callee: String,
+    /// Observed, declared or both.
+    pub origin: EdgeOrigin,
+    /// Asynchronous (messaging) edge, found through span links or producer/consumer pairs.
+    #[serde(default)]
+    pub asynchronous: bool,
+    /// How much the caller depends on the callee.
+    pub criticality: Criticality,
+    /// This edge's share of the callee's incoming requests (0–1) in the short window.
+    pub traffic_share: f64,
+    /// Health of the edge.
+    pub state: HealthState,
+    /// Failed / total calls over the edge.
+    pub error_rate: NowVsBaseline,
+}
+
+/// A versioned impact map for one incident.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ImpactMap {
+    /// [`IMPACT_MAP_SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// Deterministic incident id (same alerts ⇒ same id).
+    pub incident_id: String,
+    /// 1, 2, … per incident; `(incident_id, version)` identifies a payload.
+    pub version: u32,
+    /// Open or resolved.
+    pub status: IncidentStatus,
+    /// Alerted services, sorted.
+    pub root_services: Vec<String>,
+    /// Contained or spreading.
+    pub verdict: Verdict,
+    /// Nodes ordered by hops, direction, service.
+    pub nodes: Vec<ImpactNode>,
+    /// Edges ordered by caller, callee.
+    pub edges: Vec<ImpactEdge>,
+    /// Event time of the map (the watermark it was computed at), ns since epoch.
+    pub event_time_ns: TimestampNs,
+    /// Event time as RFC 3339.
+    pub event_time: String,
+    /// Wall clock when the runtime read the alert that led to this version (RFC 3339).
+    #[serde(default)]
+    pub alert_received_at: Option<String>,
+    /// Wall clock when the runtime published this version (RFC 3339).
+    #[serde(default)]
+    pub published_at: Option<String>,
+    /// `published_at − alert_received_at`, milliseconds.
+    #[serde(default)]
+    pub latency_ms: Option<f64>,
+}
+
+impl ImpactMap {
+    /// The map with the wall-clock stamps removed: what determinism is defined on.
+    pub fn without_wall_clock(&self) -> Self {
+        Self { alert_received_at: None, published_at: None, latency_ms: None, ..self.clone() }
+    }
+}

@@ -1,0 +1,29 @@
+//! Devloom's vocabulary: normalized events ([`Span`], [`Alert`], [`Deploy`]), outputs
+//! ([`ImpactMap`], [`DeadLetter`]), wire codecs for what existing producers write
+//! ([`codec`]), Arrow schemas ([`arrow`]) and JSON Schemas ([`json_schema`]).
+//!
+//! No I/O, no async, no clocks.
+
+pub mod alert;
+pub mod arrow;
+pub mod codec;
+pub mod dead_letter;
+pub mod deploy;
+pub mod event;
+pub mod ids;
+pub mod impact;
+pub mod json_schema;
+pub mod span;
+pub mod time;
+
+pub use alert::{Alert, AlertSource, AlertStatus, Severity};
+pub use dead_letter::DeadLetter;
+pub use deploy::{ChangeKind, Deploy, DeploySource};
+pub use event::Event;
+pub use ids::{SpanId, TraceId};
+pub use impact::{
+    Criticality, Direction, EdgeOrigin, HealthState, ImpactEdge, ImpactMap, ImpactNode, IncidentStatus,
+    NowVsBaseline, Verdict,
+};
+pub use span::{PeerAttributes, Span, SpanKind, SpanLink};
+pub use time::TimestampNs;

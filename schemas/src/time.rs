@@ -1,0 +1,44 @@
+//! Event time: nanoseconds since the Unix epoch, as OTLP carries it.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+
+/// Nanoseconds since the Unix epoch (UTC).
+pub type TimestampNs = u64;
+
+/// Nanoseconds in one second.
+pub const NANOS_PER_SEC: u64 = 1_000_000_000;
+
+/// Parses an RFC 3339 timestamp (`2026-11-27T09:00:00Z`, any offset, any precision), and
+/// the ISO 8601 form with a colon-less offset (`+0000`) that PagerDuty documents.
+pub fn parse_rfc3339(text: &str) -> Result<TimestampNs, String> {
+    let t = DateTime::parse_from_rfc3339(text)
+        .or_else(|_| DateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f%z"))
+        .map_err(|e| format!("not an RFC 3339 timestamp ({e}): {text:?}"))?;
+    t.timestamp_nanos_opt()
+        .and_then(|n| u64::try_from(n).ok())
+        .ok_or_else(|| format!("timestamp out of range: {text:?}"))
+}
+
+/// Formats nanoseconds as RFC 3339 UTC with millisecond precision.
+pub fn format_rfc3339(ns: TimestampNs) -> String {
+    let t = DateTime::<Utc>::from_timestamp_nanos(i64::try_from(ns).unwrap_or(i64::MAX));
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_round_trip() {
+        let ns = parse_rfc3339("2026-11-27T09:00:00.250+01:00").unwrap();
+        assert_eq!(format_rfc3339(ns), "2026-11-27T08:00:00.250Z");
+        assert_eq!(
+            parse_rfc3339("2026-11-27T03:10:05.000+0000").unwrap(),
+            parse_rfc3339("2026-11-27T03:10:05Z").unwrap()
+        );
+        assert!(parse_rfc3339("yesterday").unwrap_err().contains("yesterday"));
+        // Alertmanager's "no end" sentinel is before the epoch: rejected, not wrapped.
+        assert!(parse_rfc3339("0001-01-01T00:00:00Z").is_err());
+    }
+}
