@@ -1,1 +1,29 @@
-//! Operators.
+//! Devloom's operators: pure, deterministic, event-time state machines. No I/O, no
+//! async, no wall clock, no unseeded randomness. Same input ⇒ same output.
+//!
+//! ```text
+//! Span ─► SpanPairer ─► Observation ─► ServiceGraph (+ health) ─► HealthChange ─┐
+//! Alert ─► IncidentTracker (reads the graph) ─► IncidentUpdate ─────────────────┤
+//!                                                 BlastRadius (reads the graph) ◄┘─► ImpactMap
+//! ```
+//! [`Engine`] wires them in that order and drives the watermark.
+
+pub mod blast_radius;
+pub mod engine;
+pub mod health;
+pub mod incidents;
+pub mod operator;
+pub mod rolling_stats;
+pub mod service_graph;
+pub mod service_id;
+pub mod span_pairing;
+
+pub use blast_radius::{BlastConfig, BlastInput, BlastRadius};
+pub use engine::{Engine, EngineConfig, EngineCounters, EngineSnapshot};
+pub use health::HealthConfig;
+pub use incidents::{IncidentConfig, IncidentTracker, IncidentUpdate};
+pub use operator::Operator;
+pub use rolling_stats::{RollingStats, WindowConfig, WindowSummary};
+pub use service_graph::{GraphConfig, HealthChange, ServiceGraph};
+pub use service_id::ServiceId;
+pub use span_pairing::{Observation, PairingConfig, PairingCounters, SpanPairer};

@@ -80,6 +80,19 @@ macro_rules! hex_serde {
 hex_serde!(TraceId, "trace id (want 32 hex digits)");
 hex_serde!(SpanId, "span id (want 16 hex digits)");
 
+/// A short, stable hex digest (FNV-1a 64) of `parts`, for deterministic ids: the same
+/// parts always give the same 16 hex digits, on every machine and run.
+pub fn stable_digest<'a>(parts: impl IntoIterator<Item = &'a str>) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for b in part.bytes().chain(std::iter::once(0xff)) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("{h:016x}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,6 +21,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::event::Event;
+pub(crate) use crate::ids::stable_digest;
 use crate::time::TimestampNs;
 
 /// Every wire format Devloom reads.
@@ -364,18 +365,6 @@ pub(crate) fn from_json<T: DeserializeOwned>(format: Format, value: Value) -> Re
 /// Parses an RFC 3339 time found at `path`.
 pub(crate) fn json_time(format: Format, path: &str, text: &str) -> Result<TimestampNs, DecodeError> {
     crate::time::parse_rfc3339(text).map_err(|e| DecodeError::invalid(format, path, e))
-}
-
-/// A short, stable hex digest (FNV-1a 64) for ids that a payload does not carry.
-pub(crate) fn stable_digest<'a>(parts: impl IntoIterator<Item = &'a str>) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for part in parts {
-        for b in part.bytes().chain(std::iter::once(0xff)) {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    format!("{h:016x}")
 }
 
 #[cfg(test)]

@@ -1,0 +1,514 @@
+//! Blast radius: from the alerted services, walk upstream (callers: who is hurt) and
+//! downstream (callees: where the cause may be), transitively, and publish a versioned
+//! impact map. A new version is emitted when an alert joins or changes (at once), when
+//! any node's state changes (at most once per `min_interval_ms` per incident), and on
+//! resolve.
+
+use std::collections::BTreeMap;
+
+use devloom_schemas::impact::IMPACT_MAP_SCHEMA_VERSION;
+use devloom_schemas::time::format_rfc3339;
+use devloom_schemas::{
+    Criticality, Direction, EdgeOrigin, HealthState, ImpactEdge, ImpactMap, ImpactNode, IncidentStatus,
+    NowVsBaseline, TimestampNs, Verdict,
+};
+use petgraph::stable_graph::NodeIndex;
+use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
+
+use crate::incidents::{IncidentUpdate, UpdateKind};
+use crate::operator::Operator;
+use crate::rolling_stats::WindowSummary;
+use crate::service_graph::{HealthChange, ServiceGraph};
+
+/// Blast-radius settings.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BlastConfig {
+    /// Least event time between two state-driven versions of one incident, milliseconds.
+    pub min_interval_ms: u64,
+    /// Deepest walk in hops from a root; 0 walks the whole connected graph.
+    pub max_hops: u32,
+}
+
+impl Default for BlastConfig {
+    fn default() -> Self {
+        Self { min_interval_ms: 5_000, max_hops: 0 }
+    }
+}
+
+/// What the blast-radius operator listens to.
+#[derive(Clone, Debug, PartialEq)]
+pub enum BlastInput {
+    /// An incident opened, changed or resolved.
+    Incident(IncidentUpdate),
+    /// A node's health changed.
+    Health(HealthChange),
+}
+
+/// One node reached by the walk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Visit {
+    /// The node.
+    pub node: NodeIndex,
+    /// Hops from the nearest root.
+    pub hops: u32,
+    /// Root, upstream or downstream.
+    pub direction: Direction,
+    /// The node one hop closer to the root.
+    pub parent: Option<NodeIndex>,
+}
+
+/// Breadth-first walk from `roots`: first upstream along incoming edges, then
+/// downstream along outgoing edges; a node keeps its first visit. Neighbours are taken
+/// in node-index order, so the walk is deterministic (indices survive snapshots).
+pub fn walk(graph: &ServiceGraph, roots: &[NodeIndex], max_hops: u32) -> Vec<Visit> {
+    let g = graph.graph();
+    let mut seen: FxHashMap<NodeIndex, ()> = FxHashMap::default();
+    let mut visits: Vec<Visit> = Vec::with_capacity(g.node_count().min(4096));
+    for &r in roots {
+        if seen.insert(r, ()).is_none() {
+            visits.push(Visit { node: r, hops: 0, direction: Direction::Root, parent: None });
+        }
+    }
+    let mut buf: Vec<NodeIndex> = Vec::new();
+    for (direction, incoming) in [(Direction::Upstream, true), (Direction::Downstream, false)] {
+        let dir = if incoming { petgraph::Direction::Incoming } else { petgraph::Direction::Outgoing };
+        let mut frontier: Vec<(NodeIndex, u32)> = roots.iter().map(|&r| (r, 0)).collect();
+        while !frontier.is_empty() {
+            let mut next = Vec::new();
+            for (n, hops) in frontier {
+                if max_hops != 0 && hops >= max_hops {
+                    continue;
+                }
+                buf.clear();
+                buf.extend(g.neighbors_directed(n, dir));
+                buf.sort_unstable();
+                buf.dedup();
+                for &m in &buf {
+                    if seen.insert(m, ()).is_none() {
+                        visits.push(Visit { node: m, hops: hops + 1, direction, parent: Some(n) });
+                        next.push((m, hops + 1));
+                    }
+                }
+            }
+            frontier = next;
+        }
+    }
+    visits
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct View {
+    roots: Vec<String>,
+    firing: Vec<String>,
+    version: u32,
+    last_states: BTreeMap<String, HealthState>,
+    last_emit_ns: TimestampNs,
+    dirty: bool,
+}
+
+/// Serializable state of a [`BlastRadius`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BlastSnapshot {
+    open: BTreeMap<String, View>,
+}
+
+/// The blast-radius operator. Reads the service graph.
+#[derive(Debug, Default)]
+pub struct BlastRadius {
+    config: BlastConfig,
+    open: BTreeMap<String, View>,
+}
+
+impl BlastRadius {
+    /// An operator with `config`.
+    pub fn new(config: BlastConfig) -> Self {
+        Self { config, open: BTreeMap::new() }
+    }
+
+    /// Publishes `map` as the next version of its incident.
+    fn publish(&mut self, mut map: ImpactMap, out: &mut Vec<ImpactMap>) {
+        let Some(view) = self.open.get_mut(&map.incident_id) else { return };
+        view.version += 1;
+        view.last_emit_ns = map.event_time_ns;
+        view.dirty = false;
+        view.last_states = states_of(&map);
+        map.version = view.version;
+        out.push(map);
+    }
+}
+
+fn states_of(map: &ImpactMap) -> BTreeMap<String, HealthState> {
+    map.nodes.iter().map(|n| (node_label(n), n.state)).collect()
+}
+
+fn node_label(n: &ImpactNode) -> String {
+    match &n.region {
+        Some(r) => format!("{}@{r}", n.service),
+        None => n.service.clone(),
+    }
+}
+
+fn now_vs(now: f64, baseline: f64) -> NowVsBaseline {
+    NowVsBaseline { now, baseline }
+}
+
+fn stats_of(now: &WindowSummary, base: &WindowSummary) -> [NowVsBaseline; 3] {
+    [
+        now_vs(now.error_rate(), base.error_rate()),
+        now_vs(now.p99_ms, base.p99_ms),
+        now_vs(now.per_second, base.per_second),
+    ]
+}
+
+/// Builds the impact map of one incident from the graph as it is now.
+fn build_map(
+    graph: &ServiceGraph,
+    max_hops: u32,
+    id: &str,
+    view: &View,
+    status: IncidentStatus,
+    time_ns: TimestampNs,
+) -> ImpactMap {
+    let g = graph.graph();
+    let mut roots: Vec<NodeIndex> = view.roots.iter().flat_map(|r| graph.nodes_named(r)).collect();
+    roots.sort_by(|a, b| g[*a].id.cmp(&g[*b].id));
+    let visits = walk(graph, &roots, max_hops);
+    let firing = |name: &str| {
+        status == IncidentStatus::Open && view.firing.binary_search_by(|f| f.as_str().cmp(name)).is_ok()
+    };
+
+    let mut paths: FxHashMap<NodeIndex, Vec<String>> = FxHashMap::default();
+    let mut nodes: Vec<ImpactNode> = Vec::with_capacity(visits.len() + view.roots.len());
+    for v in &visits {
+        let n = &g[v.node];
+        let mut path = v.parent.and_then(|p| paths.get(&p)).cloned().unwrap_or_default();
+        path.push(n.id.to_string());
+        paths.insert(v.node, path.clone());
+        let state = if v.direction == Direction::Root && firing(&n.id.name) {
+            HealthState::Red
+        } else {
+            n.health.state
+        };
+        let [error_rate, p99_ms, requests_per_s] = stats_of(&n.health.now, &n.health.baseline);
+        nodes.push(ImpactNode {
+            service: n.id.name.to_string(),
+            region: n.id.region.as_deref().map(String::from),
+            virtual_node: n.id.virtual_node,
+            state,
+            hops: v.hops,
+            direction: v.direction,
+            path,
+            error_rate,
+            p99_ms,
+            requests_per_s,
+        });
+    }
+    // Alerted services with no traffic yet still appear, as roots.
+    for r in &view.roots {
+        if !nodes.iter().any(|n| &n.service == r) {
+            let empty = WindowSummary::default();
+            let [error_rate, p99_ms, requests_per_s] = stats_of(&empty, &empty);
+            nodes.push(ImpactNode {
+                service: r.clone(),
+                region: None,
+                virtual_node: false,
+                state: if firing(r) { HealthState::Red } else { HealthState::Unknown },
+                hops: 0,
+                direction: Direction::Root,
+                path: vec![r.clone()],
+                error_rate,
+                p99_ms,
+                requests_per_s,
+            });
+        }
+    }
+
+    let included: FxHashMap<NodeIndex, ()> = visits.iter().map(|v| (v.node, ())).collect();
+    let health_cfg = &graph.config().health;
+    let mut edges = Vec::new();
+    for v in &visits {
+        for (callee, e) in graph.neighbours(v.node, false) {
+            if !included.contains_key(&callee) {
+                continue;
+            }
+            let edge = &g[e];
+            let caller_now = &g[v.node].health.now;
+            let callee_now = &g[callee].health.now;
+            let edge_rate = edge.health.now.error_rate();
+            let criticality = if edge_rate < health_cfg.amber_error_increase {
+                Criticality::Unknown
+            } else if caller_now.error_rate() >= 0.5 * edge_rate * share(&edge.health.now, caller_now) {
+                Criticality::Critical
+            } else {
+                Criticality::Optional
+            };
+            edges.push(ImpactEdge {
+                caller: g[v.node].id.to_string(),
+                callee: g[callee].id.to_string(),
+                origin: EdgeOrigin::Observed,
+                asynchronous: edge.asynchronous,
+                criticality,
+                traffic_share: share(&edge.health.now, callee_now),
+                state: edge.health.state,
+                error_rate: now_vs(edge_rate, edge.health.baseline.error_rate()),
+            });
+        }
+    }
+    edges.sort_by(|a, b| (&a.caller, &a.callee).cmp(&(&b.caller, &b.callee)));
+    nodes.sort_by(|a, b| {
+        (a.hops, a.direction, &a.service, &a.region).cmp(&(b.hops, b.direction, &b.service, &b.region))
+    });
+    let spreading = nodes.iter().any(|n| n.direction != Direction::Root && n.state == HealthState::Red);
+    ImpactMap {
+        schema_version: IMPACT_MAP_SCHEMA_VERSION,
+        incident_id: id.to_string(),
+        version: 0, // set by `publish`
+        status,
+        root_services: view.roots.clone(),
+        verdict: if spreading { Verdict::Spreading } else { Verdict::Contained },
+        nodes,
+        edges,
+        event_time_ns: time_ns,
+        event_time: format_rfc3339(time_ns),
+        alert_received_at: None,
+        published_at: None,
+        latency_ms: None,
+    }
+}
+
+/// `part` requests as a share (0–1) of `whole` requests.
+fn share(part: &WindowSummary, whole: &WindowSummary) -> f64 {
+    if whole.requests == 0 { 0.0 } else { (part.requests as f64 / whole.requests as f64).min(1.0) }
+}
+
+impl Operator for BlastRadius {
+    type In = BlastInput;
+    type Out = ImpactMap;
+    type Ctx = ServiceGraph;
+    type Snapshot = BlastSnapshot;
+
+    fn on_event(&mut self, graph: &ServiceGraph, input: &BlastInput, out: &mut Vec<ImpactMap>) {
+        match input {
+            BlastInput::Incident(u) => {
+                let view = self.open.entry(u.incident_id.clone()).or_insert_with(|| View {
+                    roots: Vec::new(),
+                    firing: Vec::new(),
+                    version: 0,
+                    last_states: BTreeMap::new(),
+                    last_emit_ns: 0,
+                    dirty: false,
+                });
+                view.roots = u.root_services.clone();
+                view.firing = u.firing_services.clone();
+                let status = if u.kind == UpdateKind::Resolved {
+                    IncidentStatus::Resolved
+                } else {
+                    IncidentStatus::Open
+                };
+                let map = build_map(graph, self.config.max_hops, &u.incident_id, view, status, u.time_ns);
+                self.publish(map, out);
+                if status == IncidentStatus::Resolved {
+                    self.open.remove(&u.incident_id);
+                }
+            }
+            BlastInput::Health(_) => {
+                for view in self.open.values_mut() {
+                    view.dirty = true;
+                }
+            }
+        }
+    }
+
+    fn on_watermark(&mut self, graph: &ServiceGraph, event_time: TimestampNs, out: &mut Vec<ImpactMap>) {
+        let interval = self.config.min_interval_ms.saturating_mul(1_000_000);
+        let due: Vec<String> = self
+            .open
+            .iter()
+            .filter(|(_, v)| v.dirty && event_time >= v.last_emit_ns.saturating_add(interval))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in due {
+            let view = self.open.get_mut(&id).expect("listed above");
+            view.dirty = false;
+            let map = build_map(graph, self.config.max_hops, &id, view, IncidentStatus::Open, event_time);
+            if states_of(&map) != view.last_states {
+                self.publish(map, out);
+            }
+        }
+    }
+
+    fn snapshot(&self) -> BlastSnapshot {
+        BlastSnapshot { open: self.open.clone() }
+    }
+
+    fn restore(&mut self, s: BlastSnapshot) {
+        self.open = s.open;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::service_id::ServiceId;
+    use crate::span_pairing::Observation;
+
+    const S: u64 = 1_000_000_000;
+
+    fn id(n: &str) -> ServiceId {
+        ServiceId::service(Arc::from(n), None)
+    }
+
+    /// frontend → checkout → payments → db, checkout → cart; `failing` fail all requests.
+    fn graph(failing: &[&str], seconds: u64) -> ServiceGraph {
+        let mut g = ServiceGraph::default();
+        let edges =
+            [("frontend", "checkout"), ("checkout", "payments"), ("payments", "db"), ("checkout", "cart")];
+        for t in 0..seconds * 10 {
+            let time_ns = t * S / 10;
+            let mut out = Vec::new();
+            g.on_watermark(&(), time_ns, &mut out);
+            for (a, b) in edges {
+                let failed = failing.contains(&b);
+                for obs in [
+                    Observation::Request { service: id(b), time_ns, latency_ns: 1_000_000, failed },
+                    Observation::Call {
+                        caller: id(a),
+                        callee: id(b),
+                        time_ns,
+                        latency_ns: 1_000_000,
+                        failed,
+                        asynchronous: false,
+                    },
+                ] {
+                    g.on_event(&(), &obs, &mut out);
+                }
+            }
+        }
+        g
+    }
+
+    fn update(kind: UpdateKind, roots: &[&str], firing: &[&str], t: u64) -> BlastInput {
+        BlastInput::Incident(IncidentUpdate {
+            incident_id: "inc-1".into(),
+            kind,
+            root_services: roots.iter().map(|s| s.to_string()).collect(),
+            firing_services: firing.iter().map(|s| s.to_string()).collect(),
+            time_ns: t * S,
+        })
+    }
+
+    #[test]
+    fn walk_directions_hops_and_paths() {
+        let g = graph(&[], 30);
+        let mut b = BlastRadius::default();
+        let mut out = Vec::new();
+        b.on_event(&g, &update(UpdateKind::Opened, &["payments"], &["payments"], 30), &mut out);
+        let map = &out[0];
+        let got: Vec<(&str, Direction, u32, String)> =
+            map.nodes.iter().map(|n| (n.service.as_str(), n.direction, n.hops, n.path.join(">"))).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("payments", Direction::Root, 0, "payments".into()),
+                ("checkout", Direction::Upstream, 1, "payments>checkout".into()),
+                ("db", Direction::Downstream, 1, "payments>db".into()),
+                ("frontend", Direction::Upstream, 2, "payments>checkout>frontend".into()),
+            ],
+            "cart is a sibling, neither caller nor callee of payments"
+        );
+        assert_eq!(map.nodes[0].state, HealthState::Red, "alert firing");
+        assert_eq!(map.verdict, Verdict::Contained);
+        assert_eq!(map.version, 1);
+        let edges: Vec<(&str, &str)> =
+            map.edges.iter().map(|e| (e.caller.as_str(), e.callee.as_str())).collect();
+        assert_eq!(edges, vec![("checkout", "payments"), ("frontend", "checkout"), ("payments", "db")]);
+        assert!((map.edges[0].traffic_share - 1.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn red_dependency_means_spreading() {
+        let g = graph(&["db"], 30);
+        let mut b = BlastRadius::default();
+        let mut out = Vec::new();
+        b.on_event(&g, &update(UpdateKind::Opened, &["payments"], &["payments"], 30), &mut out);
+        let db = out[0].nodes.iter().find(|n| n.service == "db").unwrap();
+        assert_eq!(db.state, HealthState::Red);
+        assert!((db.error_rate.now - 1.0).abs() < 1e-9);
+        assert_eq!(out[0].verdict, Verdict::Spreading);
+        let edge = out[0].edges.iter().find(|e| e.callee == "db").unwrap();
+        assert_eq!(edge.state, HealthState::Red);
+    }
+
+    #[test]
+    fn versions_on_state_change_rate_limited_and_on_resolve() {
+        let g = graph(&[], 30);
+        let mut b = BlastRadius::default();
+        let mut out = Vec::new();
+        b.on_event(&g, &update(UpdateKind::Opened, &["payments"], &["payments"], 30), &mut out);
+        // A health change with no state difference in the map: no new version.
+        let change = |t| {
+            BlastInput::Health(HealthChange {
+                service: id("x"),
+                from: HealthState::Gray,
+                to: HealthState::Amber,
+                time_ns: t,
+            })
+        };
+        b.on_event(&g, &change(31 * S), &mut out);
+        b.on_watermark(&g, 40 * S, &mut out);
+        assert_eq!(out.len(), 1);
+        // The database starts failing: a new version, but not before the interval.
+        let failing = graph(&["db"], 30);
+        b.on_event(&failing, &change(41 * S), &mut out);
+        b.on_watermark(&failing, 40 * S + 1, &mut out);
+        assert_eq!(out.len(), 2, "dirty and interval elapsed since version 1 at 30 s");
+        b.on_event(&g, &change(42 * S), &mut out);
+        b.on_watermark(&g, 42 * S, &mut out);
+        assert_eq!(out.len(), 2, "rate-limited: 2 s after version 2");
+        b.on_watermark(&g, 46 * S, &mut out);
+        assert_eq!(out.len(), 3, "db healthy again");
+        b.on_event(&g, &update(UpdateKind::Resolved, &["payments"], &[], 50), &mut out);
+        let versions: Vec<(u32, IncidentStatus)> = out.iter().map(|m| (m.version, m.status)).collect();
+        assert_eq!(
+            versions,
+            vec![
+                (1, IncidentStatus::Open),
+                (2, IncidentStatus::Open),
+                (3, IncidentStatus::Open),
+                (4, IncidentStatus::Resolved)
+            ]
+        );
+        assert_eq!(out[3].nodes[0].state, HealthState::Gray, "no alert overlay once resolved");
+    }
+
+    #[test]
+    fn snapshot_restore_round_trip_and_determinism() {
+        let g = graph(&["db"], 30);
+        let inputs = [
+            update(UpdateKind::Opened, &["payments"], &["payments"], 30),
+            update(UpdateKind::Changed, &["frontend", "payments"], &["frontend", "payments"], 31),
+            update(UpdateKind::Resolved, &["frontend", "payments"], &[], 60),
+        ];
+        let run = |b: &mut BlastRadius, inputs: &[BlastInput]| {
+            let mut out = Vec::new();
+            for i in inputs {
+                b.on_event(&g, i, &mut out);
+            }
+            out
+        };
+        let expected = run(&mut BlastRadius::default(), &inputs);
+        let mut first = BlastRadius::default();
+        let mut got = run(&mut first, &inputs[..1]);
+        let json = serde_json::to_string(&first.snapshot()).unwrap();
+        let mut second = BlastRadius::default();
+        second.restore(serde_json::from_str(&json).unwrap());
+        got.extend(run(&mut second, &inputs[1..]));
+        assert_eq!(got, expected);
+        assert_eq!(run(&mut BlastRadius::default(), &inputs), expected);
+        assert_eq!(expected[1].root_services, vec!["frontend", "payments"]);
+    }
+}

@@ -1,0 +1,275 @@
+//! Incidents: alerts that fire within a window on services connected within a few hops
+//! are one incident. Ids are deterministic (a digest of the first alert's fingerprint
+//! and start). An incident resolves when all its alerts have resolved.
+
+use std::collections::BTreeMap;
+
+use devloom_schemas::ids::stable_digest;
+use devloom_schemas::{Alert, AlertStatus, TimestampNs};
+use serde::{Deserialize, Serialize};
+
+use crate::operator::Operator;
+use crate::service_graph::ServiceGraph;
+
+/// Grouping settings.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IncidentConfig {
+    /// An alert joins an open incident whose last alert fired at most this long before,
+    /// milliseconds.
+    pub group_window_ms: u64,
+    /// …and whose alerted services are within this many hops in the service graph.
+    pub group_max_hops: u32,
+}
+
+impl Default for IncidentConfig {
+    fn default() -> Self {
+        Self { group_window_ms: 5 * 60_000, group_max_hops: 2 }
+    }
+}
+
+/// What happened to an incident.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum UpdateKind {
+    /// First alert.
+    Opened,
+    /// Another alert joined, or an alert changed state without resolving the incident.
+    Changed,
+    /// All alerts resolved.
+    Resolved,
+}
+
+/// An incident changed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IncidentUpdate {
+    /// Deterministic id.
+    pub incident_id: String,
+    /// What happened.
+    pub kind: UpdateKind,
+    /// Every service alerted in this incident, sorted.
+    pub root_services: Vec<String>,
+    /// Services with an alert still firing, sorted.
+    pub firing_services: Vec<String>,
+    /// Event time of the alert that caused the update.
+    pub time_ns: TimestampNs,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct AlertEntry {
+    service: String,
+    active: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct Incident {
+    alerts: BTreeMap<String, AlertEntry>,
+    last_alert_ns: TimestampNs,
+}
+
+impl Incident {
+    fn update(&self, id: &str, kind: UpdateKind, time_ns: TimestampNs) -> IncidentUpdate {
+        let mut roots: Vec<String> = self.alerts.values().map(|a| a.service.clone()).collect();
+        roots.sort();
+        roots.dedup();
+        let mut firing: Vec<String> =
+            self.alerts.values().filter(|a| a.active).map(|a| a.service.clone()).collect();
+        firing.sort();
+        firing.dedup();
+        IncidentUpdate {
+            incident_id: id.to_string(),
+            kind,
+            root_services: roots,
+            firing_services: firing,
+            time_ns,
+        }
+    }
+}
+
+/// Serializable state of an [`IncidentTracker`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IncidentSnapshot {
+    open: BTreeMap<String, Incident>,
+}
+
+/// The incident-grouping operator. Reads the service graph for distances.
+#[derive(Debug, Default)]
+pub struct IncidentTracker {
+    config: IncidentConfig,
+    open: BTreeMap<String, Incident>,
+}
+
+impl IncidentTracker {
+    /// A tracker with `config`.
+    pub fn new(config: IncidentConfig) -> Self {
+        Self { config, open: BTreeMap::new() }
+    }
+
+    /// Open incidents.
+    pub fn open_count(&self) -> usize {
+        self.open.len()
+    }
+
+    fn incident_of(&self, fingerprint: &str) -> Option<String> {
+        self.open.iter().find(|(_, inc)| inc.alerts.contains_key(fingerprint)).map(|(id, _)| id.clone())
+    }
+}
+
+impl Operator for IncidentTracker {
+    type In = Alert;
+    type Out = IncidentUpdate;
+    type Ctx = ServiceGraph;
+    type Snapshot = IncidentSnapshot;
+
+    fn on_event(&mut self, graph: &ServiceGraph, alert: &Alert, out: &mut Vec<IncidentUpdate>) {
+        let time = alert.event_time_ns();
+        if let Some(id) = self.incident_of(&alert.fingerprint) {
+            let inc = self.open.get_mut(&id).expect("found above");
+            let entry = inc.alerts.get_mut(&alert.fingerprint).expect("found above");
+            let was_active = entry.active;
+            entry.active = alert.status.is_active();
+            let changed = was_active != entry.active;
+            if alert.status.is_active() {
+                inc.last_alert_ns = inc.last_alert_ns.max(time);
+            }
+            if inc.alerts.values().all(|a| !a.active) {
+                let inc = self.open.remove(&id).expect("present");
+                out.push(inc.update(&id, UpdateKind::Resolved, time));
+            } else if changed {
+                out.push(inc.update(&id, UpdateKind::Changed, time));
+            }
+            return;
+        }
+        if alert.status == AlertStatus::Resolved || alert.service.is_empty() {
+            return; // A resolve for an alert we never saw firing: nothing to close.
+        }
+        let entry = AlertEntry { service: alert.service.clone(), active: true };
+        let window = self.config.group_window_ms.saturating_mul(1_000_000);
+        let nearby = graph.names_within(&alert.service, self.config.group_max_hops);
+        let joined = self.open.iter_mut().find(|(_, inc)| {
+            time.saturating_sub(inc.last_alert_ns) <= window
+                && inc.alerts.values().any(|a| nearby.binary_search(&a.service).is_ok())
+        });
+        if let Some((id, inc)) = joined {
+            inc.alerts.insert(alert.fingerprint.clone(), entry);
+            inc.last_alert_ns = inc.last_alert_ns.max(time);
+            out.push(inc.update(id, UpdateKind::Changed, time));
+            return;
+        }
+        let id =
+            format!("inc-{}", stable_digest([alert.fingerprint.as_str(), &alert.starts_at_ns.to_string()]));
+        let inc =
+            Incident { alerts: BTreeMap::from([(alert.fingerprint.clone(), entry)]), last_alert_ns: time };
+        out.push(inc.update(&id, UpdateKind::Opened, time));
+        self.open.insert(id, inc);
+    }
+
+    fn on_watermark(&mut self, _: &ServiceGraph, _: TimestampNs, _: &mut Vec<IncidentUpdate>) {}
+
+    fn snapshot(&self) -> IncidentSnapshot {
+        IncidentSnapshot { open: self.open.clone() }
+    }
+
+    fn restore(&mut self, s: IncidentSnapshot) {
+        self.open = s.open;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use devloom_schemas::{AlertSource, Severity};
+
+    use super::*;
+    use crate::service_id::ServiceId;
+    use crate::span_pairing::Observation;
+
+    fn alert(fp: &str, service: &str, status: AlertStatus, at_s: u64) -> Alert {
+        Alert {
+            fingerprint: fp.into(),
+            service: service.into(),
+            severity: Severity::Critical,
+            status,
+            starts_at_ns: at_s * 1_000_000_000,
+            ends_at_ns: (status == AlertStatus::Resolved).then_some(at_s * 1_000_000_000),
+            labels: Default::default(),
+            summary: String::new(),
+            source: AlertSource::Devloom,
+        }
+    }
+
+    fn graph() -> ServiceGraph {
+        let mut g = ServiceGraph::default();
+        let id = |n: &str| ServiceId::service(Arc::from(n), None);
+        for (a, b) in [("frontend", "checkout"), ("checkout", "payments"), ("search", "index")] {
+            let obs = Observation::Call {
+                caller: id(a),
+                callee: id(b),
+                time_ns: 1,
+                latency_ns: 1,
+                failed: false,
+                asynchronous: false,
+            };
+            g.on_event(&(), &obs, &mut Vec::new());
+        }
+        g
+    }
+
+    fn feed(t: &mut IncidentTracker, g: &ServiceGraph, alerts: &[Alert]) -> Vec<IncidentUpdate> {
+        let mut out = Vec::new();
+        for a in alerts {
+            t.on_event(g, a, &mut out);
+        }
+        out
+    }
+
+    #[test]
+    fn groups_by_window_and_distance_resolves_when_all_resolve() {
+        let g = graph();
+        let mut t = IncidentTracker::default();
+        let out = feed(
+            &mut t,
+            &g,
+            &[
+                alert("a", "payments", AlertStatus::Firing, 100),
+                alert("b", "frontend", AlertStatus::Firing, 160), // 2 hops: joins
+                alert("c", "search", AlertStatus::Firing, 170),   // unconnected: new incident
+                alert("d", "checkout", AlertStatus::Firing, 1000), // outside the window: new
+                alert("a", "payments", AlertStatus::Resolved, 1100),
+                alert("b", "", AlertStatus::Resolved, 1200), // PagerDuty-style resolve, no service
+            ],
+        );
+        let ids: Vec<&str> = out.iter().map(|u| u.incident_id.as_str()).collect();
+        assert_eq!(ids[0], ids[1]);
+        assert_ne!(ids[0], ids[2]);
+        assert_ne!(ids[0], ids[3]);
+        assert_eq!(out[1].root_services, vec!["frontend", "payments"]);
+        assert_eq!(out[4].kind, UpdateKind::Changed);
+        assert_eq!(out[4].firing_services, vec!["frontend"]);
+        assert_eq!(out[5].kind, UpdateKind::Resolved);
+        assert_eq!(out[5].incident_id, ids[0]);
+        assert_eq!(t.open_count(), 2);
+        assert!(ids[0].starts_with("inc-") && ids[0].len() == 20);
+    }
+
+    #[test]
+    fn snapshot_restore_round_trip_and_determinism() {
+        let g = graph();
+        let alerts = [
+            alert("a", "payments", AlertStatus::Firing, 100),
+            alert("b", "frontend", AlertStatus::Firing, 160),
+            alert("a", "payments", AlertStatus::Resolved, 200),
+            alert("b", "frontend", AlertStatus::Resolved, 300),
+        ];
+        let mut whole = IncidentTracker::default();
+        let expected = feed(&mut whole, &g, &alerts);
+        let mut first = IncidentTracker::default();
+        let mut got = feed(&mut first, &g, &alerts[..2]);
+        let json = serde_json::to_string(&first.snapshot()).unwrap();
+        let mut second = IncidentTracker::default();
+        second.restore(serde_json::from_str(&json).unwrap());
+        got.extend(feed(&mut second, &g, &alerts[2..]));
+        assert_eq!(got, expected);
+        assert_eq!(feed(&mut IncidentTracker::default(), &g, &alerts), expected);
+    }
+}

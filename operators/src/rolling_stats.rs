@@ -1,0 +1,214 @@
+//! Rolling request / failure / latency statistics over event-time buckets: a short
+//! window (fine buckets with DDSketch latency sketches) and a baseline (one small
+//! summary per closed bucket).
+
+use std::collections::VecDeque;
+
+use devloom_schemas::TimestampNs;
+use serde::{Deserialize, Serialize};
+use sketches_ddsketch::{Config as SketchConfig, DDSketch};
+
+/// Window sizes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WindowConfig {
+    /// Bucket width, milliseconds; health is re-evaluated on every bucket boundary.
+    pub bucket_ms: u64,
+    /// The "now" window, milliseconds.
+    pub short_window_ms: u64,
+    /// The baseline window before it, milliseconds.
+    pub baseline_window_ms: u64,
+}
+
+impl Default for WindowConfig {
+    fn default() -> Self {
+        Self { bucket_ms: 10_000, short_window_ms: 60_000, baseline_window_ms: 30 * 60_000 }
+    }
+}
+
+impl WindowConfig {
+    fn bucket_ns(&self) -> u64 {
+        self.bucket_ms.max(1).saturating_mul(1_000_000)
+    }
+}
+
+/// Requests, failure rate, p99 latency and rate over a window.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct WindowSummary {
+    /// Requests in the window.
+    pub requests: u64,
+    /// Failed requests in the window.
+    pub failures: u64,
+    /// 99th percentile latency, milliseconds (0 without requests).
+    pub p99_ms: f64,
+    /// Requests per second over the window.
+    pub per_second: f64,
+}
+
+impl WindowSummary {
+    /// Failures / requests (0 without requests).
+    pub fn error_rate(&self) -> f64 {
+        if self.requests == 0 { 0.0 } else { self.failures as f64 / self.requests as f64 }
+    }
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+struct Bucket {
+    start_ns: TimestampNs,
+    requests: u64,
+    failures: u64,
+    latency_ms: DDSketch,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+struct Closed {
+    start_ns: TimestampNs,
+    requests: u64,
+    failures: u64,
+    p99_ms: f64,
+}
+
+/// Rolling statistics of one node or edge.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct RollingStats {
+    open: VecDeque<Bucket>,
+    closed: VecDeque<Closed>,
+}
+
+fn p99(sketch: &DDSketch) -> f64 {
+    sketch.quantile(0.99).ok().flatten().unwrap_or(0.0)
+}
+
+impl RollingStats {
+    /// Records one request.
+    pub fn record(&mut self, cfg: &WindowConfig, time_ns: TimestampNs, latency_ns: u64, failed: bool) {
+        let start_ns = time_ns - time_ns % cfg.bucket_ns();
+        let position = self.open.iter().rposition(|b| b.start_ns <= start_ns);
+        let bucket = match position {
+            Some(i) if self.open[i].start_ns == start_ns => &mut self.open[i],
+            Some(i) if i + 1 == self.open.len() => {
+                self.open.push_back(Bucket::new(start_ns));
+                self.open.back_mut().expect("pushed")
+            }
+            // Late, between open buckets, or older than all: count it in the nearest one.
+            Some(i) => &mut self.open[i],
+            None if self.open.is_empty() => {
+                self.open.push_back(Bucket::new(start_ns));
+                self.open.back_mut().expect("pushed")
+            }
+            None => &mut self.open[0],
+        };
+        bucket.requests += 1;
+        bucket.failures += u64::from(failed);
+        bucket.latency_ms.add(latency_ns as f64 / 1e6);
+    }
+
+    /// Moves buckets that left the short window into the baseline and forgets buckets
+    /// older than the baseline window.
+    pub fn advance(&mut self, cfg: &WindowConfig, now_ns: TimestampNs) {
+        let short_start = now_ns.saturating_sub(cfg.short_window_ms.saturating_mul(1_000_000));
+        while self.open.front().is_some_and(|b| b.start_ns + cfg.bucket_ns() <= short_start) {
+            let b = self.open.pop_front().expect("checked");
+            self.closed.push_back(Closed {
+                start_ns: b.start_ns,
+                requests: b.requests,
+                failures: b.failures,
+                p99_ms: p99(&b.latency_ms),
+            });
+        }
+        let baseline_start = short_start.saturating_sub(cfg.baseline_window_ms.saturating_mul(1_000_000));
+        while self.closed.front().is_some_and(|c| c.start_ns < baseline_start) {
+            self.closed.pop_front();
+        }
+    }
+
+    /// True when nothing is held (the node or edge may be forgotten).
+    pub fn is_empty(&self) -> bool {
+        self.open.is_empty() && self.closed.is_empty()
+    }
+
+    /// The short window.
+    pub fn short(&self, cfg: &WindowConfig) -> WindowSummary {
+        let mut sketch = DDSketch::new(SketchConfig::defaults());
+        let (mut requests, mut failures) = (0, 0);
+        for b in &self.open {
+            requests += b.requests;
+            failures += b.failures;
+            // Both sketches use the default config, so merging cannot fail.
+            let _ = sketch.merge(&b.latency_ms);
+        }
+        WindowSummary {
+            requests,
+            failures,
+            p99_ms: p99(&sketch),
+            per_second: requests as f64 / (cfg.short_window_ms.max(1) as f64 / 1000.0),
+        }
+    }
+
+    /// The baseline: totals over closed buckets, and the median of their p99s.
+    pub fn baseline(&self, cfg: &WindowConfig) -> WindowSummary {
+        let requests = self.closed.iter().map(|c| c.requests).sum();
+        let failures = self.closed.iter().map(|c| c.failures).sum();
+        let mut p99s: Vec<f64> = self.closed.iter().filter(|c| c.requests > 0).map(|c| c.p99_ms).collect();
+        p99s.sort_by(f64::total_cmp);
+        let p99_ms = p99s.get(p99s.len() / 2).copied().unwrap_or(0.0);
+        let seconds = (self.closed.len() as u64 * cfg.bucket_ms) as f64 / 1000.0;
+        WindowSummary {
+            requests,
+            failures,
+            p99_ms,
+            per_second: if seconds > 0.0 { requests as f64 / seconds } else { 0.0 },
+        }
+    }
+}
+
+impl std::fmt::Debug for Bucket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bucket")
+            .field("start_ns", &self.start_ns)
+            .field("requests", &self.requests)
+            .field("failures", &self.failures)
+            .field("p99_ms", &p99(&self.latency_ms))
+            .finish()
+    }
+}
+
+impl Bucket {
+    fn new(start_ns: TimestampNs) -> Self {
+        Self { start_ns, requests: 0, failures: 0, latency_ms: DDSketch::new(SketchConfig::defaults()) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: u64 = 1_000_000_000;
+
+    #[test]
+    fn short_window_rolls_into_baseline() {
+        let cfg = WindowConfig::default();
+        let mut stats = RollingStats::default();
+        for i in 0..600u64 {
+            // 10 req/s at 20 ms for 60 s, with 1% failures.
+            stats.record(&cfg, i * S / 10, 20_000_000, i % 100 == 0);
+        }
+        for i in 600..1200u64 {
+            // Then 10 req/s at 200 ms with 50% failures.
+            stats.record(&cfg, i * S / 10, 200_000_000, i % 2 == 0);
+        }
+        stats.advance(&cfg, 120 * S);
+        let now = stats.short(&cfg);
+        let base = stats.baseline(&cfg);
+        assert_eq!(now.requests, 600);
+        assert!((now.error_rate() - 0.5).abs() < 1e-9);
+        assert!((now.p99_ms - 200.0).abs() < 200.0 * 0.02, "DDSketch 1% relative accuracy: {}", now.p99_ms);
+        assert!((now.per_second - 10.0).abs() < 1e-9);
+        assert_eq!(base.requests, 600);
+        assert!((base.error_rate() - 0.01).abs() < 1e-9);
+        assert!((base.p99_ms - 20.0).abs() < 0.5);
+        assert!((base.per_second - 10.0).abs() < 1e-9);
+        stats.advance(&cfg, 40 * 60 * S);
+        assert!(stats.is_empty(), "everything aged out");
+    }
+}

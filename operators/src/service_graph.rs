@@ -1,0 +1,429 @@
+//! The rolling service graph: petgraph `StableGraph` plus our own `ServiceId → NodeIndex`
+//! map (petgraph reuses freed indices, so the map is the identity). Nodes and edges
+//! carry rolling stats and a health state re-evaluated on every bucket boundary; edges
+//! unseen for the TTL expire, and nodes left with no edges and no traffic go with them.
+
+use devloom_schemas::{HealthState, TimestampNs};
+use petgraph::Direction as PgDirection;
+use petgraph::stable_graph::{EdgeIndex, NodeIndex, StableDiGraph};
+use petgraph::visit::EdgeRef;
+use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
+
+use crate::health::HealthConfig;
+use crate::operator::Operator;
+use crate::rolling_stats::{RollingStats, WindowConfig, WindowSummary};
+use crate::service_id::ServiceId;
+use crate::span_pairing::Observation;
+
+/// Graph settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GraphConfig {
+    /// Edges unseen this long (event time) expire, milliseconds.
+    pub edge_ttl_ms: u64,
+    /// Window sizes.
+    pub window: WindowConfig,
+    /// Health thresholds.
+    pub health: HealthConfig,
+}
+
+impl Default for GraphConfig {
+    fn default() -> Self {
+        Self { edge_ttl_ms: 15 * 60_000, window: WindowConfig::default(), health: HealthConfig::default() }
+    }
+}
+
+/// Health of a node or edge at the last evaluation.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Health {
+    /// Red / amber / gray / unknown.
+    pub state: HealthState,
+    /// The short window.
+    pub now: WindowSummary,
+    /// The baseline.
+    pub baseline: WindowSummary,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Self {
+            state: HealthState::Unknown,
+            now: WindowSummary::default(),
+            baseline: WindowSummary::default(),
+        }
+    }
+}
+
+/// A service in the graph.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct NodeState {
+    /// Identity.
+    pub id: ServiceId,
+    /// Requests it served.
+    pub stats: RollingStats,
+    /// Last evaluated health.
+    pub health: Health,
+    /// Last event time it served a request or appeared on an edge.
+    pub last_seen_ns: TimestampNs,
+}
+
+/// A call relationship in the graph.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EdgeState {
+    /// Calls over the edge.
+    pub stats: RollingStats,
+    /// Last evaluated health.
+    pub health: Health,
+    /// Last event time a call was seen.
+    pub last_seen_ns: TimestampNs,
+    /// Producer → consumer.
+    pub asynchronous: bool,
+}
+
+/// A node's health state changed at a bucket boundary.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HealthChange {
+    /// The node.
+    pub service: ServiceId,
+    /// State before.
+    pub from: HealthState,
+    /// State now.
+    pub to: HealthState,
+    /// Event time of the evaluation.
+    pub time_ns: TimestampNs,
+}
+
+/// Serializable state of a [`ServiceGraph`].
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct GraphSnapshot {
+    graph: StableDiGraph<NodeState, EdgeState>,
+    next_tick_ns: TimestampNs,
+}
+
+/// The service-graph + health operator.
+#[derive(Debug, Default)]
+pub struct ServiceGraph {
+    config: GraphConfig,
+    graph: StableDiGraph<NodeState, EdgeState>,
+    index: FxHashMap<ServiceId, NodeIndex>,
+    edges: FxHashMap<(NodeIndex, NodeIndex), EdgeIndex>,
+    next_tick_ns: TimestampNs,
+}
+
+impl ServiceGraph {
+    /// An empty graph with `config`.
+    pub fn new(config: GraphConfig) -> Self {
+        Self { config, ..Self::default() }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &GraphConfig {
+        &self.config
+    }
+
+    /// The petgraph graph, for walks.
+    pub fn graph(&self) -> &StableDiGraph<NodeState, EdgeState> {
+        &self.graph
+    }
+
+    /// The node of `id`, if present.
+    pub fn node_index(&self, id: &ServiceId) -> Option<NodeIndex> {
+        self.index.get(id).copied()
+    }
+
+    /// Every node named `name` (one per region), sorted by identity.
+    pub fn nodes_named(&self, name: &str) -> Vec<NodeIndex> {
+        let mut found: Vec<NodeIndex> =
+            self.graph.node_indices().filter(|&i| &*self.graph[i].id.name == name).collect();
+        found.sort_by(|a, b| self.graph[*a].id.cmp(&self.graph[*b].id));
+        found
+    }
+
+    /// Number of nodes and edges.
+    pub fn size(&self) -> (usize, usize) {
+        (self.graph.node_count(), self.graph.edge_count())
+    }
+
+    /// Names of services within `hops` of `name` in either direction, `name` included.
+    pub fn names_within(&self, name: &str, hops: u32) -> Vec<String> {
+        let mut seen: std::collections::BTreeSet<NodeIndex> = self.nodes_named(name).into_iter().collect();
+        let mut frontier: Vec<NodeIndex> = seen.iter().copied().collect();
+        for _ in 0..hops {
+            let mut next = Vec::new();
+            for &n in &frontier {
+                for m in self.graph.neighbors_undirected(n) {
+                    if seen.insert(m) {
+                        next.push(m);
+                    }
+                }
+            }
+            frontier = next;
+        }
+        let mut names: Vec<String> = seen.into_iter().map(|i| self.graph[i].id.name.to_string()).collect();
+        names.sort();
+        names.dedup();
+        names.push(name.to_string());
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    fn node(&mut self, id: &ServiceId, time_ns: TimestampNs) -> NodeIndex {
+        if let Some(&i) = self.index.get(id) {
+            let n = &mut self.graph[i];
+            n.last_seen_ns = n.last_seen_ns.max(time_ns);
+            return i;
+        }
+        let i = self.graph.add_node(NodeState {
+            id: id.clone(),
+            stats: RollingStats::default(),
+            health: Health::default(),
+            last_seen_ns: time_ns,
+        });
+        self.index.insert(id.clone(), i);
+        i
+    }
+
+    /// Re-evaluates all health at `now` and reports node changes sorted by identity.
+    fn tick(&mut self, now: TimestampNs, out: &mut Vec<HealthChange>) {
+        let cfg = &self.config;
+        let mut changes = Vec::new();
+        for i in self.graph.node_indices().collect::<Vec<_>>() {
+            let n = &mut self.graph[i];
+            n.stats.advance(&cfg.window, now);
+            let health = evaluate(cfg, &n.stats);
+            if health.state != n.health.state {
+                changes.push(HealthChange {
+                    service: n.id.clone(),
+                    from: n.health.state,
+                    to: health.state,
+                    time_ns: now,
+                });
+            }
+            n.health = health;
+        }
+        for e in self.graph.edge_indices().collect::<Vec<_>>() {
+            let edge = &mut self.graph[e];
+            edge.stats.advance(&cfg.window, now);
+            edge.health = evaluate(cfg, &edge.stats);
+        }
+        self.expire(now);
+        changes.sort_by(|a, b| a.service.cmp(&b.service));
+        out.extend(changes);
+    }
+
+    fn expire(&mut self, now: TimestampNs) {
+        let cutoff = now.saturating_sub(self.config.edge_ttl_ms.saturating_mul(1_000_000));
+        let stale: Vec<EdgeIndex> =
+            self.graph.edge_indices().filter(|&e| self.graph[e].last_seen_ns < cutoff).collect();
+        for e in stale {
+            if let Some((a, b)) = self.graph.edge_endpoints(e) {
+                self.edges.remove(&(a, b));
+            }
+            self.graph.remove_edge(e);
+        }
+        let orphans: Vec<NodeIndex> = self
+            .graph
+            .node_indices()
+            .filter(|&n| {
+                self.graph[n].last_seen_ns < cutoff && self.graph.neighbors_undirected(n).next().is_none()
+            })
+            .collect();
+        for n in orphans {
+            if let Some(state) = self.graph.remove_node(n) {
+                self.index.remove(&state.id);
+            }
+        }
+    }
+
+    /// Incoming (caller) or outgoing (callee) edges of `node`, sorted by the other end.
+    pub fn neighbours(&self, node: NodeIndex, callers: bool) -> Vec<(NodeIndex, EdgeIndex)> {
+        let dir = if callers { PgDirection::Incoming } else { PgDirection::Outgoing };
+        let mut found: Vec<(NodeIndex, EdgeIndex)> = self
+            .graph
+            .edges_directed(node, dir)
+            .map(|e| (if callers { e.source() } else { e.target() }, e.id()))
+            .collect();
+        found.sort_by(|a, b| self.graph[a.0].id.cmp(&self.graph[b.0].id));
+        found
+    }
+}
+
+fn evaluate(cfg: &GraphConfig, stats: &RollingStats) -> Health {
+    let now = stats.short(&cfg.window);
+    let baseline = stats.baseline(&cfg.window);
+    Health { state: cfg.health.classify(&now, &baseline), now, baseline }
+}
+
+impl Operator for ServiceGraph {
+    type In = Observation;
+    type Out = HealthChange;
+    type Ctx = ();
+    type Snapshot = GraphSnapshot;
+
+    fn on_event(&mut self, _: &(), obs: &Observation, _out: &mut Vec<HealthChange>) {
+        let window = self.config.window.clone();
+        match obs {
+            Observation::Request { service, time_ns, latency_ns, failed } => {
+                let i = self.node(service, *time_ns);
+                self.graph[i].stats.record(&window, *time_ns, *latency_ns, *failed);
+            }
+            Observation::Call { caller, callee, time_ns, latency_ns, failed, asynchronous } => {
+                let a = self.node(caller, *time_ns);
+                let b = self.node(callee, *time_ns);
+                let e = match self.edges.get(&(a, b)) {
+                    Some(&e) => e,
+                    None => {
+                        let e = self.graph.add_edge(
+                            a,
+                            b,
+                            EdgeState {
+                                stats: RollingStats::default(),
+                                health: Health::default(),
+                                last_seen_ns: *time_ns,
+                                asynchronous: *asynchronous,
+                            },
+                        );
+                        self.edges.insert((a, b), e);
+                        e
+                    }
+                };
+                let edge = &mut self.graph[e];
+                edge.last_seen_ns = edge.last_seen_ns.max(*time_ns);
+                edge.asynchronous |= *asynchronous;
+                edge.stats.record(&window, *time_ns, *latency_ns, *failed);
+            }
+        }
+    }
+
+    fn on_watermark(&mut self, _: &(), event_time: TimestampNs, out: &mut Vec<HealthChange>) {
+        let bucket = self.config.window.bucket_ms.max(1).saturating_mul(1_000_000);
+        if event_time < self.next_tick_ns {
+            return;
+        }
+        let boundary = event_time - event_time % bucket;
+        self.tick(boundary, out);
+        self.next_tick_ns = boundary + bucket;
+    }
+
+    fn snapshot(&self) -> GraphSnapshot {
+        GraphSnapshot { graph: self.graph.clone(), next_tick_ns: self.next_tick_ns }
+    }
+
+    fn restore(&mut self, s: GraphSnapshot) {
+        self.graph = s.graph;
+        self.next_tick_ns = s.next_tick_ns;
+        self.index = self.graph.node_indices().map(|i| (self.graph[i].id.clone(), i)).collect();
+        self.edges = self
+            .graph
+            .edge_indices()
+            .filter_map(|e| self.graph.edge_endpoints(e).map(|ends| (ends, e)))
+            .collect();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    const S: u64 = 1_000_000_000;
+
+    fn id(name: &str) -> ServiceId {
+        ServiceId::service(Arc::from(name), None)
+    }
+
+    fn call(caller: &str, callee: &str, t: u64, ms: u64, failed: bool) -> [Observation; 2] {
+        [
+            Observation::Request { service: id(callee), time_ns: t, latency_ns: ms * 1_000_000, failed },
+            Observation::Call {
+                caller: id(caller),
+                callee: id(callee),
+                time_ns: t,
+                latency_ns: ms * 1_000_000,
+                failed,
+                asynchronous: false,
+            },
+        ]
+    }
+
+    /// 20 calls/s frontend → cart → db for `secs` seconds from `from`, the db slow after `slow_at`.
+    fn traffic(from: u64, secs: u64, slow_at: u64) -> Vec<Observation> {
+        (from * 20..(from + secs) * 20)
+            .flat_map(|i| {
+                let t = i * S / 20;
+                let db_ms = if t >= slow_at.saturating_mul(S) { 300 } else { 5 };
+                let mut v = call("cart", "db", t, db_ms, false).to_vec();
+                v.extend(call("frontend", "cart", t, db_ms + 10, false));
+                v
+            })
+            .collect()
+    }
+
+    fn drive(g: &mut ServiceGraph, obs: &[Observation]) -> Vec<HealthChange> {
+        let mut out = Vec::new();
+        for o in obs {
+            if let Observation::Request { time_ns, .. } = o {
+                g.on_watermark(&(), *time_ns, &mut out);
+            }
+            g.on_event(&(), o, &mut out);
+        }
+        out
+    }
+
+    #[test]
+    fn slow_database_turns_callers_amber() {
+        let mut g = ServiceGraph::default();
+        let changes = drive(&mut g, &traffic(0, 20 * 60, 18 * 60));
+        let to_amber: Vec<String> =
+            changes.iter().filter(|c| c.to == HealthState::Amber).map(|c| c.service.to_string()).collect();
+        assert!(to_amber.contains(&"db".to_string()), "{changes:?}");
+        assert!(to_amber.contains(&"cart".to_string()), "{changes:?}");
+        let db = g.node_index(&id("db")).unwrap();
+        assert_eq!(g.graph()[db].health.state, HealthState::Amber);
+        assert!(g.graph()[db].health.now.p99_ms > 250.0);
+        assert_eq!(g.size(), (3, 2));
+        assert_eq!(g.names_within("db", 1), vec!["cart", "db"]);
+        assert_eq!(g.names_within("db", 2), vec!["cart", "db", "frontend"]);
+    }
+
+    #[test]
+    fn edges_expire_when_unseen() {
+        let mut g = ServiceGraph::new(GraphConfig { edge_ttl_ms: 60_000, ..GraphConfig::default() });
+        drive(&mut g, &traffic(0, 10, u64::MAX));
+        assert_eq!(g.size(), (3, 2));
+        let mut out = Vec::new();
+        g.on_watermark(&(), 200 * S, &mut out);
+        assert_eq!(g.size(), (0, 0));
+        assert!(g.node_index(&id("cart")).is_none());
+        // A returning service gets a fresh node and the index stays consistent.
+        drive(&mut g, &call("frontend", "cart", 201 * S, 5, false));
+        assert_eq!(g.size(), (2, 1));
+        let cart = g.node_index(&id("cart")).unwrap();
+        assert_eq!(&*g.graph()[cart].id.name, "cart");
+    }
+
+    #[test]
+    fn snapshot_restore_round_trip_and_determinism() {
+        let obs = traffic(0, 300, 200);
+        let (head, tail) = obs.split_at(obs.len() / 3);
+        let mut whole = ServiceGraph::default();
+        let expected = drive(&mut whole, &obs);
+
+        let mut first = ServiceGraph::default();
+        let mut got = drive(&mut first, head);
+        let json = serde_json::to_string(&first.snapshot()).unwrap();
+        let mut second = ServiceGraph::default();
+        second.restore(serde_json::from_str(&json).unwrap());
+        got.extend(drive(&mut second, tail));
+        assert_eq!(got, expected);
+        assert_eq!(
+            serde_json::to_string(&second.snapshot()).unwrap(),
+            serde_json::to_string(&whole.snapshot()).unwrap()
+        );
+        let mut again = ServiceGraph::default();
+        assert_eq!(drive(&mut again, &obs), expected, "same input, same output");
+    }
+}

@@ -1,0 +1,533 @@
+//! Span pairing: turns spans into calls between services.
+//!
+//! CLIENT / PRODUCER spans wait under (trace, span id); SERVER / CONSUMER spans under
+//! (trace, parent id), and consumers also under every span they link to (async hand-offs
+//! into a new trace). A client meets one server; a producer may meet many consumers.
+//! Spans without a kind (legacy instrumentation) wait as possible parents, and a child
+//! whose service differs from its parent's gives an edge. A client span still unpaired
+//! after the TTL becomes a call to a **virtual node** named from its peer attributes;
+//! client spans naming a database (`db.system`) do so at once, since databases emit no
+//! server spans. The store is bounded: when full, the oldest entry is evicted and
+//! counted; the newest span is never dropped.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use devloom_schemas::{Span, SpanId, SpanKind, TimestampNs, TraceId};
+use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
+
+use crate::operator::Operator;
+use crate::service_id::ServiceId;
+
+/// Pairing settings.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PairingConfig {
+    /// How long (event time) a span waits for its other half, milliseconds.
+    pub ttl_ms: u64,
+    /// Most entries held; the oldest is evicted beyond this.
+    pub max_pending: usize,
+}
+
+impl Default for PairingConfig {
+    fn default() -> Self {
+        Self { ttl_ms: 5_000, max_pending: 1_000_000 }
+    }
+}
+
+/// What pairing learned from spans.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Observation {
+    /// A service or virtual node served one request.
+    Request {
+        /// Who served it.
+        service: ServiceId,
+        /// When it ended.
+        time_ns: TimestampNs,
+        /// How long it took.
+        latency_ns: u64,
+        /// Whether it failed.
+        failed: bool,
+    },
+    /// One call from a caller to a callee.
+    Call {
+        /// Calling service.
+        caller: ServiceId,
+        /// Called service or virtual node.
+        callee: ServiceId,
+        /// When the call ended.
+        time_ns: TimestampNs,
+        /// Latency the caller saw (the consumer's processing time for async calls).
+        latency_ns: u64,
+        /// Failed on either side.
+        failed: bool,
+        /// Producer → consumer hand-off.
+        asynchronous: bool,
+    },
+}
+
+/// Counters of the pairing store.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PairingCounters {
+    /// Calls found by pairing two spans.
+    pub paired: u64,
+    /// Entries that reached the TTL unpaired (excluding those that became virtual calls).
+    pub expired: u64,
+    /// Entries evicted because the store was full.
+    pub evicted: u64,
+    /// Calls to virtual nodes.
+    pub virtual_calls: u64,
+}
+
+/// One half of a call, as much of a span as pairing needs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct Half {
+    service: ServiceId,
+    kind: SpanKind,
+    start_ns: TimestampNs,
+    end_ns: TimestampNs,
+    failed: bool,
+    /// Virtual node name for an unpaired client / producer.
+    peer: Option<Arc<str>>,
+}
+
+impl Half {
+    fn of(span: &Span) -> Self {
+        let peer = match span.kind {
+            SpanKind::Producer => span.peer.messaging_destination.as_deref(),
+            SpanKind::Client => span.peer.virtual_node_name(),
+            _ => None,
+        };
+        Self {
+            service: ServiceId::service(span.service.clone(), span.region.clone()),
+            kind: span.kind,
+            start_ns: span.start_ns,
+            end_ns: span.end_ns,
+            failed: span.failed,
+            peer: peer.map(Arc::from),
+        }
+    }
+
+    fn duration(&self) -> u64 {
+        self.end_ns.saturating_sub(self.start_ns)
+    }
+}
+
+/// Spans waiting under one (trace, span id) key.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct Entry {
+    caller: Option<Half>,
+    callees: Vec<Half>,
+    paired: bool,
+    seq: u64,
+    deadline_ns: TimestampNs,
+}
+
+type Key = (TraceId, SpanId);
+
+/// Serializable state of a [`SpanPairer`], entries sorted by key.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PairingSnapshot {
+    entries: Vec<(Key, Entry)>,
+    queue: Vec<(Key, u64)>,
+    next_seq: u64,
+    counters: PairingCounters,
+}
+
+/// The span-pairing operator.
+#[derive(Debug, Default)]
+pub struct SpanPairer {
+    config: PairingConfig,
+    entries: FxHashMap<Key, Entry>,
+    /// Insertion order, for expiry and eviction; stale items are skipped lazily.
+    queue: VecDeque<(Key, u64)>,
+    next_seq: u64,
+    counters: PairingCounters,
+}
+
+impl SpanPairer {
+    /// A pairer with `config`.
+    pub fn new(config: PairingConfig) -> Self {
+        Self { config, ..Self::default() }
+    }
+
+    /// Counters so far.
+    pub fn counters(&self) -> PairingCounters {
+        self.counters
+    }
+
+    /// Entries waiting.
+    pub fn pending(&self) -> usize {
+        self.entries.len()
+    }
+
+    fn entry(&mut self, key: Key, time_ns: TimestampNs) -> &mut Entry {
+        if !self.entries.contains_key(&key) {
+            if self.entries.len() >= self.config.max_pending.max(1) {
+                self.evict_oldest();
+            }
+            let seq = self.next_seq;
+            self.next_seq += 1;
+            self.queue.push_back((key, seq));
+            let deadline_ns = time_ns.saturating_add(self.config.ttl_ms.saturating_mul(1_000_000));
+            self.entries
+                .insert(key, Entry { caller: None, callees: Vec::new(), paired: false, seq, deadline_ns });
+        }
+        self.entries.get_mut(&key).expect("inserted above")
+    }
+
+    fn evict_oldest(&mut self) {
+        while let Some((key, seq)) = self.queue.pop_front() {
+            if self.entries.get(&key).is_some_and(|e| e.seq == seq) {
+                self.entries.remove(&key);
+                self.counters.evicted += 1;
+                return;
+            }
+        }
+    }
+
+    fn remove(&mut self, key: &Key) {
+        self.entries.remove(key);
+    }
+
+    fn add_caller(&mut self, key: Key, half: Half, out: &mut Vec<Observation>) {
+        let one_to_one = half.kind == SpanKind::Client;
+        let entry = self.entry(key, half.end_ns);
+        let waiting = std::mem::take(&mut entry.callees);
+        if !waiting.is_empty() {
+            entry.paired = true;
+        }
+        entry.caller = Some(half);
+        let caller = entry.caller.clone().expect("set above");
+        let done = one_to_one && !waiting.is_empty();
+        for callee in waiting.iter().filter(|c| pairs(&caller, c)) {
+            self.emit_call(&caller, callee, out);
+        }
+        if done {
+            self.remove(&key);
+        }
+    }
+
+    fn add_callee(&mut self, key: Key, half: Half, out: &mut Vec<Observation>) {
+        let entry = self.entry(key, half.end_ns);
+        match entry.caller.clone() {
+            Some(caller) if pairs(&caller, &half) => {
+                entry.paired = true;
+                let one_to_one = caller.kind == SpanKind::Client;
+                self.emit_call(&caller, &half, out);
+                if one_to_one {
+                    self.remove(&key);
+                }
+            }
+            Some(_) => {}
+            None => entry.callees.push(half),
+        }
+    }
+
+    fn emit_call(&mut self, caller: &Half, callee: &Half, out: &mut Vec<Observation>) {
+        if caller.service == callee.service {
+            return;
+        }
+        self.counters.paired += 1;
+        let asynchronous = callee.kind == SpanKind::Consumer;
+        let (time_ns, latency_ns) = match (caller.kind, asynchronous) {
+            (SpanKind::Client, false) => (caller.end_ns, caller.duration()),
+            _ => (callee.end_ns, callee.duration()),
+        };
+        out.push(Observation::Call {
+            caller: caller.service.clone(),
+            callee: callee.service.clone(),
+            time_ns,
+            latency_ns,
+            failed: caller.failed || callee.failed,
+            asynchronous,
+        });
+    }
+
+    fn emit_virtual(&mut self, caller: &Half, name: &str, out: &mut Vec<Observation>) {
+        self.counters.virtual_calls += 1;
+        let callee = ServiceId::virtual_node(name);
+        out.push(Observation::Request {
+            service: callee.clone(),
+            time_ns: caller.end_ns,
+            latency_ns: caller.duration(),
+            failed: caller.failed,
+        });
+        out.push(Observation::Call {
+            caller: caller.service.clone(),
+            callee,
+            time_ns: caller.end_ns,
+            latency_ns: caller.duration(),
+            failed: caller.failed,
+            asynchronous: caller.kind == SpanKind::Producer,
+        });
+    }
+}
+
+/// Does a waiting caller pair with this callee? Clients meet servers (or consumers of
+/// a request/reply over messaging); producers meet consumers; legacy parents meet legacy
+/// children.
+fn pairs(caller: &Half, callee: &Half) -> bool {
+    match caller.kind {
+        SpanKind::Client => matches!(callee.kind, SpanKind::Server | SpanKind::Consumer),
+        SpanKind::Producer => callee.kind == SpanKind::Consumer,
+        _ => matches!(callee.kind, SpanKind::Unspecified),
+    }
+}
+
+impl Operator for SpanPairer {
+    type In = Span;
+    type Out = Observation;
+    type Ctx = ();
+    type Snapshot = PairingSnapshot;
+
+    fn on_event(&mut self, _: &(), span: &Span, out: &mut Vec<Observation>) {
+        let half = Half::of(span);
+        if matches!(span.kind, SpanKind::Server | SpanKind::Consumer) {
+            out.push(Observation::Request {
+                service: half.service.clone(),
+                time_ns: span.end_ns,
+                latency_ns: half.duration(),
+                failed: span.failed,
+            });
+        }
+        let own = (span.trace_id, span.span_id);
+        let parent = span.parent_span_id.map(|p| (span.trace_id, p));
+        match span.kind {
+            SpanKind::Client if span.peer.db_system.is_some() => {
+                let name = half.peer.clone().unwrap_or_else(|| Arc::from("database"));
+                self.emit_virtual(&half, &name, out);
+            }
+            SpanKind::Client | SpanKind::Producer => self.add_caller(own, half, out),
+            SpanKind::Server => {
+                if let Some(key) = parent {
+                    self.add_callee(key, half, out);
+                }
+            }
+            SpanKind::Consumer => {
+                let mut keys: Vec<Key> = parent.into_iter().collect();
+                keys.extend(span.links.iter().map(|l| (l.trace_id, l.span_id)));
+                keys.sort_unstable();
+                keys.dedup();
+                for key in keys {
+                    self.add_callee(key, half.clone(), out);
+                }
+            }
+            SpanKind::Unspecified => {
+                if let Some(key) = parent {
+                    self.add_callee(key, half.clone(), out);
+                }
+                self.add_caller(own, half, out);
+            }
+            SpanKind::Internal => {}
+        }
+    }
+
+    fn on_watermark(&mut self, _: &(), event_time: TimestampNs, out: &mut Vec<Observation>) {
+        while let Some(&(key, seq)) = self.queue.front() {
+            let live = match self.entries.get(&key) {
+                Some(e) if e.seq == seq => e,
+                _ => {
+                    self.queue.pop_front();
+                    continue;
+                }
+            };
+            if live.deadline_ns > event_time {
+                break;
+            }
+            self.queue.pop_front();
+            let entry = self.entries.remove(&key).expect("checked live");
+            match &entry.caller {
+                Some(caller)
+                    if !entry.paired && matches!(caller.kind, SpanKind::Client | SpanKind::Producer) =>
+                {
+                    match caller.peer.clone() {
+                        Some(name) => self.emit_virtual(caller, &name, out),
+                        None => self.counters.expired += 1,
+                    }
+                }
+                Some(_) => {}
+                None => self.counters.expired += 1,
+            }
+        }
+    }
+
+    fn snapshot(&self) -> PairingSnapshot {
+        let mut entries: Vec<(Key, Entry)> = self.entries.iter().map(|(k, v)| (*k, v.clone())).collect();
+        entries.sort_by_key(|(k, _)| *k);
+        PairingSnapshot {
+            entries,
+            queue: self.queue.iter().copied().collect(),
+            next_seq: self.next_seq,
+            counters: self.counters,
+        }
+    }
+
+    fn restore(&mut self, s: PairingSnapshot) {
+        self.entries = s.entries.into_iter().collect();
+        self.queue = s.queue.into();
+        self.next_seq = s.next_seq;
+        self.counters = s.counters;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use devloom_schemas::{PeerAttributes, SpanLink};
+
+    use super::*;
+
+    fn span(trace: u128, id: u64, parent: Option<u64>, service: &str, kind: SpanKind, end_ms: u64) -> Span {
+        Span {
+            trace_id: TraceId(trace),
+            span_id: SpanId(id),
+            parent_span_id: parent.map(SpanId),
+            links: vec![],
+            service: Arc::from(service),
+            region: None,
+            kind,
+            name: "op".into(),
+            start_ns: (end_ms - 10) * 1_000_000,
+            end_ns: end_ms * 1_000_000,
+            failed: false,
+            peer: PeerAttributes::default(),
+        }
+    }
+
+    fn calls(out: &[Observation]) -> Vec<(String, String, bool)> {
+        out.iter()
+            .filter_map(|o| match o {
+                Observation::Call { caller, callee, asynchronous, .. } => {
+                    Some((caller.to_string(), callee.to_string(), *asynchronous))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn run(p: &mut SpanPairer, spans: &[Span]) -> Vec<Observation> {
+        let mut out = Vec::new();
+        for s in spans {
+            p.on_event(&(), s, &mut out);
+        }
+        out
+    }
+
+    #[test]
+    fn client_server_pair_in_either_order() {
+        for order in [[0, 1], [1, 0]] {
+            let spans = [
+                span(1, 10, None, "frontend", SpanKind::Client, 100),
+                span(1, 11, Some(10), "cart", SpanKind::Server, 95),
+            ];
+            let mut p = SpanPairer::default();
+            let out = run(&mut p, &[spans[order[0]].clone(), spans[order[1]].clone()]);
+            assert_eq!(calls(&out), vec![("frontend".into(), "cart".into(), false)]);
+            assert_eq!(p.counters().paired, 1);
+            assert_eq!(p.pending(), 0, "a client meets one server");
+        }
+    }
+
+    #[test]
+    fn producer_fans_out_to_linked_consumers_in_new_traces() {
+        let mut p = SpanPairer::default();
+        let producer = span(1, 10, None, "orders", SpanKind::Producer, 100);
+        let mut c1 = span(2, 20, None, "fulfillment", SpanKind::Consumer, 300);
+        c1.links = vec![SpanLink { trace_id: TraceId(1), span_id: SpanId(10) }];
+        let mut c2 = span(3, 30, None, "billing", SpanKind::Consumer, 400);
+        c2.links = c1.links.clone();
+        let out = run(&mut p, &[c1, producer, c2]);
+        assert_eq!(
+            calls(&out),
+            vec![("orders".into(), "fulfillment".into(), true), ("orders".into(), "billing".into(), true)]
+        );
+    }
+
+    #[test]
+    fn legacy_spans_without_kind_give_edges_on_service_change() {
+        let mut p = SpanPairer::default();
+        let out = run(
+            &mut p,
+            &[
+                span(1, 10, None, "web", SpanKind::Unspecified, 100),
+                span(1, 11, Some(10), "web", SpanKind::Unspecified, 90),
+                span(1, 12, Some(10), "legacy-billing", SpanKind::Unspecified, 95),
+            ],
+        );
+        assert_eq!(calls(&out), vec![("web".into(), "legacy-billing".into(), false)]);
+    }
+
+    #[test]
+    fn unpaired_clients_become_virtual_nodes_after_ttl_databases_at_once() {
+        let mut p = SpanPairer::new(PairingConfig { ttl_ms: 1_000, max_pending: 100 });
+        let mut db = span(1, 10, None, "cart", SpanKind::Client, 100);
+        db.peer.db_system = Some("postgresql".into());
+        let mut ext = span(1, 11, None, "cart", SpanKind::Client, 100);
+        ext.peer.peer_service = Some("stripe".into());
+        let anonymous = span(1, 12, None, "cart", SpanKind::Client, 100);
+        let out = run(&mut p, &[db, ext, anonymous]);
+        assert_eq!(calls(&out), vec![("cart".into(), "postgresql".into(), false)]);
+        let mut out = Vec::new();
+        p.on_watermark(&(), 1_099_000_000, &mut out);
+        assert!(out.is_empty(), "not before the TTL");
+        p.on_watermark(&(), 1_100_000_000, &mut out);
+        assert_eq!(calls(&out), vec![("cart".into(), "stripe".into(), false)]);
+        let c = p.counters();
+        assert_eq!((c.virtual_calls, c.expired, p.pending()), (2, 1, 0));
+        let Observation::Call { callee, .. } = &out[1] else { panic!() };
+        assert!(callee.virtual_node);
+    }
+
+    #[test]
+    fn full_store_evicts_the_oldest_and_keeps_the_newest() {
+        let mut p = SpanPairer::new(PairingConfig { ttl_ms: 60_000, max_pending: 2 });
+        run(
+            &mut p,
+            &[
+                span(1, 1, None, "a", SpanKind::Client, 10),
+                span(2, 2, None, "a", SpanKind::Client, 11),
+                span(3, 3, None, "a", SpanKind::Client, 12),
+            ],
+        );
+        assert_eq!((p.pending(), p.counters().evicted), (2, 1));
+        // The newest still pairs; the evicted oldest does not.
+        let out = run(
+            &mut p,
+            &[span(3, 4, Some(3), "b", SpanKind::Server, 12), span(1, 5, Some(1), "b", SpanKind::Server, 12)],
+        );
+        assert_eq!(calls(&out), vec![("a".into(), "b".into(), false)]);
+    }
+
+    #[test]
+    fn snapshot_restore_round_trip_and_determinism() {
+        let spans: Vec<Span> = (0..50u64)
+            .flat_map(|i| {
+                [
+                    span(i as u128, i * 2, None, "a", SpanKind::Client, 100 + i),
+                    span(i as u128 / 2, i * 2 + 1, Some(i * 2), "b", SpanKind::Server, 100 + i),
+                ]
+            })
+            .collect();
+        let (head, tail) = spans.split_at(37);
+        let mut whole = SpanPairer::default();
+        let mut expected = run(&mut whole, &spans);
+        whole.on_watermark(&(), u64::MAX, &mut expected);
+
+        let mut first = SpanPairer::default();
+        let mut got = run(&mut first, head);
+        let json = serde_json::to_string(&first.snapshot()).unwrap();
+        let mut second = SpanPairer::default();
+        second.restore(serde_json::from_str(&json).unwrap());
+        assert_eq!(second.snapshot(), first.snapshot());
+        got.extend(run(&mut second, tail));
+        second.on_watermark(&(), u64::MAX, &mut got);
+        assert_eq!(got, expected);
+        assert_eq!(second.counters(), whole.counters());
+
+        let mut again = SpanPairer::default();
+        let mut twice = run(&mut again, &spans);
+        again.on_watermark(&(), u64::MAX, &mut twice);
+        assert_eq!(twice, expected, "same input, same output");
+    }
+}
