@@ -166,6 +166,7 @@ impl Engine {
         self.watermark_ns = watermark;
         self.pairer.on_watermark(&(), watermark, &mut self.observations);
         self.feed_graph();
+        self.incidents.on_watermark(&self.graph, watermark, &mut self.updates);
         self.graph.on_watermark(&(), watermark, &mut self.changes);
         for c in self.changes.drain(..) {
             self.blast.on_event(&self.graph, &BlastInput::Health(c), out);

@@ -12,16 +12,25 @@ use crate::rolling_stats::WindowSummary;
 pub struct HealthConfig {
     /// Failure rate at or above which a node or edge is red.
     pub failure_threshold: f64,
-    /// Amber when the error rate is at least this much above baseline (absolute)…
+    /// Amber when the error rate (the lower bound of its 95% Wilson interval, so a few
+    /// unlucky requests at low traffic do not count) is at least this much above
+    /// baseline (absolute)…
     pub amber_error_increase: f64,
     /// …and at least this many times the baseline.
     pub amber_error_ratio: f64,
-    /// Amber when p99 latency is at least this many times the baseline p99…
+    /// Amber when latency is at least this many times its baseline (p99 against the
+    /// baseline p99; the median against the baseline median in windows with fewer than
+    /// `p99_min_requests`, where a p99 is the few slowest requests)…
     pub amber_latency_ratio: f64,
     /// …and at least this many milliseconds above it.
     pub amber_latency_increase_ms: f64,
+    /// Requests a window needs before its p99 is trusted.
+    pub p99_min_requests: u64,
     /// Fewer requests than this in the short window judge nothing: gray (or unknown at 0).
     pub min_requests: u64,
+    /// A node already red or amber keeps that state until it is this fraction below the
+    /// thresholds, so a rate hovering at a threshold does not flap between map versions.
+    pub hysteresis: f64,
 }
 
 impl Default for HealthConfig {
@@ -32,32 +41,64 @@ impl Default for HealthConfig {
             amber_error_ratio: 2.0,
             amber_latency_ratio: 1.5,
             amber_latency_increase_ms: 20.0,
+            p99_min_requests: 100,
             min_requests: 5,
+            hysteresis: 0.2,
         }
     }
 }
 
 impl HealthConfig {
     /// Red, amber, gray or unknown, from traffic alone (alerts are overlaid elsewhere).
-    pub fn classify(&self, now: &WindowSummary, baseline: &WindowSummary) -> HealthState {
+    /// `previous` is the state at the last evaluation (for hysteresis).
+    pub fn classify(
+        &self,
+        now: &WindowSummary,
+        baseline: &WindowSummary,
+        previous: HealthState,
+    ) -> HealthState {
         if now.requests == 0 {
             return HealthState::Unknown;
         }
         if now.requests < self.min_requests {
             return HealthState::Gray;
         }
+        let keep = 1.0 - self.hysteresis.clamp(0.0, 1.0);
+        let relax = |held: bool| if held { keep } else { 1.0 };
         let rate = now.error_rate();
-        if rate >= self.failure_threshold {
+        if rate >= self.failure_threshold * relax(previous == HealthState::Red) {
             return HealthState::Red;
         }
+        let r = relax(matches!(previous, HealthState::Red | HealthState::Amber));
         let base_rate = baseline.error_rate();
-        let errors_up =
-            rate >= base_rate + self.amber_error_increase && rate >= base_rate * self.amber_error_ratio;
+        // Amber needs confidence, not a noisy point estimate: the lower bound of the
+        // 95% Wilson interval of the error rate must clear the thresholds.
+        let rate = wilson_lower_bound(now.failures, now.requests);
+        let errors_up = rate >= base_rate + self.amber_error_increase * r
+            && rate >= base_rate * (1.0 + (self.amber_error_ratio - 1.0) * r);
+        let (now_ms, base_ms) = if now.requests >= self.p99_min_requests {
+            (now.p99_ms, baseline.p99_ms)
+        } else {
+            (now.p50_ms, baseline.p50_ms)
+        };
         let latency_up = baseline.requests > 0
-            && now.p99_ms >= baseline.p99_ms * self.amber_latency_ratio
-            && now.p99_ms >= baseline.p99_ms + self.amber_latency_increase_ms;
+            && now_ms >= base_ms * (1.0 + (self.amber_latency_ratio - 1.0) * r)
+            && now_ms >= base_ms + self.amber_latency_increase_ms * r;
         if errors_up || latency_up { HealthState::Amber } else { HealthState::Gray }
     }
+}
+
+/// Lower bound of the 95% Wilson score interval of `failures / requests`.
+pub fn wilson_lower_bound(failures: u64, requests: u64) -> f64 {
+    if requests == 0 {
+        return 0.0;
+    }
+    const Z2: f64 = 1.96 * 1.96;
+    let n = requests as f64;
+    let p = failures as f64 / n;
+    let centre = p + Z2 / (2.0 * n);
+    let margin = 1.96 * (p * (1.0 - p) / n + Z2 / (4.0 * n * n)).sqrt();
+    ((centre - margin) / (1.0 + Z2 / n)).max(0.0)
 }
 
 #[cfg(test)]
@@ -65,22 +106,47 @@ mod tests {
     use super::*;
 
     fn w(requests: u64, failures: u64, p99_ms: f64) -> WindowSummary {
-        WindowSummary { requests, failures, p99_ms, per_second: 0.0 }
+        WindowSummary { requests, failures, p50_ms: p99_ms / 2.0, p99_ms, per_second: 0.0 }
     }
 
     #[test]
     fn states_against_baseline() {
         let h = HealthConfig::default();
         let base = w(1000, 10, 50.0);
-        assert_eq!(h.classify(&w(0, 0, 0.0), &base), HealthState::Unknown);
-        assert_eq!(h.classify(&w(3, 3, 900.0), &base), HealthState::Gray, "too few to judge");
-        assert_eq!(h.classify(&w(100, 1, 55.0), &base), HealthState::Gray);
-        assert_eq!(h.classify(&w(100, 25, 55.0), &base), HealthState::Red);
-        assert_eq!(h.classify(&w(100, 5, 55.0), &base), HealthState::Amber, "5% against 1%");
-        assert_eq!(h.classify(&w(100, 1, 80.0), &base), HealthState::Amber, "p99 +60%, +30 ms");
-        assert_eq!(h.classify(&w(100, 1, 66.0), &base), HealthState::Gray, "p99 +32%: within noise");
+        let gray = HealthState::Gray;
+        assert_eq!(h.classify(&w(0, 0, 0.0), &base, gray), HealthState::Unknown);
+        assert_eq!(h.classify(&w(3, 3, 900.0), &base, gray), HealthState::Gray, "too few to judge");
+        assert_eq!(h.classify(&w(100, 1, 55.0), &base, gray), HealthState::Gray);
+        assert_eq!(h.classify(&w(100, 25, 55.0), &base, gray), HealthState::Red);
+        assert_eq!(h.classify(&w(500, 25, 55.0), &base, gray), HealthState::Amber, "5% against 1%");
+        assert_eq!(h.classify(&w(90, 3, 55.0), &base, gray), HealthState::Gray, "3 of 90 is noise");
+        assert_eq!(h.classify(&w(100, 1, 80.0), &base, gray), HealthState::Amber, "p99 +60%, +30 ms");
+        assert_eq!(h.classify(&w(100, 1, 66.0), &base, gray), HealthState::Gray, "p99 +32%: within noise");
+        let spiky = WindowSummary { requests: 90, failures: 0, p50_ms: 26.0, p99_ms: 300.0, per_second: 1.5 };
+        assert_eq!(h.classify(&spiky, &base, gray), HealthState::Gray, "few requests: the median judges");
+        let slow = WindowSummary { p50_ms: 200.0, ..spiky };
+        assert_eq!(h.classify(&slow, &base, gray), HealthState::Amber);
         // No baseline yet: only absolute error levels count.
-        assert_eq!(h.classify(&w(100, 3, 500.0), &w(0, 0, 0.0)), HealthState::Amber);
-        assert_eq!(h.classify(&w(100, 1, 500.0), &w(0, 0, 0.0)), HealthState::Gray);
+        assert_eq!(h.classify(&w(1000, 30, 500.0), &w(0, 0, 0.0), gray), HealthState::Amber);
+        assert_eq!(h.classify(&w(100, 1, 500.0), &w(0, 0, 0.0), gray), HealthState::Gray);
+    }
+
+    #[test]
+    fn wilson_bound() {
+        assert_eq!(wilson_lower_bound(0, 0), 0.0);
+        assert!((wilson_lower_bound(50, 100) - 0.4038).abs() < 1e-3);
+        assert!(wilson_lower_bound(3, 90) < 0.012);
+    }
+
+    #[test]
+    fn hysteresis_holds_a_state_near_its_threshold() {
+        let h = HealthConfig::default();
+        let base = w(1000, 10, 50.0);
+        // 18% failures: not red from gray, still red from red; 2.8%: amber only if amber.
+        assert_eq!(h.classify(&w(100, 18, 50.0), &base, HealthState::Gray), HealthState::Amber);
+        assert_eq!(h.classify(&w(100, 18, 50.0), &base, HealthState::Red), HealthState::Red);
+        assert_eq!(h.classify(&w(10_000, 300, 50.0), &base, HealthState::Gray), HealthState::Gray);
+        assert_eq!(h.classify(&w(10_000, 300, 50.0), &base, HealthState::Amber), HealthState::Amber);
+        assert_eq!(h.classify(&w(10_000, 150, 50.0), &base, HealthState::Amber), HealthState::Gray);
     }
 }

@@ -89,6 +89,7 @@ impl Incident {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IncidentSnapshot {
     open: BTreeMap<String, Incident>,
+    watermark_ns: TimestampNs,
 }
 
 /// The incident-grouping operator. Reads the service graph for distances.
@@ -96,12 +97,13 @@ pub struct IncidentSnapshot {
 pub struct IncidentTracker {
     config: IncidentConfig,
     open: BTreeMap<String, Incident>,
+    watermark_ns: TimestampNs,
 }
 
 impl IncidentTracker {
     /// A tracker with `config`.
     pub fn new(config: IncidentConfig) -> Self {
-        Self { config, open: BTreeMap::new() }
+        Self { config, open: BTreeMap::new(), watermark_ns: 0 }
     }
 
     /// Open incidents.
@@ -121,7 +123,9 @@ impl Operator for IncidentTracker {
     type Snapshot = IncidentSnapshot;
 
     fn on_event(&mut self, graph: &ServiceGraph, alert: &Alert, out: &mut Vec<IncidentUpdate>) {
-        let time = alert.event_time_ns();
+        // Alertmanager's startsAt predates the notification (the rule's `for`): an update
+        // happens no earlier than the event time already reached.
+        let time = alert.event_time_ns().max(self.watermark_ns);
         if let Some(id) = self.incident_of(&alert.fingerprint) {
             let inc = self.open.get_mut(&id).expect("found above");
             let entry = inc.alerts.get_mut(&alert.fingerprint).expect("found above");
@@ -163,14 +167,17 @@ impl Operator for IncidentTracker {
         self.open.insert(id, inc);
     }
 
-    fn on_watermark(&mut self, _: &ServiceGraph, _: TimestampNs, _: &mut Vec<IncidentUpdate>) {}
+    fn on_watermark(&mut self, _: &ServiceGraph, event_time: TimestampNs, _: &mut Vec<IncidentUpdate>) {
+        self.watermark_ns = self.watermark_ns.max(event_time);
+    }
 
     fn snapshot(&self) -> IncidentSnapshot {
-        IncidentSnapshot { open: self.open.clone() }
+        IncidentSnapshot { open: self.open.clone(), watermark_ns: self.watermark_ns }
     }
 
     fn restore(&mut self, s: IncidentSnapshot) {
         self.open = s.open;
+        self.watermark_ns = s.watermark_ns;
     }
 }
 

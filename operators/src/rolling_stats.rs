@@ -39,6 +39,8 @@ pub struct WindowSummary {
     pub requests: u64,
     /// Failed requests in the window.
     pub failures: u64,
+    /// Median latency, milliseconds (0 without requests).
+    pub p50_ms: f64,
     /// 99th percentile latency, milliseconds (0 without requests).
     pub p99_ms: f64,
     /// Requests per second over the window.
@@ -65,6 +67,7 @@ struct Closed {
     start_ns: TimestampNs,
     requests: u64,
     failures: u64,
+    p50_ms: f64,
     p99_ms: f64,
 }
 
@@ -75,8 +78,15 @@ pub struct RollingStats {
     closed: VecDeque<Closed>,
 }
 
-fn p99(sketch: &DDSketch) -> f64 {
-    sketch.quantile(0.99).ok().flatten().unwrap_or(0.0)
+fn quantile(sketch: &DDSketch, q: f64) -> f64 {
+    sketch.quantile(q).ok().flatten().unwrap_or(0.0)
+}
+
+/// Median of the non-empty buckets' values of `pick`.
+fn median(closed: &VecDeque<Closed>, pick: fn(&Closed) -> f64) -> f64 {
+    let mut values: Vec<f64> = closed.iter().filter(|c| c.requests > 0).map(pick).collect();
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(0.0)
 }
 
 impl RollingStats {
@@ -113,7 +123,8 @@ impl RollingStats {
                 start_ns: b.start_ns,
                 requests: b.requests,
                 failures: b.failures,
-                p99_ms: p99(&b.latency_ms),
+                p50_ms: quantile(&b.latency_ms, 0.5),
+                p99_ms: quantile(&b.latency_ms, 0.99),
             });
         }
         let baseline_start = short_start.saturating_sub(cfg.baseline_window_ms.saturating_mul(1_000_000));
@@ -140,22 +151,23 @@ impl RollingStats {
         WindowSummary {
             requests,
             failures,
-            p99_ms: p99(&sketch),
+            p50_ms: quantile(&sketch, 0.5),
+            p99_ms: quantile(&sketch, 0.99),
             per_second: requests as f64 / (cfg.short_window_ms.max(1) as f64 / 1000.0),
         }
     }
 
-    /// The baseline: totals over closed buckets, and the median of their p99s.
+    /// The baseline: totals over closed buckets, and the medians of their percentiles.
     pub fn baseline(&self, cfg: &WindowConfig) -> WindowSummary {
         let requests = self.closed.iter().map(|c| c.requests).sum();
         let failures = self.closed.iter().map(|c| c.failures).sum();
-        let mut p99s: Vec<f64> = self.closed.iter().filter(|c| c.requests > 0).map(|c| c.p99_ms).collect();
-        p99s.sort_by(f64::total_cmp);
-        let p99_ms = p99s.get(p99s.len() / 2).copied().unwrap_or(0.0);
+        let p50_ms = median(&self.closed, |c| c.p50_ms);
+        let p99_ms = median(&self.closed, |c| c.p99_ms);
         let seconds = (self.closed.len() as u64 * cfg.bucket_ms) as f64 / 1000.0;
         WindowSummary {
             requests,
             failures,
+            p50_ms,
             p99_ms,
             per_second: if seconds > 0.0 { requests as f64 / seconds } else { 0.0 },
         }
@@ -168,7 +180,7 @@ impl std::fmt::Debug for Bucket {
             .field("start_ns", &self.start_ns)
             .field("requests", &self.requests)
             .field("failures", &self.failures)
-            .field("p99_ms", &p99(&self.latency_ms))
+            .field("p99_ms", &quantile(&self.latency_ms, 0.99))
             .finish()
     }
 }
@@ -207,6 +219,7 @@ mod tests {
         assert_eq!(base.requests, 600);
         assert!((base.error_rate() - 0.01).abs() < 1e-9);
         assert!((base.p99_ms - 20.0).abs() < 0.5);
+        assert!((base.p50_ms - 20.0).abs() < 0.5 && (now.p50_ms - 200.0).abs() < 4.0);
         assert!((base.per_second - 10.0).abs() < 1e-9);
         stats.advance(&cfg, 40 * 60 * S);
         assert!(stats.is_empty(), "everything aged out");

@@ -192,7 +192,7 @@ impl ServiceGraph {
         for i in self.graph.node_indices().collect::<Vec<_>>() {
             let n = &mut self.graph[i];
             n.stats.advance(&cfg.window, now);
-            let health = evaluate(cfg, &n.stats);
+            let health = evaluate(cfg, &n.stats, n.health.state);
             if health.state != n.health.state {
                 changes.push(HealthChange {
                     service: n.id.clone(),
@@ -206,7 +206,7 @@ impl ServiceGraph {
         for e in self.graph.edge_indices().collect::<Vec<_>>() {
             let edge = &mut self.graph[e];
             edge.stats.advance(&cfg.window, now);
-            edge.health = evaluate(cfg, &edge.stats);
+            edge.health = evaluate(cfg, &edge.stats, edge.health.state);
         }
         self.expire(now);
         changes.sort_by(|a, b| a.service.cmp(&b.service));
@@ -250,10 +250,10 @@ impl ServiceGraph {
     }
 }
 
-fn evaluate(cfg: &GraphConfig, stats: &RollingStats) -> Health {
+fn evaluate(cfg: &GraphConfig, stats: &RollingStats, previous: HealthState) -> Health {
     let now = stats.short(&cfg.window);
     let baseline = stats.baseline(&cfg.window);
-    Health { state: cfg.health.classify(&now, &baseline), now, baseline }
+    Health { state: cfg.health.classify(&now, &baseline, previous), now, baseline }
 }
 
 impl Operator for ServiceGraph {

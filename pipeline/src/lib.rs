@@ -1,1 +1,12 @@
-//! Runtime.
+//! Devloom's runtime: sources and sinks, the embedded operator loop, the simulator, the
+//! terminal rendering and the configuration behind the `devloom` binary.
+
+pub mod config;
+pub mod decode;
+pub mod demo;
+pub mod embedded;
+pub mod input;
+pub mod latency;
+pub mod output;
+pub mod render;
+pub mod simulator;

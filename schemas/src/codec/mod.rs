@@ -219,8 +219,19 @@ fn decode_payload(
         if !Format::OtlpProtobuf.accepted_by(expect) {
             return Err(DecodeError::WrongInput { format: Format::OtlpProtobuf, expect });
         }
-        otlp_fast::decode(payload, out)?;
-        return Ok(Format::OtlpProtobuf);
+        return match otlp_fast::decode(payload, out) {
+            Ok(()) => Ok(Format::OtlpProtobuf),
+            // Sniffed, not declared: printable text was never meant as protobuf.
+            Err(_) if !protobuf && is_text(payload) => Err(DecodeError::Unrecognized {
+                expect,
+                detail: format!(
+                    "text that is neither JSON nor OTLP protobuf: {}",
+                    describe(payload, content_type)
+                ),
+                accepted: accepted_list(expect),
+            }),
+            Err(e) => Err(e),
+        };
     }
     if !looks_like_json(payload) {
         return Err(DecodeError::Unrecognized {
@@ -308,6 +319,10 @@ fn sniff_json(value: &Value) -> Option<Format> {
 
 fn looks_like_json(payload: &[u8]) -> bool {
     matches!(payload.iter().find(|b| !b.is_ascii_whitespace()), Some(b'{'))
+}
+
+fn is_text(payload: &[u8]) -> bool {
+    std::str::from_utf8(payload).is_ok_and(|t| t.chars().all(|c| !c.is_control() || c.is_whitespace()))
 }
 
 fn expect_allows_protobuf(expect: Expect) -> bool {

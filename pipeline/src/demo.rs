@@ -1,0 +1,86 @@
+//! `devloom demo`: plays a simulated scenario through the embedded pipeline and shows
+//! each impact-map version as it is published, then a summary.
+
+use std::collections::BTreeSet;
+use std::io::{self, Write};
+
+use devloom_schemas::{ImpactMap, IncidentStatus, Verdict};
+
+use crate::embedded::RunSummary;
+use crate::output::ImpactSink;
+
+/// Wraps a sink and remembers what a user would want summarized.
+pub struct Recorder<S> {
+    inner: S,
+    /// Incidents seen.
+    pub incidents: BTreeSet<String>,
+    /// Versions published.
+    pub versions: u64,
+    /// Verdict of the last open version.
+    pub last_open_verdict: Option<Verdict>,
+    /// Whether any version said `spreading`.
+    pub ever_spreading: bool,
+}
+
+impl<S> Recorder<S> {
+    /// Records around `inner`.
+    pub fn new(inner: S) -> Self {
+        Self {
+            inner,
+            incidents: BTreeSet::new(),
+            versions: 0,
+            last_open_verdict: None,
+            ever_spreading: false,
+        }
+    }
+}
+
+impl<S: ImpactSink> ImpactSink for Recorder<S> {
+    fn publish(&mut self, map: &ImpactMap) -> io::Result<()> {
+        self.incidents.insert(map.incident_id.clone());
+        self.versions += 1;
+        if map.status == IncidentStatus::Open {
+            self.last_open_verdict = Some(map.verdict);
+        }
+        self.ever_spreading |= map.verdict == Verdict::Spreading;
+        self.inner.publish(map)
+    }
+}
+
+/// Writes the end-of-run summary.
+pub fn write_summary<S>(out: &mut dyn Write, recorder: &Recorder<S>, summary: &RunSummary) -> io::Result<()> {
+    let e = &summary.engine;
+    let spans_per_s = e.spans as f64 / summary.elapsed.as_secs_f64().max(1e-9);
+    writeln!(out, "── summary")?;
+    writeln!(
+        out,
+        "events: {} spans ({:.0}/s), {} alerts, {} deploys; {} calls paired, {} to virtual nodes; {} dead letters",
+        e.spans,
+        spans_per_s,
+        e.alerts,
+        e.deploys,
+        summary.pairing.paired,
+        summary.pairing.virtual_calls,
+        summary.dead_letters
+    )?;
+    let verdict = match (recorder.last_open_verdict, recorder.ever_spreading) {
+        (None, _) => "none",
+        (Some(_), true) => "spreading",
+        (Some(_), false) => "contained",
+    };
+    writeln!(
+        out,
+        "impact maps: {} versions for {} incident(s); verdict: {verdict}",
+        recorder.versions,
+        recorder.incidents.len()
+    )?;
+    match (summary.first_map_ms, summary.latency) {
+        (Some(first), Some(l)) => writeln!(
+            out,
+            "alert → first map: {first:.2} ms; alert → map latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({} maps)",
+            l.p50_ms, l.p99_ms, l.max_ms, l.count
+        )?,
+        _ => writeln!(out, "no alert fired")?,
+    }
+    writeln!(out, "wall time: {:.2} s", summary.elapsed.as_secs_f64())
+}

@@ -1,0 +1,195 @@
+//! The embedded runtime: the operators fed from files, stdin or the simulator through
+//! in-process channels, no broker needed. Decoding runs on its own thread; the operator
+//! loop is one deterministic sequence. Every map is stamped with the wall-clock time
+//! its alert was read and the time it was published.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::sync::mpsc::sync_channel;
+use std::time::{Duration, Instant};
+
+use devloom_operators::{Engine, EngineConfig, EngineCounters, PairingCounters};
+use devloom_schemas::codec::DecodeOptions;
+use devloom_schemas::time::format_rfc3339;
+use devloom_schemas::{DeadLetter, Event, ImpactMap};
+
+use crate::decode::decode_record;
+use crate::input::{Origin, RawRecord};
+use crate::latency::{LatencyStats, LatencySummary, wall_clock_ns};
+use crate::output::{DeadLetterFile, ImpactSink};
+
+/// What a run did.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunSummary {
+    /// Records read.
+    pub records: u64,
+    /// Records that became dead letters.
+    pub dead_letters: u64,
+    /// Engine counters (spans, alerts, deploys, late events, maps).
+    pub engine: EngineCounters,
+    /// Span-pairing counters.
+    pub pairing: PairingCounters,
+    /// Alert → published-map latency.
+    pub latency: Option<LatencySummary>,
+    /// Latency of the first map after the first alert.
+    pub first_map_ms: Option<f64>,
+    /// Wall time of the run.
+    pub elapsed: Duration,
+}
+
+/// When a record was read, for the latency stamps.
+#[derive(Clone, Copy, Debug)]
+pub struct ReadStamp {
+    instant: Instant,
+    wall_ns: u64,
+}
+
+impl ReadStamp {
+    /// Now.
+    pub fn now() -> Self {
+        Self { instant: Instant::now(), wall_ns: wall_clock_ns() }
+    }
+}
+
+/// The operator loop with its sinks.
+pub struct Pipeline<S: ImpactSink> {
+    engine: Engine,
+    sink: S,
+    dead: DeadLetterFile,
+    latency: LatencyStats,
+    first_map_ms: Option<f64>,
+    records: u64,
+    maps: Vec<ImpactMap>,
+    started: Instant,
+}
+
+impl<S: ImpactSink> Pipeline<S> {
+    /// A pipeline publishing to `sink`, dead letters to `dead`.
+    pub fn new(config: EngineConfig, sink: S, dead: DeadLetterFile) -> Self {
+        Self {
+            engine: Engine::new(config),
+            sink,
+            dead,
+            latency: LatencyStats::default(),
+            first_map_ms: None,
+            records: 0,
+            maps: Vec::new(),
+            started: Instant::now(),
+        }
+    }
+
+    /// Feeds one decoded record (or its dead letter) read at `read`.
+    pub fn push(&mut self, decoded: Result<Vec<Event>, Box<DeadLetter>>, read: ReadStamp) -> io::Result<()> {
+        self.records += 1;
+        match decoded {
+            Ok(events) => {
+                for event in &events {
+                    self.event(event, read)?;
+                }
+                Ok(())
+            }
+            Err(dead) => self.dead.write(&dead),
+        }
+    }
+
+    /// Feeds one event read at `read`.
+    pub fn event(&mut self, event: &Event, read: ReadStamp) -> io::Result<()> {
+        self.engine.on_event(event, &mut self.maps);
+        let from_alert = matches!(event, Event::Alert(_));
+        self.publish(from_alert.then_some(read))
+    }
+
+    fn publish(&mut self, read: Option<ReadStamp>) -> io::Result<()> {
+        for mut map in self.maps.drain(..) {
+            let published = wall_clock_ns();
+            map.published_at = Some(format_rfc3339(published));
+            if let Some(read) = read {
+                let latency = read.instant.elapsed();
+                map.alert_received_at = Some(format_rfc3339(read.wall_ns));
+                map.latency_ms = Some(latency.as_secs_f64() * 1000.0);
+                self.latency.record(latency);
+                self.first_map_ms.get_or_insert(latency.as_secs_f64() * 1000.0);
+            }
+            self.sink.publish(&map)?;
+        }
+        Ok(())
+    }
+
+    /// End of input: flushes the engine and returns the sink and the summary.
+    pub fn finish(mut self) -> io::Result<(S, RunSummary)> {
+        self.engine.flush(&mut self.maps);
+        self.publish(None)?;
+        let (engine, pairing) = self.engine.counters();
+        let summary = RunSummary {
+            records: self.records,
+            dead_letters: self.dead.count(),
+            engine,
+            pairing,
+            latency: self.latency.summary(),
+            first_map_ms: self.first_map_ms,
+            elapsed: self.started.elapsed(),
+        };
+        Ok((self.sink, summary))
+    }
+}
+
+/// Runs a live source (stdin, the simulator): records are decoded on a second thread
+/// as they arrive and fed in arrival order. Bounded channel: a slow operator loop
+/// slows the source instead of growing memory.
+pub fn run_stream<S, I>(records: I, opts: &DecodeOptions, pipeline: &mut Pipeline<S>) -> io::Result<()>
+where
+    S: ImpactSink,
+    I: Iterator<Item = io::Result<RawRecord>> + Send,
+{
+    std::thread::scope(|scope| {
+        let (tx, rx) = sync_channel(64);
+        let decoder = scope.spawn(move || -> io::Result<()> {
+            for record in records {
+                let record = record?;
+                let read = ReadStamp::now();
+                if tx.send((decode_record(&record, opts), read)).is_err() {
+                    break; // the operator loop stopped; its error is reported there
+                }
+            }
+            Ok(())
+        });
+        let fed: io::Result<()> = rx.into_iter().try_for_each(|(decoded, read)| pipeline.push(decoded, read));
+        let read = decoder.join().unwrap_or_else(|_| Err(io::Error::other("decoder thread panicked")));
+        fed.and(read)
+    })
+}
+
+/// Runs bounded inputs (files): everything is decoded, then merged in event time. Each
+/// file is a stream in its own order (an alert's `startsAt` may precede the spans
+/// written before it), so a record's merge key is the newest event time its file has
+/// reached; the sort is stable. A record counts as read when the loop takes it.
+pub fn run_batch<S: ImpactSink>(
+    records: Vec<RawRecord>,
+    opts: &DecodeOptions,
+    pipeline: &mut Pipeline<S>,
+) -> io::Result<()> {
+    let mut reached: BTreeMap<String, u64> = BTreeMap::new();
+    let mut events: Vec<(u64, Event)> = Vec::new();
+    for record in &records {
+        match decode_record(record, opts) {
+            Ok(decoded) => {
+                pipeline.records += 1;
+                let file = match &record.origin {
+                    Origin::File { path, .. } => path.to_string(),
+                    other => other.to_string(),
+                };
+                let newest = reached.entry(file).or_insert(0);
+                for event in decoded {
+                    *newest = (*newest).max(event.event_time_ns());
+                    events.push((*newest, event));
+                }
+            }
+            Err(dead) => pipeline.push(Err(dead), ReadStamp::now())?,
+        }
+    }
+    events.sort_by_key(|(key, _)| *key);
+    for (_, event) in &events {
+        pipeline.event(event, ReadStamp::now())?;
+    }
+    Ok(())
+}

@@ -1,0 +1,212 @@
+//! The terminal picture of an impact map: the tree from each root, callers (▲) and
+//! callees (▼), states in colour on a terminal and as words everywhere.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::{self, Write};
+
+use anstyle::{AnsiColor, Style};
+use devloom_schemas::{Direction, HealthState, ImpactMap, ImpactNode, IncidentStatus, Verdict};
+
+use crate::output::ImpactSink;
+
+fn style(state: HealthState) -> Style {
+    match state {
+        HealthState::Red => AnsiColor::Red.on_default().bold(),
+        HealthState::Amber => AnsiColor::Yellow.on_default().bold(),
+        HealthState::Gray => AnsiColor::BrightBlack.on_default(),
+        HealthState::Unknown => AnsiColor::BrightBlack.on_default().dimmed(),
+    }
+}
+
+fn word(state: HealthState) -> &'static str {
+    match state {
+        HealthState::Red => "RED",
+        HealthState::Amber => "AMBER",
+        HealthState::Gray => "gray",
+        HealthState::Unknown => "unknown",
+    }
+}
+
+fn label(n: &ImpactNode) -> String {
+    match &n.region {
+        Some(r) => format!("{}@{r}", n.service),
+        None => n.service.clone(),
+    }
+}
+
+fn describe(n: &ImpactNode, color: bool) -> String {
+    let s = style(n.state);
+    let state = if color { format!("{s}{}{s:#}", word(n.state)) } else { word(n.state).to_string() };
+    let mut text = format!("{}{} {state}", label(n), if n.virtual_node { " (virtual)" } else { "" });
+    if n.requests_per_s.now > 0.0 || n.requests_per_s.baseline > 0.0 {
+        let _ = write!(
+            text,
+            "  err {:.1}% (base {:.1}%)  p99 {:.0} ms (base {:.0} ms)  {:.0} req/s",
+            n.error_rate.now * 100.0,
+            n.error_rate.baseline * 100.0,
+            n.p99_ms.now,
+            n.p99_ms.baseline,
+            n.requests_per_s.now,
+        );
+    } else {
+        text.push_str("  no traffic");
+    }
+    text
+}
+
+/// Renders one map version as text (ANSI colours when `color`).
+pub fn render_map(map: &ImpactMap, color: bool) -> String {
+    let mut out = String::new();
+    let status = match map.status {
+        IncidentStatus::Open => "OPEN",
+        IncidentStatus::Resolved => "RESOLVED",
+    };
+    let verdict = match map.verdict {
+        Verdict::Contained => "contained",
+        Verdict::Spreading => "SPREADING",
+    };
+    let _ = write!(
+        out,
+        "── {} v{} · {status} · {verdict} · roots: {} · {}",
+        map.incident_id,
+        map.version,
+        map.root_services.join(", "),
+        map.event_time
+    );
+    if let Some(ms) = map.latency_ms {
+        let _ = write!(out, " · {ms:.2} ms after the alert was read");
+    }
+    out.push('\n');
+    // Children by (parent label, direction), from each node's path.
+    let mut children: BTreeMap<(String, Direction), Vec<&ImpactNode>> = BTreeMap::new();
+    for n in map.nodes.iter().filter(|n| n.direction != Direction::Root) {
+        if n.path.len() >= 2 {
+            children.entry((n.path[n.path.len() - 2].clone(), n.direction)).or_default().push(n);
+        }
+    }
+    for root in map.nodes.iter().filter(|n| n.direction == Direction::Root) {
+        let _ = writeln!(out, "{}", describe(root, color));
+        let sections: Vec<(Direction, &str)> =
+            [(Direction::Upstream, "▲ callers"), (Direction::Downstream, "▼ callees")]
+                .into_iter()
+                .filter(|(d, _)| children.contains_key(&(label(root), *d)))
+                .collect();
+        for (i, (direction, title)) in sections.iter().enumerate() {
+            let last = i + 1 == sections.len();
+            let _ = writeln!(out, "{}{title}", if last { "└─" } else { "├─" });
+            let prefix = if last { "   " } else { "│  " };
+            subtree(&mut out, &children, &label(root), *direction, prefix, color);
+        }
+    }
+    out
+}
+
+fn subtree(
+    out: &mut String,
+    children: &BTreeMap<(String, Direction), Vec<&ImpactNode>>,
+    parent: &str,
+    direction: Direction,
+    prefix: &str,
+    color: bool,
+) {
+    let Some(kids) = children.get(&(parent.to_string(), direction)) else { return };
+    for (i, n) in kids.iter().enumerate() {
+        let last = i + 1 == kids.len();
+        let _ = writeln!(out, "{prefix}{}{}", if last { "└─ " } else { "├─ " }, describe(n, color));
+        let deeper = format!("{prefix}{}", if last { "   " } else { "│  " });
+        subtree(out, children, &label(n), direction, &deeper, color);
+    }
+}
+
+/// Writes each map as its terminal picture.
+pub struct TerminalSink<W: Write> {
+    out: W,
+    color: bool,
+}
+
+impl<W: Write> TerminalSink<W> {
+    /// A sink writing to `out`, in colour when `color`.
+    pub fn new(out: W, color: bool) -> Self {
+        Self { out, color }
+    }
+}
+
+impl<W: Write> ImpactSink for TerminalSink<W> {
+    fn publish(&mut self, map: &ImpactMap) -> io::Result<()> {
+        writeln!(self.out, "{}", render_map(map, self.color))?;
+        self.out.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use devloom_schemas::NowVsBaseline;
+
+    use super::*;
+
+    fn node(service: &str, state: HealthState, hops: u32, direction: Direction, path: &[&str]) -> ImpactNode {
+        ImpactNode {
+            service: service.into(),
+            region: None,
+            virtual_node: service == "postgres",
+            state,
+            hops,
+            direction,
+            path: path.iter().map(|s| s.to_string()).collect(),
+            error_rate: NowVsBaseline { now: 0.12, baseline: 0.002 },
+            p99_ms: NowVsBaseline { now: 350.0, baseline: 40.0 },
+            requests_per_s: NowVsBaseline { now: 20.0, baseline: 19.0 },
+        }
+    }
+
+    #[test]
+    fn renders_the_tree_from_the_root() {
+        let map = ImpactMap {
+            schema_version: 1,
+            incident_id: "inc-1".into(),
+            version: 2,
+            status: IncidentStatus::Open,
+            root_services: vec!["checkout".into()],
+            verdict: Verdict::Spreading,
+            nodes: vec![
+                node("checkout", HealthState::Red, 0, Direction::Root, &["checkout"]),
+                node("frontend", HealthState::Amber, 1, Direction::Upstream, &["checkout", "frontend"]),
+                node("payments", HealthState::Red, 1, Direction::Downstream, &["checkout", "payments"]),
+                node(
+                    "gateway",
+                    HealthState::Gray,
+                    2,
+                    Direction::Upstream,
+                    &["checkout", "frontend", "gateway"],
+                ),
+                node(
+                    "postgres",
+                    HealthState::Amber,
+                    2,
+                    Direction::Downstream,
+                    &["checkout", "payments", "postgres"],
+                ),
+            ],
+            edges: vec![],
+            event_time_ns: 0,
+            event_time: "2026-11-27T09:07:00.000Z".into(),
+            alert_received_at: None,
+            published_at: None,
+            latency_ms: Some(0.5),
+        };
+        let text = render_map(&map, false);
+        let expected = "\
+── inc-1 v2 · OPEN · SPREADING · roots: checkout · 2026-11-27T09:07:00.000Z · 0.50 ms after the alert was read
+checkout RED  err 12.0% (base 0.2%)  p99 350 ms (base 40 ms)  20 req/s
+├─▲ callers
+│  └─ frontend AMBER  err 12.0% (base 0.2%)  p99 350 ms (base 40 ms)  20 req/s
+│     └─ gateway gray  err 12.0% (base 0.2%)  p99 350 ms (base 40 ms)  20 req/s
+└─▼ callees
+   └─ payments RED  err 12.0% (base 0.2%)  p99 350 ms (base 40 ms)  20 req/s
+      └─ postgres (virtual) AMBER  err 12.0% (base 0.2%)  p99 350 ms (base 40 ms)  20 req/s
+";
+        assert_eq!(text, expected);
+        assert!(render_map(&map, true).contains("\u{1b}["), "colour on a terminal");
+    }
+}

@@ -1,0 +1,245 @@
+//! Scenarios: faults, changes and alert rules on the shop topology, in seconds of event
+//! time from the start of the run.
+
+use devloom_schemas::ChangeKind;
+
+/// A fault on one node for a while.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Fault {
+    /// Node name.
+    pub target: &'static str,
+    /// Start, seconds.
+    pub from_s: u64,
+    /// End, seconds (exclusive).
+    pub until_s: u64,
+    /// Failure probability while active (replaces the node's own), if any.
+    pub error_rate: Option<f64>,
+    /// Multiplies the node's latency while active.
+    pub latency_factor: f64,
+}
+
+/// What an alert rule watches.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Condition {
+    /// Failure ratio of the watched service's requests over a window.
+    ErrorRateAbove(f64),
+    /// p99 latency of the watched service's requests over a window, milliseconds.
+    P99AboveMs(f64),
+}
+
+/// An SLO rule evaluated like Prometheus + Alertmanager: over 30 s windows, firing after
+/// two breaching windows, resolving after two clean ones.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AlertRule {
+    /// `alertname`.
+    pub name: &'static str,
+    /// The `service` label of the alert.
+    pub service: &'static str,
+    /// The service whose requests are measured.
+    pub watch: &'static str,
+    /// The condition.
+    pub condition: Condition,
+    /// Extra labels.
+    pub labels: &'static [(&'static str, &'static str)],
+    /// `severity` label.
+    pub severity: &'static str,
+    /// Summary annotation.
+    pub summary: &'static str,
+}
+
+/// A change published on the deploys topic.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Change {
+    /// When, seconds.
+    pub at_s: u64,
+    /// Service changed.
+    pub service: &'static str,
+    /// Kind of change.
+    pub kind: ChangeKind,
+    /// Revision after.
+    pub revision: &'static str,
+    /// Revision before.
+    pub previous: &'static str,
+    /// Who.
+    pub author: &'static str,
+}
+
+/// A whole scenario.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Scenario {
+    /// Name used on the command line.
+    pub name: &'static str,
+    /// What it shows.
+    pub description: &'static str,
+    /// Length, seconds.
+    pub duration_s: u64,
+    /// Faults.
+    pub faults: Vec<Fault>,
+    /// Alert rules.
+    pub rules: Vec<AlertRule>,
+    /// Deploys and other changes.
+    pub changes: Vec<Change>,
+}
+
+/// Names accepted by [`Scenario::named`].
+pub const SCENARIOS: [&str; 4] = ["regression", "db-latency", "async-consumer", "steady"];
+
+const MIN: u64 = 60;
+
+impl Scenario {
+    /// The scenario called `name`, if any.
+    pub fn named(name: &str) -> Option<Self> {
+        Some(match name {
+            "regression" => Self::regression(),
+            "db-latency" => Self::db_latency(),
+            "async-consumer" => Self::async_consumer(),
+            "steady" => Self::steady(12 * MIN),
+            _ => return None,
+        })
+    }
+
+    /// Normal traffic, no faults, no alerts.
+    pub fn steady(duration_s: u64) -> Self {
+        Self {
+            name: "steady",
+            description: "normal traffic, no faults",
+            duration_s,
+            faults: vec![],
+            rules: vec![],
+            changes: vec![],
+        }
+    }
+
+    /// A bad deploy raises one service's errors; its callers degrade, nothing else breaks.
+    pub fn regression() -> Self {
+        Self {
+            name: "regression",
+            description: "payments v1.9.0 fails 15% of requests; rolled back four minutes later (contained)",
+            duration_s: 12 * MIN,
+            faults: vec![Fault {
+                target: "payments",
+                from_s: 6 * MIN,
+                until_s: 10 * MIN,
+                error_rate: Some(0.15),
+                latency_factor: 1.0,
+            }],
+            rules: vec![AlertRule {
+                name: "HighErrorRate",
+                service: "payments",
+                watch: "payments",
+                condition: Condition::ErrorRateAbove(0.05),
+                labels: &[("team", "payments")],
+                severity: "critical",
+                summary: "payments 5xx ratio above 5% (SLO 99.5%)",
+            }],
+            changes: vec![
+                Change {
+                    at_s: 6 * MIN,
+                    service: "payments",
+                    kind: ChangeKind::Deploy,
+                    revision: "v1.9.0",
+                    previous: "v1.8.2",
+                    author: "ana",
+                },
+                Change {
+                    at_s: 10 * MIN,
+                    service: "payments",
+                    kind: ChangeKind::Rollback,
+                    revision: "v1.8.2",
+                    previous: "v1.9.0",
+                    author: "oncall-bot",
+                },
+            ],
+        }
+    }
+
+    /// The database slows down (callers turn amber before anything alerts on them), then
+    /// starts timing out: its callers go red (spreading).
+    pub fn db_latency() -> Self {
+        Self {
+            name: "db-latency",
+            description: "postgres slows 40x after a reindex job, then times out: its callers go red (spreading)",
+            duration_s: 12 * MIN,
+            faults: vec![
+                Fault {
+                    target: "postgres",
+                    from_s: 6 * MIN,
+                    until_s: 10 * MIN,
+                    error_rate: None,
+                    latency_factor: 40.0,
+                },
+                Fault {
+                    target: "postgres",
+                    from_s: 8 * MIN,
+                    until_s: 10 * MIN,
+                    error_rate: Some(0.5),
+                    latency_factor: 1.0,
+                },
+            ],
+            rules: vec![AlertRule {
+                name: "HighLatency",
+                service: "checkout",
+                watch: "checkout",
+                condition: Condition::P99AboveMs(300.0),
+                labels: &[("team", "checkout")],
+                severity: "critical",
+                summary: "checkout p99 above 300 ms",
+            }],
+            changes: vec![Change {
+                at_s: 6 * MIN - 10,
+                service: "postgres",
+                kind: ChangeKind::ScheduledJob,
+                revision: "reindex-2026-11-27",
+                previous: "",
+                author: "cron",
+            }],
+        }
+    }
+
+    /// The async consumer of the `orders` topic fails; producers are unaffected, and only
+    /// span links (consumer spans in new traces) connect it to them.
+    pub fn async_consumer() -> Self {
+        Self {
+            name: "async-consumer",
+            description: "fulfillment v3.0.0 fails 80% of the orders it consumes; only span links connect it",
+            duration_s: 12 * MIN,
+            faults: vec![Fault {
+                target: "fulfillment",
+                from_s: 6 * MIN,
+                until_s: 10 * MIN,
+                error_rate: Some(0.8),
+                latency_factor: 1.0,
+            }],
+            rules: vec![AlertRule {
+                name: "KafkaConsumerLagHigh",
+                service: "checkout",
+                watch: "fulfillment",
+                condition: Condition::ErrorRateAbove(0.1),
+                labels: &[("topic", "orders"), ("consumergroup", "fulfillment")],
+                severity: "warning",
+                summary: "orders topic lag growing: messages not acknowledged",
+            }],
+            changes: vec![Change {
+                at_s: 6 * MIN,
+                service: "fulfillment",
+                kind: ChangeKind::Deploy,
+                revision: "v3.0.0",
+                previous: "v2.7.1",
+                author: "lee",
+            }],
+        }
+    }
+
+    /// The fault on `node` at `at_s`, combining overlapping faults.
+    pub fn fault_on(&self, node: &str, at_s: f64) -> (Option<f64>, f64) {
+        let mut error_rate = None;
+        let mut factor = 1.0;
+        for f in &self.faults {
+            if f.target == node && at_s >= f.from_s as f64 && at_s < f.until_s as f64 {
+                error_rate = f.error_rate.or(error_rate);
+                factor *= f.latency_factor;
+            }
+        }
+        (error_rate, factor)
+    }
+}

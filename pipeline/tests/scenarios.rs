@@ -1,0 +1,161 @@
+//! Scenario tests: simulated incidents written as NDJSON, run through the pipeline, and
+//! the impact maps a user would read checked by service, state, verdict and version.
+
+use std::path::{Path, PathBuf};
+
+use devloom::embedded::{Pipeline, RunSummary, run_batch, run_stream};
+use devloom::input::{RawRecord, read_file};
+use devloom::output::DeadLetterFile;
+use devloom::simulator::{SimConfig, Simulator, to_ndjson_line};
+use devloom_operators::EngineConfig;
+use devloom_schemas::codec::DecodeOptions;
+use devloom_schemas::{DeadLetter, Direction, HealthState, ImpactMap, ImpactNode, IncidentStatus, Verdict};
+
+const RATE: f64 = 10.0;
+
+fn sim(scenario: &str) -> Simulator {
+    Simulator::shop(scenario, SimConfig { rate_per_s: RATE, ..SimConfig::default() }).unwrap()
+}
+
+/// Writes the scenario as one NDJSON file, as `devloom simulate` does.
+fn ndjson(dir: &Path, scenario: &str) -> PathBuf {
+    let path = dir.join(format!("{scenario}.ndjson"));
+    let lines: Vec<String> = sim(scenario).map(|r| to_ndjson_line(&r).unwrap()).collect();
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    path
+}
+
+fn run_files(dir: &Path, paths: &[PathBuf]) -> (Vec<ImpactMap>, RunSummary) {
+    let records: Vec<RawRecord> = paths.iter().flat_map(|p| read_file(p).unwrap()).collect();
+    let dead = DeadLetterFile::new(&dir.join("dead.ndjson"));
+    let mut pipeline = Pipeline::new(EngineConfig::default(), Vec::new(), dead);
+    run_batch(records, &DecodeOptions::default(), &mut pipeline).unwrap();
+    pipeline.finish().unwrap()
+}
+
+fn node<'a>(map: &'a ImpactMap, service: &str) -> &'a ImpactNode {
+    map.nodes.iter().find(|n| n.service == service).unwrap_or_else(|| panic!("{service} not in map"))
+}
+
+fn states(map: &ImpactMap, services: &[&str]) -> Vec<HealthState> {
+    services.iter().map(|s| node(map, s).state).collect()
+}
+
+fn stripped(maps: &[ImpactMap]) -> Vec<ImpactMap> {
+    maps.iter().map(ImpactMap::without_wall_clock).collect()
+}
+
+#[test]
+fn regression_is_contained_to_payments_and_its_callers() {
+    let dir = tempfile::tempdir().unwrap();
+    let (maps, summary) = run_files(dir.path(), &[ndjson(dir.path(), "regression")]);
+    assert_eq!(summary.engine.alerts, 2, "firing and resolved");
+    assert_eq!(summary.engine.deploys, 2, "deploy and rollback");
+    assert!(maps.iter().all(|m| m.incident_id == maps[0].incident_id), "one incident");
+    let first = &maps[0];
+    assert_eq!((first.version, first.status), (1, IncidentStatus::Open));
+    assert_eq!(first.root_services, vec!["payments"]);
+    assert_eq!(states(first, &["payments", "checkout"]), vec![HealthState::Red, HealthState::Amber]);
+    assert_eq!(node(first, "checkout").direction, Direction::Upstream);
+    assert_eq!(node(first, "postgres").state, HealthState::Gray, "the database is fine");
+    assert!(node(first, "postgres").virtual_node);
+    assert!(maps.iter().all(|m| m.verdict == Verdict::Contained), "nothing else breaks");
+    let last = maps.last().unwrap();
+    assert_eq!(last.status, IncidentStatus::Resolved);
+    assert_eq!(node(last, "payments").state, HealthState::Gray, "recovered after the rollback");
+    assert_eq!(maps.len(), 5, "versions: open, state changes, resolve");
+    assert!(maps.windows(2).all(|w| w[0].version + 1 == w[1].version));
+    assert!(first.latency_ms.is_some() && first.alert_received_at.is_some());
+}
+
+#[test]
+fn database_latency_turns_callers_amber_before_they_alert_then_spreads() {
+    let dir = tempfile::tempdir().unwrap();
+    let (maps, _) = run_files(dir.path(), &[ndjson(dir.path(), "db-latency")]);
+    let first = &maps[0];
+    assert_eq!(first.root_services, vec!["checkout"], "only checkout alerts");
+    assert_eq!(
+        states(first, &["payments", "inventory", "postgres"]),
+        vec![HealthState::Amber, HealthState::Amber, HealthState::Amber],
+        "the database's callers are amber from latency alone, with no alert on them"
+    );
+    assert!(node(first, "postgres").p99_ms.now > 10.0 * node(first, "postgres").p99_ms.baseline);
+    assert_eq!(node(first, "cart").state, HealthState::Gray, "cart uses redis, not postgres");
+    assert_eq!(first.verdict, Verdict::Contained);
+    let timeouts = maps.iter().find(|m| node(m, "payments").state == HealthState::Red).expect("timeouts");
+    assert_eq!(node(timeouts, "postgres").state, HealthState::Red);
+    assert_eq!(timeouts.verdict, Verdict::Spreading);
+    assert_eq!(maps.last().unwrap().status, IncidentStatus::Resolved);
+}
+
+#[test]
+fn async_consumer_failure_is_found_through_span_links() {
+    let dir = tempfile::tempdir().unwrap();
+    let (maps, summary) = run_files(dir.path(), &[ndjson(dir.path(), "async-consumer")]);
+    let first = &maps[0];
+    assert_eq!(first.root_services, vec!["checkout"]);
+    let fulfillment = node(first, "fulfillment");
+    assert_eq!(
+        (fulfillment.state, fulfillment.direction, fulfillment.hops),
+        (HealthState::Red, Direction::Downstream, 1)
+    );
+    let edge = first.edges.iter().find(|e| e.caller == "checkout" && e.callee == "fulfillment").unwrap();
+    assert!(edge.asynchronous, "producer → consumer, paired through the consumer's span link");
+    assert_eq!(node(first, "notifications").state, HealthState::Gray, "the other consumer is fine");
+    assert_eq!(first.verdict, Verdict::Spreading);
+    assert!(summary.pairing.paired > 0);
+}
+
+#[test]
+fn same_input_same_output_and_stream_equals_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = ndjson(dir.path(), "async-consumer");
+    let (a, _) = run_files(dir.path(), std::slice::from_ref(&path));
+    let (b, _) = run_files(dir.path(), &[path]);
+    assert_eq!(stripped(&a), stripped(&b));
+    assert_ne!(a[0].published_at, None);
+
+    // The live path: protobuf straight from the simulator, decoded on its own thread.
+    let dead = DeadLetterFile::new(&dir.path().join("dead.ndjson"));
+    let mut pipeline = Pipeline::new(EngineConfig::default(), Vec::new(), dead);
+    run_stream(
+        sim("async-consumer").map(|r| Ok(RawRecord::from(r))),
+        &DecodeOptions::default(),
+        &mut pipeline,
+    )
+    .unwrap();
+    let (live, _) = pipeline.finish().unwrap();
+    assert_eq!(stripped(&live), stripped(&a), "OTLP protobuf live = OTLP JSON from a file");
+}
+
+#[test]
+fn malformed_lines_become_dead_letters_and_the_rest_still_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = ndjson(dir.path(), "regression");
+    let bad = dir.path().join("bad.ndjson");
+    std::fs::write(
+        &bad,
+        "{\"service\":\"x\",\"status\":\"firing\"}\nnot json at all\n{\"version\":\"4\",\"alerts\":[{\"status\":\"maybe\"}]}\n",
+    )
+    .unwrap();
+    let (maps, summary) = run_files(dir.path(), &[bad.clone(), good]);
+    assert_eq!(summary.dead_letters, 3);
+    assert!(!maps.is_empty(), "good input still produces impact maps");
+    let text = std::fs::read_to_string(dir.path().join("dead.ndjson")).unwrap();
+    let dead: Vec<DeadLetter> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let reasons: Vec<(Option<u64>, &str)> = dead.iter().map(|d| (d.line, d.reason.as_str())).collect();
+    assert_eq!(reasons[0], (Some(1), "Devloom alert JSON: invalid at .: missing field `starts_at`"));
+    assert_eq!(reasons[1].0, Some(2));
+    assert_eq!(
+        reasons[1].1,
+        "unrecognized payload for any input: 15 bytes of content-type \"application/json\" starting \"not json at all\" \
+         (accepted: OTLP protobuf, OTLP JSON, Alertmanager webhook v4, PagerDuty Events v2, Devloom alert JSON, \
+         Devloom deploy JSON, Argo CD Application, GitHub deployment_status, CloudEvents structured JSON)"
+    );
+    assert_eq!(reasons[2].0, Some(3));
+    assert!(reasons[2].1.starts_with("Alertmanager webhook v4: invalid at alerts[0]"), "{}", reasons[2].1);
+    assert_eq!(dead[0].source, bad.display().to_string());
+    use base64::Engine as _;
+    let original = base64::prelude::BASE64_STANDARD.decode(&dead[1].payload_base64).unwrap();
+    assert_eq!(original, b"not json at all", "the original bytes are kept");
+}
