@@ -1,0 +1,127 @@
+//! The `devloom` binary as a user runs it.
+
+use std::process::Command;
+
+use devloom_schemas::{ImpactMap, Verdict};
+
+fn devloom(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_devloom")).args(args).env_remove("DEVLOOM_CONFIG").output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn demo_shows_the_map_as_a_tree_and_a_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_devloom"))
+        .args(["demo", "--scenario", "async-consumer", "--rate", "10"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("scenario async-consumer"), "{stdout}");
+    assert!(stdout.contains("· OPEN · SPREADING · roots: checkout"), "{stdout}");
+    assert!(stdout.contains("└─▼ callees"), "{stdout}");
+    assert!(stdout.contains("fulfillment RED"), "{stdout}");
+    assert!(!stdout.contains("\u{1b}["), "no colour codes when not a terminal");
+    assert!(stdout.contains("── summary"), "{stdout}");
+    assert!(stdout.contains("alert → first map:"), "{stdout}");
+    assert!(stdout.contains("verdict: spreading"), "{stdout}");
+}
+
+#[test]
+fn demo_json_prints_impact_maps() {
+    let out = devloom(&["demo", "--scenario", "regression", "--rate", "10", "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let maps: Vec<ImpactMap> = text(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(maps.len(), 5);
+    assert!(maps.iter().all(|m| m.verdict == Verdict::Contained && m.root_services == ["payments"]));
+    assert!(maps[0].latency_ms.is_some(), "the first map is stamped with its latency");
+    assert!(text(&out.stderr).contains("impact maps: 5 versions for 1 incident(s); verdict: contained"));
+}
+
+#[test]
+fn simulate_then_run_gives_the_same_maps_as_the_demo() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = dir.path().join("sim.ndjson");
+    let maps = dir.path().join("maps.ndjson");
+    let out = devloom(&["simulate", "--scenario", "regression", "--rate", "10", "-o", sim.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = devloom(&["run", "--input", sim.to_str().unwrap(), "--output", maps.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("2 alerts, 2 deploys → 5 impact-map versions; 0 dead letters"));
+    let from_files: Vec<ImpactMap> = std::fs::read_to_string(&maps)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<ImpactMap>(l).unwrap().without_wall_clock())
+        .collect();
+    let demo = devloom(&["demo", "--scenario", "regression", "--rate", "10", "--json"]);
+    let live: Vec<ImpactMap> = text(&demo.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<ImpactMap>(l).unwrap().without_wall_clock())
+        .collect();
+    assert_eq!(from_files, live);
+}
+
+#[test]
+fn run_reads_stdin_and_dead_letters_go_to_the_named_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let dead = dir.path().join("dead.ndjson");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_devloom"))
+        .args(["run", "--dead-letter", dead.to_str().unwrap()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"{\"service\":\"checkout\",\"status\":\"firing\",\"starts_at\":\"2026-11-27T09:00:00Z\"}\n{oops\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let map: ImpactMap = serde_json::from_str(text(&out.stdout).lines().next().unwrap()).unwrap();
+    assert_eq!(map.root_services, ["checkout"], "an alert with no traffic still gets a map");
+    let dead_text = std::fs::read_to_string(&dead).unwrap();
+    assert!(dead_text.contains("\"source\":\"<stdin>\""), "{dead_text}");
+    assert!(dead_text.contains("\"line\":2"), "{dead_text}");
+    assert!(dead_text.contains("malformed JSON at line 1 column 2"), "{dead_text}");
+}
+
+#[test]
+fn validate_names_the_bad_key_and_run_names_the_missing_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("devloom.toml");
+    std::fs::write(&config, "[engine.graph.health]\nfailure_treshold = 0.3\n").unwrap();
+    let out = devloom(&["validate", "--config", config.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("invalid config"), "{err}");
+    assert!(err.contains("unknown field `failure_treshold`"), "{err}");
+
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../devloom.example.toml");
+    let out = devloom(&["validate", "--config", example]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains(": ok"));
+
+    let out = devloom(&["run", "--input", "/nonexistent/spans.ndjson"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("cannot read input /nonexistent/spans.ndjson"));
+}
+
+#[test]
+fn help_explains_the_commands() {
+    let out = devloom(&["--help"]);
+    let help = text(&out.stdout);
+    for word in ["demo", "run", "simulate", "validate", "impact maps"] {
+        assert!(help.contains(word), "{help}");
+    }
+    let out = devloom(&["demo", "--help"]);
+    assert!(text(&out.stdout).contains("regression (contained), db-latency (spreading), async-consumer"));
+}
