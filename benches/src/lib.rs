@@ -1,1 +1,76 @@
-//! Benches.
+//! Shared inputs of Devloom's benchmarks: realistic OTLP batches and service graphs from
+//! the simulator, so every bench measures what production sees.
+
+use std::sync::Arc;
+
+use devloom::simulator::{Scenario, SimConfig, SimRecord, Simulator, Topology};
+use devloom_operators::{Observation, Operator, ServiceGraph, ServiceId};
+use devloom_schemas::codec::{Expect, otlp_fast};
+use devloom_schemas::{Event, Span};
+
+/// OTLP protobuf batches (one per simulated second, ~10 attributes a span) of steady
+/// traffic on the shop at `rate` requests/s, for `seconds`.
+pub fn otlp_batches(rate: f64, seconds: u64) -> Vec<Vec<u8>> {
+    let sim = Simulator::new(
+        Topology::shop(),
+        Scenario::steady(seconds),
+        SimConfig { rate_per_s: rate, ..SimConfig::default() },
+    );
+    sim.filter(|r| r.expect == Expect::Traces).map(|r| r.payload).collect()
+}
+
+/// The simulator's records for a whole scenario, one OTLP batch per `tick_ms`.
+pub fn records(scenario: Scenario, rate: f64, seed: u64, tick_ms: u64) -> Vec<SimRecord> {
+    let config = SimConfig { rate_per_s: rate, seed, tick_ms, ..SimConfig::default() };
+    Simulator::new(Topology::shop(), scenario, config).collect()
+}
+
+/// Spans decoded from `batches`, in order.
+pub fn spans(batches: &[Vec<u8>]) -> Vec<Span> {
+    let mut events = Vec::new();
+    for b in batches {
+        otlp_fast::decode(b, &mut events).expect("the simulator writes valid OTLP");
+    }
+    events.into_iter().filter_map(|e| if let Event::Span(s) = e { Some(s) } else { None }).collect()
+}
+
+/// A service graph with every edge of a generated `services`-service topology, with a
+/// minute of traffic on each so nodes have health.
+pub fn graph_of(services: usize) -> (ServiceGraph, Vec<String>) {
+    let topo = Topology::generated(services, 1);
+    let mut g = ServiceGraph::default();
+    let id = |i: usize| {
+        let n = &topo.nodes[i];
+        ServiceId { name: Arc::from(n.name.as_str()), region: None, virtual_node: n.db_system.is_some() }
+    };
+    let mut out = Vec::new();
+    for (i, n) in topo.nodes.iter().enumerate() {
+        for d in &n.calls {
+            for t in 0..6u64 {
+                let time_ns = 1_000_000_000 + t * 10_000_000_000;
+                let obs = [
+                    Observation::Request {
+                        service: id(d.callee),
+                        time_ns,
+                        latency_ns: 5_000_000,
+                        failed: false,
+                    },
+                    Observation::Call {
+                        caller: id(i),
+                        callee: id(d.callee),
+                        time_ns,
+                        latency_ns: 5_000_000,
+                        failed: false,
+                        asynchronous: false,
+                    },
+                ];
+                for o in &obs {
+                    g.on_event(&(), o, &mut out);
+                }
+            }
+        }
+    }
+    g.on_watermark(&(), 70_000_000_000, &mut Vec::new());
+    let names = topo.service_names().into_iter().map(String::from).collect();
+    (g, names)
+}

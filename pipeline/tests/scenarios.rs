@@ -159,3 +159,38 @@ fn malformed_lines_become_dead_letters_and_the_rest_still_runs() {
     let original = base64::prelude::BASE64_STANDARD.decode(&dead[1].payload_base64).unwrap();
     assert_eq!(original, b"not json at all", "the original bytes are kept");
 }
+
+#[test]
+fn engine_snapshot_mid_incident_restores_to_the_same_maps() {
+    use devloom_operators::{Engine, EngineSnapshot};
+    let mut events = Vec::new();
+    for record in sim("db-latency") {
+        events.extend(
+            devloom::decode::decode_record(&RawRecord::from(record), &DecodeOptions::default()).unwrap(),
+        );
+    }
+    let cut = events.len() * 3 / 5; // inside the incident
+    let mut whole = Engine::new(EngineConfig::default());
+    let mut expected = Vec::new();
+    for e in &events {
+        whole.on_event(e, &mut expected);
+    }
+    whole.flush(&mut expected);
+
+    let mut first = Engine::new(EngineConfig::default());
+    let mut got = Vec::new();
+    for e in &events[..cut] {
+        first.on_event(e, &mut got);
+    }
+    assert!(!got.is_empty(), "the cut is after the first map");
+    let saved = serde_json::to_vec(&first.snapshot()).unwrap();
+    drop(first);
+    let mut second = Engine::new(EngineConfig::default());
+    second.restore(serde_json::from_slice::<EngineSnapshot>(&saved).unwrap());
+    for e in &events[cut..] {
+        second.on_event(e, &mut got);
+    }
+    second.flush(&mut got);
+    assert_eq!(got, expected);
+    assert_eq!(second.counters(), whole.counters());
+}
