@@ -29,6 +29,97 @@ pub struct Config {
     pub decode: DecodeConfig,
     /// Operator settings.
     pub engine: EngineConfig,
+    /// Kafka: when `brokers` is set, `devloom run` consumes and publishes topics.
+    pub kafka: KafkaConfig,
+    /// Checkpoints of the Kafka runtime.
+    pub checkpoint: CheckpointConfig,
+}
+
+/// `[kafka]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// Bootstrap servers (`host:port,…`). Empty: the embedded runtime (no Kafka).
+    pub brokers: String,
+    /// Consumer group.
+    pub group_id: String,
+    /// Create missing topics at start.
+    pub create_topics: bool,
+    /// Partitions of topics Devloom creates.
+    pub partitions: i32,
+    /// Replication factor of topics Devloom creates.
+    pub replication: i32,
+    /// Messages held per partition while the event-time merge waits for the others;
+    /// beyond this the partition is paused (backpressure, not memory growth).
+    pub max_buffered_per_partition: usize,
+    /// Topic names.
+    pub topics: TopicsConfig,
+    /// librdkafka settings passed through untouched (SASL, SSL, timeouts, …).
+    pub properties: std::collections::BTreeMap<String, String>,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        Self {
+            brokers: String::new(),
+            group_id: "devloom".into(),
+            create_topics: true,
+            partitions: 3,
+            replication: 1,
+            max_buffered_per_partition: 1000,
+            topics: TopicsConfig::default(),
+            properties: Default::default(),
+        }
+    }
+}
+
+/// `[kafka.topics]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TopicsConfig {
+    /// Traces in (OTLP protobuf or JSON).
+    pub traces: String,
+    /// Also consume the Collector Kafka exporter's topic (usually `otlp_spans`); empty: no.
+    pub otlp_spans: String,
+    /// Alerts in.
+    pub alerts: String,
+    /// Deploys and other changes in.
+    pub deploys: String,
+    /// Impact maps out.
+    pub impact: String,
+    /// Undecodable input out.
+    pub deadletter: String,
+}
+
+impl Default for TopicsConfig {
+    fn default() -> Self {
+        Self {
+            traces: "devloom.traces".into(),
+            otlp_spans: String::new(),
+            alerts: "devloom.alerts".into(),
+            deploys: "devloom.deploys".into(),
+            impact: "devloom.impact".into(),
+            deadletter: "devloom.deadletter".into(),
+        }
+    }
+}
+
+/// `[checkpoint]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CheckpointConfig {
+    /// Directory of the checkpoint file (operator state + input offsets).
+    pub state_dir: PathBuf,
+    /// Checkpoint at least this often, milliseconds.
+    pub interval_ms: u64,
+    /// …or after this many input messages, whichever comes first.
+    pub max_messages: u64,
+}
+
+impl Default for CheckpointConfig {
+    fn default() -> Self {
+        Self { state_dir: PathBuf::from("devloom-state"), interval_ms: 5_000, max_messages: 10_000 }
+    }
 }
 
 /// `[input]`.
@@ -178,6 +269,9 @@ impl Config {
         }
         if self.engine.pairing.max_pending == 0 {
             return Err("engine.pairing.max_pending must be above 0".into());
+        }
+        if !self.kafka.brokers.is_empty() && (self.kafka.partitions < 1 || self.kafka.replication < 1) {
+            return Err("kafka.partitions and kafka.replication must be at least 1".into());
         }
         if self.decode.alert_service_labels.is_empty() {
             return Err("decode.alert_service_labels must name at least one label".into());

@@ -8,7 +8,7 @@ use std::io;
 use std::sync::mpsc::sync_channel;
 use std::time::{Duration, Instant};
 
-use devloom_operators::{Engine, EngineConfig, EngineCounters, PairingCounters};
+use devloom_operators::{Engine, EngineConfig, EngineCounters, EngineSnapshot, PairingCounters};
 use devloom_schemas::codec::DecodeOptions;
 use devloom_schemas::time::format_rfc3339;
 use devloom_schemas::{DeadLetter, Event, ImpactMap};
@@ -119,8 +119,14 @@ impl<S: ImpactSink> Pipeline<S> {
     pub fn finish(mut self) -> io::Result<(S, RunSummary)> {
         self.engine.flush(&mut self.maps);
         self.publish(None)?;
+        let summary = self.summary();
+        Ok((self.sink, summary))
+    }
+
+    /// What the run has done so far.
+    pub fn summary(&self) -> RunSummary {
         let (engine, pairing) = self.engine.counters();
-        let summary = RunSummary {
+        RunSummary {
             records: self.records,
             dead_letters: self.dead.count(),
             engine,
@@ -128,8 +134,17 @@ impl<S: ImpactSink> Pipeline<S> {
             latency: self.latency.summary(),
             first_map_ms: self.first_map_ms,
             elapsed: self.started.elapsed(),
-        };
-        Ok((self.sink, summary))
+        }
+    }
+
+    /// The operators' state, for a checkpoint.
+    pub fn snapshot(&self) -> EngineSnapshot {
+        self.engine.snapshot()
+    }
+
+    /// Restores the operators' state from a checkpoint.
+    pub fn restore(&mut self, snapshot: EngineSnapshot) {
+        self.engine.restore(snapshot);
     }
 }
 

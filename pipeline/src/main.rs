@@ -60,6 +60,13 @@ struct DemoArgs {
     /// Print the ImpactMap JSON lines instead of pictures (summary goes to stderr).
     #[arg(long)]
     json: bool,
+    /// Write the scenario to the Kafka input topics instead of running it here; then
+    /// `devloom run --brokers …` turns it into impact maps on devloom.impact.
+    #[arg(long, requires = "brokers")]
+    to_kafka: bool,
+    /// Kafka bootstrap servers for --to-kafka (or [kafka] brokers / DEVLOOM_KAFKA__BROKERS).
+    #[arg(long)]
+    brokers: Option<String>,
 }
 
 #[derive(Args)]
@@ -77,9 +84,19 @@ struct RunArgs {
     /// Where impact maps go: a file, or `-` for stdout.
     #[arg(long, short)]
     output: Option<String>,
-    /// Where undecodable input goes (JSON lines with the reason).
+    /// Where undecodable input goes (JSON lines with the reason) in embedded mode.
     #[arg(long)]
     dead_letter: Option<PathBuf>,
+    /// Kafka bootstrap servers: consume the input topics and publish devloom.impact and
+    /// devloom.deadletter instead of reading files (see [kafka] in devloom.example.toml).
+    #[arg(long)]
+    brokers: Option<String>,
+    /// Do not create missing topics at start.
+    #[arg(long)]
+    no_create_topics: bool,
+    /// Where the Kafka runtime keeps its checkpoint.
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -136,7 +153,19 @@ fn simulator(args: &SimArgs) -> anyhow::Result<Simulator> {
 
 fn demo(args: DemoArgs) -> anyhow::Result<()> {
     let sim = simulator(&args.sim)?;
-    let config = config::load(config_path(None).as_deref(), std::env::vars())?;
+    let mut config = config::load(config_path(None).as_deref(), std::env::vars())?;
+    if args.to_kafka {
+        if let Some(b) = args.brokers {
+            config.kafka.brokers = b;
+        }
+        let count = devloom::kafka::publish_records(&config.kafka, sim)?;
+        let t = &config.kafka.topics;
+        eprintln!(
+            "devloom: wrote {count} records of scenario {} to {}, {}, {} at {}",
+            args.sim.scenario, t.traces, t.alerts, t.deploys, config.kafka.brokers
+        );
+        return Ok(());
+    }
     let stdout = std::io::stdout();
     let color = !args.json && stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let dead = DeadLetterFile::new(&config.output.dead_letter);
@@ -188,6 +217,18 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     if let Some(d) = args.dead_letter {
         config.output.dead_letter = d;
     }
+    if let Some(b) = args.brokers {
+        config.kafka.brokers = b;
+    }
+    if args.no_create_topics {
+        config.kafka.create_topics = false;
+    }
+    if let Some(s) = args.state_dir {
+        config.checkpoint.state_dir = s;
+    }
+    if !config.kafka.brokers.is_empty() {
+        return run_kafka(&config);
+    }
     let opts = config.decode.options();
     let sink = JsonLines(open_output(&config.output.path)?);
     let dead = DeadLetterFile::new(&config.output.dead_letter);
@@ -230,6 +271,27 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             l.p50_ms, l.p99_ms, l.max_ms
         );
     }
+    Ok(())
+}
+
+fn run_kafka(config: &Config) -> anyhow::Result<()> {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(signal, stop.clone()).context("installing signal handlers")?;
+    }
+    eprintln!(
+        "devloom: consuming {} from {} (group {}), publishing {}; Ctrl-C or SIGTERM stops after a checkpoint",
+        devloom::kafka::input_topics(&config.kafka).iter().map(|(t, _)| t.as_str()).collect::<Vec<_>>().join(", "),
+        config.kafka.brokers,
+        config.kafka.group_id,
+        config.kafka.topics.impact
+    );
+    let summary = devloom::kafka::run(config, &stop)?;
+    let e = &summary.engine;
+    eprintln!(
+        "devloom: stopped after {} messages, {} spans, {} alerts, {} deploys → {} impact-map versions; {} dead letters",
+        summary.records, e.spans, e.alerts, e.deploys, e.impact_maps, summary.dead_letters
+    );
     Ok(())
 }
 
