@@ -86,7 +86,8 @@ impl CheckpointStore {
         let checkpoint: Checkpoint = serde_json::from_slice(&bytes)
             .map_err(|e| CheckpointError::Corrupt { path: path.clone(), reason: e.to_string() })?;
         if checkpoint.format_version != FORMAT_VERSION {
-            let reason = format!("format version {} (this build reads {FORMAT_VERSION})", checkpoint.format_version);
+            let reason =
+                format!("format version {} (this build reads {FORMAT_VERSION})", checkpoint.format_version);
             return Err(CheckpointError::Corrupt { path, reason });
         }
         Ok(Some(checkpoint))

@@ -57,7 +57,9 @@ pub enum KafkaRunError {
         code: RDKafkaErrorCode,
     },
     /// Messages could not be delivered; state was not checkpointed past them.
-    #[error("kafka: {failed} messages could not be delivered (last error: {last}); stopping without checkpoint")]
+    #[error(
+        "kafka: {failed} messages could not be delivered (last error: {last}); stopping without checkpoint"
+    )]
     Delivery {
         /// How many.
         failed: u64,
@@ -109,8 +111,10 @@ pub fn input_topics(k: &KafkaConfig) -> Vec<(String, Expect)> {
 pub fn create_topics(k: &KafkaConfig, names: &[&str]) -> Result<(), KafkaRunError> {
     let admin: AdminClient<DefaultClientContext> =
         client_config(k)?.create().map_err(kafka_err("creating the admin client"))?;
-    let topics: Vec<NewTopic<'_>> =
-        names.iter().map(|n| NewTopic::new(n, k.partitions, TopicReplication::Fixed(k.replication))).collect();
+    let topics: Vec<NewTopic<'_>> = names
+        .iter()
+        .map(|n| NewTopic::new(n, k.partitions, TopicReplication::Fixed(k.replication)))
+        .collect();
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     let results = futures_executor::block_on(admin.create_topics(&topics, &options))
         .map_err(kafka_err("creating topics"))?;
@@ -223,42 +227,42 @@ struct Pending {
     read: ReadStamp,
 }
 
+/// Merge order: Kafka timestamp, topic rank, partition, offset.
+type MergeKey = (i64, usize, i32, i64);
+
 impl Pending {
-    fn order(&self) -> (i64, usize, i32, i64) {
+    fn order(&self) -> MergeKey {
         (self.timestamp_ms, self.rank, self.partition, self.offset)
     }
 }
+
+type DevloomConsumer = BaseConsumer;
 
 /// Per-partition queues and the event-time merge over them.
 #[derive(Default)]
 struct Merger {
     queues: BTreeMap<String, VecDeque<Pending>>,
-    last_message: HashMap<String, Instant>,
 }
-
-/// How long an assigned partition may stay silent before the merge stops waiting for it.
-const IDLE: Duration = Duration::from_secs(10);
 
 impl Merger {
     fn push(&mut self, key: String, p: Pending) -> usize {
-        self.last_message.insert(key.clone(), Instant::now());
         let q = self.queues.entry(key).or_default();
         q.push_back(p);
         q.len()
     }
 
-    /// The next message in event-time order, if every assigned partition is accounted for.
-    fn pop(&mut self, assigned: &BTreeMap<String, bool>) -> Option<(String, Pending)> {
-        let mut best: Option<(&String, (i64, usize, i32, i64))> = None;
-        for (key, caught_up) in assigned {
+    /// The next message in event-time order, once every partition (`caught_up` says
+    /// which have been read to their end) has one waiting or is at its end.
+    fn pop(&mut self, caught_up: &BTreeMap<String, bool>) -> Option<(String, Pending)> {
+        let mut best: Option<(&String, MergeKey)> = None;
+        for (key, at_end) in caught_up {
             match self.queues.get(key).and_then(VecDeque::front) {
                 Some(p) => {
                     if best.is_none_or(|(_, o)| p.order() < o) {
                         best = Some((key, p.order()));
                     }
                 }
-                None if *caught_up => {}
-                None if self.last_message.get(key).is_some_and(|t| t.elapsed() > IDLE) => {}
+                None if *at_end => {}
                 None => return None,
             }
         }
@@ -269,16 +273,6 @@ impl Merger {
 
     fn len(&self, key: &str) -> usize {
         self.queues.get(key).map_or(0, VecDeque::len)
-    }
-
-    /// Follows the assignment: drops queues of revoked partitions, and starts the idle
-    /// clock of newly assigned ones.
-    fn retain(&mut self, assigned: &BTreeMap<String, bool>) {
-        self.queues.retain(|k, _| assigned.contains_key(k));
-        self.last_message.retain(|k, _| assigned.contains_key(k));
-        for key in assigned.keys() {
-            self.last_message.entry(key.clone()).or_insert_with(Instant::now);
-        }
     }
 }
 
@@ -301,9 +295,7 @@ pub fn run(config: &Config, stop: &AtomicBool) -> Result<RunSummary, KafkaRunErr
     if consumer_config.get("auto.offset.reset").is_none() {
         consumer_config.set("auto.offset.reset", "earliest");
     }
-    let consumer: BaseConsumer = consumer_config.create().map_err(kafka_err("creating the consumer"))?;
-    let names: Vec<&str> = inputs.iter().map(|(t, _)| t.as_str()).collect();
-    consumer.subscribe(&names).map_err(kafka_err("subscribing"))?;
+    let consumer: DevloomConsumer = consumer_config.create().map_err(kafka_err("creating the consumer"))?;
 
     let sink = ImpactTopic {
         producer: producer.clone(),
@@ -320,6 +312,8 @@ pub fn run(config: &Config, stop: &AtomicBool) -> Result<RunSummary, KafkaRunErr
     }
     let opts = config.decode.options();
     let mut merger = Merger::default();
+    let names: Vec<&str> = inputs.iter().map(|(t, _)| t.as_str()).collect();
+    let position = assign_all(&consumer, &names, &next)?;
     let mut paused: BTreeSet<String> = BTreeSet::new();
     let mut dead_letters = 0u64;
     let mut since_checkpoint = 0u64;
@@ -331,6 +325,7 @@ pub fn run(config: &Config, stop: &AtomicBool) -> Result<RunSummary, KafkaRunErr
             match polled {
                 Ok(msg) => {
                     let key = partition_key(msg.topic(), msg.partition());
+                    // Skip what the checkpointed state already holds.
                     if msg.offset() >= next.get(&key).copied().unwrap_or(0) {
                         let (r, expect) = rank.get(msg.topic()).copied().unwrap_or((usize::MAX, Expect::Any));
                         let pending = read_message(&msg, r, expect, &opts);
@@ -345,9 +340,18 @@ pub fn run(config: &Config, stop: &AtomicBool) -> Result<RunSummary, KafkaRunErr
                 Err(e) => tracing::warn!(error = %e, "kafka consumer"),
             }
         }
-        let assigned = assignment(&consumer, &next, &merger)?;
-        merger.retain(&assigned);
-        while let Some((key, mut p)) = merger.pop(&assigned) {
+        let caught_up: BTreeMap<String, bool> = position
+            .iter()
+            .map(|(key, &start)| {
+                let (topic, partition) = split_key(key);
+                let at = next.get(key).copied().unwrap_or(start);
+                let end = merger.len(key) == 0
+                    && cached_high_watermark(&consumer, topic, partition).is_some_and(|high| at >= high);
+                (key.clone(), end)
+            })
+            .collect();
+        while let Some((key, mut p)) = merger.pop(&caught_up) {
+            tracing::trace!(%key, offset = p.offset, timestamp_ms = p.timestamp_ms, "processing");
             next.insert(key.clone(), p.offset + 1);
             since_checkpoint += 1;
             match std::mem::replace(&mut p.decoded, Ok(Vec::new())) {
@@ -382,9 +386,23 @@ pub fn run(config: &Config, stop: &AtomicBool) -> Result<RunSummary, KafkaRunErr
     Ok(summary)
 }
 
+/// Every partition of `topics`, from the broker's metadata.
+fn all_partitions(consumer: &DevloomConsumer, topics: &[&str]) -> Result<BTreeSet<String>, KafkaRunError> {
+    let mut keys = BTreeSet::new();
+    for topic in topics {
+        let metadata = consumer
+            .fetch_metadata(Some(topic), Duration::from_secs(30))
+            .map_err(kafka_err(format!("reading the metadata of {topic}")))?;
+        for t in metadata.topics() {
+            keys.extend(t.partitions().iter().map(|p| partition_key(t.name(), p.id())));
+        }
+    }
+    Ok(keys)
+}
+
 /// The high watermark librdkafka last saw for a partition in a fetch response (no
 /// broker round trip), if it has seen one.
-fn cached_high_watermark(consumer: &BaseConsumer, topic: &str, partition: i32) -> Option<i64> {
+fn cached_high_watermark(consumer: &DevloomConsumer, topic: &str, partition: i32) -> Option<i64> {
     let topic = std::ffi::CString::new(topic).ok()?;
     let (mut low, mut high) = (-1i64, -1i64);
     // SAFETY: the client pointer is valid for the consumer's lifetime, the topic is a
@@ -401,22 +419,44 @@ fn cached_high_watermark(consumer: &BaseConsumer, topic: &str, partition: i32) -
     (err == rdkafka_sys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0).then_some(high)
 }
 
-/// Assigned partitions, each with whether it has been read to its end.
-fn assignment(
-    consumer: &BaseConsumer,
+/// Assigns every partition of `topics` to this consumer, each from the checkpoint's
+/// offset, else the group's committed offset, else the start of the log. Devloom keeps
+/// one global graph, so one instance reads all partitions: explicit assignment, with
+/// the group used for committed offsets (visible to the usual lag tooling). Returns the
+/// starting offset of every partition.
+fn assign_all(
+    consumer: &DevloomConsumer,
+    topics: &[&str],
     next: &BTreeMap<String, i64>,
-    merger: &Merger,
-) -> Result<BTreeMap<String, bool>, KafkaRunError> {
-    let tpl = consumer.assignment().map_err(kafka_err("reading the assignment"))?;
-    let mut out = BTreeMap::new();
-    for e in tpl.elements() {
-        let key = partition_key(e.topic(), e.partition());
-        let caught_up = merger.len(&key) == 0
-            && cached_high_watermark(consumer, e.topic(), e.partition())
-                .is_some_and(|high| next.get(&key).copied().unwrap_or(0) >= high);
-        out.insert(key, caught_up);
+) -> Result<BTreeMap<String, i64>, KafkaRunError> {
+    let mut all = TopicPartitionList::new();
+    for key in all_partitions(consumer, topics)? {
+        let (topic, partition) = split_key(&key);
+        all.add_partition(topic, partition);
     }
-    Ok(out)
+    let committed = consumer
+        .committed_offsets(all, Duration::from_secs(30))
+        .map_err(kafka_err("reading committed offsets"))?;
+    let mut assignment = TopicPartitionList::new();
+    let mut start = BTreeMap::new();
+    for e in committed.elements() {
+        let key = partition_key(e.topic(), e.partition());
+        let offset = match (next.get(&key), e.offset()) {
+            (Some(&o), _) | (None, Offset::Offset(o)) => o,
+            _ => {
+                consumer
+                    .fetch_watermarks(e.topic(), e.partition(), Duration::from_secs(30))
+                    .map_err(kafka_err(format!("reading the start of {key}")))?
+                    .0
+            }
+        };
+        assignment
+            .add_partition_offset(e.topic(), e.partition(), Offset::Offset(offset))
+            .map_err(kafka_err("building the assignment"))?;
+        start.insert(key, offset);
+    }
+    consumer.assign(&assignment).map_err(kafka_err("assigning partitions"))?;
+    Ok(start)
 }
 
 fn split_key(key: &str) -> (&str, i32) {
@@ -479,7 +519,7 @@ fn publish_dead_letter(
 fn save_checkpoint<S: ImpactSink>(
     producer: &DevloomProducer,
     store: &CheckpointStore,
-    consumer: &BaseConsumer,
+    consumer: &DevloomConsumer,
     next: &BTreeMap<String, i64>,
     pipeline: &Pipeline<S>,
 ) -> Result<(), KafkaRunError> {

@@ -281,7 +281,11 @@ fn run_kafka(config: &Config) -> anyhow::Result<()> {
     }
     eprintln!(
         "devloom: consuming {} from {} (group {}), publishing {}; Ctrl-C or SIGTERM stops after a checkpoint",
-        devloom::kafka::input_topics(&config.kafka).iter().map(|(t, _)| t.as_str()).collect::<Vec<_>>().join(", "),
+        devloom::kafka::input_topics(&config.kafka)
+            .iter()
+            .map(|(t, _)| t.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
         config.kafka.brokers,
         config.kafka.group_id,
         config.kafka.topics.impact

@@ -1,0 +1,391 @@
+//! The Kafka runtime against a real Kafka-API broker (tansu, started by ./scripts/test,
+//! which sets KAFKA_TEST_BROKERS; the broker-restart test starts its own with durable
+//! storage from TANSU_BIN). Without the variables the tests are skipped, except
+//! under CI=true, where that is a failure.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+use devloom::config::{KafkaConfig, TopicsConfig};
+use devloom::embedded::{Pipeline, run_stream};
+use devloom::input::RawRecord;
+use devloom::kafka::{producer, publish_records, send};
+use devloom::output::DeadLetterFile;
+use devloom::simulator::{SimConfig, Simulator};
+use devloom_operators::EngineConfig;
+use devloom_schemas::codec::DecodeOptions;
+use devloom_schemas::{ImpactMap, IncidentStatus};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
+use rdkafka::producer::{BaseRecord, Producer};
+
+const RATE: f64 = 10.0;
+
+fn env_or_skip(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(v) if !v.is_empty() => Some(v),
+        _ if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("{var} is unset: the Kafka tests need the broker that ./scripts/test starts")
+        }
+        _ => {
+            eprintln!("skipping: {var} is unset (./scripts/test starts a broker and sets it)");
+            None
+        }
+    }
+}
+
+struct Setup {
+    dir: tempfile::TempDir,
+    kafka: KafkaConfig,
+}
+
+fn unique(name: &str) -> String {
+    let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_nanos();
+    format!("{name}-{}-{}", std::process::id(), nanos % 1_000_000_000)
+}
+
+fn setup(name: &str, brokers: &str) -> Setup {
+    let prefix = unique(name);
+    let kafka = KafkaConfig {
+        brokers: brokers.to_string(),
+        group_id: format!("{prefix}-group"),
+        topics: TopicsConfig {
+            traces: format!("{prefix}.traces"),
+            otlp_spans: String::new(),
+            alerts: format!("{prefix}.alerts"),
+            deploys: format!("{prefix}.deploys"),
+            impact: format!("{prefix}.impact"),
+            deadletter: format!("{prefix}.deadletter"),
+        },
+        // One record per batch: tansu 0.6 answers a fetch from an offset inside a record
+        // batch with the batches after it, skipping the rest of that batch; a restart
+        // resumes at arbitrary offsets, so every offset must start a batch.
+        properties: BTreeMap::from([
+            ("batch.num.messages".to_string(), "1".to_string()),
+            ("linger.ms".to_string(), "0".to_string()),
+        ]),
+        ..KafkaConfig::default()
+    };
+    let dir = tempfile::Builder::new().prefix(&format!("devloom-{name}-")).tempdir().unwrap();
+    Setup { dir, kafka }
+}
+
+impl Setup {
+    /// A config file for a pipeline instance with its own group, output topic and state.
+    fn config(&self, instance: &str) -> (PathBuf, KafkaConfig) {
+        let mut kafka = self.kafka.clone();
+        kafka.group_id = format!("{}-{instance}", kafka.group_id);
+        kafka.topics.impact = format!("{}-{instance}", kafka.topics.impact);
+        let state = self.dir.path().join(format!("state-{instance}"));
+        let props: String = kafka.properties.iter().map(|(k, v)| format!("\"{k}\" = \"{v}\"\n")).collect();
+        let t = &kafka.topics;
+        let text = format!(
+            "[kafka]\nbrokers = \"{}\"\ngroup_id = \"{}\"\n[kafka.topics]\ntraces = \"{}\"\nalerts = \"{}\"\n\
+             deploys = \"{}\"\nimpact = \"{}\"\ndeadletter = \"{}\"\n[kafka.properties]\n{props}\
+             [checkpoint]\nstate_dir = \"{}\"\ninterval_ms = 200\nmax_messages = 20\n",
+            kafka.brokers,
+            kafka.group_id,
+            t.traces,
+            t.alerts,
+            t.deploys,
+            t.impact,
+            t.deadletter,
+            state.display()
+        );
+        let path = self.dir.path().join(format!("{instance}.toml"));
+        std::fs::write(&path, text).unwrap();
+        devloom::kafka::create_topics(&kafka, &[&kafka.topics.impact, &kafka.topics.deadletter]).unwrap();
+        (path, kafka)
+    }
+}
+
+fn spawn(config: &Path, log: &Path) -> Child {
+    let log = std::fs::File::options().create(true).append(true).open(log).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_devloom"))
+        .args(["run", "--config", config.to_str().unwrap()])
+        .env("DEVLOOM_LOG", std::env::var("TEST_DEVLOOM_LOG").unwrap_or_else(|_| "devloom=info".into()))
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap()
+}
+
+fn terminate(mut child: Child) {
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "devloom run exited with {status} after SIGTERM");
+}
+
+/// Every message of `topic` (3 partitions) until `done` says so.
+fn consume(
+    brokers: &str,
+    topic: &str,
+    done: impl Fn(&[OwnedMessage]) -> bool,
+    what: &str,
+    log: &Path,
+) -> Vec<OwnedMessage> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", unique("reader"))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .set("session.timeout.ms", "6000")
+        .set("heartbeat.interval.ms", "500")
+        .set("topic.metadata.refresh.interval.ms", "500")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut messages = Vec::new();
+    while !done(&messages) {
+        if Instant::now() > deadline {
+            let log = std::fs::read_to_string(log).unwrap_or_default();
+            panic!("timed out waiting for {what} on {topic}: have {}; devloom said:\n{log}", messages.len());
+        }
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            messages.push(m.detach());
+        }
+    }
+    messages
+}
+
+fn maps(messages: &[OwnedMessage]) -> Vec<ImpactMap> {
+    messages
+        .iter()
+        .map(|m| serde_json::from_slice::<ImpactMap>(m.payload().unwrap()).unwrap().without_wall_clock())
+        .collect()
+}
+
+fn resolved(messages: &[OwnedMessage]) -> bool {
+    maps(messages).iter().any(|m| m.status == IncidentStatus::Resolved)
+}
+
+fn sim(scenario: &str) -> Simulator {
+    Simulator::shop(scenario, SimConfig { rate_per_s: RATE, ..SimConfig::default() }).unwrap()
+}
+
+/// The same scenario through the embedded runtime.
+fn embedded(scenario: &str) -> Vec<ImpactMap> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut pipeline =
+        Pipeline::new(EngineConfig::default(), Vec::new(), DeadLetterFile::new(&dir.path().join("d")));
+    run_stream(sim(scenario).map(|r| Ok(RawRecord::from(r))), &DecodeOptions::default(), &mut pipeline)
+        .unwrap();
+    pipeline.finish().unwrap().0.iter().map(ImpactMap::without_wall_clock).collect()
+}
+
+/// Maps by `(incident_id, version)`, asserting that no key carries two payloads.
+fn dedupe(maps: Vec<ImpactMap>) -> Vec<ImpactMap> {
+    let mut by_key: BTreeMap<(String, u32), ImpactMap> = BTreeMap::new();
+    for m in maps {
+        let key = (m.incident_id.clone(), m.version);
+        if let Some(previous) = by_key.get(&key) {
+            assert_eq!(previous, &m, "({}, {}) was published with two different payloads", key.0, key.1);
+        }
+        by_key.insert(key, m);
+    }
+    by_key.into_values().collect()
+}
+
+fn header<'a>(m: &'a OwnedMessage, key: &str) -> Option<&'a str> {
+    m.headers()?.iter().find(|h| h.key == key).and_then(|h| std::str::from_utf8(h.value?).ok())
+}
+
+#[test]
+fn collector_alertmanager_and_deploy_messages_become_impact_maps() {
+    let Some(brokers) = env_or_skip("KAFKA_TEST_BROKERS") else { return };
+    let s = setup("e2e", &brokers);
+    let published = publish_records(&s.kafka, sim("regression")).unwrap();
+    assert!(published > 700);
+    let (config, kafka) = s.config("a");
+    let child = spawn(&config, &s.dir.path().join("a.log"));
+    let messages =
+        consume(&brokers, &kafka.topics.impact, resolved, "the resolved map", &s.dir.path().join("a.log"));
+    terminate(child);
+    assert_eq!(maps(&messages), embedded("regression"), "Kafka and embedded runs agree");
+    let first = &messages[0];
+    let map: ImpactMap = serde_json::from_slice(first.payload().unwrap()).unwrap();
+    assert_eq!(first.key(), Some(map.incident_id.as_bytes()), "keyed by incident id");
+    assert_eq!(header(first, "ce_type"), Some("dev.devloom.impact.v1"));
+    assert_eq!(header(first, "ce_specversion"), Some("1.0"));
+    assert_eq!(header(first, "ce_id"), Some(format!("{}/1", map.incident_id).as_str()));
+    assert_eq!(header(first, "content-type"), Some("application/json"));
+    assert!(map.latency_ms.is_some());
+}
+
+#[test]
+fn malformed_messages_on_every_input_go_to_the_dead_letter_topic() {
+    let Some(brokers) = env_or_skip("KAFKA_TEST_BROKERS") else { return };
+    let s = setup("dead", &brokers);
+    devloom::kafka::create_topics(
+        &s.kafka,
+        &[
+            &s.kafka.topics.traces,
+            &s.kafka.topics.alerts,
+            &s.kafka.topics.deploys,
+            &s.kafka.topics.deadletter,
+        ],
+    )
+    .unwrap();
+    let p = producer(&s.kafka).unwrap();
+    let t = &s.kafka.topics;
+    let bad: [(&str, &[u8]); 3] = [
+        (&t.traces, b"\x0a\x05garbage"),
+        (&t.alerts, b"{\"alerts\": 7"),
+        (&t.deploys, b"{\"service\":\"cart\"}"),
+    ];
+    for (topic, payload) in bad {
+        let headers = OwnedHeaders::new().insert(Header { key: "x-origin", value: Some("test") });
+        send(&p, BaseRecord::to(topic).payload(payload).key("k1".as_bytes()).headers(headers)).unwrap();
+    }
+    let good =
+        br#"{"service":"checkout","status":"firing","starts_at":"2026-11-27T09:00:00Z","fingerprint":"f1"}"#;
+    send(&p, BaseRecord::<[u8], [u8]>::to(&t.alerts).payload(good.as_slice())).unwrap();
+    p.flush(Duration::from_secs(30)).unwrap();
+    let (config, kafka) = s.config("a");
+    let child = spawn(&config, &s.dir.path().join("a.log"));
+    let log = s.dir.path().join("a.log");
+    let dead = consume(&brokers, &t.deadletter, |m| m.len() >= 3, "three dead letters", &log);
+    let impact = consume(&brokers, &kafka.topics.impact, |m| !m.is_empty(), "the good alert's map", &log);
+    terminate(child);
+    assert_eq!(maps(&impact)[0].root_services, ["checkout"], "later good messages are still processed");
+    let mut by_topic: BTreeMap<String, &OwnedMessage> = BTreeMap::new();
+    for m in &dead {
+        by_topic.insert(header(m, "devloom.source.topic").unwrap().to_string(), m);
+    }
+    for (topic, payload) in bad {
+        let m = by_topic[topic];
+        assert_eq!(m.payload(), Some(payload), "original bytes kept");
+        assert_eq!(m.key(), Some("k1".as_bytes()), "original key kept");
+        assert_eq!(header(m, "x-origin"), Some("test"), "original headers kept");
+        assert_eq!(header(m, "devloom.source.offset"), Some("0"));
+        assert!(header(m, "devloom.source.partition").is_some());
+    }
+    assert_eq!(
+        header(by_topic[t.traces.as_str()], "devloom.error.reason"),
+        Some("OTLP protobuf: invalid at resourceSpans[0].resource: unexpected wire type")
+    );
+    assert!(header(by_topic[t.alerts.as_str()], "devloom.error.reason").unwrap().contains("malformed JSON"));
+    assert!(
+        header(by_topic[t.deploys.as_str()], "devloom.error.reason")
+            .unwrap()
+            .contains("matches no known format")
+    );
+}
+
+fn checkpoint_written_after(state: &Path, since: SystemTime) -> bool {
+    std::fs::metadata(state.join("checkpoint.json")).and_then(|m| m.modified()).is_ok_and(|t| t > since)
+}
+
+#[test]
+fn sigkilled_three_times_gives_the_same_maps_as_an_uninterrupted_run() {
+    let Some(brokers) = env_or_skip("KAFKA_TEST_BROKERS") else { return };
+    let s = setup("crash", &brokers);
+    publish_records(&s.kafka, sim("db-latency")).unwrap();
+
+    let (config_a, kafka_a) = s.config("a");
+    let child = spawn(&config_a, &s.dir.path().join("a.log"));
+    let log_a = s.dir.path().join("a.log");
+    let uninterrupted = consume(&brokers, &kafka_a.topics.impact, resolved, "the uninterrupted run", &log_a);
+    terminate(child);
+
+    let (config_b, kafka_b) = s.config("b");
+    let state_b = s.dir.path().join("state-b");
+    let log_b = s.dir.path().join("b.log");
+    for kill in 0..3 {
+        let started = SystemTime::now();
+        let mut child = spawn(&config_b, &log_b);
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !checkpoint_written_after(&state_b, started) {
+            assert!(Instant::now() < deadline, "run {kill} wrote no checkpoint");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(150 + 100 * kill));
+        child.kill().unwrap(); // SIGKILL: no final checkpoint, no flush
+        child.wait().unwrap();
+    }
+    let child = spawn(&config_b, &log_b);
+    let crashed = consume(&brokers, &kafka_b.topics.impact, resolved, "the run after three SIGKILLs", &log_b);
+    terminate(child);
+
+    let expected = dedupe(maps(&uninterrupted));
+    assert!(expected.len() >= 5, "a real incident: {} versions", expected.len());
+    let got = dedupe(maps(&crashed));
+    let brief = |ms: &[ImpactMap]| -> Vec<String> {
+        ms.iter()
+            .map(|m| {
+                format!(
+                    "v{} {} {:?} {} nodes {:?}",
+                    m.version,
+                    m.event_time,
+                    m.verdict,
+                    m.nodes.len(),
+                    m.status
+                )
+            })
+            .collect()
+    };
+    assert_eq!(got, expected, "crashed {:#?}\nuninterrupted {:#?}", brief(&got), brief(&expected));
+    let log = std::fs::read_to_string(&log_b).unwrap();
+    assert!(log.matches("restored checkpoint").count() >= 3, "restarts resumed from checkpoints:\n{log}");
+}
+
+#[test]
+fn broker_restart_mid_run_loses_nothing() {
+    let Some(tansu) = env_or_skip("TANSU_BIN") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("tcp://127.0.0.1:{port}");
+    // tansu resolves the database path against its working directory.
+    let storage = "sqlite://tansu.db".to_string();
+    let start_broker = || {
+        let child = Command::new(&tansu)
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+                "--storage-engine",
+                &storage,
+            ])
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "tansu did not start on port {port}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        child
+    };
+    let mut broker = start_broker();
+    let brokers = format!("127.0.0.1:{port}");
+    let s = setup("restart", &brokers);
+    publish_records(&s.kafka, sim("regression")).unwrap();
+    let (config, kafka) = s.config("a");
+    let state = s.dir.path().join("state-a");
+    let started = SystemTime::now();
+    let pipeline = spawn(&config, &s.dir.path().join("a.log"));
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !checkpoint_written_after(&state, started) {
+        assert!(Instant::now() < deadline, "no checkpoint before the broker restart");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    broker.kill().unwrap();
+    broker.wait().unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    let mut broker = start_broker();
+    let log = s.dir.path().join("a.log");
+    let messages =
+        consume(&brokers, &kafka.topics.impact, resolved, "the resolved map after the broker restart", &log);
+    terminate(pipeline);
+    broker.kill().unwrap();
+    broker.wait().unwrap();
+    assert_eq!(dedupe(maps(&messages)), dedupe(embedded("regression")));
+}
