@@ -292,8 +292,15 @@ pub fn run(config: &Config, stop: &AtomicBool) -> Result<RunSummary, KafkaRunErr
     let producer = Arc::new(producer(k)?);
     let mut consumer_config = client_config(k)?;
     consumer_config.set("group.id", &k.group_id).set("enable.auto.commit", "false");
-    if consumer_config.get("auto.offset.reset").is_none() {
-        consumer_config.set("auto.offset.reset", "earliest");
+    // Defaults for large OTLP batches and low latency; [kafka.properties] overrides them.
+    for (key, value) in [
+        ("auto.offset.reset", "earliest"),
+        ("fetch.wait.max.ms", "20"),
+        ("max.partition.fetch.bytes", "16777216"),
+    ] {
+        if consumer_config.get(key).is_none() {
+            consumer_config.set(key, value);
+        }
     }
     let consumer: DevloomConsumer = consumer_config.create().map_err(kafka_err("creating the consumer"))?;
 

@@ -296,6 +296,12 @@ fn run_kafka(config: &Config) -> anyhow::Result<()> {
         "devloom: stopped after {} messages, {} spans, {} alerts, {} deploys → {} impact-map versions; {} dead letters",
         summary.records, e.spans, e.alerts, e.deploys, e.impact_maps, summary.dead_letters
     );
+    if let Some(l) = summary.latency {
+        eprintln!(
+            "devloom: alert → map latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            l.p50_ms, l.p99_ms, l.max_ms
+        );
+    }
     Ok(())
 }
 
