@@ -551,9 +551,12 @@ fn save_checkpoint<S: ImpactSink>(
 /// Publishes simulated records to the input topics (traces, alerts, deploys by kind),
 /// with the record's event time as the Kafka timestamp and its `content-type` header,
 /// as the Collector, Alertmanager and deploy tooling would. Returns the count.
+/// With `spans_per_s`, trace batches are paced to that many spans per wall-clock second
+/// (a fixed offered load, for latency measurements).
 pub fn publish_records(
     k: &KafkaConfig,
     records: impl Iterator<Item = crate::simulator::SimRecord>,
+    spans_per_s: Option<f64>,
 ) -> Result<u64, KafkaRunError> {
     if k.create_topics {
         let topics = input_topics(k);
@@ -562,7 +565,20 @@ pub fn publish_records(
     }
     let producer = producer(k)?;
     let mut count = 0;
+    let (started, mut offered) = (Instant::now(), 0u64);
     for r in records {
+        if let Some(rate) = spans_per_s.filter(|&r| r > 0.0)
+            && r.expect == Expect::Traces
+        {
+            let mut spans = Vec::new();
+            let _ =
+                crate::decode::decode_record(&r.clone().into(), &DecodeOptions::default()).map(|e| spans = e);
+            offered += spans.len() as u64;
+            let due = started + Duration::from_secs_f64(offered as f64 / rate);
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+        }
         let topic = match r.expect {
             Expect::Traces => &k.topics.traces,
             Expect::Alerts => &k.topics.alerts,

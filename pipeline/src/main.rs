@@ -67,6 +67,10 @@ struct DemoArgs {
     /// Kafka bootstrap servers for --to-kafka (or [kafka] brokers / DEVLOOM_KAFKA__BROKERS).
     #[arg(long)]
     brokers: Option<String>,
+    /// With --to-kafka: pace trace batches to this many spans per second (a fixed
+    /// offered load); default as fast as possible.
+    #[arg(long, requires = "to_kafka")]
+    spans_per_s: Option<f64>,
 }
 
 #[derive(Args)]
@@ -158,7 +162,7 @@ fn demo(args: DemoArgs) -> anyhow::Result<()> {
         if let Some(b) = args.brokers {
             config.kafka.brokers = b;
         }
-        let count = devloom::kafka::publish_records(&config.kafka, sim)?;
+        let count = devloom::kafka::publish_records(&config.kafka, sim, args.spans_per_s)?;
         let t = &config.kafka.topics;
         eprintln!(
             "devloom: wrote {count} records of scenario {} to {}, {}, {} at {}",

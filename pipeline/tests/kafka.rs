@@ -198,7 +198,7 @@ fn header<'a>(m: &'a OwnedMessage, key: &str) -> Option<&'a str> {
 fn collector_alertmanager_and_deploy_messages_become_impact_maps() {
     let Some(brokers) = env_or_skip("KAFKA_TEST_BROKERS") else { return };
     let s = setup("e2e", &brokers);
-    let published = publish_records(&s.kafka, sim("regression")).unwrap();
+    let published = publish_records(&s.kafka, sim("regression"), None).unwrap();
     assert!(published > 700);
     let (config, kafka) = s.config("a");
     let child = spawn(&config, &s.dir.path().join("a.log"));
@@ -284,7 +284,7 @@ fn checkpoint_written_after(state: &Path, since: SystemTime) -> bool {
 fn sigkilled_three_times_gives_the_same_maps_as_an_uninterrupted_run() {
     let Some(brokers) = env_or_skip("KAFKA_TEST_BROKERS") else { return };
     let s = setup("crash", &brokers);
-    publish_records(&s.kafka, sim("db-latency")).unwrap();
+    publish_records(&s.kafka, sim("db-latency"), None).unwrap();
 
     let (config_a, kafka_a) = s.config("a");
     let child = spawn(&config_a, &s.dir.path().join("a.log"));
@@ -333,6 +333,16 @@ fn sigkilled_three_times_gives_the_same_maps_as_an_uninterrupted_run() {
     assert!(log.matches("restored checkpoint").count() >= 3, "restarts resumed from checkpoints:\n{log}");
 }
 
+/// Kills a child process when dropped, so a failing test leaves no broker behind.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[test]
 fn broker_restart_mid_run_loses_nothing() {
     let Some(tansu) = env_or_skip("TANSU_BIN") else { return };
@@ -357,6 +367,7 @@ fn broker_restart_mid_run_loses_nothing() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
+        let child = KillOnDrop(child);
         let deadline = Instant::now() + Duration::from_secs(30);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(Instant::now() < deadline, "tansu did not start on port {port}");
@@ -364,10 +375,10 @@ fn broker_restart_mid_run_loses_nothing() {
         }
         child
     };
-    let mut broker = start_broker();
+    let broker = start_broker();
     let brokers = format!("127.0.0.1:{port}");
     let s = setup("restart", &brokers);
-    publish_records(&s.kafka, sim("regression")).unwrap();
+    publish_records(&s.kafka, sim("regression"), None).unwrap();
     let (config, kafka) = s.config("a");
     let state = s.dir.path().join("state-a");
     let started = SystemTime::now();
@@ -377,15 +388,13 @@ fn broker_restart_mid_run_loses_nothing() {
         assert!(Instant::now() < deadline, "no checkpoint before the broker restart");
         std::thread::sleep(Duration::from_millis(20));
     }
-    broker.kill().unwrap();
-    broker.wait().unwrap();
+    drop(broker);
     std::thread::sleep(Duration::from_secs(2));
-    let mut broker = start_broker();
+    let broker = start_broker();
     let log = s.dir.path().join("a.log");
     let messages =
         consume(&brokers, &kafka.topics.impact, resolved, "the resolved map after the broker restart", &log);
     terminate(pipeline);
-    broker.kill().unwrap();
-    broker.wait().unwrap();
+    drop(broker);
     assert_eq!(dedupe(maps(&messages)), dedupe(embedded("regression")));
 }
