@@ -191,18 +191,13 @@ impl TraceBuilder {
                             link_span: client_id,
                         }));
                     }
-                    let attrs = vec![
-                        s("messaging.system", "kafka"),
-                        s("messaging.destination.name", &callee.name),
-                        s("messaging.operation.type", "send"),
-                        s("messaging.operation.name", "publish"),
-                        s("messaging.client.id", &n.name),
-                        s("server.address", "kafka.internal"),
-                        i("server.port", 9092),
-                        i("messaging.kafka.message.offset", self.rng.random_range(0..1_000_000)),
-                        s("messaging.kafka.message.key", "order"),
-                        s("network.transport", "tcp"),
-                    ];
+                    let offset = self.rng.random_range(0..1_000_000);
+                    let attrs = messaging(
+                        &callee.name,
+                        &n.name,
+                        ("send", "messaging.operation.name", "publish"),
+                        offset,
+                    );
                     (t + 1_000_000, false, attrs, SpanKind::Producer, format!("publish {}", callee.name))
                 }
                 Role::Service | Role::Consumer | Role::Gateway => {
@@ -242,18 +237,13 @@ impl TraceBuilder {
         let consumer = consumed.is_some();
         let links: Vec<Link> = consumed.iter().map(|(_, l)| l.clone()).collect();
         let attrs = if let Some((queue, _)) = &consumed {
-            vec![
-                s("messaging.system", "kafka"),
-                s("messaging.destination.name", &topo.nodes[*queue].name),
-                s("messaging.operation.type", "process"),
-                s("messaging.consumer.group.name", &n.name),
-                s("messaging.client.id", &n.name),
-                s("server.address", "kafka.internal"),
-                i("server.port", 9092),
-                i("messaging.kafka.message.offset", self.rng.random_range(0..1_000_000)),
-                s("messaging.kafka.message.key", "order"),
-                s("network.transport", "tcp"),
-            ]
+            let offset = self.rng.random_range(0..1_000_000);
+            messaging(
+                &topo.nodes[*queue].name,
+                &n.name,
+                ("process", "messaging.consumer.group.name", &n.name),
+                offset,
+            )
         } else {
             http_server(&n.name, if failed { 500 } else { 200 })
         };
@@ -276,6 +266,24 @@ impl TraceBuilder {
         served.push(Served { node, latency_ns: end - start_ns, failed });
         (end, failed)
     }
+}
+
+/// Kafka messaging attributes: `(operation type, extra key, extra value)` distinguish a
+/// producer's send from a consumer's processing.
+fn messaging(destination: &str, client: &str, operation: (&str, &str, &str), offset: i64) -> Vec<KeyValue> {
+    let (kind, extra_key, extra_value) = operation;
+    vec![
+        s("messaging.system", "kafka"),
+        s("messaging.destination.name", destination),
+        s("messaging.operation.type", kind),
+        s(extra_key, extra_value),
+        s("messaging.client.id", client),
+        s("server.address", "kafka.internal"),
+        i("server.port", 9092),
+        i("messaging.kafka.message.offset", offset),
+        s("messaging.kafka.message.key", "order"),
+        s("network.transport", "tcp"),
+    ]
 }
 
 fn error_status() -> Status {
