@@ -1,0 +1,97 @@
+//! Offered-load producer for measuring the Kafka runtime: simulated OTLP batches paced to
+//! a fixed number of spans per wall-clock second on the traces topic, with an alert
+//! (alternately firing and resolving) every N batches on the alerts topic, each message
+//! stamped with its event time. Run `devloom run --brokers …` beside it; on SIGTERM it
+//! prints the alert → map latency it saw.
+//!
+//! `cargo run --release -p devloom-benches --bin kafka_e2e -- --brokers 127.0.0.1:9092 --topic-prefix bench`
+
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use devloom::config::KafkaConfig;
+use devloom::kafka::{create_topics, input_topics, producer, send};
+use devloom::simulator::{Scenario, Topology};
+use devloom_benches::records;
+use devloom_schemas::codec::{Expect, encode_alert, otlp_fast};
+use devloom_schemas::{Alert, AlertSource, AlertStatus, Severity};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, Producer};
+
+/// Paced producer for the Kafka runtime.
+#[derive(Parser)]
+struct Args {
+    /// Bootstrap servers.
+    #[arg(long)]
+    brokers: String,
+    /// Topic names are `<prefix>.traces`, `<prefix>.alerts`, `<prefix>.deploys`.
+    #[arg(long, default_value = "devloom")]
+    topic_prefix: String,
+    /// Offered load, spans per wall-clock second.
+    #[arg(long, default_value_t = 200_000.0)]
+    spans_per_s: f64,
+    /// Event-time seconds of shop traffic.
+    #[arg(long, default_value_t = 120)]
+    seconds: u64,
+    /// Simulated requests per event-time second.
+    #[arg(long, default_value_t = 1000.0)]
+    requests_per_s: f64,
+    /// One OTLP batch per this many event-time milliseconds.
+    #[arg(long, default_value_t = 100)]
+    tick_ms: u64,
+    /// An alert every this many trace batches.
+    #[arg(long, default_value_t = 20)]
+    alert_every: usize,
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = Args::parse();
+    let mut k = KafkaConfig { brokers: args.brokers.clone(), ..KafkaConfig::default() };
+    k.topics.traces = format!("{}.traces", args.topic_prefix);
+    k.topics.alerts = format!("{}.alerts", args.topic_prefix);
+    k.topics.deploys = format!("{}.deploys", args.topic_prefix);
+    let topics = input_topics(&k);
+    create_topics(&k, &topics.iter().map(|(t, _)| t.as_str()).collect::<Vec<_>>())?;
+    let traces: Vec<_> = records(Scenario::steady(args.seconds), args.requests_per_s, 11, args.tick_ms)
+        .into_iter()
+        .filter(|r| r.expect == Expect::Traces)
+        .collect();
+    let services = Topology::shop().service_names().into_iter().map(String::from).collect::<Vec<_>>();
+    let p = producer(&k)?;
+    let start = Instant::now();
+    let (mut offered, mut alerts) = (0u64, 0u64);
+    for (i, r) in traces.iter().enumerate() {
+        let mut out = Vec::new();
+        otlp_fast::decode(&r.payload, &mut out)?;
+        offered += out.len() as u64;
+        let due = start + Duration::from_secs_f64(offered as f64 / args.spans_per_s);
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        let ts = (r.time_ns / 1_000_000) as i64;
+        let headers = OwnedHeaders::new().insert(Header { key: "content-type", value: Some(r.content_type) });
+        send(&p, BaseRecord::to(&k.topics.traces).payload(r.payload.as_slice()).timestamp(ts).headers(headers))?;
+        if i % args.alert_every == 0 {
+            let service = &services[(i / args.alert_every / 2) % services.len()];
+            let firing = (i / args.alert_every).is_multiple_of(2);
+            let alert = Alert {
+                fingerprint: format!("bench-{service}"),
+                service: service.clone(),
+                severity: Severity::Critical,
+                status: if firing { AlertStatus::Firing } else { AlertStatus::Resolved },
+                starts_at_ns: r.time_ns,
+                ends_at_ns: (!firing).then_some(r.time_ns),
+                labels: Default::default(),
+                summary: "injected by kafka_e2e".into(),
+                source: AlertSource::Devloom,
+            };
+            let payload = encode_alert(&alert).into_bytes();
+            send(&p, BaseRecord::<[u8], [u8]>::to(&k.topics.alerts).payload(payload.as_slice()).timestamp(ts))?;
+            alerts += 1;
+        }
+    }
+    p.flush(Duration::from_secs(60))?;
+    let secs = start.elapsed().as_secs_f64();
+    println!("offered {offered} spans in {secs:.2} s ({:.0} spans/s) and {alerts} alerts", offered as f64 / secs);
+    Ok(())
+}
