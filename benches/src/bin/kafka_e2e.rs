@@ -70,7 +70,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         let ts = (r.time_ns / 1_000_000) as i64;
         let headers = OwnedHeaders::new().insert(Header { key: "content-type", value: Some(r.content_type) });
-        send(&p, BaseRecord::to(&k.topics.traces).payload(r.payload.as_slice()).timestamp(ts).headers(headers))?;
+        send(
+            &p,
+            BaseRecord::to(&k.topics.traces).payload(r.payload.as_slice()).timestamp(ts).headers(headers),
+        )?;
         if i % args.alert_every == 0 {
             let service = &services[(i / args.alert_every / 2) % services.len()];
             let firing = (i / args.alert_every).is_multiple_of(2);
@@ -86,12 +89,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 source: AlertSource::Devloom,
             };
             let payload = encode_alert(&alert).into_bytes();
-            send(&p, BaseRecord::<[u8], [u8]>::to(&k.topics.alerts).payload(payload.as_slice()).timestamp(ts))?;
+            send(
+                &p,
+                BaseRecord::<[u8], [u8]>::to(&k.topics.alerts).payload(payload.as_slice()).timestamp(ts),
+            )?;
             alerts += 1;
         }
     }
     p.flush(Duration::from_secs(60))?;
     let secs = start.elapsed().as_secs_f64();
-    println!("offered {offered} spans in {secs:.2} s ({:.0} spans/s) and {alerts} alerts", offered as f64 / secs);
+    println!(
+        "offered {offered} spans in {secs:.2} s ({:.0} spans/s) and {alerts} alerts",
+        offered as f64 / secs
+    );
     Ok(())
 }
