@@ -102,7 +102,17 @@ impl Setup {
     }
 }
 
-fn spawn(config: &Path, log: &Path) -> Child {
+/// Kills a child process when dropped, so a failing test leaves no broker or pipeline behind.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn(config: &Path, log: &Path) -> KillOnDrop {
     let log = std::fs::File::options().create(true).append(true).open(log).unwrap();
     Command::new(env!("CARGO_BIN_EXE_devloom"))
         .args(["run", "--config", config.to_str().unwrap()])
@@ -110,12 +120,13 @@ fn spawn(config: &Path, log: &Path) -> Child {
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
+        .map(KillOnDrop)
         .unwrap()
 }
 
-fn terminate(mut child: Child) {
-    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    let status = child.wait().unwrap();
+fn terminate(mut child: KillOnDrop) {
+    Command::new("kill").args(["-TERM", &child.0.id().to_string()]).status().unwrap();
+    let status = child.0.wait().unwrap();
     assert!(status.success(), "devloom run exited with {status} after SIGTERM");
 }
 
@@ -304,8 +315,8 @@ fn sigkilled_three_times_gives_the_same_maps_as_an_uninterrupted_run() {
             std::thread::sleep(Duration::from_millis(20));
         }
         std::thread::sleep(Duration::from_millis(150 + 100 * kill));
-        child.kill().unwrap(); // SIGKILL: no final checkpoint, no flush
-        child.wait().unwrap();
+        child.0.kill().unwrap(); // SIGKILL: no final checkpoint, no flush
+        child.0.wait().unwrap();
     }
     let child = spawn(&config_b, &log_b);
     let crashed = consume(&brokers, &kafka_b.topics.impact, resolved, "the run after three SIGKILLs", &log_b);
@@ -331,16 +342,6 @@ fn sigkilled_three_times_gives_the_same_maps_as_an_uninterrupted_run() {
     assert_eq!(got, expected, "crashed {:#?}\nuninterrupted {:#?}", brief(&got), brief(&expected));
     let log = std::fs::read_to_string(&log_b).unwrap();
     assert!(log.matches("restored checkpoint").count() >= 3, "restarts resumed from checkpoints:\n{log}");
-}
-
-/// Kills a child process when dropped, so a failing test leaves no broker behind.
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[test]
