@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use devloom::simulator::{Scenario, SimConfig, SimRecord, Simulator, Topology};
 use devloom_operators::{Observation, Operator, ServiceGraph, ServiceId};
-use devloom_schemas::codec::{Expect, otlp_fast};
-use devloom_schemas::{Event, Span};
+use devloom_schemas::codec::{Expect, encode_alert, otlp_fast};
+use devloom_schemas::{Alert, AlertSource, AlertStatus, Event, Severity, Span, TimestampNs};
 
 /// OTLP protobuf batches (one per simulated second, ~10 attributes a span) of steady
 /// traffic on the shop at `rate` requests/s, for `seconds`.
@@ -73,4 +73,29 @@ pub fn graph_of(services: usize) -> (ServiceGraph, Vec<String>) {
     g.on_watermark(&(), 70_000_000_000, &mut Vec::new());
     let names = topo.service_names().into_iter().map(String::from).collect();
     (g, names)
+}
+
+/// The alert the load harnesses inject with trace batch `batch`, if one is due: every
+/// `every` batches, alternately firing and resolving, cycling through the shop's
+/// services. Devloom alert JSON, stamped `time_ns`.
+pub fn injected_alert(batch: usize, every: usize, time_ns: TimestampNs) -> Option<Vec<u8>> {
+    if !batch.is_multiple_of(every.max(1)) {
+        return None;
+    }
+    let n = batch / every.max(1);
+    let services = Topology::shop().service_names().into_iter().map(String::from).collect::<Vec<_>>();
+    let service = services[(n / 2) % services.len()].clone();
+    let firing = n.is_multiple_of(2);
+    let alert = Alert {
+        fingerprint: format!("bench-{service}"),
+        service,
+        severity: Severity::Critical,
+        status: if firing { AlertStatus::Firing } else { AlertStatus::Resolved },
+        starts_at_ns: time_ns,
+        ends_at_ns: (!firing).then_some(time_ns),
+        labels: Default::default(),
+        summary: "injected by a load harness".into(),
+        source: AlertSource::Devloom,
+    };
+    Some(encode_alert(&alert).into_bytes())
 }

@@ -11,11 +11,11 @@ use clap::Parser;
 use devloom::embedded::{Pipeline, run_stream};
 use devloom::input::RawRecord;
 use devloom::output::DeadLetterFile;
-use devloom::simulator::{Scenario, Topology};
-use devloom_benches::records;
+use devloom::simulator::Scenario;
+use devloom_benches::{injected_alert, records};
 use devloom_operators::EngineConfig;
-use devloom_schemas::codec::{DecodeOptions, Expect, encode_alert};
-use devloom_schemas::{Alert, AlertSource, AlertStatus, ImpactMap, Severity};
+use devloom_schemas::ImpactMap;
+use devloom_schemas::codec::{DecodeOptions, Expect};
 
 /// Offered-load harness for the embedded pipeline.
 #[derive(Parser)]
@@ -74,27 +74,12 @@ fn main() -> std::io::Result<()> {
         generated.elapsed().as_secs_f64()
     );
 
-    let services = Topology::shop().service_names().into_iter().map(String::from).collect::<Vec<_>>();
     let mut feed: Vec<(RawRecord, u64)> = Vec::new();
     let mut alerts = 0u64;
     for (i, (record, spans)) in traces.into_iter().zip(counts).enumerate() {
         let time_ns = record.time_ns;
         feed.push((RawRecord::from(record), spans));
-        if i % args.alert_every == 0 {
-            let service = &services[(i / args.alert_every / 2) % services.len()];
-            let firing = (i / args.alert_every).is_multiple_of(2);
-            let alert = Alert {
-                fingerprint: format!("bench-{service}"),
-                service: service.clone(),
-                severity: Severity::Critical,
-                status: if firing { AlertStatus::Firing } else { AlertStatus::Resolved },
-                starts_at_ns: time_ns,
-                ends_at_ns: (!firing).then_some(time_ns),
-                labels: Default::default(),
-                summary: "injected by the e2e harness".into(),
-                source: AlertSource::Devloom,
-            };
-            let payload = encode_alert(&alert).into_bytes();
+        if let Some(payload) = injected_alert(i, args.alert_every, time_ns) {
             let origin = devloom::input::Origin::Simulator;
             feed.push((RawRecord { payload, expect: Expect::Alerts, content_type: None, origin }, 0));
             alerts += 1;

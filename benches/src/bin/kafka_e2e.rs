@@ -11,10 +11,9 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use devloom::config::KafkaConfig;
 use devloom::kafka::{create_topics, input_topics, producer, send};
-use devloom::simulator::{Scenario, Topology};
-use devloom_benches::records;
-use devloom_schemas::codec::{Expect, encode_alert, otlp_fast};
-use devloom_schemas::{Alert, AlertSource, AlertStatus, Severity};
+use devloom::simulator::Scenario;
+use devloom_benches::{injected_alert, records};
+use devloom_schemas::codec::{Expect, otlp_fast};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer};
 
@@ -56,7 +55,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .into_iter()
         .filter(|r| r.expect == Expect::Traces)
         .collect();
-    let services = Topology::shop().service_names().into_iter().map(String::from).collect::<Vec<_>>();
     let p = producer(&k)?;
     let start = Instant::now();
     let (mut offered, mut alerts) = (0u64, 0u64);
@@ -74,21 +72,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             &p,
             BaseRecord::to(&k.topics.traces).payload(r.payload.as_slice()).timestamp(ts).headers(headers),
         )?;
-        if i % args.alert_every == 0 {
-            let service = &services[(i / args.alert_every / 2) % services.len()];
-            let firing = (i / args.alert_every).is_multiple_of(2);
-            let alert = Alert {
-                fingerprint: format!("bench-{service}"),
-                service: service.clone(),
-                severity: Severity::Critical,
-                status: if firing { AlertStatus::Firing } else { AlertStatus::Resolved },
-                starts_at_ns: r.time_ns,
-                ends_at_ns: (!firing).then_some(r.time_ns),
-                labels: Default::default(),
-                summary: "injected by kafka_e2e".into(),
-                source: AlertSource::Devloom,
-            };
-            let payload = encode_alert(&alert).into_bytes();
+        if let Some(payload) = injected_alert(i, args.alert_every, r.time_ns) {
             send(
                 &p,
                 BaseRecord::<[u8], [u8]>::to(&k.topics.alerts).payload(payload.as_slice()).timestamp(ts),
