@@ -109,6 +109,12 @@ impl<S: ImpactSink> Pipeline<S> {
                 map.latency_ms = Some(latency.as_secs_f64() * 1000.0);
                 self.latency.record(latency);
                 self.first_map_ms.get_or_insert(latency.as_secs_f64() * 1000.0);
+                tracing::debug!(
+                    incident = %map.incident_id,
+                    version = map.version,
+                    latency_ms = latency.as_secs_f64() * 1000.0,
+                    "impact map after alert"
+                );
             }
             self.sink.publish(&map)?;
         }
