@@ -160,13 +160,9 @@ impl ServiceGraph {
             }
             frontier = next;
         }
-        let mut names: Vec<String> = seen.into_iter().map(|i| self.graph[i].id.name.to_string()).collect();
-        names.sort();
-        names.dedup();
-        names.push(name.to_string());
-        names.sort();
-        names.dedup();
-        names
+        let names: std::collections::BTreeSet<String> =
+            seen.into_iter().map(|i| self.graph[i].id.name.to_string()).chain([name.to_string()]).collect();
+        names.into_iter().collect()
     }
 
     fn node(&mut self, id: &ServiceId, time_ns: TimestampNs) -> NodeIndex {

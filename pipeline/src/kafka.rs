@@ -309,6 +309,7 @@ pub fn run(config: &Config, stop: &AtomicBool) -> Result<RunSummary, KafkaRunErr
         topic: k.topics.impact.clone(),
         source: format!("/devloom/{}", k.group_id),
     };
+    // Dead letters go to the dead-letter topic; this file takes those the topic refuses.
     let fallback = DeadLetterFile::new(&config.checkpoint.state_dir.join("unpublished-deadletters.ndjson"));
     let mut pipeline = Pipeline::new(config.engine.clone(), sink, fallback);
     let mut next: BTreeMap<String, i64> = BTreeMap::new();
@@ -364,9 +365,15 @@ pub fn run(config: &Config, stop: &AtomicBool) -> Result<RunSummary, KafkaRunErr
             match std::mem::replace(&mut p.decoded, Ok(Vec::new())) {
                 Ok(events) => pipeline.push(Ok(events), p.read)?,
                 Err(reason) => {
-                    dead_letters += 1;
                     tracing::warn!(topic = %p.topic, partition = p.partition, offset = p.offset, %reason, "dead letter");
-                    publish_dead_letter(&producer, &k.topics.deadletter, &p, &reason)?;
+                    match publish_dead_letter(&producer, &k.topics.deadletter, &p, &reason) {
+                        Ok(()) => dead_letters += 1,
+                        Err(e) => {
+                            // Counted by the pipeline's file instead.
+                            tracing::error!(error = %e, "dead-letter topic refused a message; keeping it in the state dir");
+                            pipeline.push(Err(Box::new(dead_letter_record(&p, reason))), p.read)?;
+                        }
+                    }
                 }
             }
             if paused.contains(&key) && merger.len(&key) <= k.max_buffered_per_partition / 2 {
@@ -521,6 +528,25 @@ fn publish_dead_letter(
         record = record.key(key.as_slice());
     }
     send(producer, record)
+}
+
+/// The dead letter of `p` as a record for the fallback file.
+fn dead_letter_record(p: &Pending, reason: String) -> devloom_schemas::DeadLetter {
+    use base64::Engine as _;
+    devloom_schemas::DeadLetter {
+        schema_version: devloom_schemas::dead_letter::DEAD_LETTER_SCHEMA_VERSION,
+        reason,
+        source: p.topic.clone(),
+        partition: Some(p.partition),
+        offset: Some(p.offset),
+        line: None,
+        headers: p
+            .headers
+            .iter()
+            .map(|(k, v)| (k.clone(), String::from_utf8_lossy(v).into_owned()))
+            .collect(),
+        payload_base64: base64::prelude::BASE64_STANDARD.encode(&p.payload),
+    }
 }
 
 fn save_checkpoint<S: ImpactSink>(
