@@ -2,12 +2,16 @@
 //! the operators and drives the event-time watermark (max event time seen minus the
 //! allowed lateness). The runtime feeds it; it never reads a clock.
 
-use devloom_schemas::{Event, ImpactMap, TimestampNs};
+use devloom_schemas::{CandidateList, Event, ImpactMap, TimestampNs};
 use serde::{Deserialize, Serialize};
 
 use crate::blast_radius::{BlastConfig, BlastInput, BlastRadius, BlastSnapshot};
+use crate::candidates::{
+    CandidateInput, CandidateScorer, CandidatesConfig, CandidatesSnapshot, PastIncidents,
+};
 use crate::incidents::{IncidentConfig, IncidentSnapshot, IncidentTracker, IncidentUpdate};
 use crate::operator::Operator;
+use crate::scorer::Scorer;
 use crate::service_graph::{GraphConfig, GraphSnapshot, HealthChange, ServiceGraph};
 use crate::span_pairing::{Observation, PairingConfig, PairingCounters, PairingSnapshot, SpanPairer};
 
@@ -25,6 +29,8 @@ pub struct EngineConfig {
     pub incidents: IncidentConfig,
     /// Blast radius.
     pub blast: BlastConfig,
+    /// Root-cause candidates.
+    pub candidates: CandidatesConfig,
 }
 
 impl Default for EngineConfig {
@@ -35,6 +41,7 @@ impl Default for EngineConfig {
             graph: GraphConfig::default(),
             incidents: IncidentConfig::default(),
             blast: BlastConfig::default(),
+            candidates: CandidatesConfig::default(),
         }
     }
 }
@@ -52,6 +59,25 @@ pub struct EngineCounters {
     pub late: u64,
     /// Impact-map versions out.
     pub impact_maps: u64,
+    /// Candidate-list versions out.
+    #[serde(default)]
+    pub candidate_lists: u64,
+}
+
+/// What the engine emits.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Outputs {
+    /// Impact-map versions.
+    pub maps: Vec<ImpactMap>,
+    /// Candidate-list versions (only with a scorer).
+    pub candidates: Vec<CandidateList>,
+}
+
+impl Outputs {
+    /// Nothing pending.
+    pub fn is_empty(&self) -> bool {
+        self.maps.is_empty() && self.candidates.is_empty()
+    }
 }
 
 /// The engine's whole state, for checkpoints.
@@ -64,6 +90,8 @@ pub struct EngineSnapshot {
     graph: GraphSnapshot,
     incidents: IncidentSnapshot,
     blast: BlastSnapshot,
+    #[serde(default)]
+    candidates: CandidatesSnapshot,
 }
 
 /// Span pairing → service graph + health → incidents → blast radius.
@@ -74,6 +102,8 @@ pub struct Engine {
     graph: ServiceGraph,
     incidents: IncidentTracker,
     blast: BlastRadius,
+    candidates: CandidateScorer,
+    scorer: Option<Scorer>,
     watermark_ns: TimestampNs,
     max_event_ns: TimestampNs,
     counters: EngineCounters,
@@ -90,6 +120,8 @@ impl Engine {
             graph: ServiceGraph::new(config.graph.clone()),
             incidents: IncidentTracker::new(config.incidents.clone()),
             blast: BlastRadius::new(config.blast.clone()),
+            candidates: CandidateScorer::new(config.candidates.clone(), PastIncidents::new()),
+            scorer: None,
             config,
             watermark_ns: 0,
             max_event_ns: 0,
@@ -98,6 +130,14 @@ impl Engine {
             changes: Vec::new(),
             updates: Vec::new(),
         }
+    }
+
+    /// Also scores root-cause candidates with `scorer`; `past` feeds the similar-incidents
+    /// feature.
+    pub fn with_scorer(mut self, scorer: Scorer, past: PastIncidents) -> Self {
+        self.candidates = CandidateScorer::new(self.config.candidates.clone(), past);
+        self.scorer = Some(scorer);
+        self
     }
 
     /// The current watermark.
@@ -115,13 +155,13 @@ impl Engine {
         (self.counters, self.pairer.counters())
     }
 
-    /// Handles one event; impact maps it causes are appended to `out`.
-    pub fn on_event(&mut self, event: &Event, out: &mut Vec<ImpactMap>) {
+    /// Handles one event; the outputs it causes are appended to `out`.
+    pub fn on_event(&mut self, event: &Event, out: &mut Outputs) {
         let time = event.event_time_ns();
         if time < self.watermark_ns {
             self.counters.late += 1;
         }
-        let before = out.len();
+        let before = out.maps.len();
         match event {
             Event::Span(span) => {
                 self.counters.spans += 1;
@@ -132,25 +172,47 @@ impl Engine {
                 self.counters.alerts += 1;
                 self.incidents.on_event(&self.graph, alert, &mut self.updates);
                 for u in self.updates.drain(..) {
-                    self.blast.on_event(&self.graph, &BlastInput::Incident(u), out);
+                    self.blast.on_event(&self.graph, &BlastInput::Incident(u), &mut out.maps);
                 }
             }
-            Event::Deploy(_) => self.counters.deploys += 1,
+            Event::Deploy(deploy) => {
+                self.counters.deploys += 1;
+                if let Some(scorer) = &self.scorer {
+                    let before = out.candidates.len();
+                    self.candidates.on_event(
+                        scorer,
+                        &CandidateInput::Change(deploy.clone()),
+                        &mut out.candidates,
+                    );
+                    self.counters.candidate_lists += (out.candidates.len() - before) as u64;
+                }
+            }
         }
         if time > self.max_event_ns {
             self.max_event_ns = time;
             let wm = time.saturating_sub(self.config.allowed_lateness_ms.saturating_mul(1_000_000));
             self.advance(wm, out);
         }
-        self.counters.impact_maps += (out.len() - before) as u64;
+        self.score_maps(before, out);
+    }
+
+    /// Counts the maps from `before` on and scores their candidates.
+    fn score_maps(&mut self, before: usize, out: &mut Outputs) {
+        self.counters.impact_maps += (out.maps.len() - before) as u64;
+        let Some(scorer) = &self.scorer else { return };
+        let lists = out.candidates.len();
+        for map in &out.maps[before..] {
+            self.candidates.on_event(scorer, &CandidateInput::Map(map.clone()), &mut out.candidates);
+        }
+        self.counters.candidate_lists += (out.candidates.len() - lists) as u64;
     }
 
     /// End of input: moves the watermark to the newest event time (no lateness left to
     /// wait for), expiring and flushing what that allows.
-    pub fn flush(&mut self, out: &mut Vec<ImpactMap>) {
-        let before = out.len();
+    pub fn flush(&mut self, out: &mut Outputs) {
+        let before = out.maps.len();
         self.advance(self.max_event_ns, out);
-        self.counters.impact_maps += (out.len() - before) as u64;
+        self.score_maps(before, out);
     }
 
     fn feed_graph(&mut self) {
@@ -159,7 +221,7 @@ impl Engine {
         }
     }
 
-    fn advance(&mut self, watermark: TimestampNs, out: &mut Vec<ImpactMap>) {
+    fn advance(&mut self, watermark: TimestampNs, out: &mut Outputs) {
         if watermark <= self.watermark_ns {
             return;
         }
@@ -169,9 +231,15 @@ impl Engine {
         self.incidents.on_watermark(&self.graph, watermark, &mut self.updates);
         self.graph.on_watermark(&(), watermark, &mut self.changes);
         for c in self.changes.drain(..) {
-            self.blast.on_event(&self.graph, &BlastInput::Health(c), out);
+            if let Some(scorer) = &self.scorer {
+                self.candidates.on_event(scorer, &CandidateInput::Health(c.clone()), &mut out.candidates);
+            }
+            self.blast.on_event(&self.graph, &BlastInput::Health(c), &mut out.maps);
         }
-        self.blast.on_watermark(&self.graph, watermark, out);
+        self.blast.on_watermark(&self.graph, watermark, &mut out.maps);
+        if let Some(scorer) = &self.scorer {
+            self.candidates.on_watermark(scorer, watermark, &mut out.candidates);
+        }
     }
 
     /// The whole state.
@@ -184,6 +252,7 @@ impl Engine {
             graph: self.graph.snapshot(),
             incidents: self.incidents.snapshot(),
             blast: self.blast.snapshot(),
+            candidates: self.candidates.snapshot(),
         }
     }
 
@@ -196,5 +265,6 @@ impl Engine {
         self.graph.restore(snapshot.graph);
         self.incidents.restore(snapshot.incidents);
         self.blast.restore(snapshot.blast);
+        self.candidates.restore(snapshot.candidates);
     }
 }

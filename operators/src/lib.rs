@@ -5,25 +5,32 @@
 //! Span ─► SpanPairer ─► Observation ─► ServiceGraph (+ health) ─► HealthChange ─┐
 //! Alert ─► IncidentTracker (reads the graph) ─► IncidentUpdate ─────────────────┤
 //!                                                 BlastRadius (reads the graph) ◄┘─► ImpactMap
+//! ImpactMap, Deploy, HealthChange ─► CandidateScorer (reads the Scorer) ─► CandidateList
 //! ```
 //! [`Engine`] wires them in that order and drives the watermark.
 
 pub mod blast_radius;
+pub mod candidates;
 pub mod engine;
+pub mod evidence;
 pub mod health;
 pub mod incidents;
 pub mod operator;
 pub mod rolling_stats;
+pub mod scorer;
 pub mod service_graph;
 pub mod service_id;
 pub mod span_pairing;
 
 pub use blast_radius::{BlastConfig, BlastInput, BlastRadius};
-pub use engine::{Engine, EngineConfig, EngineCounters, EngineSnapshot};
+pub use candidates::{CandidateInput, CandidateScorer, CandidatesConfig, PastIncidents, past_key};
+pub use engine::{Engine, EngineConfig, EngineCounters, EngineSnapshot, Outputs};
+pub use evidence::{Evidence, FEATURES};
 pub use health::HealthConfig;
 pub use incidents::{IncidentConfig, IncidentTracker, IncidentUpdate};
 pub use operator::Operator;
 pub use rolling_stats::{RollingStats, WindowConfig, WindowSummary};
+pub use scorer::{Model, Scorer};
 pub use service_graph::{GraphConfig, HealthChange, ServiceGraph};
 pub use service_id::ServiceId;
 pub use span_pairing::{Observation, PairingConfig, PairingCounters, SpanPairer};

@@ -22,12 +22,16 @@ pub struct Checkpoint {
     pub offsets: BTreeMap<String, i64>,
     /// The operators' state after processing everything before those offsets.
     pub engine: EngineSnapshot,
+    /// The history archive's next `seq`: archive files from that `seq` on were written
+    /// after this checkpoint and are removed on restart (their input is read again).
+    #[serde(default)]
+    pub archive_seq: Option<u64>,
 }
 
 impl Checkpoint {
-    /// A checkpoint of `engine` at `offsets`.
-    pub fn new(offsets: BTreeMap<String, i64>, engine: EngineSnapshot) -> Self {
-        Self { format_version: FORMAT_VERSION, offsets, engine }
+    /// A checkpoint of `engine` at `offsets`, with the archive's next `seq`.
+    pub fn new(offsets: BTreeMap<String, i64>, engine: EngineSnapshot, archive_seq: Option<u64>) -> Self {
+        Self { format_version: FORMAT_VERSION, offsets, engine, archive_seq }
     }
 }
 
@@ -127,9 +131,10 @@ mod tests {
         assert!(store.load().unwrap().is_none());
         let engine = Engine::new(EngineConfig::default());
         let offsets = BTreeMap::from([(partition_key("devloom.traces", 2), 17)]);
-        store.save(&Checkpoint::new(offsets.clone(), engine.snapshot())).unwrap();
+        store.save(&Checkpoint::new(offsets.clone(), engine.snapshot(), Some(7))).unwrap();
         let loaded = store.load().unwrap().unwrap();
         assert_eq!(loaded.offsets, offsets);
+        assert_eq!(loaded.archive_seq, Some(7));
         assert!(!dir.path().join("state/checkpoint.json.tmp").exists());
 
         std::fs::write(dir.path().join("state/checkpoint.json"), b"{\"format_version\":1").unwrap();

@@ -9,10 +9,13 @@
 //! `DEVLOOM_CONFIG` (config path) are not keys.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use devloom_operators::EngineConfig;
 use devloom_schemas::codec::DecodeOptions;
 use serde::{Deserialize, Serialize};
+
+use crate::history::ArchiveConfig;
 
 /// Environment variables that are not configuration keys.
 pub const NON_KEY_VARS: [&str; 2] = ["DEVLOOM_LOG", "DEVLOOM_CONFIG"];
@@ -33,6 +36,26 @@ pub struct Config {
     pub kafka: KafkaConfig,
     /// Checkpoints of the Kafka runtime.
     pub checkpoint: CheckpointConfig,
+    /// The Parquet history archive.
+    pub history: HistoryConfig,
+    /// The root-cause scorer.
+    pub scorer: ScorerConfig,
+}
+
+/// `[scorer]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScorerConfig {
+    /// Score root-cause candidates (published beside the impact maps).
+    pub enabled: bool,
+    /// A model file from `devloom train`; unset: the built-in default model.
+    pub model: Option<PathBuf>,
+}
+
+impl Default for ScorerConfig {
+    fn default() -> Self {
+        Self { enabled: true, model: None }
+    }
 }
 
 /// `[kafka]`.
@@ -87,6 +110,8 @@ pub struct TopicsConfig {
     pub deploys: String,
     /// Impact maps out.
     pub impact: String,
+    /// Root-cause candidate lists out.
+    pub candidates: String,
     /// Undecodable input out.
     pub deadletter: String,
 }
@@ -99,6 +124,7 @@ impl Default for TopicsConfig {
             alerts: "devloom.alerts".into(),
             deploys: "devloom.deploys".into(),
             impact: "devloom.impact".into(),
+            candidates: "devloom.candidates".into(),
             deadletter: "devloom.deadletter".into(),
         }
     }
@@ -119,6 +145,35 @@ pub struct CheckpointConfig {
 impl Default for CheckpointConfig {
     fn default() -> Self {
         Self { state_dir: PathBuf::from("devloom-state"), interval_ms: 5_000, max_messages: 10_000 }
+    }
+}
+
+/// `[history]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HistoryConfig {
+    /// Archive every input event and output here (Parquet); unset: no archive.
+    pub dir: Option<PathBuf>,
+    /// Roll a file once it holds this many MiB.
+    pub max_file_mib: u64,
+    /// Roll a file once it has been open this many seconds.
+    pub max_file_age_s: u64,
+}
+
+impl Default for HistoryConfig {
+    fn default() -> Self {
+        Self { dir: None, max_file_mib: 128, max_file_age_s: 300 }
+    }
+}
+
+impl HistoryConfig {
+    /// The archive writer's settings, when an archive is configured.
+    pub fn archive(&self) -> Option<ArchiveConfig> {
+        self.dir.as_ref().map(|dir| ArchiveConfig {
+            dir: dir.clone(),
+            max_file_bytes: self.max_file_mib * 1024 * 1024,
+            max_file_age: Duration::from_secs(self.max_file_age_s),
+        })
     }
 }
 
@@ -272,6 +327,9 @@ impl Config {
         }
         if !self.kafka.brokers.is_empty() && (self.kafka.partitions < 1 || self.kafka.replication < 1) {
             return Err("kafka.partitions and kafka.replication must be at least 1".into());
+        }
+        if self.history.max_file_mib == 0 || self.history.max_file_age_s == 0 {
+            return Err("history.max_file_mib and history.max_file_age_s must be above 0".into());
         }
         if self.decode.alert_service_labels.is_empty() {
             return Err("decode.alert_service_labels must name at least one label".into());

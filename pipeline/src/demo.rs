@@ -4,10 +4,10 @@
 use std::collections::BTreeSet;
 use std::io::{self, Write};
 
-use devloom_schemas::{ImpactMap, IncidentStatus, Verdict};
+use devloom_schemas::{CandidateList, ImpactMap, IncidentStatus, Verdict};
 
 use crate::embedded::RunSummary;
-use crate::output::ImpactSink;
+use crate::output::OutputSink;
 
 /// Wraps a sink and remembers what a user would want summarized.
 pub struct Recorder<S> {
@@ -20,6 +20,10 @@ pub struct Recorder<S> {
     pub last_open_verdict: Option<Verdict>,
     /// Whether any version said `spreading`.
     pub ever_spreading: bool,
+    /// Candidate-list versions published.
+    pub candidate_lists: u64,
+    /// The top candidate of the last list, with its confidence.
+    pub top_candidate: Option<String>,
 }
 
 impl<S> Recorder<S> {
@@ -31,11 +35,13 @@ impl<S> Recorder<S> {
             versions: 0,
             last_open_verdict: None,
             ever_spreading: false,
+            candidate_lists: 0,
+            top_candidate: None,
         }
     }
 }
 
-impl<S: ImpactSink> ImpactSink for Recorder<S> {
+impl<S: OutputSink> OutputSink for Recorder<S> {
     fn publish(&mut self, map: &ImpactMap) -> io::Result<()> {
         self.incidents.insert(map.incident_id.clone());
         self.versions += 1;
@@ -44,6 +50,12 @@ impl<S: ImpactSink> ImpactSink for Recorder<S> {
         }
         self.ever_spreading |= map.verdict == Verdict::Spreading;
         self.inner.publish(map)
+    }
+
+    fn publish_candidates(&mut self, list: &CandidateList) -> io::Result<()> {
+        self.candidate_lists += 1;
+        self.top_candidate = list.candidates.first().map(|c| format!("{:.1} {}", c.confidence, c.summary));
+        self.inner.publish_candidates(list)
     }
 }
 
@@ -74,6 +86,9 @@ pub fn write_summary<S>(out: &mut dyn Write, recorder: &Recorder<S>, summary: &R
         recorder.versions,
         recorder.incidents.len()
     )?;
+    if let Some(top) = &recorder.top_candidate {
+        writeln!(out, "root-cause candidates: {} versions; top: {top}", recorder.candidate_lists)?;
+    }
     match (summary.first_map_ms, summary.latency) {
         (Some(first), Some(l)) => writeln!(
             out,

@@ -8,15 +8,18 @@ use std::io;
 use std::sync::mpsc::sync_channel;
 use std::time::{Duration, Instant};
 
-use devloom_operators::{Engine, EngineConfig, EngineCounters, EngineSnapshot, PairingCounters};
+use devloom_operators::{
+    Engine, EngineConfig, EngineCounters, EngineSnapshot, Outputs, PairingCounters, Scorer,
+};
 use devloom_schemas::codec::DecodeOptions;
 use devloom_schemas::time::format_rfc3339;
-use devloom_schemas::{DeadLetter, Event, ImpactMap};
+use devloom_schemas::{DeadLetter, Event};
 
 use crate::decode::decode_record;
+use crate::history::ArchiveWriter;
 use crate::input::{Origin, RawRecord};
 use crate::latency::{LatencyStats, LatencySummary, wall_clock_ns};
-use crate::output::{DeadLetterFile, ImpactSink};
+use crate::output::{DeadLetterFile, OutputSink};
 
 /// What a run did.
 #[derive(Clone, Debug, PartialEq)]
@@ -52,18 +55,19 @@ impl ReadStamp {
 }
 
 /// The operator loop with its sinks.
-pub struct Pipeline<S: ImpactSink> {
+pub struct Pipeline<S: OutputSink> {
     engine: Engine,
     sink: S,
     dead: DeadLetterFile,
     latency: LatencyStats,
     first_map_ms: Option<f64>,
     records: u64,
-    maps: Vec<ImpactMap>,
+    outputs: Outputs,
+    archive: Option<ArchiveWriter>,
     started: Instant,
 }
 
-impl<S: ImpactSink> Pipeline<S> {
+impl<S: OutputSink> Pipeline<S> {
     /// A pipeline publishing to `sink`, dead letters to `dead`.
     pub fn new(config: EngineConfig, sink: S, dead: DeadLetterFile) -> Self {
         Self {
@@ -73,9 +77,28 @@ impl<S: ImpactSink> Pipeline<S> {
             latency: LatencyStats::default(),
             first_map_ms: None,
             records: 0,
-            maps: Vec::new(),
+            outputs: Outputs::default(),
+            archive: None,
             started: Instant::now(),
         }
+    }
+
+    /// Also scores root-cause candidates (published after each map they follow).
+    pub fn with_scorer(mut self, scorer: Scorer, past: devloom_operators::PastIncidents) -> Self {
+        self.engine = self.engine.with_scorer(scorer, past);
+        self
+    }
+
+    /// Also archives every event and every published map to `archive`.
+    pub fn with_archive(mut self, archive: ArchiveWriter) -> Self {
+        self.archive = Some(archive);
+        self
+    }
+
+    /// Commits the archive up to here (see [`ArchiveWriter::checkpoint`]); returns the
+    /// archive's next `seq`, none without an archive.
+    pub fn checkpoint_archive(&mut self) -> io::Result<Option<u64>> {
+        self.archive.as_mut().map(|a| a.checkpoint().map_err(io::Error::other)).transpose()
     }
 
     /// Feeds one decoded record (or its dead letter) read at `read`.
@@ -94,13 +117,19 @@ impl<S: ImpactSink> Pipeline<S> {
 
     /// Feeds one event read at `read`.
     pub fn event(&mut self, event: &Event, read: ReadStamp) -> io::Result<()> {
-        self.engine.on_event(event, &mut self.maps);
+        if let Some(archive) = &mut self.archive {
+            archive.append_event(event).map_err(io::Error::other)?;
+        }
+        self.engine.on_event(event, &mut self.outputs);
         let from_alert = matches!(event, Event::Alert(_));
         self.publish(from_alert.then_some(read))
     }
 
     fn publish(&mut self, read: Option<ReadStamp>) -> io::Result<()> {
-        for mut map in self.maps.drain(..) {
+        if self.outputs.is_empty() {
+            return Ok(());
+        }
+        for mut map in std::mem::take(&mut self.outputs.maps) {
             let published = wall_clock_ns();
             map.published_at = Some(format_rfc3339(published));
             if let Some(read) = read {
@@ -117,14 +146,25 @@ impl<S: ImpactSink> Pipeline<S> {
                 );
             }
             self.sink.publish(&map)?;
+            if let Some(archive) = &mut self.archive {
+                archive.append_impact(&map).map_err(io::Error::other)?;
+            }
+        }
+        for mut list in std::mem::take(&mut self.outputs.candidates) {
+            list.published_at = Some(format_rfc3339(wall_clock_ns()));
+            self.sink.publish_candidates(&list)?;
+            if let Some(archive) = &mut self.archive {
+                archive.append_candidates(&list).map_err(io::Error::other)?;
+            }
         }
         Ok(())
     }
 
     /// End of input: flushes the engine and returns the sink and the summary.
     pub fn finish(mut self) -> io::Result<(S, RunSummary)> {
-        self.engine.flush(&mut self.maps);
+        self.engine.flush(&mut self.outputs);
         self.publish(None)?;
+        self.checkpoint_archive()?;
         let summary = self.summary();
         Ok((self.sink, summary))
     }
@@ -159,7 +199,7 @@ impl<S: ImpactSink> Pipeline<S> {
 /// slows the source instead of growing memory.
 pub fn run_stream<S, I>(records: I, opts: &DecodeOptions, pipeline: &mut Pipeline<S>) -> io::Result<()>
 where
-    S: ImpactSink,
+    S: OutputSink,
     I: Iterator<Item = io::Result<RawRecord>> + Send,
 {
     std::thread::scope(|scope| {
@@ -180,21 +220,39 @@ where
     })
 }
 
-/// Runs bounded inputs (files): everything is decoded, then merged in event time. Each
-/// file is a stream in its own order (an alert's `startsAt` may precede the spans
-/// written before it), so a record's merge key is the newest event time its file has
-/// reached; the sort is stable. A record counts as read when the loop takes it.
-pub fn run_batch<S: ImpactSink>(
+/// Runs bounded inputs (files): everything is decoded, then merged in event time (see
+/// [`merge_in_event_time`]). A record counts as read when the loop takes it.
+pub fn run_batch<S: OutputSink>(
     records: Vec<RawRecord>,
     opts: &DecodeOptions,
     pipeline: &mut Pipeline<S>,
 ) -> io::Result<()> {
+    let mut dead = Vec::new();
+    let events = merge_in_event_time(&records, opts, &mut dead);
+    pipeline.records += (records.len() - dead.len()) as u64;
+    for d in dead {
+        pipeline.push(Err(d), ReadStamp::now())?;
+    }
+    for event in &events {
+        pipeline.event(event, ReadStamp::now())?;
+    }
+    Ok(())
+}
+
+/// Decodes bounded inputs and merges them in event time; undecodable records go to
+/// `dead`. Each file is a stream in its own order (an alert's `startsAt` may precede the
+/// spans written before it), so a record's merge key is the newest event time its file
+/// has reached; the sort is stable.
+pub fn merge_in_event_time(
+    records: &[RawRecord],
+    opts: &DecodeOptions,
+    dead: &mut Vec<Box<DeadLetter>>,
+) -> Vec<Event> {
     let mut reached: BTreeMap<String, u64> = BTreeMap::new();
     let mut events: Vec<(u64, Event)> = Vec::new();
-    for record in &records {
+    for record in records {
         match decode_record(record, opts) {
             Ok(decoded) => {
-                pipeline.records += 1;
                 let file = match &record.origin {
                     Origin::File { path, .. } => path.to_string(),
                     other => other.to_string(),
@@ -205,12 +263,9 @@ pub fn run_batch<S: ImpactSink>(
                     events.push((*newest, event));
                 }
             }
-            Err(dead) => pipeline.push(Err(dead), ReadStamp::now())?,
+            Err(d) => dead.push(d),
         }
     }
     events.sort_by_key(|(key, _)| *key);
-    for (_, event) in &events {
-        pipeline.event(event, ReadStamp::now())?;
-    }
-    Ok(())
+    events.into_iter().map(|(_, e)| e).collect()
 }

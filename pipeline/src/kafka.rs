@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use devloom_schemas::codec::{DecodeOptions, Expect, Message as DecodeMessage, decode};
-use devloom_schemas::{Event, ImpactMap};
+use devloom_schemas::{CandidateList, Event, ImpactMap};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
@@ -32,7 +32,8 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointStore, partition_key};
 use crate::config::{Config, KafkaConfig};
 use crate::embedded::{Pipeline, ReadStamp, RunSummary};
-use crate::output::{DeadLetterFile, ImpactSink};
+use crate::history::{ArchiveWriter, HistoryError};
+use crate::output::{DeadLetterFile, OutputSink};
 
 /// Settings Devloom owns because delivery guarantees depend on them.
 const RESERVED: [&str; 4] = ["enable.auto.commit", "enable.idempotence", "acks", "group.id"];
@@ -75,6 +76,12 @@ pub enum KafkaRunError {
     /// Output I/O.
     #[error("output: {0}")]
     Io(#[from] std::io::Error),
+    /// The scorer's model could not be loaded.
+    #[error(transparent)]
+    Scorer(#[from] crate::scoring::ScorerError),
+    /// The history archive could not be opened.
+    #[error("history archive: {0}")]
+    Archive(#[from] HistoryError),
 }
 
 fn kafka_err(context: impl Into<String>) -> impl FnOnce(KafkaError) -> KafkaRunError {
@@ -185,31 +192,81 @@ fn flush(producer: &DevloomProducer) -> Result<(), KafkaRunError> {
     Ok(())
 }
 
-/// Publishes impact maps: key = incident id, CloudEvents binary-mode headers.
-struct ImpactTopic {
+/// Publishes impact maps and candidate lists: key = incident id, CloudEvents
+/// binary-mode headers.
+pub struct ImpactTopic {
     producer: Arc<DevloomProducer>,
-    topic: String,
+    impact: String,
+    candidates: String,
     source: String,
 }
 
-impl ImpactSink for ImpactTopic {
-    fn publish(&mut self, map: &ImpactMap) -> std::io::Result<()> {
-        let payload = serde_json::to_vec(map)?;
-        let id = format!("{}/{}", map.incident_id, map.version);
-        let time = map.published_at.clone().unwrap_or_default();
+impl ImpactTopic {
+    fn new(producer: Arc<DevloomProducer>, k: &KafkaConfig) -> Self {
+        Self {
+            producer,
+            impact: k.topics.impact.clone(),
+            candidates: k.topics.candidates.clone(),
+            source: format!("/devloom/{}", k.group_id),
+        }
+    }
+
+    /// A sink with its own producer (replay), creating the output topics unless told
+    /// not to.
+    pub fn open(k: &KafkaConfig) -> Result<Self, KafkaRunError> {
+        if k.create_topics {
+            create_topics(k, &[k.topics.impact.as_str(), k.topics.candidates.as_str()])?;
+        }
+        Ok(Self::new(Arc::new(producer(k)?), k))
+    }
+
+    /// Waits until everything published is acknowledged.
+    pub fn flush(&self) -> Result<(), KafkaRunError> {
+        flush(&self.producer)
+    }
+
+    fn send_event(
+        &self,
+        topic: &str,
+        ce_type: &str,
+        id: &str,
+        subject: &str,
+        time: &str,
+        payload: &[u8],
+    ) -> std::io::Result<()> {
         let headers = OwnedHeaders::new()
             .insert(Header { key: "ce_specversion", value: Some("1.0") })
-            .insert(Header { key: "ce_type", value: Some("dev.devloom.impact.v1") })
+            .insert(Header { key: "ce_type", value: Some(ce_type) })
             .insert(Header { key: "ce_source", value: Some(self.source.as_str()) })
-            .insert(Header { key: "ce_id", value: Some(id.as_str()) })
-            .insert(Header { key: "ce_subject", value: Some(map.incident_id.as_str()) })
-            .insert(Header { key: "ce_time", value: Some(time.as_str()) })
+            .insert(Header { key: "ce_id", value: Some(id) })
+            .insert(Header { key: "ce_subject", value: Some(subject) })
+            .insert(Header { key: "ce_time", value: Some(time) })
             .insert(Header { key: "content-type", value: Some("application/json") });
-        let record = BaseRecord::to(&self.topic)
-            .key(map.incident_id.as_bytes())
-            .payload(payload.as_slice())
-            .headers(headers);
+        let record = BaseRecord::to(topic).key(subject.as_bytes()).payload(payload).headers(headers);
         send(&self.producer, record).map_err(|e| std::io::Error::other(e.to_string()))
+    }
+}
+
+impl OutputSink for ImpactTopic {
+    fn publish(&mut self, map: &ImpactMap) -> std::io::Result<()> {
+        let id = format!("{}/{}", map.incident_id, map.version);
+        let time = map.published_at.clone().unwrap_or_default();
+        let payload = serde_json::to_vec(map)?;
+        self.send_event(&self.impact, "dev.devloom.impact.v1", &id, &map.incident_id, &time, &payload)
+    }
+
+    fn publish_candidates(&mut self, list: &CandidateList) -> std::io::Result<()> {
+        let id = format!("{}/{}", list.incident_id, list.version);
+        let time = list.published_at.clone().unwrap_or_default();
+        let payload = serde_json::to_vec(list)?;
+        self.send_event(
+            &self.candidates,
+            "dev.devloom.candidates.v1",
+            &id,
+            &list.incident_id,
+            &time,
+            &payload,
+        )
     }
 }
 
@@ -284,7 +341,7 @@ pub fn run(config: &Config, stop: &AtomicBool) -> Result<RunSummary, KafkaRunErr
         inputs.iter().enumerate().map(|(i, (t, e))| (t.clone(), (i, *e))).collect();
     if k.create_topics {
         let mut names: Vec<&str> = inputs.iter().map(|(t, _)| t.as_str()).collect();
-        names.extend([k.topics.impact.as_str(), k.topics.deadletter.as_str()]);
+        names.extend([k.topics.impact.as_str(), k.topics.candidates.as_str(), k.topics.deadletter.as_str()]);
         create_topics(k, &names)?;
     }
     let store = CheckpointStore::new(&config.checkpoint.state_dir);
@@ -304,14 +361,14 @@ pub fn run(config: &Config, stop: &AtomicBool) -> Result<RunSummary, KafkaRunErr
     }
     let consumer: DevloomConsumer = consumer_config.create().map_err(kafka_err("creating the consumer"))?;
 
-    let sink = ImpactTopic {
-        producer: producer.clone(),
-        topic: k.topics.impact.clone(),
-        source: format!("/devloom/{}", k.group_id),
-    };
+    let sink = ImpactTopic::new(producer.clone(), k);
     // Dead letters go to the dead-letter topic; this file takes those the topic refuses.
     let fallback = DeadLetterFile::new(&config.checkpoint.state_dir.join("unpublished-deadletters.ndjson"));
-    let mut pipeline = Pipeline::new(config.engine.clone(), sink, fallback);
+    let mut pipeline = crate::scoring::attach(Pipeline::new(config.engine.clone(), sink, fallback), config)?;
+    if let Some(archive) = config.history.archive() {
+        let resume = checkpoint.as_ref().and_then(|c| c.archive_seq);
+        pipeline = pipeline.with_archive(ArchiveWriter::open(archive, resume, false)?);
+    }
     let mut next: BTreeMap<String, i64> = BTreeMap::new();
     if let Some(c) = checkpoint {
         tracing::info!(offsets = ?c.offsets, "restored checkpoint");
@@ -387,12 +444,12 @@ pub fn run(config: &Config, stop: &AtomicBool) -> Result<RunSummary, KafkaRunErr
         if since_checkpoint > 0
             && (since_checkpoint >= config.checkpoint.max_messages || last_checkpoint.elapsed() >= interval)
         {
-            save_checkpoint(&producer, &store, &consumer, &next, &pipeline)?;
+            save_checkpoint(&producer, &store, &consumer, &next, &mut pipeline)?;
             since_checkpoint = 0;
             last_checkpoint = Instant::now();
         }
     }
-    save_checkpoint(&producer, &store, &consumer, &next, &pipeline)?;
+    save_checkpoint(&producer, &store, &consumer, &next, &mut pipeline)?;
     // Stopped, not at the end of input: no final flush of the operators, so a restart
     // continues exactly where this run left off.
     let mut summary = pipeline.summary();
@@ -549,16 +606,17 @@ fn dead_letter_record(p: &Pending, reason: String) -> devloom_schemas::DeadLette
     }
 }
 
-fn save_checkpoint<S: ImpactSink>(
+fn save_checkpoint<S: OutputSink>(
     producer: &DevloomProducer,
     store: &CheckpointStore,
     consumer: &DevloomConsumer,
     next: &BTreeMap<String, i64>,
-    pipeline: &Pipeline<S>,
+    pipeline: &mut Pipeline<S>,
 ) -> Result<(), KafkaRunError> {
     // Outputs first: a checkpoint must never cover input whose outputs are not durable.
     flush(producer)?;
-    store.save(&Checkpoint::new(next.clone(), pipeline.snapshot()))?;
+    let archive_seq = pipeline.checkpoint_archive()?;
+    store.save(&Checkpoint::new(next.clone(), pipeline.snapshot(), archive_seq))?;
     let mut tpl = TopicPartitionList::new();
     for (key, offset) in next {
         let (topic, partition) = split_key(key);

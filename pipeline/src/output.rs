@@ -1,32 +1,77 @@
-//! Sinks of the embedded runtime: impact maps as JSON lines, dead letters to a file.
+//! Sinks of the embedded runtime: impact maps and candidate lists as JSON lines, dead
+//! letters to a file.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use devloom_schemas::{DeadLetter, ImpactMap};
+use devloom_schemas::{CandidateList, DeadLetter, ImpactMap};
+use serde::Serialize;
 
-/// Where impact maps go.
-pub trait ImpactSink {
+/// Where outputs go.
+pub trait OutputSink {
     /// Publishes one impact-map version.
     fn publish(&mut self, map: &ImpactMap) -> io::Result<()>;
+    /// Publishes one candidate-list version.
+    fn publish_candidates(&mut self, list: &CandidateList) -> io::Result<()>;
 }
 
-/// Writes each map as one JSON line, flushed at once (a reader sees it immediately).
-pub struct JsonLines<W: Write>(pub W);
+/// Writes each map as one JSON line, flushed at once (a reader sees it immediately);
+/// candidate lists go to their own stream when one is given.
+pub struct JsonLines<W: Write> {
+    maps: W,
+    candidates: Option<Box<dyn Write + Send>>,
+}
 
-impl<W: Write> ImpactSink for JsonLines<W> {
-    fn publish(&mut self, map: &ImpactMap) -> io::Result<()> {
-        serde_json::to_writer(&mut self.0, map)?;
-        self.0.write_all(b"\n")?;
-        self.0.flush()
+impl<W: Write> JsonLines<W> {
+    /// Maps to `maps`; candidate lists are not written.
+    pub fn new(maps: W) -> Self {
+        Self { maps, candidates: None }
+    }
+
+    /// Also writes candidate lists, to `candidates`.
+    pub fn with_candidates(mut self, candidates: Box<dyn Write + Send>) -> Self {
+        self.candidates = Some(candidates);
+        self
     }
 }
 
-/// Collects maps in memory (tests, benches, replay comparisons).
-impl ImpactSink for Vec<ImpactMap> {
+fn write_line(out: &mut dyn Write, value: &impl Serialize) -> io::Result<()> {
+    serde_json::to_writer(&mut *out, value)?;
+    out.write_all(b"\n")?;
+    out.flush()
+}
+
+impl<W: Write> OutputSink for JsonLines<W> {
     fn publish(&mut self, map: &ImpactMap) -> io::Result<()> {
-        self.push(map.clone());
+        write_line(&mut self.maps, map)
+    }
+
+    fn publish_candidates(&mut self, list: &CandidateList) -> io::Result<()> {
+        match &mut self.candidates {
+            Some(out) => write_line(out, list),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Collects outputs in memory (tests, benches, replay comparisons).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Collected {
+    /// Impact-map versions in publish order.
+    pub maps: Vec<ImpactMap>,
+    /// Candidate-list versions in publish order.
+    pub candidates: Vec<CandidateList>,
+}
+
+impl OutputSink for Collected {
+    fn publish(&mut self, map: &ImpactMap) -> io::Result<()> {
+        self.maps.push(map.clone());
+        Ok(())
+    }
+
+    fn publish_candidates(&mut self, list: &CandidateList) -> io::Result<()> {
+        self.candidates.push(list.clone());
         Ok(())
     }
 }

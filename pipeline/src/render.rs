@@ -6,9 +6,11 @@ use std::fmt::Write as _;
 use std::io::{self, Write};
 
 use anstyle::{AnsiColor, Style};
-use devloom_schemas::{Direction, HealthState, ImpactMap, ImpactNode, IncidentStatus, Verdict};
+use devloom_schemas::{
+    CandidateList, Direction, HealthState, ImpactMap, ImpactNode, IncidentStatus, Verdict,
+};
 
-use crate::output::ImpactSink;
+use crate::output::OutputSink;
 
 fn style(state: HealthState) -> Style {
     match state {
@@ -132,11 +134,38 @@ impl<W: Write> TerminalSink<W> {
     }
 }
 
-impl<W: Write> ImpactSink for TerminalSink<W> {
+impl<W: Write> OutputSink for TerminalSink<W> {
     fn publish(&mut self, map: &ImpactMap) -> io::Result<()> {
         writeln!(self.out, "{}", render_map(map, self.color))?;
         self.out.flush()
     }
+
+    fn publish_candidates(&mut self, list: &CandidateList) -> io::Result<()> {
+        writeln!(self.out, "{}", render_candidates(list, self.color))?;
+        self.out.flush()
+    }
+}
+
+/// The candidate list under a map: the top five with confidence, the flag when set.
+pub fn render_candidates(list: &CandidateList, color: bool) -> String {
+    let mut text = format!("   root-cause candidates v{} ({}):\n", list.version, list.model);
+    if list.low_confidence {
+        let flag = "⚠ low confidence — investigate before acting";
+        let styled = if color {
+            let s = Style::new().fg_color(Some(AnsiColor::Yellow.into())).bold();
+            format!("{s}{flag}{s:#}")
+        } else {
+            flag.to_string()
+        };
+        let _ = writeln!(text, "   {styled}");
+    }
+    for c in list.candidates.iter().take(5) {
+        let _ = writeln!(text, "   {:>5.1}  {}", c.confidence, c.summary);
+    }
+    if list.candidates.is_empty() {
+        text.push_str("   (none: no change, job, degraded dependency or spike in view)\n");
+    }
+    text
 }
 
 #[cfg(test)]

@@ -30,6 +30,9 @@ fn demo_shows_the_map_as_a_tree_and_a_summary() {
     assert!(stdout.contains("── summary"), "{stdout}");
     assert!(stdout.contains("alert → first map:"), "{stdout}");
     assert!(stdout.contains("verdict: spreading"), "{stdout}");
+    assert!(stdout.contains("root-cause candidates v1"), "candidates under the map: {stdout}");
+    assert!(stdout.contains("deploy of fulfillment v2.7.1 → v3.0.0 by lee"), "{stdout}");
+    assert!(stdout.contains("root-cause candidates: "), "{stdout}");
 }
 
 #[test]
@@ -52,7 +55,12 @@ fn simulate_then_run_gives_the_same_maps_as_the_demo() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let out = devloom(&["run", "--input", sim.to_str().unwrap(), "--output", maps.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stderr).contains("2 alerts, 2 deploys → 5 impact-map versions; 0 dead letters"));
+    assert!(
+        text(&out.stderr)
+            .contains("2 alerts, 2 deploys → 5 impact-map versions, 2 candidate lists; 0 dead letters"),
+        "{}",
+        text(&out.stderr)
+    );
     let from_files: Vec<ImpactMap> = std::fs::read_to_string(&maps)
         .unwrap()
         .lines()
@@ -119,7 +127,9 @@ fn validate_names_the_bad_key_and_run_names_the_missing_file() {
 fn help_explains_the_commands() {
     let out = devloom(&["--help"]);
     let help = text(&out.stdout);
-    for word in ["demo", "run", "simulate", "validate", "impact maps"] {
+    for word in
+        ["demo", "run", "simulate", "validate", "impact maps", "replay", "history", "train", "evaluate"]
+    {
         assert!(help.contains(word), "{help}");
     }
     let out = devloom(&["demo", "--help"]);

@@ -12,7 +12,7 @@ use devloom::config::{KafkaConfig, TopicsConfig};
 use devloom::embedded::{Pipeline, run_stream};
 use devloom::input::RawRecord;
 use devloom::kafka::{producer, publish_records, send};
-use devloom::output::DeadLetterFile;
+use devloom::output::{Collected, DeadLetterFile};
 use devloom::simulator::{SimConfig, Simulator};
 use devloom_operators::EngineConfig;
 use devloom_schemas::codec::DecodeOptions;
@@ -58,6 +58,7 @@ fn setup(name: &str, brokers: &str) -> Setup {
             alerts: format!("{prefix}.alerts"),
             deploys: format!("{prefix}.deploys"),
             impact: format!("{prefix}.impact"),
+            candidates: format!("{prefix}.candidates"),
             deadletter: format!("{prefix}.deadletter"),
         },
         // One record per batch: tansu 0.6 answers a fetch from an offset inside a record
@@ -79,25 +80,33 @@ impl Setup {
         let mut kafka = self.kafka.clone();
         kafka.group_id = format!("{}-{instance}", kafka.group_id);
         kafka.topics.impact = format!("{}-{instance}", kafka.topics.impact);
+        kafka.topics.candidates = format!("{}-{instance}", kafka.topics.candidates);
         let state = self.dir.path().join(format!("state-{instance}"));
         let props: String = kafka.properties.iter().map(|(k, v)| format!("\"{k}\" = \"{v}\"\n")).collect();
         let t = &kafka.topics;
         let text = format!(
             "[kafka]\nbrokers = \"{}\"\ngroup_id = \"{}\"\n[kafka.topics]\ntraces = \"{}\"\nalerts = \"{}\"\n\
-             deploys = \"{}\"\nimpact = \"{}\"\ndeadletter = \"{}\"\n[kafka.properties]\n{props}\
-             [checkpoint]\nstate_dir = \"{}\"\ninterval_ms = 200\nmax_messages = 20\n",
+             deploys = \"{}\"\nimpact = \"{}\"\ncandidates = \"{}\"\ndeadletter = \"{}\"\n[kafka.properties]\n{props}\
+             [checkpoint]\nstate_dir = \"{}\"\ninterval_ms = 200\nmax_messages = 20\n\
+             [history]\ndir = \"{}\"\n",
             kafka.brokers,
             kafka.group_id,
             t.traces,
             t.alerts,
             t.deploys,
             t.impact,
+            t.candidates,
             t.deadletter,
-            state.display()
+            state.display(),
+            state.join("history").display()
         );
         let path = self.dir.path().join(format!("{instance}.toml"));
         std::fs::write(&path, text).unwrap();
-        devloom::kafka::create_topics(&kafka, &[&kafka.topics.impact, &kafka.topics.deadletter]).unwrap();
+        devloom::kafka::create_topics(
+            &kafka,
+            &[&kafka.topics.impact, &kafka.topics.candidates, &kafka.topics.deadletter],
+        )
+        .unwrap();
         (path, kafka)
     }
 }
@@ -181,11 +190,27 @@ fn sim(scenario: &str) -> Simulator {
 /// The same scenario through the embedded runtime.
 fn embedded(scenario: &str) -> Vec<ImpactMap> {
     let dir = tempfile::tempdir().unwrap();
-    let mut pipeline =
-        Pipeline::new(EngineConfig::default(), Vec::new(), DeadLetterFile::new(&dir.path().join("d")));
+    let mut pipeline = Pipeline::new(
+        EngineConfig::default(),
+        Collected::default(),
+        DeadLetterFile::new(&dir.path().join("d")),
+    );
     run_stream(sim(scenario).map(|r| Ok(RawRecord::from(r))), &DecodeOptions::default(), &mut pipeline)
         .unwrap();
-    pipeline.finish().unwrap().0.iter().map(ImpactMap::without_wall_clock).collect()
+    pipeline.finish().unwrap().0.maps.iter().map(ImpactMap::without_wall_clock).collect()
+}
+
+/// Spans the scenario produces.
+fn embedded_span_count(scenario: &str) -> u64 {
+    let dir = tempfile::tempdir().unwrap();
+    let mut pipeline = Pipeline::new(
+        EngineConfig::default(),
+        Collected::default(),
+        DeadLetterFile::new(&dir.path().join("d")),
+    );
+    run_stream(sim(scenario).map(|r| Ok(RawRecord::from(r))), &DecodeOptions::default(), &mut pipeline)
+        .unwrap();
+    pipeline.finish().unwrap().1.engine.spans
 }
 
 /// Maps by `(incident_id, version)`, asserting that no key carries two payloads.
@@ -342,6 +367,31 @@ fn sigkilled_three_times_gives_the_same_maps_as_an_uninterrupted_run() {
     assert_eq!(got, expected, "crashed {:#?}\nuninterrupted {:#?}", brief(&got), brief(&expected));
     let log = std::fs::read_to_string(&log_b).unwrap();
     assert!(log.matches("restored checkpoint").count() >= 3, "restarts resumed from checkpoints:\n{log}");
+
+    // The archive written across the crashes holds every span exactly once, and its
+    // replay gives the uninterrupted run's maps.
+    let history = state_b.join("history");
+    let mut csv = Vec::new();
+    devloom::history::query::query(
+        &history,
+        "SELECT count(*) AS n, count(DISTINCT trace_id || span_id) AS distinct_spans FROM spans",
+        devloom::history::query::QueryFormat::Csv,
+        &mut csv,
+    )
+    .unwrap();
+    let counts = String::from_utf8(csv).unwrap();
+    let row: Vec<u64> = counts.lines().nth(1).unwrap().split(',').map(|v| v.parse().unwrap()).collect();
+    let published = embedded_span_count("db-latency");
+    assert_eq!(row, vec![published, published], "spans archived once each ({counts})");
+    let mut replay = Pipeline::new(
+        EngineConfig::default(),
+        Collected::default(),
+        DeadLetterFile::new(&s.dir.path().join("rd")),
+    );
+    devloom::history::replay::replay(&history, &Default::default(), &mut replay, false).unwrap();
+    let replayed =
+        replay.finish().unwrap().0.maps.iter().map(ImpactMap::without_wall_clock).collect::<Vec<_>>();
+    assert_eq!(dedupe(replayed), expected, "replay of the archive equals the uninterrupted run");
 }
 
 #[test]

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use devloom::embedded::{Pipeline, RunSummary, run_batch, run_stream};
 use devloom::input::{RawRecord, read_file};
-use devloom::output::DeadLetterFile;
+use devloom::output::{Collected, DeadLetterFile};
 use devloom::simulator::{SimConfig, Simulator, to_ndjson_line};
 use devloom_operators::EngineConfig;
 use devloom_schemas::codec::DecodeOptions;
@@ -28,9 +28,10 @@ fn ndjson(dir: &Path, scenario: &str) -> PathBuf {
 fn run_files(dir: &Path, paths: &[PathBuf]) -> (Vec<ImpactMap>, RunSummary) {
     let records: Vec<RawRecord> = paths.iter().flat_map(|p| read_file(p).unwrap()).collect();
     let dead = DeadLetterFile::new(&dir.join("dead.ndjson"));
-    let mut pipeline = Pipeline::new(EngineConfig::default(), Vec::new(), dead);
+    let mut pipeline = Pipeline::new(EngineConfig::default(), Collected::default(), dead);
     run_batch(records, &DecodeOptions::default(), &mut pipeline).unwrap();
-    pipeline.finish().unwrap()
+    let (out, summary) = pipeline.finish().unwrap();
+    (out.maps, summary)
 }
 
 fn node<'a>(map: &'a ImpactMap, service: &str) -> &'a ImpactNode {
@@ -117,14 +118,14 @@ fn same_input_same_output_and_stream_equals_files() {
 
     // The live path: protobuf straight from the simulator, decoded on its own thread.
     let dead = DeadLetterFile::new(&dir.path().join("dead.ndjson"));
-    let mut pipeline = Pipeline::new(EngineConfig::default(), Vec::new(), dead);
+    let mut pipeline = Pipeline::new(EngineConfig::default(), Collected::default(), dead);
     run_stream(
         sim("async-consumer").map(|r| Ok(RawRecord::from(r))),
         &DecodeOptions::default(),
         &mut pipeline,
     )
     .unwrap();
-    let (live, _) = pipeline.finish().unwrap();
+    let live = pipeline.finish().unwrap().0.maps;
     assert_eq!(stripped(&live), stripped(&a), "OTLP protobuf live = OTLP JSON from a file");
 }
 
@@ -162,7 +163,7 @@ fn malformed_lines_become_dead_letters_and_the_rest_still_runs() {
 
 #[test]
 fn engine_snapshot_mid_incident_restores_to_the_same_maps() {
-    use devloom_operators::{Engine, EngineSnapshot};
+    use devloom_operators::{Engine, EngineSnapshot, Outputs};
     let mut events = Vec::new();
     for record in sim("db-latency") {
         events.extend(
@@ -170,22 +171,27 @@ fn engine_snapshot_mid_incident_restores_to_the_same_maps() {
         );
     }
     let cut = events.len() * 3 / 5; // inside the incident
-    let mut whole = Engine::new(EngineConfig::default());
-    let mut expected = Vec::new();
+    let scorer = || devloom::scoring::scorer(&Default::default()).unwrap().unwrap();
+    let engine = || {
+        let (scorer, past) = scorer();
+        Engine::new(EngineConfig::default()).with_scorer(scorer, past)
+    };
+    let mut whole = engine();
+    let mut expected = Outputs::default();
     for e in &events {
         whole.on_event(e, &mut expected);
     }
     whole.flush(&mut expected);
 
-    let mut first = Engine::new(EngineConfig::default());
-    let mut got = Vec::new();
+    let mut first = engine();
+    let mut got = Outputs::default();
     for e in &events[..cut] {
         first.on_event(e, &mut got);
     }
-    assert!(!got.is_empty(), "the cut is after the first map");
+    assert!(!got.maps.is_empty() && !got.candidates.is_empty(), "the cut is after the first map");
     let saved = serde_json::to_vec(&first.snapshot()).unwrap();
     drop(first);
-    let mut second = Engine::new(EngineConfig::default());
+    let mut second = engine();
     second.restore(serde_json::from_slice::<EngineSnapshot>(&saved).unwrap());
     for e in &events[cut..] {
         second.on_event(e, &mut got);

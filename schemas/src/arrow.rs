@@ -11,6 +11,7 @@ use serde::de::DeserializeOwned;
 use serde_arrow::schema::{SchemaLike, TracingOptions};
 
 use crate::alert::Alert;
+use crate::candidates::{CandidateList, ConfirmedCause};
 use crate::deploy::Deploy;
 use crate::impact::ImpactMap;
 use crate::span::Span;
@@ -61,6 +62,14 @@ impl ArrowRecord for Deploy {
 
 impl ArrowRecord for ImpactMap {
     const TABLE: &'static str = "impact";
+}
+
+impl ArrowRecord for CandidateList {
+    const TABLE: &'static str = "candidates";
+}
+
+impl ArrowRecord for ConfirmedCause {
+    const TABLE: &'static str = "causes";
 }
 
 #[cfg(test)]

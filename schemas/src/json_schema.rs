@@ -3,6 +3,7 @@
 
 use schemars::{JsonSchema, schema_for};
 
+use crate::candidates::CandidateList;
 use crate::dead_letter::DeadLetter;
 use crate::impact::ImpactMap;
 
@@ -10,6 +11,7 @@ use crate::impact::ImpactMap;
 pub fn output_schemas() -> Vec<(&'static str, String)> {
     vec![
         ("impact_map.schema.json", render::<ImpactMap>()),
+        ("candidates.schema.json", render::<CandidateList>()),
         ("dead_letter.schema.json", render::<DeadLetter>()),
     ]
 }

@@ -1,11 +1,12 @@
 //! Devloom's vocabulary: normalized events ([`Span`], [`Alert`], [`Deploy`]), outputs
-//! ([`ImpactMap`], [`DeadLetter`]), wire codecs for what existing producers write
+//! ([`ImpactMap`], [`CandidateList`], [`DeadLetter`]), wire codecs for what existing producers write
 //! ([`codec`]), Arrow schemas ([`arrow`]) and JSON Schemas ([`json_schema`]).
 //!
 //! No I/O, no async, no clocks.
 
 pub mod alert;
 pub mod arrow;
+pub mod candidates;
 pub mod codec;
 pub mod dead_letter;
 pub mod deploy;
@@ -17,6 +18,7 @@ pub mod span;
 pub mod time;
 
 pub use alert::{Alert, AlertSource, AlertStatus, Severity};
+pub use candidates::{CANDIDATES_SCHEMA_VERSION, Candidate, CandidateKind, CandidateList, ConfirmedCause};
 pub use dead_letter::DeadLetter;
 pub use deploy::{ChangeKind, Deploy, DeploySource};
 pub use event::Event;

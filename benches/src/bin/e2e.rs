@@ -41,9 +41,13 @@ struct Args {
 /// A sink that only counts.
 struct Count(u64);
 
-impl devloom::output::ImpactSink for Count {
+impl devloom::output::OutputSink for Count {
     fn publish(&mut self, _: &ImpactMap) -> std::io::Result<()> {
         self.0 += 1;
+        Ok(())
+    }
+
+    fn publish_candidates(&mut self, _: &devloom_schemas::CandidateList) -> std::io::Result<()> {
         Ok(())
     }
 }
@@ -87,7 +91,11 @@ fn main() -> std::io::Result<()> {
     }
 
     let dir = std::env::temp_dir().join("devloom-e2e-deadletter.ndjson");
-    let mut pipeline = Pipeline::new(EngineConfig::default(), Count(0), DeadLetterFile::new(&dir));
+    let (scorer, past) = devloom::scoring::scorer(&Default::default())
+        .map_err(std::io::Error::other)?
+        .expect("scoring is on by default");
+    let mut pipeline =
+        Pipeline::new(EngineConfig::default(), Count(0), DeadLetterFile::new(&dir)).with_scorer(scorer, past);
     let start = Instant::now();
     let rate = args.spans_per_s;
     let mut offered = 0u64;

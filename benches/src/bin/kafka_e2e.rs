@@ -41,6 +41,10 @@ struct Args {
     /// An alert every this many trace batches.
     #[arg(long, default_value_t = 20)]
     alert_every: usize,
+    /// Offer the load this many seconds before injecting alerts, so the latency measured
+    /// is the sustained one, not the pipeline's start from idle (0: alerts from the start).
+    #[arg(long, default_value_t = 0.0)]
+    warmup_s: f64,
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -72,7 +76,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             &p,
             BaseRecord::to(&k.topics.traces).payload(r.payload.as_slice()).timestamp(ts).headers(headers),
         )?;
-        if let Some(payload) = injected_alert(i, args.alert_every, r.time_ns) {
+        let warm = offered as f64 / args.spans_per_s >= args.warmup_s;
+        if let Some(payload) = injected_alert(i, args.alert_every, r.time_ns).filter(|_| warm) {
             send(
                 &p,
                 BaseRecord::<[u8], [u8]>::to(&k.topics.alerts).payload(payload.as_slice()).timestamp(ts),

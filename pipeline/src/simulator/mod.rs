@@ -3,6 +3,7 @@
 //! Alertmanager webhook payloads when a service breaks its SLO, and Devloom deploy JSON.
 //! Tests, benches and `devloom demo` all use it.
 
+pub mod history;
 pub mod scenario;
 pub mod topology;
 mod traces;

@@ -1,0 +1,404 @@
+//! Root-cause candidates: for every impact-map version, the possible causes (recent
+//! changes on affected services, scheduled jobs near the onset, degraded dependencies,
+//! traffic spikes at entry points, uninstrumented databases and queues), their
+//! [`Evidence`], and the scorer's calibrated confidence. A new list version is emitted
+//! when the ranking or a confidence changes: a new map version, or a change arriving for
+//! an open incident.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use devloom_schemas::{
+    CANDIDATES_SCHEMA_VERSION, Candidate, CandidateKind, CandidateList, ChangeKind, Criticality, Deploy,
+    Direction, HealthState, ImpactMap, ImpactNode, IncidentStatus, TimestampNs,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::evidence::{Evidence, FEATURES, features};
+use crate::operator::Operator;
+use crate::scorer::Scorer;
+use crate::service_graph::HealthChange;
+
+const NS_PER_S: f64 = 1e9;
+/// Changes stamped up to this long after the onset still count (clocks disagree).
+const CLOCK_SKEW_S: f64 = 60.0;
+
+/// Candidate settings; `[engine.candidates]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CandidatesConfig {
+    /// Deploys and config changes up to this long before the onset are candidates, ms.
+    pub change_lookback_ms: u64,
+    /// Scheduled jobs that started up to this long before the onset are candidates, ms.
+    pub job_window_ms: u64,
+    /// An entry point whose requests/s exceed its baseline by this factor is a
+    /// traffic-spike candidate.
+    pub traffic_spike_ratio: f64,
+    /// Changes remembered at most (oldest forgotten first).
+    pub max_changes: usize,
+}
+
+impl Default for CandidatesConfig {
+    fn default() -> Self {
+        Self {
+            change_lookback_ms: 2 * 3_600_000,
+            job_window_ms: 3_600_000,
+            traffic_spike_ratio: 1.5,
+            max_changes: 10_000,
+        }
+    }
+}
+
+/// Past incidents whose confirmed cause was `kind` on `service`, by alerted service:
+/// the "similar past incidents" feature, loaded from the history archive.
+pub type PastIncidents = BTreeMap<String, u32>;
+
+/// The key of [`PastIncidents`].
+pub fn past_key(root_service: &str, kind: CandidateKind, service: &str) -> String {
+    format!("{root_service}|{kind:?}|{service}")
+}
+
+/// Input of the candidate operator.
+#[derive(Clone, Debug)]
+pub enum CandidateInput {
+    /// A published impact-map version.
+    Map(ImpactMap),
+    /// A deploy, config change or scheduled job.
+    Change(Deploy),
+    /// A service's health changed (for onset order).
+    Health(HealthChange),
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Tracked {
+    map: ImpactMap,
+    onset_ns: TimestampNs,
+    version: u32,
+    last: Vec<(String, i64)>,
+}
+
+/// Serializable state of [`CandidateScorer`].
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct CandidatesSnapshot {
+    changes: VecDeque<Deploy>,
+    degraded_since: BTreeMap<String, TimestampNs>,
+    open: BTreeMap<String, Tracked>,
+}
+
+/// Builds, scores and versions candidate lists. Its context is the [`Scorer`].
+#[derive(Clone, Debug)]
+pub struct CandidateScorer {
+    config: CandidatesConfig,
+    past: PastIncidents,
+    state: CandidatesSnapshot,
+}
+
+impl CandidateScorer {
+    /// An empty operator; `past` feeds the similar-incidents feature.
+    pub fn new(config: CandidatesConfig, past: PastIncidents) -> Self {
+        Self { config, past, state: CandidatesSnapshot::default() }
+    }
+
+    fn rescore(&mut self, scorer: &Scorer, id: &str, time_ns: TimestampNs, out: &mut Vec<CandidateList>) {
+        let Some(tracked) = self.state.open.get(id) else { return };
+        let found = find(&self.config, &self.state, &self.past, tracked);
+        let evidence: Vec<Evidence> = found.iter().map(|(_, e)| e.clone()).collect();
+        let scored = scorer.score(&evidence);
+        let mut candidates: Vec<Candidate> = found
+            .into_iter()
+            .zip(scored)
+            .map(|((c, e), s)| Candidate {
+                confidence: round(s.confidence, 10.0),
+                share: round(s.share, 10_000.0),
+                features: FEATURES
+                    .iter()
+                    .zip(features(&e))
+                    .map(|(n, v)| (n.to_string(), round(v, 1e6)))
+                    .collect(),
+                ..c
+            })
+            .collect();
+        candidates.sort_by(|a, b| b.confidence.total_cmp(&a.confidence).then_with(|| a.key.cmp(&b.key)));
+        let signature: Vec<(String, i64)> =
+            candidates.iter().map(|c| (c.key.clone(), (c.confidence * 10.0).round() as i64)).collect();
+        let tracked = self.state.open.get_mut(id).expect("looked up above");
+        let resolved = tracked.map.status == IncidentStatus::Resolved;
+        if signature == tracked.last && tracked.version > 0 && !resolved {
+            return;
+        }
+        tracked.version += 1;
+        tracked.last = signature;
+        let confidences: Vec<f64> = candidates.iter().map(|c| c.confidence).collect();
+        out.push(CandidateList {
+            schema_version: CANDIDATES_SCHEMA_VERSION,
+            incident_id: id.to_string(),
+            version: tracked.version,
+            status: tracked.map.status,
+            root_services: tracked.map.root_services.clone(),
+            onset_ns: tracked.onset_ns,
+            event_time_ns: time_ns.max(tracked.map.event_time_ns),
+            low_confidence: scorer.is_low_confidence(&confidences),
+            model: scorer.id(),
+            candidates,
+            published_at: None,
+        });
+        if resolved {
+            self.state.open.remove(id);
+        }
+    }
+}
+
+impl Operator for CandidateScorer {
+    type In = CandidateInput;
+    type Out = CandidateList;
+    type Ctx = Scorer;
+    type Snapshot = CandidatesSnapshot;
+
+    fn on_event(&mut self, scorer: &Scorer, input: &CandidateInput, out: &mut Vec<CandidateList>) {
+        match input {
+            CandidateInput::Map(map) => {
+                let tracked = self.state.open.entry(map.incident_id.clone()).or_insert_with(|| Tracked {
+                    map: map.clone(),
+                    onset_ns: map.event_time_ns,
+                    version: 0,
+                    last: Vec::new(),
+                });
+                tracked.map = map.clone();
+                self.rescore(scorer, &map.incident_id, map.event_time_ns, out);
+            }
+            CandidateInput::Change(change) => {
+                if self.state.changes.len() >= self.config.max_changes {
+                    self.state.changes.pop_front();
+                }
+                self.state.changes.push_back(change.clone());
+                let touched: Vec<String> = self
+                    .state
+                    .open
+                    .iter()
+                    .filter(|(_, t)| {
+                        change.kind == ChangeKind::ScheduledJob
+                            || t.map.nodes.iter().any(|n| n.service == change.service)
+                    })
+                    .map(|(id, _)| id.clone())
+                    .collect();
+                for id in touched {
+                    self.rescore(scorer, &id, change.time_ns, out);
+                }
+            }
+            CandidateInput::Health(change) => {
+                let name = change.service.name.to_string();
+                let degraded = |s: HealthState| matches!(s, HealthState::Amber | HealthState::Red);
+                if degraded(change.to) {
+                    self.state.degraded_since.entry(name).or_insert(change.time_ns);
+                } else {
+                    self.state.degraded_since.remove(&name);
+                }
+            }
+        }
+    }
+
+    fn on_watermark(&mut self, _: &Scorer, event_time: TimestampNs, _: &mut Vec<CandidateList>) {
+        let keep_ns =
+            (self.config.change_lookback_ms.max(self.config.job_window_ms) * 2).saturating_mul(1_000_000);
+        let horizon = event_time.saturating_sub(keep_ns);
+        self.state.changes.retain(|c| c.time_ns >= horizon);
+    }
+
+    fn snapshot(&self) -> CandidatesSnapshot {
+        self.state.clone()
+    }
+
+    fn restore(&mut self, snapshot: CandidatesSnapshot) {
+        self.state = snapshot;
+    }
+}
+
+fn round(v: f64, scale: f64) -> f64 {
+    (v * scale).round() / scale
+}
+
+/// The candidates of one incident (unscored, keyed, deduplicated, in key order).
+fn find(
+    config: &CandidatesConfig,
+    state: &CandidatesSnapshot,
+    past: &PastIncidents,
+    tracked: &Tracked,
+) -> Vec<(Candidate, Evidence)> {
+    let map = &tracked.map;
+    let onset = tracked.onset_ns;
+    let nodes: BTreeMap<&str, &ImpactNode> = map.nodes.iter().map(|n| (n.service.as_str(), n)).collect();
+    let since = |t: TimestampNs| (onset as f64 - t as f64) / NS_PER_S;
+    let lookback = config.change_lookback_ms as f64 / 1000.0;
+    let job_window = config.job_window_ms as f64 / 1000.0;
+    let jobs: Vec<&Deploy> = state
+        .changes
+        .iter()
+        .filter(|c| {
+            c.kind == ChangeKind::ScheduledJob && (-CLOCK_SKEW_S..=job_window).contains(&since(c.time_ns))
+        })
+        .collect();
+    let nearest_job = jobs.iter().map(|j| since(j.time_ns).abs()).reduce(f64::min);
+    let mut found: BTreeMap<String, (Candidate, Evidence)> = BTreeMap::new();
+    let base = |kind: CandidateKind, service: &str| {
+        let node = nodes.get(service).copied();
+        let mut e = evidence_of(map, node, kind, onset, &state.degraded_since);
+        e.past_incidents = map
+            .root_services
+            .iter()
+            .map(|r| past.get(&past_key(r, kind, service)).copied().unwrap_or(0))
+            .sum();
+        e
+    };
+    for change in &state.changes {
+        let age = since(change.time_ns);
+        let (kind, prefix) = match change.kind {
+            ChangeKind::Deploy | ChangeKind::Rollback => (CandidateKind::Deploy, "deploy"),
+            ChangeKind::ConfigChange => (CandidateKind::ConfigChange, "config_change"),
+            ChangeKind::ScheduledJob => (CandidateKind::ScheduledJob, "scheduled_job"),
+        };
+        // A change after the onset did not cause it (a minute of clock skew allowed).
+        let relevant = age >= -CLOCK_SKEW_S
+            && match kind {
+                CandidateKind::ScheduledJob => age <= job_window,
+                _ => nodes.contains_key(change.service.as_str()) && age <= lookback,
+            };
+        if !relevant {
+            continue;
+        }
+        let mut e = base(kind, &change.service);
+        e.rollback = change.kind == ChangeKind::Rollback;
+        e.change_age_s = Some(age);
+        if kind == CandidateKind::ScheduledJob {
+            e.job_gap_s = Some(age.abs());
+        }
+        let key = format!("{prefix}:{}@{}", change.service, change.revision);
+        let summary = change_summary(change, age);
+        found.insert(key.clone(), (candidate(key, kind, &change.service, summary), e));
+    }
+    let degraded = |s: HealthState| matches!(s, HealthState::Amber | HealthState::Red);
+    for node in &map.nodes {
+        let callees_healthy = map
+            .edges
+            .iter()
+            .filter(|e| e.caller == node.service)
+            .all(|e| nodes.get(e.callee.as_str()).is_none_or(|c| !degraded(c.state)));
+        let deepest_anomaly =
+            node.direction == Direction::Downstream && degraded(node.state) && callees_healthy;
+        if deepest_anomaly || node.virtual_node {
+            let mut e = base(CandidateKind::Dependency, &node.service);
+            e.job_gap_s = nearest_job;
+            let key = format!("dependency:{}", node.service);
+            let summary = format!(
+                "{} is {:?}: error rate {:.1}% (baseline {:.1}%), p99 {:.0} ms (baseline {:.0} ms)",
+                node.service,
+                node.state,
+                node.error_rate.now * 100.0,
+                node.error_rate.baseline * 100.0,
+                node.p99_ms.now,
+                node.p99_ms.baseline
+            )
+            .to_lowercase();
+            found.insert(key.clone(), (candidate(key, CandidateKind::Dependency, &node.service, summary), e));
+        }
+        let entry_point =
+            node.direction != Direction::Downstream && !map.edges.iter().any(|e| e.callee == node.service);
+        let rps = &node.requests_per_s;
+        if entry_point && rps.baseline > 0.0 && rps.now >= config.traffic_spike_ratio * rps.baseline {
+            let e = base(CandidateKind::TrafficSpike, &node.service);
+            let key = format!("traffic_spike:{}", node.service);
+            let summary = format!(
+                "{} receives {:.0} req/s, {:.1}× its baseline {:.0} req/s",
+                node.service,
+                rps.now,
+                rps.now / rps.baseline,
+                rps.baseline
+            );
+            found.insert(
+                key.clone(),
+                (candidate(key, CandidateKind::TrafficSpike, &node.service, summary), e),
+            );
+        }
+    }
+    found.into_values().collect()
+}
+
+fn candidate(key: String, kind: CandidateKind, service: &str, summary: String) -> Candidate {
+    Candidate {
+        key,
+        kind,
+        service: service.to_string(),
+        summary,
+        confidence: 0.0,
+        share: 0.0,
+        features: BTreeMap::new(),
+    }
+}
+
+fn change_summary(change: &Deploy, age_s: f64) -> String {
+    let when = if age_s >= 0.0 {
+        format!("{:.0} min before onset", age_s / 60.0)
+    } else {
+        format!("{:.0} min after onset", -age_s / 60.0)
+    };
+    let what = match change.kind {
+        ChangeKind::Deploy => "deploy",
+        ChangeKind::Rollback => "rollback",
+        ChangeKind::ConfigChange => "config change",
+        ChangeKind::ScheduledJob => "scheduled job",
+    };
+    let from = change.previous_revision.as_deref().map(|p| format!("{p} → ")).unwrap_or_default();
+    let by = change.author.as_deref().map(|a| format!(" by {a}")).unwrap_or_default();
+    format!("{what} of {} {from}{}{by}, {when}", change.service, change.revision)
+}
+
+fn error_delta(n: &ImpactNode) -> f64 {
+    n.error_rate.now - n.error_rate.baseline
+}
+
+/// Evidence from the candidate's node in the map (zeros when it is not in the map).
+fn evidence_of(
+    map: &ImpactMap,
+    node: Option<&ImpactNode>,
+    kind: CandidateKind,
+    onset: TimestampNs,
+    degraded_since: &BTreeMap<String, TimestampNs>,
+) -> Evidence {
+    let mut e = Evidence {
+        kind,
+        rollback: false,
+        change_age_s: None,
+        error_delta: 0.0,
+        latency_log_ratio: 0.0,
+        caller_error_delta: 0.0,
+        onset_lead_s: 0.0,
+        hops: 0,
+        criticality: 0.5,
+        virtual_node: false,
+        traffic_log_ratio: 0.0,
+        past_incidents: 0,
+        job_gap_s: None,
+        onset_ns: onset,
+    };
+    let Some(node) = node else { return e };
+    e.error_delta = error_delta(node);
+    e.latency_log_ratio = ((node.p99_ms.now + 1.0) / (node.p99_ms.baseline + 1.0)).ln();
+    e.traffic_log_ratio = ((node.requests_per_s.now + 0.1) / (node.requests_per_s.baseline + 0.1)).ln();
+    e.hops = node.hops;
+    e.virtual_node = node.virtual_node;
+    let into: Vec<_> = map.edges.iter().filter(|x| x.callee == node.service).collect();
+    e.caller_error_delta = into
+        .iter()
+        .filter_map(|x| map.nodes.iter().find(|n| n.service == x.caller))
+        .map(error_delta)
+        .fold(0.0, f64::max);
+    e.criticality = into
+        .iter()
+        .map(|x| match x.criticality {
+            Criticality::Critical => 1.0,
+            Criticality::Unknown => 0.5,
+            Criticality::Optional => 0.0,
+        })
+        .fold(if into.is_empty() { 0.5 } else { 0.0 }, f64::max);
+    e.onset_lead_s =
+        degraded_since.get(&node.service).map_or(0.0, |t| ((onset as f64 - *t as f64) / NS_PER_S).max(0.0));
+    e
+}

@@ -1,0 +1,232 @@
+//! Replay: select input events from the archive with DataFusion and run them through
+//! the same operators in the order the live run saw them (`seq`), so a replay of a live
+//! run's archive reproduces its outputs exactly (wall-clock stamps aside).
+//!
+//! Each input table is read on its own thread (DataFusion scan, Arrow → events); the
+//! operator loop merges the three sorted streams by `seq`.
+
+use std::path::Path;
+use std::sync::mpsc::{Receiver, sync_channel};
+use std::time::{Duration, Instant};
+
+use arrow_array::RecordBatch;
+use arrow_array::cast::AsArray;
+use arrow_array::types::UInt64Type;
+use devloom_schemas::arrow::ArrowRecord;
+use devloom_schemas::time::format_rfc3339;
+use devloom_schemas::{Alert, Deploy, Event, Span};
+use futures_util::StreamExt;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::HistoryError;
+use super::tables::{ArchiveFile, DATE, Kind, SEQ, TIME, date_of_day, day_of, record_columns, session};
+use crate::embedded::{Pipeline, ReadStamp};
+use crate::output::OutputSink;
+
+/// What to replay.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Selection {
+    /// Events at or after this event time (ns).
+    pub from_ns: Option<u64>,
+    /// Events before this event time (ns).
+    pub to_ns: Option<u64>,
+    /// Only these services: their alerts and deploys, and every span of the traces
+    /// that touch them (so their calls still pair).
+    pub services: Vec<String>,
+    /// An SQL predicate applied to each input table (`spans`, `alerts`, `deploys`).
+    pub filter: Option<String>,
+}
+
+impl Selection {
+    /// The query that selects `kind`'s rows, in `seq` order.
+    pub fn query(&self, kind: Kind) -> String {
+        let table = kind.table();
+        let mut predicates = Vec::new();
+        if let Some(from) = self.from_ns {
+            predicates.push(format!("{DATE} >= '{}'", date_of_day(day_of(from))));
+            predicates.push(format!("{TIME} >= '{}'", format_rfc3339(from)));
+        }
+        if let Some(to) = self.to_ns {
+            predicates.push(format!("{DATE} <= '{}'", date_of_day(day_of(to))));
+            predicates.push(format!("{TIME} < '{}'", format_rfc3339(to)));
+        }
+        if !self.services.is_empty() {
+            let list =
+                self.services.iter().map(|s| format!("'{}'", s.replace('\'', "''"))).collect::<Vec<_>>();
+            let list = list.join(", ");
+            predicates.push(match kind {
+                Kind::Spans => format!("trace_id IN (SELECT trace_id FROM spans WHERE service IN ({list}))"),
+                _ => format!("service IN ({list})"),
+            });
+        }
+        if let Some(filter) = &self.filter {
+            predicates.push(format!("({filter})"));
+        }
+        let mut sql = format!("SELECT * FROM {table}");
+        if !predicates.is_empty() {
+            sql.push_str(" WHERE ");
+            sql.push_str(&predicates.join(" AND "));
+        }
+        sql.push_str(&format!(" ORDER BY {SEQ}"));
+        sql
+    }
+}
+
+/// What a replay did.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReplayStats {
+    /// Events fed to the operators.
+    pub events: u64,
+    /// Of which spans.
+    pub spans: u64,
+    /// Wall time.
+    pub elapsed: Duration,
+}
+
+impl ReplayStats {
+    /// Events per second.
+    pub fn events_per_s(&self) -> f64 {
+        self.events as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+type Chunk = Result<Vec<(u64, Event)>, HistoryError>;
+
+/// Replays `selection` of the archive at `dir` into `pipeline` (which is not finished:
+/// the caller decides). `progress` draws a bar on stderr.
+pub fn replay<S: OutputSink>(
+    dir: &Path,
+    selection: &Selection,
+    pipeline: &mut Pipeline<S>,
+    progress: bool,
+) -> Result<ReplayStats, HistoryError> {
+    let started = Instant::now();
+    let files = check(dir)?;
+    let inputs = [Kind::Spans, Kind::Alerts, Kind::Deploys];
+    let total: u64 = files.iter().filter(|f| inputs.contains(&f.kind)).map(|f| f.rows).sum();
+    let bar = if progress { ProgressBar::new(total) } else { ProgressBar::hidden() };
+    bar.set_style(
+        ProgressStyle::with_template("replay {bar:40} {pos}/{len} events {per_sec} eta {eta}")
+            .expect("valid template"),
+    );
+    let mut stats = ReplayStats { events: 0, spans: 0, elapsed: Duration::ZERO };
+    std::thread::scope(|scope| {
+        let mut cursors: Vec<Cursor> = inputs
+            .into_iter()
+            .map(|kind| {
+                let (tx, rx) = sync_channel::<Chunk>(4);
+                let sql = selection.query(kind);
+                let dir = dir.to_path_buf();
+                scope.spawn(move || {
+                    let result = read_table(&dir, kind, &sql, |chunk| tx.send(Ok(chunk)).is_ok());
+                    if let Err(e) = result {
+                        let _ = tx.send(Err(e));
+                    }
+                });
+                Cursor { rx, chunk: Vec::new().into_iter().peekable(), done: false }
+            })
+            .collect();
+        loop {
+            let mut next: Option<usize> = None;
+            let mut best = u64::MAX;
+            for (i, cursor) in cursors.iter_mut().enumerate() {
+                if let Some(seq) = cursor.head()?
+                    && seq < best
+                {
+                    best = seq;
+                    next = Some(i);
+                }
+            }
+            let Some(i) = next else { break };
+            let (_, event) = cursors[i].chunk.next().expect("head exists");
+            stats.events += 1;
+            stats.spans += u64::from(matches!(event, Event::Span(_)));
+            if stats.events.is_multiple_of(4096) {
+                bar.set_position(stats.events);
+            }
+            pipeline.event(&event, ReadStamp::now()).map_err(HistoryError::io(dir))?;
+        }
+        Ok::<(), HistoryError>(())
+    })?;
+    bar.set_position(stats.events);
+    bar.finish_and_clear();
+    stats.elapsed = started.elapsed();
+    Ok(stats)
+}
+
+/// Validates the archive (every file's footer) and returns its files.
+fn check(dir: &Path) -> Result<Vec<ArchiveFile>, HistoryError> {
+    let runtime = runtime()?;
+    runtime.block_on(session(dir)).map(|(_, files)| files)
+}
+
+/// A single-threaded Tokio runtime for DataFusion.
+pub fn runtime() -> Result<tokio::runtime::Runtime, HistoryError> {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .map_err(|e| HistoryError::Query(format!("cannot start the query runtime: {e}")))
+}
+
+struct Cursor {
+    rx: Receiver<Chunk>,
+    chunk: std::iter::Peekable<std::vec::IntoIter<(u64, Event)>>,
+    done: bool,
+}
+
+impl Cursor {
+    /// The `seq` of the next event, waiting for the reader if needed.
+    fn head(&mut self) -> Result<Option<u64>, HistoryError> {
+        loop {
+            if let Some((seq, _)) = self.chunk.peek() {
+                return Ok(Some(*seq));
+            }
+            if self.done {
+                return Ok(None);
+            }
+            match self.rx.recv() {
+                Ok(chunk) => self.chunk = chunk?.into_iter().peekable(),
+                Err(_) => self.done = true,
+            }
+        }
+    }
+}
+
+/// Runs `sql` over the archive and hands its rows to `emit` as events, batch by batch,
+/// until the result ends or `emit` returns false.
+fn read_table(
+    dir: &Path,
+    kind: Kind,
+    sql: &str,
+    mut emit: impl FnMut(Vec<(u64, Event)>) -> bool,
+) -> Result<(), HistoryError> {
+    let runtime = runtime()?;
+    runtime.block_on(async {
+        let (ctx, _) = session(dir).await?;
+        let frame = ctx
+            .sql(sql)
+            .await
+            .map_err(|e| HistoryError::Query(format!("selecting from {}: {e}", kind.table())))?;
+        let mut stream = frame.execute_stream().await?;
+        while let Some(batch) = stream.next().await {
+            let events = to_events(kind, &batch?)?;
+            if !emit(events) {
+                break;
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Rows of an input table as `(seq, event)`.
+fn to_events(kind: Kind, batch: &RecordBatch) -> Result<Vec<(u64, Event)>, HistoryError> {
+    let bad = |e: arrow_schema::ArrowError| HistoryError::Query(format!("reading {}: {e}", kind.table()));
+    let seqs = batch.column(0).as_primitive::<UInt64Type>().values().to_vec();
+    let record = record_columns(batch).map_err(bad)?;
+    let events: Vec<Event> = match kind {
+        Kind::Spans => Span::from_batch(&record).map_err(bad)?.into_iter().map(Event::Span).collect(),
+        Kind::Alerts => Alert::from_batch(&record).map_err(bad)?.into_iter().map(Event::Alert).collect(),
+        Kind::Deploys => Deploy::from_batch(&record).map_err(bad)?.into_iter().map(Event::Deploy).collect(),
+        Kind::Impact | Kind::Candidates | Kind::Causes => unreachable!("outputs and labels are not replayed"),
+    };
+    Ok(seqs.into_iter().zip(events).collect())
+}

@@ -1,0 +1,242 @@
+//! The history archive as a user drives it: `run --history`, `replay`, `history query`,
+//! `history import`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use devloom_schemas::ImpactMap;
+
+fn devloom(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_devloom")).args(args).env_remove("DEVLOOM_CONFIG").output().unwrap()
+}
+
+fn ok(args: &[&str]) -> Output {
+    let out = devloom(args);
+    assert!(out.status.success(), "devloom {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn simulated(dir: &Path, scenario: &str) -> PathBuf {
+    let path = dir.join(format!("{scenario}.ndjson"));
+    ok(&["simulate", "--scenario", scenario, "--rate", "10", "-o", s(&path)]);
+    path
+}
+
+fn maps(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::to_string(&serde_json::from_str::<ImpactMap>(l).unwrap().without_wall_clock())
+                .unwrap()
+        })
+        .collect()
+}
+
+/// Every committed file of the archive, relative, sorted.
+fn files(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let name = p.file_name().unwrap().to_str().unwrap().to_string();
+            if name.starts_with('.') {
+                continue;
+            }
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p.strip_prefix(dir).unwrap().display().to_string());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn replay_of_a_live_archive_reproduces_its_maps_byte_for_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = simulated(dir.path(), "db-latency");
+    let history = dir.path().join("history");
+    let live = dir.path().join("live.ndjson");
+    ok(&["run", "--input", s(&input), "--history", s(&history), "--output", s(&live)]);
+    let archived = files(&history);
+    assert!(archived.iter().any(|f| f.starts_with("spans/date=") && f.ends_with(".parquet")), "{archived:?}");
+    assert!(archived.iter().any(|f| f.starts_with("impact/date=")), "{archived:?}");
+
+    let replayed = dir.path().join("replay.ndjson");
+    let out = ok(&["replay", "--history", s(&history), "--output", s(&replayed)]);
+    let live_maps = maps(&live);
+    assert!(live_maps.len() >= 3, "the scenario produces several versions");
+    assert_eq!(maps(&replayed), live_maps);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("events/s"), "throughput printed");
+    assert_eq!(files(&history), archived, "replay does not write to the archive");
+
+    // The archived maps are the published ones.
+    let out = ok(&[
+        "history",
+        "query",
+        "--history",
+        s(&history),
+        "-f",
+        "csv",
+        "SELECT incident_id, version FROM impact ORDER BY seq",
+    ]);
+    let rows: Vec<String> =
+        String::from_utf8(out.stdout).unwrap().lines().skip(1).map(String::from).collect();
+    let expected: Vec<String> = live_maps
+        .iter()
+        .map(|m| serde_json::from_str::<ImpactMap>(m).unwrap())
+        .map(|m| format!("{},{}", m.incident_id, m.version))
+        .collect();
+    assert_eq!(rows, expected);
+}
+
+#[test]
+fn query_prints_tables_csv_and_json_over_every_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = simulated(dir.path(), "regression");
+    let history = dir.path().join("history");
+    ok(&["run", "--input", s(&input), "--history", s(&history), "--output", s(&dir.path().join("m.ndjson"))]);
+
+    let out = ok(&[
+        "history",
+        "query",
+        "--history",
+        s(&history),
+        "-f",
+        "json",
+        "SELECT (SELECT count(*) FROM alerts) AS alerts, (SELECT count(*) FROM deploys) AS deploys, \
+         (SELECT count(DISTINCT service) FROM spans) > 10 AS many_services",
+    ]);
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap().trim(),
+        r#"{"alerts":2,"deploys":2,"many_services":true}"#
+    );
+
+    let out = ok(&[
+        "history",
+        "query",
+        "--history",
+        s(&history),
+        "SELECT service, status FROM alerts ORDER BY seq",
+    ]);
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert!(table.contains("| service  | status   |"), "{table}");
+    assert!(table.contains("| payments | firing   |"), "{table}");
+    assert!(table.contains("| payments | resolved |"), "{table}");
+
+    // Time and date columns work in predicates.
+    let out = ok(&[
+        "history",
+        "query",
+        "--history",
+        s(&history),
+        "-f",
+        "csv",
+        "SELECT count(*) AS n FROM spans WHERE time >= '2000-01-01T00:00:00Z' AND date >= '2000-01-01'",
+    ]);
+    let n: u64 = String::from_utf8(out.stdout).unwrap().lines().nth(1).unwrap().parse().unwrap();
+    assert!(n > 1000, "{n}");
+
+    let out = devloom(&["history", "query", "--history", s(&history), "SELECT nope FROM spans"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nope"), "names the bad column");
+}
+
+#[test]
+fn replay_selects_by_time_service_and_predicate() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = simulated(dir.path(), "regression");
+    let history = dir.path().join("history");
+    ok(&["run", "--input", s(&input), "--history", s(&history), "--output", s(&dir.path().join("m.ndjson"))]);
+    let count = |args: &[&str]| -> u64 {
+        let out = ok(&[&["replay", "--history", s(&history), "-o", "-"], args].concat());
+        let err = String::from_utf8(out.stderr).unwrap();
+        err.split("replayed ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap()
+    };
+    let all = count(&[]);
+    let first: String = {
+        let out = ok(&[
+            "history",
+            "query",
+            "--history",
+            s(&history),
+            "-f",
+            "csv",
+            "SELECT min(time) AS t FROM spans",
+        ]);
+        String::from_utf8(out.stdout).unwrap().lines().nth(1).unwrap().to_string()
+    };
+    assert!(first.starts_with("2026-11-27T09:00"), "{first}");
+    // The scenario runs 09:00–09:12: --from and --to split it.
+    let later = count(&["--from", "2026-11-27T09:06:00Z"]);
+    let earlier = count(&["--to", "2026-11-27T09:06:00Z"]);
+    assert!(later > 0 && earlier > 0 && later + earlier == all, "{earlier} + {later} vs {all}");
+    let none = count(&["--to", "2000-01-01T00:00:00Z"]);
+    assert_eq!(none, 0);
+    let payments = count(&["--services", "payments"]);
+    assert!(payments > 0 && payments < all, "{payments} vs {all}");
+    let no_gateway = count(&["--where", "service <> 'gateway'"]);
+    assert!(no_gateway < all);
+
+    let out = devloom(&["replay", "--history", s(&history), "--from", "yesterday"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--from \"yesterday\""), "names the flag");
+    let out = devloom(&["replay", "--history", s(&dir.path().join("nothing-here"))]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no history archive here"));
+}
+
+#[test]
+fn import_then_replay_equals_running_the_files_and_failures_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = simulated(dir.path(), "async-consumer");
+    let history = dir.path().join("history");
+    let direct = dir.path().join("direct.ndjson");
+    ok(&["run", "--input", s(&a), "--output", s(&direct)]);
+    let out = ok(&["history", "import", "--history", s(&history), s(&a)]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("imported "),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let replayed = dir.path().join("replayed.ndjson");
+    ok(&["replay", "--history", s(&history), "-o", s(&replayed)]);
+    assert_eq!(maps(&replayed), maps(&direct));
+
+    // A missing file fails the import, names the file, and leaves the archive as it was.
+    let before = files(&history);
+    let out = devloom(&[
+        "history",
+        "import",
+        "--history",
+        s(&history),
+        s(&a),
+        s(&dir.path().join("missing.ndjson")),
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing.ndjson"));
+    assert_eq!(files(&history), before);
+
+    // A corrupt archive file is named by every reader.
+    let bad = history.join("spans/date=2001-01-01");
+    std::fs::create_dir_all(&bad).unwrap();
+    std::fs::write(bad.join("part-000099999999.parquet"), b"not parquet").unwrap();
+    for args in [
+        vec!["replay", "--history", s(&history)],
+        vec!["history", "query", "--history", s(&history), "SELECT 1"],
+    ] {
+        let out = devloom(&args);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("part-000099999999.parquet") && err.contains("not a readable archive file"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,154 @@
+//! The root-cause scorer as a user trains, evaluates and runs it.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use devloom::training::{FeatureSet, load, train};
+use devloom_schemas::CandidateList;
+
+fn devloom(args: &[&str]) -> Output {
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_devloom")).args(args).env_remove("DEVLOOM_CONFIG").output().unwrap();
+    assert!(out.status.success(), "devloom {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn the_shipped_model_is_what_training_on_the_default_simulated_history_gives() {
+    let dir = tempfile::tempdir().unwrap();
+    let history = dir.path().join("history");
+    let model = dir.path().join("model.json");
+    devloom(&["history", "simulate", "--history", s(&history)]);
+    devloom(&["train", "--history", s(&history), "--out", s(&model)]);
+    let trained = std::fs::read_to_string(&model).unwrap();
+    let shipped =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("models/default.json")).unwrap();
+    assert!(
+        trained == shipped,
+        "pipeline/models/default.json is stale: regenerate with `devloom history simulate --history H && devloom train --history H --out pipeline/models/default.json`"
+    );
+
+    // Reproducible: the same history and seed give the same file.
+    let again = dir.path().join("again.json");
+    devloom(&["train", "--history", s(&history), "--out", s(&again)]);
+    assert_eq!(std::fs::read_to_string(&again).unwrap(), trained);
+
+    // The targets, on held-out incidents.
+    let m: devloom_operators::Model = serde_json::from_str(&trained).unwrap();
+    let t = &m.provenance.test_metrics;
+    assert_eq!(t.incidents, 1000);
+    assert!(t.ece.value <= 0.05, "ECE {:?}", t.ece);
+    assert!(t.ac_at_1.value >= 0.8, "AC@1 {:?}", t.ac_at_1);
+    assert!(t.ac_at_3.value >= 0.95, "AC@3 {:?}", t.ac_at_3);
+    assert!(t.ac_at_1.low <= t.ac_at_1.value && t.ac_at_1.value <= t.ac_at_1.high);
+
+    // evaluate: both models side by side, weights, a reliability diagram.
+    let svg = dir.path().join("reliability.svg");
+    let out = devloom(&["evaluate", "--model", s(&model), "--history", s(&history), "--svg", s(&svg)]);
+    let report = String::from_utf8(out.stdout).unwrap();
+    for needle in [
+        "held-out test split",
+        "without time features",
+        "AC@1",
+        "AC@3",
+        "Brier",
+        "ECE (10 bins)",
+        "overnight scheduled-job incidents",
+        "job_hour_cos",
+    ] {
+        assert!(report.contains(needle), "{needle} missing:\n{report}");
+    }
+    let svg = std::fs::read_to_string(&svg).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("<polyline") && svg.trim_end().ends_with("</svg>"));
+}
+
+#[test]
+fn without_time_features_the_model_is_confidently_wrong_overnight() {
+    let dir = tempfile::tempdir().unwrap();
+    let history = dir.path().join("history");
+    devloom(&["history", "simulate", "--history", s(&history), "--incidents", "3000", "--seed", "11"]);
+    let samples = load(&history).unwrap();
+    let full = train(&samples, 11, FeatureSet::Full).unwrap();
+    let evaluation = devloom::evaluation::evaluate(&full, &samples).unwrap();
+    let (with, without) = (&evaluation.full.overnight, &evaluation.without_time.overnight);
+    assert!(with.incidents >= 50, "{with:?}");
+    assert!(with.ac_at_1 >= 0.8, "the full model is right overnight: {with:?}");
+    assert!(without.ac_at_1 <= 0.6, "without time it is not: {without:?}");
+    assert!(without.confidently_wrong >= 2.0 * with.confidently_wrong, "{without:?} vs {with:?}");
+    assert!(without.confidently_wrong >= 0.25, "{without:?}");
+    assert!(!evaluation.without_time.overnight.ac_at_1.is_nan());
+}
+
+#[test]
+fn run_publishes_versioned_candidate_lists_with_their_features() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("regression.ndjson");
+    devloom(&["simulate", "--scenario", "regression", "--rate", "10", "-o", s(&input)]);
+    let candidates = dir.path().join("candidates.ndjson");
+    let out = devloom(&[
+        "run",
+        "--input",
+        s(&input),
+        "-o",
+        s(&dir.path().join("maps.ndjson")),
+        "--candidates",
+        s(&candidates),
+    ]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("candidate lists"));
+    let lists: Vec<CandidateList> = std::fs::read_to_string(&candidates)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(!lists.is_empty());
+    let first = &lists[0];
+    assert_eq!(first.version, 1);
+    let top = &first.candidates[0];
+    assert_eq!(top.key, "deploy:payments@v1.9.0", "{:#?}", first.candidates);
+    assert!(top.confidence >= 80.0 && !first.low_confidence, "{top:?}");
+    assert_eq!(top.features.len(), devloom_operators::FEATURES.len());
+    assert!(top.features["change_recency"] > 0.9, "{:?}", top.features);
+    let shares: f64 = first.candidates.iter().map(|c| c.share).sum();
+    assert!((shares - 1.0).abs() < 1e-3, "{shares}");
+    // Versions count up per incident; the last one is for the resolved incident.
+    for (i, l) in lists.iter().enumerate() {
+        assert_eq!(l.version as usize, i + 1);
+    }
+    assert_eq!(lists.last().unwrap().status, devloom_schemas::IncidentStatus::Resolved);
+    // The rollback four minutes after the onset is a response, not a cause.
+    assert!(lists.iter().all(|l| l.candidates.iter().all(|c| c.key != "deploy:payments@v1.8.2")));
+
+    // Same input, same lists (wall-clock stamp aside); a replay of the archive too.
+    let history = dir.path().join("history");
+    let again = dir.path().join("again.ndjson");
+    devloom(&["run", "--input", s(&input), "-o", "-", "--candidates", s(&again), "--history", s(&history)]);
+    let replayed = dir.path().join("replayed.ndjson");
+    devloom(&["replay", "--history", s(&history), "-o", "-", "--candidates", s(&replayed)]);
+    let strip = |p: &Path| -> Vec<CandidateList> {
+        std::fs::read_to_string(p)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<CandidateList>(l).unwrap().without_wall_clock())
+            .collect()
+    };
+    assert_eq!(strip(&again), strip(&candidates));
+    assert_eq!(strip(&replayed), strip(&candidates));
+}
+
+#[test]
+fn a_bad_model_file_is_refused_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model.json");
+    std::fs::write(&model, r#"{"format_version": 1}"#).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_devloom"))
+        .args(["run", "--simulate", "regression", "-o", "-", "--model", s(&model)])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("model.json") && err.contains("missing field"), "{err}");
+}
