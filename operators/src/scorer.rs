@@ -155,11 +155,6 @@ impl Scorer {
         Ok(Self { model, columns })
     }
 
-    /// The model.
-    pub fn model(&self) -> &Model {
-        &self.model
-    }
-
     /// Short identity of the model: `model-` + the start of its training-data hash.
     pub fn id(&self) -> String {
         let hash = &self.model.provenance.data_hash;

@@ -89,7 +89,7 @@ impl<S: OutputSink> Pipeline<S> {
         self
     }
 
-    /// Also archives every event and every published map to `archive`.
+    /// Also archives every event and every published output to `archive`.
     pub fn with_archive(mut self, archive: ArchiveWriter) -> Self {
         self.archive = Some(archive);
         self

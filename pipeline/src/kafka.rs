@@ -194,14 +194,14 @@ fn flush(producer: &DevloomProducer) -> Result<(), KafkaRunError> {
 
 /// Publishes impact maps and candidate lists: key = incident id, CloudEvents
 /// binary-mode headers.
-pub struct ImpactTopic {
+pub struct OutputTopics {
     producer: Arc<DevloomProducer>,
     impact: String,
     candidates: String,
     source: String,
 }
 
-impl ImpactTopic {
+impl OutputTopics {
     fn new(producer: Arc<DevloomProducer>, k: &KafkaConfig) -> Self {
         Self {
             producer,
@@ -247,7 +247,7 @@ impl ImpactTopic {
     }
 }
 
-impl OutputSink for ImpactTopic {
+impl OutputSink for OutputTopics {
     fn publish(&mut self, map: &ImpactMap) -> std::io::Result<()> {
         let id = format!("{}/{}", map.incident_id, map.version);
         let time = map.published_at.clone().unwrap_or_default();
@@ -361,7 +361,7 @@ pub fn run(config: &Config, stop: &AtomicBool) -> Result<RunSummary, KafkaRunErr
     }
     let consumer: DevloomConsumer = consumer_config.create().map_err(kafka_err("creating the consumer"))?;
 
-    let sink = ImpactTopic::new(producer.clone(), k);
+    let sink = OutputTopics::new(producer.clone(), k);
     // Dead letters go to the dead-letter topic; this file takes those the topic refuses.
     let fallback = DeadLetterFile::new(&config.checkpoint.state_dir.join("unpublished-deadletters.ndjson"));
     let mut pipeline = crate::scoring::attach(Pipeline::new(config.engine.clone(), sink, fallback), config)?;

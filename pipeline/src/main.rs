@@ -22,6 +22,11 @@ use devloom::simulator::{SimConfig, Simulator};
 use devloom::training::FeatureSet;
 use devloom_schemas::time::parse_rfc3339;
 
+// glibc's allocator spends a third of replay time on spans allocated on the reader
+// thread and freed on the operator thread; mimalloc handles that pattern well.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Devloom: incident context from your traces, alerts and deploys, within a second of
 /// the alert. Impact maps (blast radius: red, amber, gray services) as JSON lines.
 #[derive(Parser)]
@@ -167,8 +172,8 @@ struct ReplayArgs {
 
 #[derive(Subcommand)]
 enum HistoryCommand {
-    /// Run SQL over the archive: tables spans, alerts, deploys, impact (each with seq,
-    /// time, date and the record's fields).
+    /// Run SQL over the archive: tables spans, alerts, deploys, impact, candidates,
+    /// causes (each with seq, time, date and the record's fields).
     Query(QueryArgs),
     /// Turn NDJSON / JSON / OTLP protobuf files into an archive (merged in event time as
     /// `devloom run --input` would read them).
@@ -506,7 +511,7 @@ fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     let dead = DeadLetterFile::new(&config.output.dead_letter);
     let (stats, maps) = if let Some(brokers) = args.brokers {
         config.kafka.brokers = brokers;
-        let sink = devloom::kafka::ImpactTopic::open(&config.kafka)?;
+        let sink = devloom::kafka::OutputTopics::open(&config.kafka)?;
         let mut pipeline = attach(Pipeline::new(config.engine.clone(), sink, dead), &config)?;
         let stats = devloom::history::replay::replay(&dir, &selection, &mut pipeline, progress)?;
         let (sink, summary) = pipeline.finish()?;

@@ -16,7 +16,7 @@ use devloom::output::{Collected, DeadLetterFile};
 use devloom::simulator::{SimConfig, Simulator};
 use devloom_operators::EngineConfig;
 use devloom_schemas::codec::DecodeOptions;
-use devloom_schemas::{ImpactMap, IncidentStatus};
+use devloom_schemas::{CandidateList, ImpactMap, IncidentStatus};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
@@ -250,6 +250,25 @@ fn collector_alertmanager_and_deploy_messages_become_impact_maps() {
     assert_eq!(header(first, "ce_id"), Some(format!("{}/1", map.incident_id).as_str()));
     assert_eq!(header(first, "content-type"), Some("application/json"));
     assert!(map.latency_ms.is_some());
+
+    // Candidate lists on their topic, keyed and typed the same way, the bad deploy first.
+    let is_final = |m: &OwnedMessage| {
+        serde_json::from_slice::<CandidateList>(m.payload().unwrap())
+            .is_ok_and(|l| l.status == IncidentStatus::Resolved)
+    };
+    let lists = consume(
+        &brokers,
+        &kafka.topics.candidates,
+        |ms| ms.iter().any(is_final),
+        "the resolved candidate list",
+        &s.dir.path().join("a.log"),
+    );
+    let list: CandidateList = serde_json::from_slice(lists[0].payload().unwrap()).unwrap();
+    assert_eq!(list.incident_id, map.incident_id);
+    assert_eq!(list.version, 1);
+    assert_eq!(list.candidates[0].key, "deploy:payments@v1.9.0", "{:#?}", list.candidates);
+    assert_eq!(lists[0].key(), Some(map.incident_id.as_bytes()));
+    assert_eq!(header(&lists[0], "ce_type"), Some("dev.devloom.candidates.v1"));
 }
 
 #[test]

@@ -16,6 +16,11 @@ use devloom_benches::records;
 use devloom_operators::EngineConfig;
 use devloom_schemas::codec::{DecodeOptions, Message, decode};
 
+// glibc's allocator spends a third of replay time on spans allocated on the reader
+// thread and freed on the operator thread; mimalloc handles that pattern well.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Archive, then replay.
 #[derive(Parser)]
 struct Args {

@@ -27,7 +27,7 @@ use rand_chacha::ChaCha8Rng;
 
 /// Why a simulated incident happened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum CauseType {
+enum CauseType {
     /// A bad deploy in the business-day window.
     Deploy,
     /// A bad configuration change.
@@ -43,8 +43,6 @@ pub enum CauseType {
 /// One labelled incident.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LabelledIncident {
-    /// Why it happened.
-    pub cause_type: CauseType,
     /// The alert (firing) and its resolution.
     pub alerts: [Alert; 2],
     /// Changes in the window: deploys, config changes, job starts.
@@ -416,7 +414,6 @@ fn build(
         })
         .collect();
     LabelledIncident {
-        cause_type: cause,
         alerts: [firing, resolved],
         changes,
         candidates: CandidateList {
