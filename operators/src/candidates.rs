@@ -362,22 +362,7 @@ fn evidence_of(
     onset: TimestampNs,
     degraded_since: &BTreeMap<String, TimestampNs>,
 ) -> Evidence {
-    let mut e = Evidence {
-        kind,
-        rollback: false,
-        change_age_s: None,
-        error_delta: 0.0,
-        latency_log_ratio: 0.0,
-        caller_error_delta: 0.0,
-        onset_lead_s: 0.0,
-        hops: 0,
-        criticality: 0.5,
-        virtual_node: false,
-        traffic_log_ratio: 0.0,
-        past_incidents: 0,
-        job_gap_s: None,
-        onset_ns: onset,
-    };
+    let mut e = Evidence::new(kind, onset);
     let Some(node) = node else { return e };
     e.error_delta = error_delta(node);
     e.latency_log_ratio = ((node.p99_ms.now + 1.0) / (node.p99_ms.baseline + 1.0)).ln();

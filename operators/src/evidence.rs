@@ -46,6 +46,29 @@ pub struct Evidence {
     pub onset_ns: TimestampNs,
 }
 
+impl Evidence {
+    /// Neutral evidence of a `kind` candidate for an incident starting at `onset_ns`:
+    /// nothing changed, nothing degraded, unknown criticality.
+    pub fn new(kind: CandidateKind, onset_ns: TimestampNs) -> Self {
+        Self {
+            kind,
+            rollback: false,
+            change_age_s: None,
+            error_delta: 0.0,
+            latency_log_ratio: 0.0,
+            caller_error_delta: 0.0,
+            onset_lead_s: 0.0,
+            hops: 0,
+            criticality: 0.5,
+            virtual_node: false,
+            traffic_log_ratio: 0.0,
+            past_incidents: 0,
+            job_gap_s: None,
+            onset_ns,
+        }
+    }
+}
+
 /// Feature names, in the order of [`features`].
 pub const FEATURES: [&str; 25] = [
     "kind_deploy",
@@ -129,22 +152,7 @@ mod tests {
     use super::*;
 
     fn evidence(kind: CandidateKind, onset_ns: u64) -> Evidence {
-        Evidence {
-            kind,
-            rollback: false,
-            change_age_s: Some(600.0),
-            error_delta: 0.2,
-            latency_log_ratio: 0.0,
-            caller_error_delta: 0.0,
-            onset_lead_s: 0.0,
-            hops: 1,
-            criticality: 0.5,
-            virtual_node: false,
-            traffic_log_ratio: 0.0,
-            past_incidents: 0,
-            job_gap_s: None,
-            onset_ns,
-        }
+        Evidence { change_age_s: Some(600.0), error_delta: 0.2, hops: 1, ..Evidence::new(kind, onset_ns) }
     }
 
     fn value(e: &Evidence, name: &str) -> f64 {

@@ -37,6 +37,11 @@ fn maps(path: &Path) -> Vec<String> {
         .collect()
 }
 
+/// `devloom history query --history DIR ARGS…`, which must succeed.
+fn query(history: &Path, args: &[&str]) -> Output {
+    ok(&[&["history", "query", "--history", s(history)], args].concat())
+}
+
 /// Every committed file of the archive, relative, sorted.
 fn files(dir: &Path) -> Vec<String> {
     let mut out = Vec::new();
@@ -79,15 +84,7 @@ fn replay_of_a_live_archive_reproduces_its_maps_byte_for_byte() {
     assert_eq!(files(&history), archived, "replay does not write to the archive");
 
     // The archived maps are the published ones.
-    let out = ok(&[
-        "history",
-        "query",
-        "--history",
-        s(&history),
-        "-f",
-        "csv",
-        "SELECT incident_id, version FROM impact ORDER BY seq",
-    ]);
+    let out = query(&history, &["-f", "csv", "SELECT incident_id, version FROM impact ORDER BY seq"]);
     let rows: Vec<String> =
         String::from_utf8(out.stdout).unwrap().lines().skip(1).map(String::from).collect();
     let expected: Vec<String> = live_maps
@@ -105,43 +102,35 @@ fn query_prints_tables_csv_and_json_over_every_table() {
     let history = dir.path().join("history");
     ok(&["run", "--input", s(&input), "--history", s(&history), "--output", s(&dir.path().join("m.ndjson"))]);
 
-    let out = ok(&[
-        "history",
-        "query",
-        "--history",
-        s(&history),
-        "-f",
-        "json",
-        "SELECT (SELECT count(*) FROM alerts) AS alerts, (SELECT count(*) FROM deploys) AS deploys, \
+    let out = query(
+        &history,
+        &[
+            "-f",
+            "json",
+            "SELECT (SELECT count(*) FROM alerts) AS alerts, (SELECT count(*) FROM deploys) AS deploys, \
          (SELECT count(DISTINCT service) FROM spans) > 10 AS many_services",
-    ]);
+        ],
+    );
     assert_eq!(
         String::from_utf8(out.stdout).unwrap().trim(),
         r#"{"alerts":2,"deploys":2,"many_services":true}"#
     );
 
-    let out = ok(&[
-        "history",
-        "query",
-        "--history",
-        s(&history),
-        "SELECT service, status FROM alerts ORDER BY seq",
-    ]);
+    let out = query(&history, &["SELECT service, status FROM alerts ORDER BY seq"]);
     let table = String::from_utf8(out.stdout).unwrap();
     assert!(table.contains("| service  | status   |"), "{table}");
     assert!(table.contains("| payments | firing   |"), "{table}");
     assert!(table.contains("| payments | resolved |"), "{table}");
 
     // Time and date columns work in predicates.
-    let out = ok(&[
-        "history",
-        "query",
-        "--history",
-        s(&history),
-        "-f",
-        "csv",
-        "SELECT count(*) AS n FROM spans WHERE time >= '2000-01-01T00:00:00Z' AND date >= '2000-01-01'",
-    ]);
+    let out = query(
+        &history,
+        &[
+            "-f",
+            "csv",
+            "SELECT count(*) AS n FROM spans WHERE time >= '2000-01-01T00:00:00Z' AND date >= '2000-01-01'",
+        ],
+    );
     let n: u64 = String::from_utf8(out.stdout).unwrap().lines().nth(1).unwrap().parse().unwrap();
     assert!(n > 1000, "{n}");
 
@@ -163,15 +152,7 @@ fn replay_selects_by_time_service_and_predicate() {
     };
     let all = count(&[]);
     let first: String = {
-        let out = ok(&[
-            "history",
-            "query",
-            "--history",
-            s(&history),
-            "-f",
-            "csv",
-            "SELECT min(time) AS t FROM spans",
-        ]);
+        let out = query(&history, &["-f", "csv", "SELECT min(time) AS t FROM spans"]);
         String::from_utf8(out.stdout).unwrap().lines().nth(1).unwrap().to_string()
     };
     assert!(first.starts_with("2026-11-27T09:00"), "{first}");

@@ -187,8 +187,8 @@ fn sim(scenario: &str) -> Simulator {
     Simulator::shop(scenario, SimConfig { rate_per_s: RATE, ..SimConfig::default() }).unwrap()
 }
 
-/// The same scenario through the embedded runtime.
-fn embedded(scenario: &str) -> Vec<ImpactMap> {
+/// The same scenario through the embedded runtime: its maps and how many spans it had.
+fn embedded(scenario: &str) -> (Vec<ImpactMap>, u64) {
     let dir = tempfile::tempdir().unwrap();
     let mut pipeline = Pipeline::new(
         EngineConfig::default(),
@@ -197,20 +197,8 @@ fn embedded(scenario: &str) -> Vec<ImpactMap> {
     );
     run_stream(sim(scenario).map(|r| Ok(RawRecord::from(r))), &DecodeOptions::default(), &mut pipeline)
         .unwrap();
-    pipeline.finish().unwrap().0.maps.iter().map(ImpactMap::without_wall_clock).collect()
-}
-
-/// Spans the scenario produces.
-fn embedded_span_count(scenario: &str) -> u64 {
-    let dir = tempfile::tempdir().unwrap();
-    let mut pipeline = Pipeline::new(
-        EngineConfig::default(),
-        Collected::default(),
-        DeadLetterFile::new(&dir.path().join("d")),
-    );
-    run_stream(sim(scenario).map(|r| Ok(RawRecord::from(r))), &DecodeOptions::default(), &mut pipeline)
-        .unwrap();
-    pipeline.finish().unwrap().1.engine.spans
+    let (out, summary) = pipeline.finish().unwrap();
+    (out.maps.iter().map(ImpactMap::without_wall_clock).collect(), summary.engine.spans)
 }
 
 /// Maps by `(incident_id, version)`, asserting that no key carries two payloads.
@@ -241,7 +229,7 @@ fn collector_alertmanager_and_deploy_messages_become_impact_maps() {
     let messages =
         consume(&brokers, &kafka.topics.impact, resolved, "the resolved map", &s.dir.path().join("a.log"));
     terminate(child);
-    assert_eq!(maps(&messages), embedded("regression"), "Kafka and embedded runs agree");
+    assert_eq!(maps(&messages), embedded("regression").0, "Kafka and embedded runs agree");
     let first = &messages[0];
     let map: ImpactMap = serde_json::from_slice(first.payload().unwrap()).unwrap();
     assert_eq!(first.key(), Some(map.incident_id.as_bytes()), "keyed by incident id");
@@ -400,7 +388,7 @@ fn sigkilled_three_times_gives_the_same_maps_as_an_uninterrupted_run() {
     .unwrap();
     let counts = String::from_utf8(csv).unwrap();
     let row: Vec<u64> = counts.lines().nth(1).unwrap().split(',').map(|v| v.parse().unwrap()).collect();
-    let published = embedded_span_count("db-latency");
+    let published = embedded("db-latency").1;
     assert_eq!(row, vec![published, published], "spans archived once each ({counts})");
     let mut replay = Pipeline::new(
         EngineConfig::default(),
@@ -466,5 +454,5 @@ fn broker_restart_mid_run_loses_nothing() {
         consume(&brokers, &kafka.topics.impact, resolved, "the resolved map after the broker restart", &log);
     terminate(pipeline);
     drop(broker);
-    assert_eq!(dedupe(maps(&messages)), dedupe(embedded("regression")));
+    assert_eq!(dedupe(maps(&messages)), dedupe(embedded("regression").0));
 }

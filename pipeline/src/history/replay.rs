@@ -19,7 +19,9 @@ use futures_util::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::HistoryError;
-use super::tables::{ArchiveFile, DATE, Kind, SEQ, TIME, date_of_day, day_of, record_columns, session};
+use super::tables::{
+    ArchiveFile, DATE, Kind, SEQ, TIME, date_of_day, day_of, record_columns, register, session,
+};
 use crate::embedded::{Pipeline, ReadStamp};
 use crate::output::OutputSink;
 
@@ -116,14 +118,14 @@ pub fn replay<S: OutputSink>(
             .map(|kind| {
                 let (tx, rx) = sync_channel::<Chunk>(4);
                 let sql = selection.query(kind);
-                let dir = dir.to_path_buf();
+                let files = &files;
                 scope.spawn(move || {
-                    let result = read_table(&dir, kind, &sql, |chunk| tx.send(Ok(chunk)).is_ok());
+                    let result = read_table(dir, files, kind, &sql, |chunk| tx.send(Ok(chunk)).is_ok());
                     if let Err(e) = result {
                         let _ = tx.send(Err(e));
                     }
                 });
-                Cursor { rx, chunk: Vec::new().into_iter().peekable(), done: false }
+                Cursor { rx, chunk: Vec::new().into_iter().peekable(), read: ReadStamp::now(), done: false }
             })
             .collect();
         loop {
@@ -138,13 +140,14 @@ pub fn replay<S: OutputSink>(
                 }
             }
             let Some(i) = next else { break };
+            let read = cursors[i].read;
             let (_, event) = cursors[i].chunk.next().expect("head exists");
             stats.events += 1;
             stats.spans += u64::from(matches!(event, Event::Span(_)));
             if stats.events.is_multiple_of(4096) {
                 bar.set_position(stats.events);
             }
-            pipeline.event(&event, ReadStamp::now()).map_err(HistoryError::io(dir))?;
+            pipeline.event(&event, read).map_err(HistoryError::io(dir))?;
         }
         Ok::<(), HistoryError>(())
     })?;
@@ -170,6 +173,8 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, HistoryError> {
 struct Cursor {
     rx: Receiver<Chunk>,
     chunk: std::iter::Peekable<std::vec::IntoIter<(u64, Event)>>,
+    /// When the current chunk was read: the stamp its events carry.
+    read: ReadStamp,
     done: bool,
 }
 
@@ -184,7 +189,10 @@ impl Cursor {
                 return Ok(None);
             }
             match self.rx.recv() {
-                Ok(chunk) => self.chunk = chunk?.into_iter().peekable(),
+                Ok(chunk) => {
+                    self.chunk = chunk?.into_iter().peekable();
+                    self.read = ReadStamp::now();
+                }
                 Err(_) => self.done = true,
             }
         }
@@ -195,13 +203,14 @@ impl Cursor {
 /// until the result ends or `emit` returns false.
 fn read_table(
     dir: &Path,
+    files: &[ArchiveFile],
     kind: Kind,
     sql: &str,
     mut emit: impl FnMut(Vec<(u64, Event)>) -> bool,
 ) -> Result<(), HistoryError> {
     let runtime = runtime()?;
     runtime.block_on(async {
-        let (ctx, _) = session(dir).await?;
+        let ctx = register(dir, files)?;
         let frame = ctx
             .sql(sql)
             .await

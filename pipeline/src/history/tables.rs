@@ -206,6 +206,11 @@ pub async fn session(dir: &Path) -> Result<(SessionContext, Vec<ArchiveFile>), H
         return Err(HistoryError::NotAnArchive(dir.to_path_buf()));
     }
     let files = scan(dir)?;
+    Ok((register(dir, &files)?, files))
+}
+
+/// A DataFusion session over already scanned `files` of the archive at `dir`.
+pub fn register(dir: &Path, files: &[ArchiveFile]) -> Result<SessionContext, HistoryError> {
     let ctx = SessionContext::new();
     for kind in Kind::ALL {
         let schema = kind.file_schema()?;
@@ -225,5 +230,5 @@ pub async fn session(dir: &Path) -> Result<(SessionContext, Vec<ArchiveFile>), H
             ctx.register_table(kind.table(), Arc::new(empty))?;
         }
     }
-    Ok((ctx, files))
+    Ok(ctx)
 }

@@ -147,25 +147,6 @@ fn onset(rng: &mut ChaCha8Rng, config: &HistorySimConfig, cause: CauseType) -> T
     }
 }
 
-fn blank(kind: CandidateKind, onset_ns: TimestampNs) -> Evidence {
-    Evidence {
-        kind,
-        rollback: false,
-        change_age_s: None,
-        error_delta: 0.0,
-        latency_log_ratio: 0.0,
-        caller_error_delta: 0.0,
-        onset_lead_s: 0.0,
-        hops: 0,
-        criticality: 0.5,
-        virtual_node: false,
-        traffic_log_ratio: 0.0,
-        past_incidents: 0,
-        job_gap_s: None,
-        onset_ns,
-    }
-}
-
 struct Draft {
     key: String,
     service: String,
@@ -204,7 +185,7 @@ fn change_draft(
     let revision =
         format!("v{}.{}.{}", rng.random_range(1..5), rng.random_range(0..30), rng.random_range(0..10));
     let time = onset_ns.saturating_sub((age_s * 1e9) as u64);
-    let mut evidence = blank(kind, onset_ns);
+    let mut evidence = Evidence::new(kind, onset_ns);
     evidence.change_age_s = Some(age_s);
     Draft {
         key: format!("{prefix}:{service}@{revision}"),
@@ -216,7 +197,7 @@ fn change_draft(
 }
 
 fn job_draft(service: &str, gap_s: f64, onset_ns: TimestampNs) -> Draft {
-    let mut evidence = blank(CandidateKind::ScheduledJob, onset_ns);
+    let mut evidence = Evidence::new(CandidateKind::ScheduledJob, onset_ns);
     evidence.change_age_s = Some(gap_s);
     evidence.job_gap_s = Some(gap_s.abs());
     let time = onset_ns.saturating_sub((gap_s * 1e9) as u64);
@@ -230,7 +211,7 @@ fn job_draft(service: &str, gap_s: f64, onset_ns: TimestampNs) -> Draft {
 }
 
 fn dependency_draft(service: &str, onset_ns: TimestampNs) -> Draft {
-    let mut evidence = blank(CandidateKind::Dependency, onset_ns);
+    let mut evidence = Evidence::new(CandidateKind::Dependency, onset_ns);
     evidence.virtual_node = DATABASES.contains(&service);
     evidence.hops = 1;
     Draft {
@@ -286,7 +267,7 @@ fn build(
         }
         CauseType::TrafficSpike => {
             let entry = ENTRY_POINTS[rng.random_range(0..2)];
-            let mut evidence = blank(CandidateKind::TrafficSpike, onset_ns);
+            let mut evidence = Evidence::new(CandidateKind::TrafficSpike, onset_ns);
             evidence.traffic_log_ratio = rng.random_range(0.5..2.0);
             evidence.error_delta = rng.random_range(0.0..0.15);
             evidence.hops = rng.random_range(1..3);
@@ -360,7 +341,7 @@ fn build(
     d.evidence.error_delta = quiet(rng);
     drafts.push(d);
     if cause != CauseType::TrafficSpike && rng.random_bool(0.15) {
-        let mut evidence = blank(CandidateKind::TrafficSpike, onset_ns);
+        let mut evidence = Evidence::new(CandidateKind::TrafficSpike, onset_ns);
         evidence.traffic_log_ratio = rng.random_range(0.4..0.9);
         evidence.hops = 1;
         drafts.push(Draft {
