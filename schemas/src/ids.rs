@@ -23,7 +23,7 @@ impl TraceId {
         if hex.len() != 32 {
             return None;
         }
-        u128::from_str_radix(hex, 16).ok().map(Self)
+        const_hex::decode_to_array(hex).ok().map(|bytes| Self(u128::from_be_bytes(bytes)))
     }
 }
 
@@ -38,7 +38,7 @@ impl SpanId {
         if hex.len() != 16 {
             return None;
         }
-        u64::from_str_radix(hex, 16).ok().map(Self)
+        const_hex::decode_to_array(hex).ok().map(|bytes| Self(u64::from_be_bytes(bytes)))
     }
 }
 
@@ -103,6 +103,8 @@ mod tests {
         assert_eq!(t.to_string(), "5b8efff798038103d269b633813fc60c");
         assert_eq!(SpanId::from_hex("EEE19B7EC3C1B174").unwrap().to_string(), "eee19b7ec3c1b174");
         assert!(TraceId::from_hex("xyz").is_none());
+        assert!(TraceId::from_hex("0x8efff798038103d269b633813fc60c").is_none());
+        assert!(SpanId::from_hex("+ee19b7ec3c1b174").is_none());
         assert!(SpanId::from_bytes(&[1, 2, 3]).is_none());
         assert_eq!(SpanId::from_bytes(&[0, 0, 0, 0, 0, 0, 1, 2]), Some(SpanId(258)));
     }

@@ -335,13 +335,14 @@ impl Drop for WriterLock {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use devloom_schemas::{SpanId, SpanKind, TraceId};
 
     use super::*;
     use crate::history::tables::scan;
 
-    fn span(i: u64) -> Event {
+    /// Span number `i`: 2 s after span `i - 1`, from 2025-11-27T00:00Z.
+    pub(crate) fn span(i: u64) -> Event {
         Event::Span(Span {
             trace_id: TraceId(u128::from(i) + 1),
             span_id: SpanId(i + 1),
@@ -359,7 +360,7 @@ mod tests {
         })
     }
 
-    fn config(dir: &Path, max_file_bytes: u64) -> ArchiveConfig {
+    pub(crate) fn config(dir: &Path, max_file_bytes: u64) -> ArchiveConfig {
         ArchiveConfig { dir: dir.to_path_buf(), max_file_bytes, max_file_age: Duration::from_secs(3600) }
     }
 

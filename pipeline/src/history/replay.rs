@@ -239,3 +239,68 @@ fn to_events(kind: Kind, batch: &RecordBatch) -> Result<Vec<(u64, Event)>, Histo
     };
     Ok(seqs.into_iter().zip(events).collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use devloom_schemas::Event;
+
+    use super::*;
+    use crate::history::ArchiveWriter;
+    use crate::history::archive::tests::{config, span};
+
+    /// Writes `events` into an archive of small files; returns the physical plan of the
+    /// replay's span query and the `seq`s it reads, in order.
+    fn plan_and_seqs(events: impl Iterator<Item = Event>) -> (String, Vec<u64>) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut writer = ArchiveWriter::open(config(dir.path(), 64 * 1024), None, true).unwrap();
+        for event in events {
+            writer.append_event(&event).unwrap();
+        }
+        writer.checkpoint().unwrap();
+        let files = check(dir.path()).unwrap();
+        assert!(files.len() > 4, "several files: {}", files.len());
+        let sql = Selection::default().query(Kind::Spans);
+        let plan = runtime()
+            .unwrap()
+            .block_on(async {
+                let frame = register(dir.path(), &files)?.sql(&sql).await?;
+                Ok::<_, HistoryError>(frame.create_physical_plan().await?)
+            })
+            .unwrap();
+        let plan = datafusion::physical_plan::displayable(plan.as_ref()).indent(true).to_string();
+        let mut seqs = Vec::new();
+        read_table(dir.path(), &files, Kind::Spans, &sql, |chunk| {
+            seqs.extend(chunk.into_iter().map(|(seq, _)| seq));
+            true
+        })
+        .unwrap();
+        (plan, seqs)
+    }
+
+    #[test]
+    fn files_in_seq_order_are_read_as_they_are_without_a_sort_or_a_merge() {
+        let (plan, seqs) = plan_and_seqs((0..60_000).map(span));
+        assert!(!plan.contains("SortExec:") && !plan.contains("SortPreservingMergeExec"), "{plan}");
+        assert_eq!(seqs, (0..60_000).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn files_overlapping_around_midnight_are_merged_not_sorted() {
+        // Late spans of the day before keep its file open while the new day's fills:
+        // the two dates' files overlap in seq.
+        let day = 86_400 * 1_000_000_000;
+        let events = (0..60_000).map(|i| {
+            let mut event = span(i);
+            if let Event::Span(s) = &mut event
+                && i % 3 == 0
+            {
+                s.start_ns -= day;
+                s.end_ns -= day;
+            }
+            event
+        });
+        let (plan, seqs) = plan_and_seqs(events);
+        assert!(plan.contains("SortPreservingMergeExec") && !plan.contains("SortExec:"), "{plan}");
+        assert_eq!(seqs, (0..60_000).collect::<Vec<_>>());
+    }
+}

@@ -10,11 +10,12 @@ use arrow_schema::{DataType, Field, FieldRef, Schema, SchemaRef, TimeUnit};
 use datafusion::datasource::MemTable;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
-use datafusion::prelude::{SessionContext, col};
+use datafusion::prelude::{SessionConfig, SessionContext, col};
 use devloom_schemas::arrow::ArrowRecord;
 use devloom_schemas::time::format_rfc3339;
 use devloom_schemas::{Alert, CandidateList, ConfirmedCause, Deploy, ImpactMap, Span};
 use parquet::file::reader::{FileReader, SerializedFileReader};
+use parquet::file::statistics::Statistics;
 
 use super::HistoryError;
 
@@ -121,6 +122,8 @@ pub struct ArchiveFile {
     pub path: PathBuf,
     /// The first `seq` it holds (from its name).
     pub first_seq: u64,
+    /// The last `seq` it holds (from its footer's statistics; `u64::MAX` without them).
+    pub last_seq: u64,
     /// Rows (from its footer).
     pub rows: u64,
 }
@@ -157,8 +160,8 @@ pub fn scan(dir: &Path) -> Result<Vec<ArchiveFile>, HistoryError> {
                         path: path.clone(),
                         reason: "expected a part-<seq>.parquet file".into(),
                     })?;
-                let rows = validate(kind, &path)?;
-                files.push(ArchiveFile { kind, path, first_seq, rows });
+                let (rows, last_seq) = validate(kind, &path)?;
+                files.push(ArchiveFile { kind, path, first_seq, last_seq, rows });
             }
         }
     }
@@ -166,8 +169,9 @@ pub fn scan(dir: &Path) -> Result<Vec<ArchiveFile>, HistoryError> {
     Ok(files)
 }
 
-/// Reads the footer of `path`: it must be Parquet with this table's columns.
-fn validate(kind: Kind, path: &Path) -> Result<u64, HistoryError> {
+/// Reads the footer of `path`: it must be Parquet with this table's columns. Returns
+/// its rows and its last `seq`.
+fn validate(kind: Kind, path: &Path) -> Result<(u64, u64), HistoryError> {
     let bad = |reason: String| HistoryError::BadFile { path: path.to_path_buf(), reason };
     let file = File::open(path).map_err(HistoryError::io(path))?;
     let reader = SerializedFileReader::new(file).map_err(|e| bad(e.to_string()))?;
@@ -178,7 +182,34 @@ fn validate(kind: Kind, path: &Path) -> Result<u64, HistoryError> {
     if columns != wanted {
         return Err(bad(format!("columns {columns:?} are not those of table {}: {wanted:?}", kind.table())));
     }
-    u64::try_from(meta.num_rows()).map_err(|_| bad("negative row count".into()))
+    let rows = u64::try_from(meta.num_rows()).map_err(|_| bad("negative row count".into()))?;
+    let last_seq =
+        reader.metadata().row_groups().iter().try_fold(0, |last, group| match group.column(0).statistics() {
+            Some(Statistics::Int64(seq)) => seq.max_opt().map(|&max| last.max(max as u64)),
+            _ => None,
+        });
+    Ok((rows, last_seq.unwrap_or(u64::MAX)))
+}
+
+/// How many `seq`-ordered chains the files of one table need at least: the most files
+/// whose `seq` ranges overlap at any point (for instance one file per date while late
+/// spans arrive around midnight).
+fn chains(files: &[&ArchiveFile]) -> usize {
+    let mut bounds: Vec<(u64, bool)> =
+        files.iter().flat_map(|f| [(f.first_seq, true), (f.last_seq, false)]).collect();
+    // At equal positions, starts first: ranges are inclusive.
+    bounds.sort_by_key(|&(seq, start)| (seq, !start));
+    let mut open = 0usize;
+    let mut most = 0;
+    for (_, start) in bounds {
+        if start {
+            open += 1;
+            most = most.max(open);
+        } else {
+            open -= 1;
+        }
+    }
+    most
 }
 
 fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>, HistoryError> {
@@ -210,8 +241,22 @@ pub async fn session(dir: &Path) -> Result<(SessionContext, Vec<ArchiveFile>), H
 }
 
 /// A DataFusion session over already scanned `files` of the archive at `dir`.
+///
+/// Each table is read as few `seq`-ordered chains of files as its files allow — one,
+/// unless files overlap in `seq` — so DataFusion proves from the footers' statistics
+/// that each partition is sorted and `ORDER BY seq` needs no sort, and a merge only
+/// where files overlap. (The query runtime has one thread, so more partitions would not
+/// read in parallel anyway.)
 pub fn register(dir: &Path, files: &[ArchiveFile]) -> Result<SessionContext, HistoryError> {
-    let ctx = SessionContext::new();
+    let partitions = Kind::ALL
+        .iter()
+        .map(|&kind| chains(&files.iter().filter(|f| f.kind == kind).collect::<Vec<_>>()))
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    let mut config = SessionConfig::new().with_target_partitions(partitions);
+    config.options_mut().execution.split_file_groups_by_statistics = true;
+    let ctx = SessionContext::new_with_config(config);
     for kind in Kind::ALL {
         let schema = kind.file_schema()?;
         if files.iter().any(|f| f.kind == kind) {

@@ -16,6 +16,8 @@ use crate::deploy::Deploy;
 use crate::impact::ImpactMap;
 use crate::span::Span;
 
+mod spans;
+
 /// A type with an Arrow schema and batch conversion.
 pub trait ArrowRecord: Serialize + DeserializeOwned + Sized {
     /// The table name used in the archive and in SQL (`spans`, `alerts`, …).
@@ -50,6 +52,11 @@ fn to_arrow_error(e: serde_arrow::Error) -> ArrowError {
 
 impl ArrowRecord for Span {
     const TABLE: &'static str = "spans";
+
+    /// Column by column rather than through serde: replay reads spans by the million.
+    fn from_batch(batch: &RecordBatch) -> Result<Vec<Self>, ArrowError> {
+        spans::spans_from_batch(batch)
+    }
 }
 
 impl ArrowRecord for Alert {
