@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
+use devloom::checkpoint::{CheckpointStore, partition_key};
 use devloom::config::{KafkaConfig, TopicsConfig};
 use devloom::embedded::{Pipeline, run_stream};
 use devloom::input::RawRecord;
@@ -319,6 +320,33 @@ fn malformed_messages_on_every_input_go_to_the_dead_letter_topic() {
     );
 }
 
+/// Waits until the checkpoint in `state` covers every input record published so far,
+/// so a SIGTERM then stops a run that has read (and archived) everything.
+fn wait_until_caught_up(state: &Path, kafka: &KafkaConfig) {
+    let consumer: BaseConsumer =
+        ClientConfig::new().set("bootstrap.servers", &kafka.brokers).create().unwrap();
+    let timeout = Duration::from_secs(5);
+    let mut ends = BTreeMap::new();
+    for topic in [&kafka.topics.traces, &kafka.topics.alerts, &kafka.topics.deploys] {
+        let metadata = consumer.fetch_metadata(Some(topic), timeout).unwrap();
+        for p in metadata.topics()[0].partitions() {
+            let (_, high) = consumer.fetch_watermarks(topic, p.id(), timeout).unwrap();
+            ends.insert(partition_key(topic, p.id()), high);
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let checkpoint = CheckpointStore::new(state).load().unwrap();
+        if checkpoint
+            .is_some_and(|c| ends.iter().all(|(k, end)| c.offsets.get(k).copied().unwrap_or(0) >= *end))
+        {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the pipeline never checkpointed the end of its input {ends:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn checkpoint_written_after(state: &Path, since: SystemTime) -> bool {
     std::fs::metadata(state.join("checkpoint.json")).and_then(|m| m.modified()).is_ok_and(|t| t > since)
 }
@@ -352,6 +380,8 @@ fn sigkilled_three_times_gives_the_same_maps_as_an_uninterrupted_run() {
     }
     let child = spawn(&config_b, &log_b);
     let crashed = consume(&brokers, &kafka_b.topics.impact, resolved, "the run after three SIGKILLs", &log_b);
+    // The resolved map can come before the last spans are read: stop only after them.
+    wait_until_caught_up(&state_b, &kafka_b);
     terminate(child);
 
     let expected = dedupe(maps(&uninterrupted));
