@@ -181,6 +181,30 @@ enum HistoryCommand {
     /// Write simulated incidents with known root causes (alerts, changes, candidate
     /// lists with features, confirmed causes) into an archive, for training.
     Simulate(HistorySimulateArgs),
+    /// Record which candidate caused a resolved incident: the label `devloom train`
+    /// learns from. Confirming again replaces the earlier label.
+    Confirm(ConfirmArgs),
+}
+
+#[derive(Args)]
+struct ConfirmArgs {
+    /// The incident id (`incident_id` of its impact maps and candidate lists).
+    incident: String,
+    /// The key of the candidate that caused it, as in its candidate list (for example
+    /// `deploy:checkout@v42` or `dependency:postgres`).
+    cause: String,
+    /// Record a cause that is not among the incident's candidates (counted as a miss).
+    #[arg(long)]
+    unlisted: bool,
+    /// When the cause was confirmed, RFC 3339 (default: now).
+    #[arg(long)]
+    at: Option<String>,
+    /// The history archive (default: [history] dir). Not while a run is writing it.
+    #[arg(long)]
+    history: Option<PathBuf>,
+    /// Configuration file ([history]).
+    #[arg(long, short)]
+    config: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -289,6 +313,7 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::History(HistoryCommand::Query(args)) => query(args),
         Command::History(HistoryCommand::Import(args)) => import(args),
         Command::History(HistoryCommand::Simulate(args)) => simulate_history(args),
+        Command::History(HistoryCommand::Confirm(args)) => confirm(args),
         Command::Train(args) => train(args),
         Command::Evaluate(args) => evaluate(args),
         Command::Validate { config } => {
@@ -570,6 +595,27 @@ fn import(args: ImportArgs) -> anyhow::Result<()> {
         stats.events as f64 / stats.elapsed.as_secs_f64().max(1e-9),
         stats.dead_letters.len(),
         if stats.dead_letters.is_empty() { String::new() } else { format!(" (in {})", dead_path.display()) }
+    );
+    Ok(())
+}
+
+fn confirm(args: ConfirmArgs) -> anyhow::Result<()> {
+    let mut config = config::load(config_path(args.config).as_deref(), std::env::vars())?;
+    config.history.dir = Some(history_dir(args.history, &config)?);
+    let archive = config.history.archive().context("history dir set above")?;
+    let dir = archive.dir.clone();
+    let time_ns = match parse_time("--at", args.at.as_deref())? {
+        Some(t) => t,
+        None => devloom::latency::wall_clock_ns(),
+    };
+    let cause =
+        devloom_schemas::ConfirmedCause { incident_id: args.incident, candidate: args.cause, time_ns };
+    devloom::history::labels::confirm(archive, &cause, args.unlisted)?;
+    eprintln!(
+        "devloom: confirmed {:?} as the cause of incident {:?} in {}",
+        cause.candidate,
+        cause.incident_id,
+        dir.display()
     );
     Ok(())
 }

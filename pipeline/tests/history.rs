@@ -221,3 +221,57 @@ fn import_then_replay_equals_running_the_files_and_failures_change_nothing() {
         );
     }
 }
+
+#[test]
+fn confirm_records_a_listed_cause_and_refuses_what_the_incident_never_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = simulated(dir.path(), "regression");
+    let history = dir.path().join("history");
+    let candidates = dir.path().join("candidates.ndjson");
+    let maps_path = dir.path().join("maps.ndjson");
+    ok(&[
+        "run",
+        "--input",
+        s(&input),
+        "--history",
+        s(&history),
+        "-o",
+        s(&maps_path),
+        "--candidates",
+        s(&candidates),
+    ]);
+    let list: devloom_schemas::CandidateList =
+        serde_json::from_str(std::fs::read_to_string(&candidates).unwrap().lines().last().unwrap()).unwrap();
+    let incident = list.incident_id.as_str();
+    let h = s(&history);
+    let causes = || {
+        let out = query(&history, &["-f", "csv", "SELECT incident_id, candidate FROM causes ORDER BY seq"]);
+        String::from_utf8(out.stdout).unwrap().lines().skip(1).map(String::from).collect::<Vec<_>>()
+    };
+
+    let out = devloom(&["history", "confirm", incident, "deploy:nope@v0", "--history", h]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("is not a candidate") && err.contains("deploy:payments@v1.9.0"), "{err}");
+    let out = devloom(&["history", "confirm", "no-such-incident", "deploy:payments@v1.9.0", "--history", h]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no candidate list for incident"));
+    assert!(causes().is_empty(), "a refused confirmation writes nothing");
+
+    ok(&[
+        "history",
+        "confirm",
+        incident,
+        "deploy:payments@v1.9.0",
+        "--history",
+        h,
+        "--at",
+        "2026-11-27T10:00:00Z",
+    ]);
+    ok(&["history", "confirm", incident, "config:feature-flags@42", "--unlisted", "--history", h]);
+    assert_eq!(
+        causes(),
+        [format!("{incident},deploy:payments@v1.9.0"), format!("{incident},config:feature-flags@42")]
+    );
+    let out = query(&history, &["-f", "csv", "SELECT time FROM causes ORDER BY seq LIMIT 1"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("2026-11-27T10:00:00"));
+}

@@ -17,6 +17,7 @@
 
 pub mod archive;
 pub mod import;
+pub mod labels;
 pub mod query;
 pub mod replay;
 pub mod tables;

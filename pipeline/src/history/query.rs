@@ -66,10 +66,19 @@ pub fn query(dir: &Path, sql: &str, format: QueryFormat, out: &mut dyn Write) ->
 
 /// Every row of `kind` in `seq` order, as records (`T` must be the table's type).
 pub fn records<T: ArrowRecord>(dir: &Path, kind: Kind) -> Result<Vec<T>, HistoryError> {
+    records_where(dir, kind, "TRUE")
+}
+
+/// The rows of `kind` that match the SQL `predicate`, as records, in `seq` order.
+pub fn records_where<T: ArrowRecord>(
+    dir: &Path,
+    kind: Kind,
+    predicate: &str,
+) -> Result<Vec<T>, HistoryError> {
     let runtime = runtime()?;
     runtime.block_on(async {
         let (ctx, _) = session(dir).await?;
-        let sql = format!("SELECT * FROM {} ORDER BY {SEQ}", kind.table());
+        let sql = format!("SELECT * FROM {} WHERE {predicate} ORDER BY {SEQ}", kind.table());
         let mut stream = ctx.sql(&sql).await?.execute_stream().await?;
         let mut out = Vec::new();
         while let Some(batch) = stream.next().await {
