@@ -604,10 +604,7 @@ fn confirm(args: ConfirmArgs) -> anyhow::Result<()> {
     config.history.dir = Some(history_dir(args.history, &config)?);
     let archive = config.history.archive().context("history dir set above")?;
     let dir = archive.dir.clone();
-    let time_ns = match parse_time("--at", args.at.as_deref())? {
-        Some(t) => t,
-        None => devloom::latency::wall_clock_ns(),
-    };
+    let time_ns = parse_time("--at", args.at.as_deref())?.unwrap_or_else(devloom::latency::wall_clock_ns);
     let cause =
         devloom_schemas::ConfirmedCause { incident_id: args.incident, candidate: args.cause, time_ns };
     devloom::history::labels::confirm(archive, &cause, args.unlisted)?;
