@@ -512,6 +512,17 @@ fn history_dir(flag: Option<PathBuf>, config: &Config) -> anyhow::Result<PathBuf
         .context("no history archive given: pass --history DIR (or set [history] dir)")
 }
 
+/// The configuration and the archive a command writes: `--history` or `[history] dir`.
+fn archive_to_write(
+    config: Option<PathBuf>,
+    history: Option<PathBuf>,
+) -> anyhow::Result<(Config, ArchiveConfig)> {
+    let mut config = config::load(config_path(config).as_deref(), std::env::vars())?;
+    config.history.dir = Some(history_dir(history, &config)?);
+    let archive = config.history.archive().context("history dir set above")?;
+    Ok((config, archive))
+}
+
 fn parse_time(flag: &str, text: Option<&str>) -> anyhow::Result<Option<u64>> {
     text.map(|t| {
         parse_rfc3339(t)
@@ -575,9 +586,7 @@ fn query(args: QueryArgs) -> anyhow::Result<()> {
 }
 
 fn import(args: ImportArgs) -> anyhow::Result<()> {
-    let mut config = config::load(config_path(args.config).as_deref(), std::env::vars())?;
-    config.history.dir = Some(history_dir(args.history, &config)?);
-    let archive = config.history.archive().context("history dir set above")?;
+    let (config, archive) = archive_to_write(args.config, args.history)?;
     let dir = archive.dir.clone();
     let progress = std::io::stderr().is_terminal();
     let stats = devloom::history::import::import(&args.paths, archive, &config.decode.options(), progress)?;
@@ -600,9 +609,7 @@ fn import(args: ImportArgs) -> anyhow::Result<()> {
 }
 
 fn confirm(args: ConfirmArgs) -> anyhow::Result<()> {
-    let mut config = config::load(config_path(args.config).as_deref(), std::env::vars())?;
-    config.history.dir = Some(history_dir(args.history, &config)?);
-    let archive = config.history.archive().context("history dir set above")?;
+    let (_, archive) = archive_to_write(args.config, args.history)?;
     let dir = archive.dir.clone();
     let time_ns = parse_time("--at", args.at.as_deref())?.unwrap_or_else(devloom::latency::wall_clock_ns);
     let cause =
