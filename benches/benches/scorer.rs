@@ -3,7 +3,7 @@
 //! candidate operator with the built-in model. Target ≤ 1 ms.
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use devloom::scoring::scorer;
+use devloom::learning::model::scorer;
 use devloom_operators::{CandidateInput, CandidateScorer, CandidatesConfig, Operator, PastIncidents};
 use devloom_schemas::{
     ChangeKind, Criticality, Deploy, DeploySource, Direction, EdgeOrigin, HealthState, ImpactEdge, ImpactMap,
@@ -84,20 +84,20 @@ fn edge(caller: &str, callee: &str) -> ImpactEdge {
 fn scoring(c: &mut Criterion) {
     let (scorer, _) = scorer(&Default::default()).unwrap().unwrap();
     let (map, deploys) = incident();
-    let mut ready = CandidateScorer::new(CandidatesConfig::default(), PastIncidents::new());
+    let mut ready = CandidateScorer::new(CandidatesConfig::default(), scorer, PastIncidents::new());
     let mut out = Vec::new();
     for d in &deploys {
-        ready.on_event(&scorer, &CandidateInput::Change(d.clone()), &mut out);
+        ready.on_event(&(), &CandidateInput::Change(d.clone()), &mut out);
     }
     let input = CandidateInput::Map(map);
     let mut probe = ready.clone();
-    probe.on_event(&scorer, &input, &mut out);
+    probe.on_event(&(), &input, &mut out);
     assert_eq!(out.last().unwrap().candidates.len(), 50, "the incident has 50 candidates");
     c.bench_function("candidates: find + score + version an incident with 50 candidates", |b| {
         b.iter(|| {
             let mut op = ready.clone();
             out.clear();
-            op.on_event(&scorer, &input, &mut out);
+            op.on_event(&(), &input, &mut out);
             out.len()
         })
     });

@@ -84,21 +84,24 @@ pub struct CandidatesSnapshot {
     open: BTreeMap<String, Tracked>,
 }
 
-/// Builds, scores and versions candidate lists. Its context is the [`Scorer`].
+/// Builds, scores (with its [`Scorer`]) and versions candidate lists.
 #[derive(Clone, Debug)]
 pub struct CandidateScorer {
     config: CandidatesConfig,
+    scorer: Scorer,
     past: PastIncidents,
     state: CandidatesSnapshot,
 }
 
 impl CandidateScorer {
-    /// An empty operator; `past` feeds the similar-incidents feature.
-    pub fn new(config: CandidatesConfig, past: PastIncidents) -> Self {
-        Self { config, past, state: CandidatesSnapshot::default() }
+    /// An empty operator scoring with `scorer`; `past` feeds the similar-incidents
+    /// feature.
+    pub fn new(config: CandidatesConfig, scorer: Scorer, past: PastIncidents) -> Self {
+        Self { config, scorer, past, state: CandidatesSnapshot::default() }
     }
 
-    fn rescore(&mut self, scorer: &Scorer, id: &str, time_ns: TimestampNs, out: &mut Vec<CandidateList>) {
+    fn rescore(&mut self, id: &str, time_ns: TimestampNs, out: &mut Vec<CandidateList>) {
+        let scorer = &self.scorer;
         let Some(tracked) = self.state.open.get(id) else { return };
         let found = find(&self.config, &self.state, &self.past, tracked);
         let evidence: Vec<Evidence> = found.iter().map(|(_, e)| e.clone()).collect();
@@ -150,10 +153,10 @@ impl CandidateScorer {
 impl Operator for CandidateScorer {
     type In = CandidateInput;
     type Out = CandidateList;
-    type Ctx = Scorer;
+    type Ctx = ();
     type Snapshot = CandidatesSnapshot;
 
-    fn on_event(&mut self, scorer: &Scorer, input: &CandidateInput, out: &mut Vec<CandidateList>) {
+    fn on_event(&mut self, _: &(), input: &CandidateInput, out: &mut Vec<CandidateList>) {
         match input {
             CandidateInput::Map(map) => {
                 let tracked = self.state.open.entry(map.incident_id.clone()).or_insert_with(|| Tracked {
@@ -163,7 +166,7 @@ impl Operator for CandidateScorer {
                     last: Vec::new(),
                 });
                 tracked.map = map.clone();
-                self.rescore(scorer, &map.incident_id, map.event_time_ns, out);
+                self.rescore(&map.incident_id, map.event_time_ns, out);
             }
             CandidateInput::Change(change) => {
                 if self.state.changes.len() >= self.config.max_changes {
@@ -181,7 +184,7 @@ impl Operator for CandidateScorer {
                     .map(|(id, _)| id.clone())
                     .collect();
                 for id in touched {
-                    self.rescore(scorer, &id, change.time_ns, out);
+                    self.rescore(&id, change.time_ns, out);
                 }
             }
             CandidateInput::Health(change) => {
@@ -196,7 +199,7 @@ impl Operator for CandidateScorer {
         }
     }
 
-    fn on_watermark(&mut self, _: &Scorer, event_time: TimestampNs, _: &mut Vec<CandidateList>) {
+    fn on_watermark(&mut self, _: &(), event_time: TimestampNs, _: &mut Vec<CandidateList>) {
         let keep_ns =
             (self.config.change_lookback_ms.max(self.config.job_window_ms) * 2).saturating_mul(1_000_000);
         let horizon = event_time.saturating_sub(keep_ns);

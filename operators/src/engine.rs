@@ -1,19 +1,22 @@
 //! The operator loop: one deterministic sequence that routes normalized events through
 //! the operators and drives the event-time watermark (max event time seen minus the
 //! allowed lateness). The runtime feeds it; it never reads a clock.
+//!
+//! The operators are the [`stages!`] list below, in data-flow order: a new operator is
+//! one line there (which gives it its field and its part of the snapshot) plus the
+//! lines in [`Engine::on_event`] / [`Engine::advance`] that feed it. A stage may be
+//! optional (`Option<…>`: the candidate stage runs only with a model).
 
 use devloom_schemas::{CandidateList, Event, ImpactMap, TimestampNs};
 use serde::{Deserialize, Serialize};
 
-use crate::blast_radius::{BlastConfig, BlastInput, BlastRadius, BlastSnapshot};
-use crate::candidates::{
-    CandidateInput, CandidateScorer, CandidatesConfig, CandidatesSnapshot, PastIncidents,
-};
-use crate::incidents::{IncidentConfig, IncidentSnapshot, IncidentTracker, IncidentUpdate};
+use crate::blast_radius::{BlastConfig, BlastInput, BlastRadius};
+use crate::candidates::{CandidateInput, CandidateScorer, CandidatesConfig, PastIncidents};
+use crate::incidents::{IncidentConfig, IncidentTracker, IncidentUpdate};
 use crate::operator::Operator;
 use crate::scorer::Scorer;
-use crate::service_graph::{GraphConfig, GraphSnapshot, HealthChange, ServiceGraph};
-use crate::span_pairing::{Observation, PairingConfig, PairingCounters, PairingSnapshot, SpanPairer};
+use crate::service_graph::{GraphConfig, HealthChange, ServiceGraph};
+use crate::span_pairing::{Observation, PairingConfig, PairingCounters, SpanPairer};
 
 /// Every operator setting; the `[engine]` table of `devloom.toml`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -43,6 +46,15 @@ impl Default for EngineConfig {
             blast: BlastConfig::default(),
             candidates: CandidatesConfig::default(),
         }
+    }
+}
+
+impl EngineConfig {
+    /// Every operator's [`validate`](PairingConfig::validate), the message naming the key
+    /// under `engine`.
+    pub fn validate(&self) -> Result<(), String> {
+        self.pairing.validate().map_err(|e| format!("engine.pairing.{e}"))?;
+        self.graph.validate().map_err(|e| format!("engine.graph.{e}"))
     }
 }
 
@@ -80,30 +92,105 @@ impl Outputs {
     }
 }
 
+/// A stage's state for checkpoints: an operator's snapshot, or for an optional stage
+/// the snapshot of the operator if it runs.
+pub trait Stage {
+    /// The serializable state.
+    type State: Serialize + for<'de> Deserialize<'de>;
+    /// The state.
+    fn state(&self) -> Self::State;
+    /// Replaces the state.
+    fn set_state(&mut self, state: Self::State);
+}
+
+impl<T: Operator> Stage for T
+where
+    T::Snapshot: Serialize + for<'de> Deserialize<'de>,
+{
+    type State = T::Snapshot;
+
+    fn state(&self) -> T::Snapshot {
+        self.snapshot()
+    }
+
+    fn set_state(&mut self, state: T::Snapshot) {
+        self.restore(state);
+    }
+}
+
+impl<T: Operator> Stage for Option<T>
+where
+    T::Snapshot: Serialize + for<'de> Deserialize<'de>,
+{
+    type State = Option<T::Snapshot>;
+
+    fn state(&self) -> Option<T::Snapshot> {
+        self.as_ref().map(Operator::snapshot)
+    }
+
+    fn set_state(&mut self, state: Option<T::Snapshot>) {
+        if let (Some(op), Some(state)) = (self, state) {
+            op.restore(state);
+        }
+    }
+}
+
+/// Declares the stages: the [`Stages`] struct and the per-stage part of
+/// [`EngineSnapshot`], with snapshot and restore over all of them.
+macro_rules! stages {
+    ($($(#[$doc:meta])* $field:ident: $op:ty,)*) => {
+        /// The operators, in data-flow order.
+        #[derive(Debug)]
+        struct Stages {
+            $($(#[$doc])* $field: $op,)*
+        }
+
+        /// Every stage's state, named as its stage.
+        #[derive(Clone, Debug, Serialize, Deserialize)]
+        pub struct StageStates {
+            $($(#[$doc])* $field: <$op as Stage>::State,)*
+        }
+
+        impl Stages {
+            fn states(&self) -> StageStates {
+                StageStates { $($field: self.$field.state(),)* }
+            }
+
+            fn set_states(&mut self, states: StageStates) {
+                $(self.$field.set_state(states.$field);)*
+            }
+        }
+    };
+}
+
+stages! {
+    /// Spans → calls and requests.
+    pairing: SpanPairer,
+    /// Calls and requests → the service graph with health; health changes.
+    graph: ServiceGraph,
+    /// Alerts (reading the graph) → incidents.
+    incidents: IncidentTracker,
+    /// Incidents and health changes (reading the graph) → impact maps.
+    blast: BlastRadius,
+    /// Maps, changes and health → scored candidate lists (with a model).
+    candidates: Option<CandidateScorer>,
+}
+
 /// The engine's whole state, for checkpoints.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct EngineSnapshot {
     watermark_ns: TimestampNs,
     max_event_ns: TimestampNs,
     counters: EngineCounters,
-    pairing: PairingSnapshot,
-    graph: GraphSnapshot,
-    incidents: IncidentSnapshot,
-    blast: BlastSnapshot,
-    #[serde(default)]
-    candidates: CandidatesSnapshot,
+    #[serde(flatten)]
+    stages: StageStates,
 }
 
-/// Span pairing → service graph + health → incidents → blast radius.
+/// Span pairing → service graph + health → incidents → blast radius → candidates.
 #[derive(Debug)]
 pub struct Engine {
     config: EngineConfig,
-    pairer: SpanPairer,
-    graph: ServiceGraph,
-    incidents: IncidentTracker,
-    blast: BlastRadius,
-    candidates: CandidateScorer,
-    scorer: Option<Scorer>,
+    stages: Stages,
     watermark_ns: TimestampNs,
     max_event_ns: TimestampNs,
     counters: EngineCounters,
@@ -113,15 +200,16 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// A fresh engine.
+    /// A fresh engine without the candidate stage.
     pub fn new(config: EngineConfig) -> Self {
         Self {
-            pairer: SpanPairer::new(config.pairing.clone()),
-            graph: ServiceGraph::new(config.graph.clone()),
-            incidents: IncidentTracker::new(config.incidents.clone()),
-            blast: BlastRadius::new(config.blast.clone()),
-            candidates: CandidateScorer::new(config.candidates.clone(), PastIncidents::new()),
-            scorer: None,
+            stages: Stages {
+                pairing: SpanPairer::new(config.pairing.clone()),
+                graph: ServiceGraph::new(config.graph.clone()),
+                incidents: IncidentTracker::new(config.incidents.clone()),
+                blast: BlastRadius::new(config.blast.clone()),
+                candidates: None,
+            },
             config,
             watermark_ns: 0,
             max_event_ns: 0,
@@ -132,11 +220,10 @@ impl Engine {
         }
     }
 
-    /// Also scores root-cause candidates with `scorer`; `past` feeds the similar-incidents
-    /// feature.
-    pub fn with_scorer(mut self, scorer: Scorer, past: PastIncidents) -> Self {
-        self.candidates = CandidateScorer::new(self.config.candidates.clone(), past);
-        self.scorer = Some(scorer);
+    /// Adds the candidate stage, scoring with `scorer`; `past` feeds the
+    /// similar-incidents feature.
+    pub fn with_candidates(mut self, scorer: Scorer, past: PastIncidents) -> Self {
+        self.stages.candidates = Some(CandidateScorer::new(self.config.candidates.clone(), scorer, past));
         self
     }
 
@@ -147,12 +234,12 @@ impl Engine {
 
     /// The service graph.
     pub fn graph(&self) -> &ServiceGraph {
-        &self.graph
+        &self.stages.graph
     }
 
     /// Counters of the engine and of span pairing.
     pub fn counters(&self) -> (EngineCounters, PairingCounters) {
-        (self.counters, self.pairer.counters())
+        (self.counters, self.stages.pairing.counters())
     }
 
     /// Handles one event; the outputs it causes are appended to `out`.
@@ -161,30 +248,27 @@ impl Engine {
         if time < self.watermark_ns {
             self.counters.late += 1;
         }
-        let before = out.maps.len();
+        let (maps, lists) = (out.maps.len(), out.candidates.len());
+        let s = &mut self.stages;
         match event {
             Event::Span(span) => {
                 self.counters.spans += 1;
-                self.pairer.on_event(&(), span, &mut self.observations);
-                self.feed_graph();
+                s.pairing.on_event(&(), span, &mut self.observations);
+                for obs in self.observations.drain(..) {
+                    s.graph.on_event(&(), &obs, &mut self.changes);
+                }
             }
             Event::Alert(alert) => {
                 self.counters.alerts += 1;
-                self.incidents.on_event(&self.graph, alert, &mut self.updates);
+                s.incidents.on_event(&s.graph, alert, &mut self.updates);
                 for u in self.updates.drain(..) {
-                    self.blast.on_event(&self.graph, &BlastInput::Incident(u), &mut out.maps);
+                    s.blast.on_event(&s.graph, &BlastInput::Incident(u), &mut out.maps);
                 }
             }
             Event::Deploy(deploy) => {
                 self.counters.deploys += 1;
-                if let Some(scorer) = &self.scorer {
-                    let before = out.candidates.len();
-                    self.candidates.on_event(
-                        scorer,
-                        &CandidateInput::Change(deploy.clone()),
-                        &mut out.candidates,
-                    );
-                    self.counters.candidate_lists += (out.candidates.len() - before) as u64;
+                if let Some(c) = &mut s.candidates {
+                    c.on_event(&(), &CandidateInput::Change(deploy.clone()), &mut out.candidates);
                 }
             }
         }
@@ -193,32 +277,26 @@ impl Engine {
             let wm = time.saturating_sub(self.config.allowed_lateness_ms.saturating_mul(1_000_000));
             self.advance(wm, out);
         }
-        self.score_maps(before, out);
+        self.score_maps(maps, out);
+        self.counters.candidate_lists += (out.candidates.len() - lists) as u64;
     }
 
     /// Counts the maps from `before` on and scores their candidates.
     fn score_maps(&mut self, before: usize, out: &mut Outputs) {
         self.counters.impact_maps += (out.maps.len() - before) as u64;
-        let Some(scorer) = &self.scorer else { return };
-        let lists = out.candidates.len();
+        let Some(c) = &mut self.stages.candidates else { return };
         for map in &out.maps[before..] {
-            self.candidates.on_event(scorer, &CandidateInput::Map(map.clone()), &mut out.candidates);
+            c.on_event(&(), &CandidateInput::Map(map.clone()), &mut out.candidates);
         }
-        self.counters.candidate_lists += (out.candidates.len() - lists) as u64;
     }
 
     /// End of input: moves the watermark to the newest event time (no lateness left to
     /// wait for), expiring and flushing what that allows.
     pub fn flush(&mut self, out: &mut Outputs) {
-        let before = out.maps.len();
+        let (maps, lists) = (out.maps.len(), out.candidates.len());
         self.advance(self.max_event_ns, out);
-        self.score_maps(before, out);
-    }
-
-    fn feed_graph(&mut self) {
-        for obs in self.observations.drain(..) {
-            self.graph.on_event(&(), &obs, &mut self.changes);
-        }
+        self.score_maps(maps, out);
+        self.counters.candidate_lists += (out.candidates.len() - lists) as u64;
     }
 
     fn advance(&mut self, watermark: TimestampNs, out: &mut Outputs) {
@@ -226,19 +304,22 @@ impl Engine {
             return;
         }
         self.watermark_ns = watermark;
-        self.pairer.on_watermark(&(), watermark, &mut self.observations);
-        self.feed_graph();
-        self.incidents.on_watermark(&self.graph, watermark, &mut self.updates);
-        self.graph.on_watermark(&(), watermark, &mut self.changes);
-        for c in self.changes.drain(..) {
-            if let Some(scorer) = &self.scorer {
-                self.candidates.on_event(scorer, &CandidateInput::Health(c.clone()), &mut out.candidates);
-            }
-            self.blast.on_event(&self.graph, &BlastInput::Health(c), &mut out.maps);
+        let s = &mut self.stages;
+        s.pairing.on_watermark(&(), watermark, &mut self.observations);
+        for obs in self.observations.drain(..) {
+            s.graph.on_event(&(), &obs, &mut self.changes);
         }
-        self.blast.on_watermark(&self.graph, watermark, &mut out.maps);
-        if let Some(scorer) = &self.scorer {
-            self.candidates.on_watermark(scorer, watermark, &mut out.candidates);
+        s.incidents.on_watermark(&s.graph, watermark, &mut self.updates);
+        s.graph.on_watermark(&(), watermark, &mut self.changes);
+        for c in self.changes.drain(..) {
+            if let Some(candidates) = &mut s.candidates {
+                candidates.on_event(&(), &CandidateInput::Health(c.clone()), &mut out.candidates);
+            }
+            s.blast.on_event(&s.graph, &BlastInput::Health(c), &mut out.maps);
+        }
+        s.blast.on_watermark(&s.graph, watermark, &mut out.maps);
+        if let Some(c) = &mut s.candidates {
+            c.on_watermark(&(), watermark, &mut out.candidates);
         }
     }
 
@@ -248,11 +329,7 @@ impl Engine {
             watermark_ns: self.watermark_ns,
             max_event_ns: self.max_event_ns,
             counters: self.counters,
-            pairing: self.pairer.snapshot(),
-            graph: self.graph.snapshot(),
-            incidents: self.incidents.snapshot(),
-            blast: self.blast.snapshot(),
-            candidates: self.candidates.snapshot(),
+            stages: self.stages.states(),
         }
     }
 
@@ -261,10 +338,6 @@ impl Engine {
         self.watermark_ns = snapshot.watermark_ns;
         self.max_event_ns = snapshot.max_event_ns;
         self.counters = snapshot.counters;
-        self.pairer.restore(snapshot.pairing);
-        self.graph.restore(snapshot.graph);
-        self.incidents.restore(snapshot.incidents);
-        self.blast.restore(snapshot.blast);
-        self.candidates.restore(snapshot.candidates);
+        self.stages.set_states(snapshot.stages);
     }
 }

@@ -49,6 +49,21 @@ impl Default for HealthConfig {
 }
 
 impl HealthConfig {
+    /// Rejects settings that parse but cannot work (the message names the key).
+    pub fn validate(&self) -> Result<(), String> {
+        for (name, v) in [
+            ("failure_threshold", self.failure_threshold),
+            ("amber_error_increase", self.amber_error_increase),
+        ] {
+            if !(0.0..=1.0).contains(&v) {
+                return Err(format!("{name} must be between 0 and 1, got {v}"));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl HealthConfig {
     /// Red, amber, gray or unknown, from traffic alone (alerts are overlaid elsewhere).
     /// `previous` is the state at the last evaluation (for hysteresis).
     pub fn classify(

@@ -5,7 +5,7 @@
 //! Span ─► SpanPairer ─► Observation ─► ServiceGraph (+ health) ─► HealthChange ─┐
 //! Alert ─► IncidentTracker (reads the graph) ─► IncidentUpdate ─────────────────┤
 //!                                                 BlastRadius (reads the graph) ◄┘─► ImpactMap
-//! ImpactMap, Deploy, HealthChange ─► CandidateScorer (reads the Scorer) ─► CandidateList
+//! ImpactMap, Deploy, HealthChange ─► CandidateScorer (with its Scorer) ─► CandidateList
 //! ```
 //! [`Engine`] wires them in that order and drives the watermark.
 

@@ -27,6 +27,19 @@ impl Default for WindowConfig {
 }
 
 impl WindowConfig {
+    /// Rejects settings that parse but cannot work (the message names the key).
+    pub fn validate(&self) -> Result<(), String> {
+        if self.bucket_ms == 0 {
+            return Err("bucket_ms must be above 0".into());
+        }
+        if self.short_window_ms < self.bucket_ms {
+            return Err("short_window_ms must be at least bucket_ms".into());
+        }
+        Ok(())
+    }
+}
+
+impl WindowConfig {
     fn bucket_ns(&self) -> u64 {
         self.bucket_ms.max(1).saturating_mul(1_000_000)
     }

@@ -34,6 +34,14 @@ impl Default for GraphConfig {
     }
 }
 
+impl GraphConfig {
+    /// Rejects settings that parse but cannot work (the message names the key).
+    pub fn validate(&self) -> Result<(), String> {
+        self.window.validate().map_err(|e| format!("window.{e}"))?;
+        self.health.validate().map_err(|e| format!("health.{e}"))
+    }
+}
+
 /// Health of a node or edge at the last evaluation.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Health {

@@ -36,6 +36,16 @@ impl Default for PairingConfig {
     }
 }
 
+impl PairingConfig {
+    /// Rejects settings that parse but cannot work (the message names the key).
+    pub fn validate(&self) -> Result<(), String> {
+        if self.max_pending == 0 {
+            return Err("max_pending must be above 0".into());
+        }
+        Ok(())
+    }
+}
+
 /// What pairing learned from spans.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Observation {

@@ -1,18 +1,23 @@
-//! Devloom's runtime: sources and sinks, the embedded operator loop, the simulator, the
-//! terminal rendering and the configuration behind the `devloom` binary.
+//! Devloom's runtime, in rooms that show the architecture:
+//!
+//! - [`core`]: the operator loop ([`core::Pipeline`]) between one way in
+//!   ([`core::Source`], decoded in [`core::decode`]) and one way out
+//!   ([`core::Output`] → [`core::Sink`]);
+//! - [`sources`]: files, stdin, the simulator; [`sinks`]: JSON lines, the terminal,
+//!   collected outputs, and the routing table of output kinds;
+//! - [`kafka`]: Kafka as a source and a sink, with checkpoints; [`history`]: the Parquet
+//!   archive (a sink), replay (a source), queries and import;
+//! - [`build`]: the pipeline a [`config`] describes; [`cli`]: one file per command;
+//! - offline work: [`learning`] (scorer model, training, evaluation) and the
+//!   [`simulator`].
 
-pub mod checkpoint;
+pub mod build;
+pub mod cli;
 pub mod config;
-pub mod decode;
-pub mod demo;
-pub mod embedded;
-pub mod evaluation;
+pub mod core;
 pub mod history;
-pub mod input;
 pub mod kafka;
-pub mod latency;
-pub mod output;
-pub mod render;
-pub mod scoring;
+pub mod learning;
 pub mod simulator;
-pub mod training;
+pub mod sinks;
+pub mod sources;

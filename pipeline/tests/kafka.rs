@@ -8,14 +8,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
-use devloom::checkpoint::{CheckpointStore, partition_key};
 use devloom::config::{KafkaConfig, TopicsConfig};
-use devloom::embedded::{Pipeline, run_stream};
-use devloom::input::RawRecord;
-use devloom::kafka::{producer, publish_records, send};
-use devloom::output::{Collected, DeadLetterFile};
+use devloom::core::Pipeline;
+use devloom::kafka::checkpoint::{CheckpointStore, partition_key};
+use devloom::kafka::{producer, send};
+use devloom::simulator::to_kafka::publish_records;
 use devloom::simulator::{SimConfig, Simulator};
-use devloom_operators::EngineConfig;
+use devloom::sinks::Collected;
+use devloom::sources::simulated;
+use devloom_operators::{Engine, EngineConfig};
 use devloom_schemas::codec::DecodeOptions;
 use devloom_schemas::{CandidateList, ImpactMap, IncidentStatus};
 use rdkafka::config::ClientConfig;
@@ -190,14 +191,8 @@ fn sim(scenario: &str) -> Simulator {
 
 /// The same scenario through the embedded runtime: its maps and how many spans it had.
 fn embedded(scenario: &str) -> (Vec<ImpactMap>, u64) {
-    let dir = tempfile::tempdir().unwrap();
-    let mut pipeline = Pipeline::new(
-        EngineConfig::default(),
-        Collected::default(),
-        DeadLetterFile::new(&dir.path().join("d")),
-    );
-    run_stream(sim(scenario).map(|r| Ok(RawRecord::from(r))), &DecodeOptions::default(), &mut pipeline)
-        .unwrap();
+    let mut pipeline = Pipeline::new(Engine::new(EngineConfig::default()), Collected::default());
+    pipeline.run(&mut simulated(sim(scenario), DecodeOptions::default())).unwrap();
     let (out, summary) = pipeline.finish().unwrap();
     (out.maps.iter().map(ImpactMap::without_wall_clock).collect(), summary.engine.spans)
 }
@@ -420,11 +415,7 @@ fn sigkilled_three_times_gives_the_same_maps_as_an_uninterrupted_run() {
     let row: Vec<u64> = counts.lines().nth(1).unwrap().split(',').map(|v| v.parse().unwrap()).collect();
     let published = embedded("db-latency").1;
     assert_eq!(row, vec![published, published], "spans archived once each ({counts})");
-    let mut replay = Pipeline::new(
-        EngineConfig::default(),
-        Collected::default(),
-        DeadLetterFile::new(&s.dir.path().join("rd")),
-    );
+    let mut replay = Pipeline::new(Engine::new(EngineConfig::default()), Collected::default());
     devloom::history::replay::replay(&history, &Default::default(), &mut replay, false).unwrap();
     let replayed =
         replay.finish().unwrap().0.maps.iter().map(ImpactMap::without_wall_clock).collect::<Vec<_>>();
@@ -485,4 +476,92 @@ fn broker_restart_mid_run_loses_nothing() {
     terminate(pipeline);
     drop(broker);
     assert_eq!(dedupe(maps(&messages)), dedupe(embedded("regression").0));
+}
+
+/// An output document as JSON with its wall-clock stamps removed.
+fn without_stamps(json: &[u8]) -> String {
+    let mut value: serde_json::Value = serde_json::from_slice(json).unwrap();
+    for key in ["published_at", "alert_received_at", "latency_ms"] {
+        value.as_object_mut().unwrap().remove(key);
+    }
+    value.to_string()
+}
+
+fn json_lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path).unwrap().lines().map(|l| without_stamps(l.as_bytes())).collect()
+}
+
+/// Runs `source` through the pipeline `config` describes (scorer on, archive when
+/// configured) into the JSON-lines sink; returns its impact maps and candidate lists.
+fn through_json_lines(
+    mut config: devloom::config::Config,
+    out: &Path,
+    name: &str,
+    source: &mut dyn devloom::core::Source,
+) -> (Vec<String>, Vec<String>) {
+    use devloom::build::{ArchiveCommits, pipeline};
+    use devloom::sinks::{JsonLines, routes};
+    let (impact, candidates) = (out.join(format!("{name}.impact")), out.join(format!("{name}.candidates")));
+    config.output.path = impact.display().to_string();
+    config.output.candidates = Some(candidates.display().to_string());
+    let sink = JsonLines::from_routes(&routes(&config)).unwrap();
+    let mut p = pipeline(&config, sink, ArchiveCommits::OnRoll).unwrap();
+    p.run(source).unwrap();
+    p.finish().unwrap();
+    (json_lines(&impact), json_lines(&candidates))
+}
+
+#[test]
+fn every_way_in_gives_byte_identical_outputs() {
+    use devloom::config::Config;
+    use devloom::history::replay::{Replay, Selection};
+    use devloom::sources::file::Files;
+    let Some(brokers) = env_or_skip("KAFKA_TEST_BROKERS") else { return };
+    for scenario in ["regression", "db-latency", "async-consumer"] {
+        let s = setup(&format!("ways-{scenario}"), &brokers);
+        let out = s.dir.path();
+        let opts = DecodeOptions::default();
+
+        // The simulator, archiving as it runs.
+        let history = out.join("history");
+        let archived = Config {
+            history: devloom::config::HistoryConfig { dir: Some(history.clone()), ..Default::default() },
+            ..Config::default()
+        };
+        let live =
+            through_json_lines(archived, out, "simulator", &mut simulated(sim(scenario), opts.clone()));
+        assert!(live.0.len() >= 4 && !live.1.is_empty(), "{scenario}: a real incident");
+
+        // The same scenario as an NDJSON file.
+        let file = out.join("input.ndjson");
+        let lines: Vec<String> =
+            sim(scenario).map(|r| devloom::simulator::to_ndjson_line(&r).unwrap()).collect();
+        std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+        let files =
+            through_json_lines(Config::default(), out, "files", &mut Files::open(&[&file], &opts).unwrap());
+        assert_eq!(files, live, "{scenario}: files = simulator");
+
+        // The archive the simulator run wrote, replayed.
+        let mut replay = Replay::open(&history, &Selection::default(), false).unwrap();
+        let replayed = through_json_lines(Config::default(), out, "replay", &mut replay);
+        assert_eq!(replayed, live, "{scenario}: replay = simulator");
+
+        // Kafka topics, through `devloom run` and the Kafka sink.
+        publish_records(&s.kafka, sim(scenario), None).unwrap();
+        let (config, kafka) = s.config("k");
+        let log = out.join("k.log");
+        let child = spawn(&config, &log);
+        let impact = consume(&brokers, &kafka.topics.impact, resolved, "the resolved map", &log);
+        let final_list = |m: &OwnedMessage| {
+            serde_json::from_slice::<CandidateList>(m.payload().unwrap())
+                .is_ok_and(|l| l.status == IncidentStatus::Resolved)
+        };
+        let lists =
+            consume(&brokers, &kafka.topics.candidates, |ms| ms.iter().any(final_list), "lists", &log);
+        terminate(child);
+        let payloads = |ms: &[OwnedMessage]| -> Vec<String> {
+            ms.iter().map(|m| without_stamps(m.payload().unwrap())).collect()
+        };
+        assert_eq!((payloads(&impact), payloads(&lists)), live, "{scenario}: Kafka = simulator");
+    }
 }

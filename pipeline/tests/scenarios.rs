@@ -3,11 +3,14 @@
 
 use std::path::{Path, PathBuf};
 
-use devloom::embedded::{Pipeline, RunSummary, run_batch, run_stream};
-use devloom::input::{RawRecord, read_file};
-use devloom::output::{Collected, DeadLetterFile};
+use devloom::core::{OutputKind, Pipeline, RawRecord, RunSummary};
 use devloom::simulator::{SimConfig, Simulator, to_ndjson_line};
-use devloom_operators::EngineConfig;
+use devloom::sinks::Collected;
+use devloom::sinks::JsonLines;
+use devloom::sinks::json_lines::AppendOnFirstWrite;
+use devloom::sources::file::Files;
+use devloom::sources::simulated;
+use devloom_operators::{Engine, EngineConfig};
 use devloom_schemas::codec::DecodeOptions;
 use devloom_schemas::{DeadLetter, Direction, HealthState, ImpactMap, ImpactNode, IncidentStatus, Verdict};
 
@@ -26,11 +29,11 @@ fn ndjson(dir: &Path, scenario: &str) -> PathBuf {
 }
 
 fn run_files(dir: &Path, paths: &[PathBuf]) -> (Vec<ImpactMap>, RunSummary) {
-    let records: Vec<RawRecord> = paths.iter().flat_map(|p| read_file(p).unwrap()).collect();
-    let dead = DeadLetterFile::new(&dir.join("dead.ndjson"));
-    let mut pipeline = Pipeline::new(EngineConfig::default(), Collected::default(), dead);
-    run_batch(records, &DecodeOptions::default(), &mut pipeline).unwrap();
-    let (out, summary) = pipeline.finish().unwrap();
+    let dead = JsonLines::new()
+        .with(OutputKind::DeadLetter, Box::new(AppendOnFirstWrite::new(&dir.join("dead.ndjson"))));
+    let mut pipeline = Pipeline::new(Engine::new(EngineConfig::default()), (Collected::default(), dead));
+    pipeline.run(&mut Files::open(paths, &DecodeOptions::default()).unwrap()).unwrap();
+    let ((out, _), summary) = pipeline.finish().unwrap();
     (out.maps, summary)
 }
 
@@ -117,14 +120,8 @@ fn same_input_same_output_and_stream_equals_files() {
     assert_ne!(a[0].published_at, None);
 
     // The live path: protobuf straight from the simulator, decoded on its own thread.
-    let dead = DeadLetterFile::new(&dir.path().join("dead.ndjson"));
-    let mut pipeline = Pipeline::new(EngineConfig::default(), Collected::default(), dead);
-    run_stream(
-        sim("async-consumer").map(|r| Ok(RawRecord::from(r))),
-        &DecodeOptions::default(),
-        &mut pipeline,
-    )
-    .unwrap();
+    let mut pipeline = Pipeline::new(Engine::new(EngineConfig::default()), Collected::default());
+    pipeline.run(&mut simulated(sim("async-consumer"), DecodeOptions::default())).unwrap();
     let live = pipeline.finish().unwrap().0.maps;
     assert_eq!(stripped(&live), stripped(&a), "OTLP protobuf live = OTLP JSON from a file");
 }
@@ -167,14 +164,14 @@ fn engine_snapshot_mid_incident_restores_to_the_same_maps() {
     let mut events = Vec::new();
     for record in sim("db-latency") {
         events.extend(
-            devloom::decode::decode_record(&RawRecord::from(record), &DecodeOptions::default()).unwrap(),
+            devloom::core::decode_record(RawRecord::from(record), &DecodeOptions::default()).unwrap(),
         );
     }
     let cut = events.len() * 3 / 5; // inside the incident
-    let scorer = || devloom::scoring::scorer(&Default::default()).unwrap().unwrap();
+    let scorer = || devloom::learning::model::scorer(&Default::default()).unwrap().unwrap();
     let engine = || {
         let (scorer, past) = scorer();
-        Engine::new(EngineConfig::default()).with_scorer(scorer, past)
+        Engine::new(EngineConfig::default()).with_candidates(scorer, past)
     };
     let mut whole = engine();
     let mut expected = Outputs::default();

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use devloom::training::{FeatureSet, load, train};
+use devloom::learning::training::{FeatureSet, load, train};
 use devloom_schemas::CandidateList;
 
 fn devloom(args: &[&str]) -> Output {
@@ -73,7 +73,7 @@ fn without_time_features_the_model_is_confidently_wrong_overnight() {
     devloom(&["history", "simulate", "--history", s(&history), "--incidents", "3000", "--seed", "11"]);
     let samples = load(&history).unwrap();
     let full = train(&samples, 11, FeatureSet::Full).unwrap();
-    let evaluation = devloom::evaluation::evaluate(&full, &samples).unwrap();
+    let evaluation = devloom::learning::evaluation::evaluate(&full, &samples).unwrap();
     let (with, without) = (&evaluation.full.overnight, &evaluation.without_time.overnight);
     assert!(with.incidents >= 50, "{with:?}");
     assert!(with.ac_at_1 >= 0.8, "the full model is right overnight: {with:?}");

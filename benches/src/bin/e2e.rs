@@ -8,13 +8,10 @@
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use devloom::embedded::{Pipeline, run_stream};
-use devloom::input::RawRecord;
-use devloom::output::DeadLetterFile;
+use devloom::core::{Origin, Output, Pipeline, RawRecord, Sink};
 use devloom::simulator::Scenario;
+use devloom::sources::Decoding;
 use devloom_benches::{injected_alert, records};
-use devloom_operators::EngineConfig;
-use devloom_schemas::ImpactMap;
 use devloom_schemas::codec::{DecodeOptions, Expect};
 
 // glibc's allocator spends a third of replay time on spans allocated on the reader
@@ -46,13 +43,9 @@ struct Args {
 /// A sink that only counts.
 struct Count(u64);
 
-impl devloom::output::OutputSink for Count {
-    fn publish(&mut self, _: &ImpactMap) -> std::io::Result<()> {
-        self.0 += 1;
-        Ok(())
-    }
-
-    fn publish_candidates(&mut self, _: &devloom_schemas::CandidateList) -> std::io::Result<()> {
+impl Sink for Count {
+    fn publish(&mut self, output: &Output) -> std::io::Result<()> {
+        self.0 += u64::from(matches!(output, Output::Impact(_)));
         Ok(())
     }
 }
@@ -89,18 +82,13 @@ fn main() -> std::io::Result<()> {
         let time_ns = record.time_ns;
         feed.push((RawRecord::from(record), spans));
         if let Some(payload) = injected_alert(i, args.alert_every, time_ns) {
-            let origin = devloom::input::Origin::Simulator;
-            feed.push((RawRecord { payload, expect: Expect::Alerts, content_type: None, origin }, 0));
+            feed.push((RawRecord::new(payload, Expect::Alerts, Origin::Simulator), 0));
             alerts += 1;
         }
     }
 
-    let dir = std::env::temp_dir().join("devloom-e2e-deadletter.ndjson");
-    let (scorer, past) = devloom::scoring::scorer(&Default::default())
-        .map_err(std::io::Error::other)?
-        .expect("scoring is on by default");
-    let mut pipeline =
-        Pipeline::new(EngineConfig::default(), Count(0), DeadLetterFile::new(&dir)).with_scorer(scorer, past);
+    let engine = devloom::build::engine(&Default::default()).map_err(std::io::Error::other)?;
+    let mut pipeline = Pipeline::new(engine, Count(0));
     let start = Instant::now();
     let rate = args.spans_per_s;
     let mut offered = 0u64;
@@ -114,7 +102,7 @@ fn main() -> std::io::Result<()> {
         offered += spans;
         Ok(record)
     });
-    run_stream(source, &DecodeOptions::default(), &mut pipeline)?;
+    pipeline.run(&mut Decoding::start(source, DecodeOptions::default()))?;
     let (count, summary) = pipeline.finish()?;
     let secs = start.elapsed().as_secs_f64();
     println!(

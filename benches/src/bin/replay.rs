@@ -7,13 +7,12 @@
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use devloom::embedded::Pipeline;
+use devloom::core::Pipeline;
 use devloom::history::replay::{Selection, replay};
 use devloom::history::{ArchiveConfig, ArchiveWriter};
-use devloom::output::{Collected, DeadLetterFile};
 use devloom::simulator::Scenario;
+use devloom::sinks::Collected;
 use devloom_benches::records;
-use devloom_operators::EngineConfig;
 use devloom_schemas::codec::{DecodeOptions, Message, decode};
 
 // Spans are allocated on the reader thread and freed on the operator thread; glibc's
@@ -68,10 +67,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         bytes as f64 / (1 << 20) as f64
     );
 
-    let (scorer, past) = devloom::scoring::scorer(&Default::default())?.expect("scoring is on by default");
-    let dead = DeadLetterFile::new(&temp.path().join("dead.ndjson"));
-    let mut pipeline =
-        Pipeline::new(EngineConfig::default(), Collected::default(), dead).with_scorer(scorer, past);
+    let mut pipeline = Pipeline::new(devloom::build::engine(&Default::default())?, Collected::default());
     let stats = replay(&dir, &Selection::default(), &mut pipeline, false)?;
     let (out, _) = pipeline.finish()?;
     println!(

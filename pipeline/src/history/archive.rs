@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,6 +24,7 @@ use parquet::file::metadata::SortingColumn;
 use parquet::file::properties::WriterProperties;
 
 use super::HistoryError;
+use super::lock::WriterLock;
 use super::tables::{Kind, STAGING, date_of_day, day_of, relative_path, scan};
 
 /// Rows buffered before they are encoded into the open file.
@@ -304,38 +305,10 @@ fn encode<E: std::fmt::Display>(kind: Kind) -> impl Fn(E) -> HistoryError {
     move |e| HistoryError::Encode { table: kind.table(), reason: e.to_string() }
 }
 
-/// `.lock` in the archive root, holding the writer's pid: a second writer would delete
-/// the first one's staged files. A lock whose process is gone is taken over.
-struct WriterLock(PathBuf);
-
-impl WriterLock {
-    fn take(dir: &Path) -> Result<Self, HistoryError> {
-        let path = dir.join(".lock");
-        if let Ok(pid) = fs::read_to_string(&path) {
-            let pid = pid.trim();
-            if !pid.is_empty()
-                && pid != std::process::id().to_string()
-                && Path::new("/proc").join(pid).exists()
-            {
-                return Err(HistoryError::Usage(format!(
-                    "{}: the archive is being written by process {pid}; one writer at a time",
-                    dir.display()
-                )));
-            }
-        }
-        fs::write(&path, std::process::id().to_string()).map_err(HistoryError::io(&path))?;
-        Ok(Self(path))
-    }
-}
-
-impl Drop for WriterLock {
-    fn drop(&mut self) {
-        let _ = fs::remove_file(&self.0);
-    }
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
+    use std::path::Path;
+
     use devloom_schemas::{SpanId, SpanKind, TraceId};
 
     use super::*;

@@ -8,14 +8,13 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use devloom_schemas::DeadLetter;
 use devloom_schemas::codec::DecodeOptions;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::HistoryError;
 use super::archive::{ArchiveConfig, ArchiveWriter};
-use crate::embedded::merge_in_event_time;
-use crate::input::read_file;
+use crate::core::Rejected;
+use crate::sources::file::{merge_in_event_time, read_file};
 
 /// What an import did.
 #[derive(Clone, Debug, PartialEq)]
@@ -23,7 +22,7 @@ pub struct ImportStats {
     /// Events archived.
     pub events: u64,
     /// Records that could not be decoded (written as dead letters).
-    pub dead_letters: Vec<Box<DeadLetter>>,
+    pub dead_letters: Vec<Box<Rejected>>,
     /// Wall time.
     pub elapsed: Duration,
 }
@@ -50,8 +49,7 @@ pub fn import(
         bar.inc(1);
     }
     let mut dead_letters = Vec::new();
-    let events = merge_in_event_time(&records, opts, &mut dead_letters);
-    drop(records);
+    let events = merge_in_event_time(records, opts, &mut dead_letters);
     bar.set_message("writing");
     bar.set_position(0);
     bar.set_length(events.len() as u64);

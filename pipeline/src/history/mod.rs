@@ -18,13 +18,16 @@
 pub mod archive;
 pub mod import;
 pub mod labels;
+mod lock;
 pub mod query;
 pub mod replay;
+pub mod sink;
 pub mod tables;
 
 use std::path::PathBuf;
 
 pub use archive::{ArchiveConfig, ArchiveWriter};
+pub use sink::ArchiveSink;
 pub use tables::{ArchiveFile, Kind, scan};
 
 /// What went wrong with the archive, naming the file when there is one.

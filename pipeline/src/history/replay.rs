@@ -6,7 +6,9 @@
 //! operator loop merges the three sorted streams by `seq`.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::mpsc::{Receiver, sync_channel};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use arrow_array::RecordBatch;
@@ -22,8 +24,7 @@ use super::HistoryError;
 use super::tables::{
     ArchiveFile, DATE, Kind, SEQ, TIME, date_of_day, day_of, record_columns, register, session,
 };
-use crate::embedded::{Pipeline, ReadStamp};
-use crate::output::OutputSink;
+use crate::core::{Input, Pipeline, ReadStamp, Sink, Source};
 
 /// What to replay.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -96,65 +97,113 @@ type Chunk = Result<Vec<(u64, Event)>, HistoryError>;
 
 /// Replays `selection` of the archive at `dir` into `pipeline` (which is not finished:
 /// the caller decides). `progress` draws a bar on stderr.
-pub fn replay<S: OutputSink>(
+pub fn replay<S: Sink>(
     dir: &Path,
     selection: &Selection,
     pipeline: &mut Pipeline<S>,
     progress: bool,
 ) -> Result<ReplayStats, HistoryError> {
-    let started = Instant::now();
-    let files = check(dir)?;
-    let inputs = [Kind::Spans, Kind::Alerts, Kind::Deploys];
-    let total: u64 = files.iter().filter(|f| inputs.contains(&f.kind)).map(|f| f.rows).sum();
-    let bar = if progress { ProgressBar::new(total) } else { ProgressBar::hidden() };
-    bar.set_style(
-        ProgressStyle::with_template("replay {bar:40} {pos}/{len} events {per_sec} eta {eta}")
-            .expect("valid template"),
-    );
-    let mut stats = ReplayStats { events: 0, spans: 0, elapsed: Duration::ZERO };
-    std::thread::scope(|scope| {
-        let mut cursors: Vec<Cursor> = inputs
+    let mut source = Replay::open(dir, selection, progress)?;
+    pipeline.run(&mut source).map_err(|e| match e.into_inner().map(|e| e.downcast::<HistoryError>()) {
+        Some(Ok(history)) => *history,
+        Some(Err(other)) => {
+            HistoryError::Io { path: dir.to_path_buf(), source: std::io::Error::other(other) }
+        }
+        None => HistoryError::Io { path: dir.to_path_buf(), source: std::io::Error::other("replay failed") },
+    })?;
+    Ok(source.finish())
+}
+
+/// The archive as a source: each input table is read on its own thread (DataFusion
+/// scan, Arrow → events) and the three sorted streams are merged by `seq`.
+pub struct Replay {
+    cursors: Vec<Cursor>,
+    readers: Vec<JoinHandle<()>>,
+    bar: ProgressBar,
+    stats: ReplayStats,
+    started: Instant,
+}
+
+impl Replay {
+    /// Validates the archive at `dir` and starts reading `selection` of it.
+    pub fn open(dir: &Path, selection: &Selection, progress: bool) -> Result<Self, HistoryError> {
+        let started = Instant::now();
+        let files = Arc::new(check(dir)?);
+        let inputs = [Kind::Spans, Kind::Alerts, Kind::Deploys];
+        let total: u64 = files.iter().filter(|f| inputs.contains(&f.kind)).map(|f| f.rows).sum();
+        let bar = if progress { ProgressBar::new(total) } else { ProgressBar::hidden() };
+        bar.set_style(
+            ProgressStyle::with_template("replay {bar:40} {pos}/{len} events {per_sec} eta {eta}")
+                .expect("valid template"),
+        );
+        let mut readers = Vec::new();
+        let cursors = inputs
             .into_iter()
             .map(|kind| {
                 let (tx, rx) = sync_channel::<Chunk>(4);
                 let sql = selection.query(kind);
-                let files = &files;
-                scope.spawn(move || {
-                    let result = read_table(dir, files, kind, &sql, |chunk| tx.send(Ok(chunk)).is_ok());
+                let (dir, files) = (dir.to_path_buf(), files.clone());
+                readers.push(std::thread::spawn(move || {
+                    let result = read_table(&dir, &files, kind, &sql, |chunk| tx.send(Ok(chunk)).is_ok());
                     if let Err(e) = result {
                         let _ = tx.send(Err(e));
                     }
-                });
+                }));
                 Cursor { rx, chunk: Vec::new().into_iter().peekable(), read: ReadStamp::now(), done: false }
             })
             .collect();
-        loop {
-            let mut next: Option<usize> = None;
-            let mut best = u64::MAX;
-            for (i, cursor) in cursors.iter_mut().enumerate() {
-                if let Some(seq) = cursor.head()?
-                    && seq < best
-                {
-                    best = seq;
-                    next = Some(i);
-                }
+        let stats = ReplayStats { events: 0, spans: 0, elapsed: Duration::ZERO };
+        Ok(Self { cursors, readers, bar, stats, started })
+    }
+
+    /// Ends the progress bar and returns what was replayed.
+    pub fn finish(mut self) -> ReplayStats {
+        self.bar.set_position(self.stats.events);
+        self.bar.finish_and_clear();
+        self.stats.elapsed = self.started.elapsed();
+        self.stats.clone()
+    }
+
+    fn next_event(&mut self) -> Result<Option<(Event, ReadStamp)>, HistoryError> {
+        let mut next: Option<usize> = None;
+        let mut best = u64::MAX;
+        for (i, cursor) in self.cursors.iter_mut().enumerate() {
+            if let Some(seq) = cursor.head()?
+                && seq < best
+            {
+                best = seq;
+                next = Some(i);
             }
-            let Some(i) = next else { break };
-            let read = cursors[i].read;
-            let (_, event) = cursors[i].chunk.next().expect("head exists");
-            stats.events += 1;
-            stats.spans += u64::from(matches!(event, Event::Span(_)));
-            if stats.events.is_multiple_of(4096) {
-                bar.set_position(stats.events);
-            }
-            pipeline.event(&event, read).map_err(HistoryError::io(dir))?;
         }
-        Ok::<(), HistoryError>(())
-    })?;
-    bar.set_position(stats.events);
-    bar.finish_and_clear();
-    stats.elapsed = started.elapsed();
-    Ok(stats)
+        let Some(i) = next else { return Ok(None) };
+        let read = self.cursors[i].read;
+        let (_, event) = self.cursors[i].chunk.next().expect("head exists");
+        self.stats.events += 1;
+        self.stats.spans += u64::from(matches!(event, Event::Span(_)));
+        if self.stats.events.is_multiple_of(4096) {
+            self.bar.set_position(self.stats.events);
+        }
+        Ok(Some((event, read)))
+    }
+}
+
+impl Source for Replay {
+    fn next_input(&mut self) -> Option<std::io::Result<Input>> {
+        match self.next_event() {
+            Ok(Some((event, read))) => Some(Ok(Input::Event(event, read))),
+            Ok(None) => None,
+            Err(e) => Some(Err(std::io::Error::other(e))),
+        }
+    }
+}
+
+impl Drop for Replay {
+    fn drop(&mut self) {
+        self.cursors.clear(); // readers stop at their next send
+        for reader in self.readers.drain(..) {
+            let _ = reader.join();
+        }
+    }
 }
 
 /// Validates the archive (every file's footer) and returns its files.

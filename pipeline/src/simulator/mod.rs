@@ -5,6 +5,7 @@
 
 pub mod history;
 pub mod scenario;
+pub mod to_kafka;
 pub mod topology;
 mod traces;
 

@@ -7,7 +7,9 @@ use std::fmt::Write as _;
 use devloom_operators::scorer::{Metrics, Model, Scorer};
 use devloom_schemas::CandidateKind;
 
-use crate::training::{Bin, FeatureSet, Prediction, Sample, TrainError, metrics, predict, split, train};
+use crate::learning::training::{
+    Bin, FeatureSet, Prediction, Sample, TrainError, metrics, predict, split, train,
+};
 
 /// One model's results.
 #[derive(Clone, Debug, PartialEq)]
@@ -62,7 +64,7 @@ pub fn evaluate(model: &Model, samples: &[Sample]) -> Result<Evaluation, TrainEr
     weights.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()).then_with(|| a.0.cmp(&b.0)));
     Ok(Evaluation {
         incidents: test.len(),
-        same_history: model.provenance.data_hash == crate::training::data_hash(samples),
+        same_history: model.provenance.data_hash == crate::learning::training::data_hash(samples),
         full: scores(&scorer, &test, seed),
         without_time: scores(&ablation, &test, seed),
         weights,

@@ -1,13 +1,12 @@
-//! `devloom demo`: plays a simulated scenario through the embedded pipeline and shows
-//! each impact-map version as it is published, then a summary.
+//! What `devloom demo` sums up after a run: a sink wrapper that remembers incidents,
+//! versions, verdicts and the top candidate, and the summary it writes.
 
 use std::collections::BTreeSet;
 use std::io::{self, Write};
 
-use devloom_schemas::{CandidateList, ImpactMap, IncidentStatus, Verdict};
+use devloom_schemas::{IncidentStatus, Verdict};
 
-use crate::embedded::RunSummary;
-use crate::output::OutputSink;
+use crate::core::{Output, RunSummary, Sink};
 
 /// Wraps a sink and remembers what a user would want summarized.
 pub struct Recorder<S> {
@@ -41,21 +40,25 @@ impl<S> Recorder<S> {
     }
 }
 
-impl<S: OutputSink> OutputSink for Recorder<S> {
-    fn publish(&mut self, map: &ImpactMap) -> io::Result<()> {
-        self.incidents.insert(map.incident_id.clone());
-        self.versions += 1;
-        if map.status == IncidentStatus::Open {
-            self.last_open_verdict = Some(map.verdict);
+impl<S: Sink> Sink for Recorder<S> {
+    fn publish(&mut self, output: &Output) -> io::Result<()> {
+        match output {
+            Output::Impact(map) => {
+                self.incidents.insert(map.incident_id.clone());
+                self.versions += 1;
+                if map.status == IncidentStatus::Open {
+                    self.last_open_verdict = Some(map.verdict);
+                }
+                self.ever_spreading |= map.verdict == Verdict::Spreading;
+            }
+            Output::Candidates(list) => {
+                self.candidate_lists += 1;
+                self.top_candidate =
+                    list.candidates.first().map(|c| format!("{:.1} {}", c.confidence, c.summary));
+            }
+            Output::DeadLetter(_) => {}
         }
-        self.ever_spreading |= map.verdict == Verdict::Spreading;
-        self.inner.publish(map)
-    }
-
-    fn publish_candidates(&mut self, list: &CandidateList) -> io::Result<()> {
-        self.candidate_lists += 1;
-        self.top_candidate = list.candidates.first().map(|c| format!("{:.1} {}", c.confidence, c.summary));
-        self.inner.publish_candidates(list)
+        self.inner.publish(output)
     }
 }
 

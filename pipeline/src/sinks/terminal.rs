@@ -10,7 +10,7 @@ use devloom_schemas::{
     CandidateList, Direction, HealthState, ImpactMap, ImpactNode, IncidentStatus, Verdict,
 };
 
-use crate::output::OutputSink;
+use crate::core::{Output, Sink};
 
 fn style(state: HealthState) -> Style {
     match state {
@@ -134,14 +134,14 @@ impl<W: Write> TerminalSink<W> {
     }
 }
 
-impl<W: Write> OutputSink for TerminalSink<W> {
-    fn publish(&mut self, map: &ImpactMap) -> io::Result<()> {
-        writeln!(self.out, "{}", render_map(map, self.color))?;
-        self.out.flush()
-    }
-
-    fn publish_candidates(&mut self, list: &CandidateList) -> io::Result<()> {
-        writeln!(self.out, "{}", render_candidates(list, self.color))?;
+impl<W: Write> Sink for TerminalSink<W> {
+    fn publish(&mut self, output: &Output) -> io::Result<()> {
+        let text = match output {
+            Output::Impact(map) => render_map(map, self.color),
+            Output::Candidates(list) => render_candidates(list, self.color),
+            Output::DeadLetter(_) => return Ok(()),
+        };
+        writeln!(self.out, "{text}")?;
         self.out.flush()
     }
 }

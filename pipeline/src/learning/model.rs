@@ -9,13 +9,11 @@ use devloom_operators::{PastIncidents, past_key};
 use devloom_schemas::{CandidateList, ConfirmedCause};
 
 use crate::config::Config;
-use crate::embedded::Pipeline;
 use crate::history::query::records;
 use crate::history::tables::Kind;
-use crate::output::OutputSink;
 
 /// The default model: `devloom history simulate` and `devloom train` with their defaults.
-pub const DEFAULT_MODEL: &str = include_str!("../models/default.json");
+pub const DEFAULT_MODEL: &str = include_str!("../../models/default.json");
 
 /// A model that cannot be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -76,12 +74,4 @@ pub fn past_incidents(dir: &Path) -> Result<PastIncidents, ScorerError> {
         }
     }
     Ok(past)
-}
-
-/// `pipeline` scoring candidates as `config` says.
-pub fn attach<S: OutputSink>(pipeline: Pipeline<S>, config: &Config) -> Result<Pipeline<S>, ScorerError> {
-    Ok(match scorer(config)? {
-        Some((scorer, past)) => pipeline.with_scorer(scorer, past),
-        None => pipeline,
-    })
 }

@@ -1,0 +1,79 @@
+//! The `devloom` commands, one file each; `main.rs` parses and dispatches. What the
+//! commands share: reading the simulator flags, the archive a command uses, RFC 3339
+//! flags, and the run summary line.
+
+pub mod demo;
+pub mod history;
+pub mod learning;
+pub mod replay;
+pub mod run;
+pub mod simulate;
+pub mod validate;
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use devloom_schemas::time::parse_rfc3339;
+
+use crate::config::{Config, Overrides};
+use crate::core::RunSummary;
+use crate::history::ArchiveConfig;
+use crate::simulator::scenario::SCENARIOS;
+use crate::simulator::{SimConfig, Simulator};
+
+/// The simulator's flags.
+#[derive(Args, Clone, Debug)]
+pub struct SimArgs {
+    /// Scenario: regression (contained), db-latency (spreading), async-consumer, steady.
+    #[arg(long, short, default_value = "regression", value_parser = clap::builder::PossibleValuesParser::new(SCENARIOS))]
+    pub scenario: String,
+    /// RNG seed: the same seed gives the same events.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Requests per second at the gateway (each touches ~10–20 spans).
+    #[arg(long, default_value_t = 50.0)]
+    pub rate: f64,
+}
+
+impl SimArgs {
+    /// The simulator these flags describe.
+    pub fn simulator(&self) -> anyhow::Result<Simulator> {
+        if !(self.rate > 0.0 && self.rate.is_finite()) {
+            anyhow::bail!("--rate must be a positive number of requests per second, got {}", self.rate);
+        }
+        let config = SimConfig { seed: self.seed, rate_per_s: self.rate, ..SimConfig::default() };
+        Simulator::shop(&self.scenario, config).with_context(|| format!("unknown scenario {}", self.scenario))
+    }
+}
+
+/// The archive directory: the flag, else `[history] dir`.
+pub fn history_dir(flag: Option<PathBuf>, config: &Config) -> anyhow::Result<PathBuf> {
+    flag.or_else(|| config.history.dir.clone())
+        .context("no history archive given: pass --history DIR (or set [history] dir)")
+}
+
+/// The configuration and the archive a command writes: `--history` or `[history] dir`.
+pub fn archive_to_write(overrides: Overrides) -> anyhow::Result<(Config, ArchiveConfig)> {
+    let flag = overrides.history.clone();
+    let mut config = overrides.load()?;
+    config.history.dir = Some(history_dir(flag, &config)?);
+    let archive = config.history.archive().context("history dir set above")?;
+    Ok((config, archive))
+}
+
+/// An optional RFC 3339 flag as nanoseconds since the epoch.
+pub fn parse_time(flag: &str, text: Option<&str>) -> anyhow::Result<Option<u64>> {
+    text.map(|t| {
+        parse_rfc3339(t)
+            .map_err(|e| anyhow::anyhow!("{flag} {t:?}: {e} (expected RFC 3339, e.g. 2026-11-27T09:00:00Z)"))
+    })
+    .transpose()
+}
+
+/// Prints the latency line of a run, when an alert produced a map.
+pub fn print_latency(summary: &RunSummary) {
+    if let Some(line) = summary.latency_line() {
+        eprintln!("devloom: {line}");
+    }
+}

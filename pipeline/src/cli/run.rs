@@ -1,0 +1,147 @@
+//! `devloom run`: the pipeline over files, stdin or the simulator, writing outputs as
+//! JSON lines; with brokers configured, the Kafka runtime instead.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use anyhow::{Context, bail};
+use clap::Args;
+
+use super::{SimArgs, print_latency};
+use crate::build::{self, ArchiveCommits};
+use crate::config::{Config, Overrides};
+use crate::core::{OutputKind, Source};
+use crate::simulator::scenario::SCENARIOS;
+use crate::sinks::{JsonLines, routes};
+use crate::sources::file::Files;
+use crate::sources::{Decoding, simulated, stdin};
+
+/// Flags of `devloom run`.
+#[derive(Args)]
+pub struct RunArgs {
+    /// Configuration file (default: $DEVLOOM_CONFIG, else built-in defaults).
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// Input files: NDJSON / JSON (any supported format, mixed) or OTLP protobuf; `-` for
+    /// stdin. Files are merged in event time. Default: [input] paths, else stdin.
+    #[arg(long, short, num_args = 1..)]
+    pub input: Vec<String>,
+    /// Run the simulator with this scenario instead of reading inputs.
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(SCENARIOS), conflicts_with = "input")]
+    pub simulate: Option<String>,
+    /// Where impact maps go: a file, or `-` for stdout.
+    #[arg(long, short)]
+    pub output: Option<String>,
+    /// Where undecodable input goes (JSON lines with the reason) in embedded mode.
+    #[arg(long)]
+    pub dead_letter: Option<PathBuf>,
+    /// Kafka bootstrap servers: consume the input topics and publish devloom.impact and
+    /// devloom.deadletter instead of reading files (see [kafka] in devloom.example.toml).
+    #[arg(long)]
+    pub brokers: Option<String>,
+    /// Do not create missing topics at start.
+    #[arg(long)]
+    pub no_create_topics: bool,
+    /// Where the Kafka runtime keeps its checkpoint.
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+    /// Archive every input event and output to this Parquet history directory.
+    #[arg(long)]
+    pub history: Option<PathBuf>,
+    /// Where root-cause candidate lists go (JSON lines) in embedded mode.
+    #[arg(long)]
+    pub candidates: Option<String>,
+    /// Score candidates with this model file (default: [scorer] model, else built in).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+}
+
+/// Runs the command.
+pub fn run(args: RunArgs) -> anyhow::Result<()> {
+    let config = Overrides {
+        config: args.config,
+        inputs: args.input,
+        simulate: args.simulate,
+        output: args.output,
+        candidates: args.candidates,
+        dead_letter: args.dead_letter,
+        brokers: args.brokers,
+        no_create_topics: args.no_create_topics,
+        state_dir: args.state_dir,
+        history: args.history,
+        model: args.model,
+    }
+    .load()?;
+    if !config.kafka.brokers.is_empty() {
+        return run_kafka(&config);
+    }
+    let mut source = source(&config)?;
+    let sink = JsonLines::from_routes(&routes(&config))?;
+    let mut pipeline = build::pipeline(&config, sink, ArchiveCommits::OnRoll)?;
+    pipeline.run(source.as_mut())?;
+    let (_, summary) = pipeline.finish()?;
+    let e = &summary.engine;
+    let dead_path =
+        routes(&config).into_iter().find(|r| r.kind == OutputKind::DeadLetter).and_then(|r| r.file);
+    eprintln!(
+        "devloom: {} records, {} spans, {} alerts, {} deploys → {} impact-map versions, {} candidate lists; {} dead letters{}",
+        summary.records,
+        e.spans,
+        e.alerts,
+        e.deploys,
+        e.impact_maps,
+        e.candidate_lists,
+        summary.dead_letters,
+        match dead_path {
+            Some(path) if summary.dead_letters > 0 => format!(" (in {path})"),
+            _ => String::new(),
+        }
+    );
+    print_latency(&summary);
+    Ok(())
+}
+
+/// The embedded source `[input]` names: the simulator, stdin, or files.
+fn source(config: &Config) -> anyhow::Result<Box<dyn Source>> {
+    let input = &config.input;
+    let opts = config.decode.options();
+    if let Some(scenario) = &input.simulate {
+        let sim = SimArgs { scenario: scenario.clone(), seed: 42, rate: 50.0 }.simulator()?;
+        return Ok(Box::new(simulated(sim, opts)));
+    }
+    if input.paths.is_empty() || input.paths == ["-"] {
+        if std::io::stdin().is_terminal() {
+            eprintln!("reading NDJSON from stdin (Ctrl-D ends); pass --input PATH to read files");
+        }
+        return Ok(Box::new(Decoding::start(stdin::records(), opts)));
+    }
+    if input.paths.iter().any(|p| p == "-") {
+        bail!("`-` (stdin) cannot be mixed with files; run it separately");
+    }
+    Ok(Box::new(Files::open(&input.paths, &opts)?))
+}
+
+fn run_kafka(config: &Config) -> anyhow::Result<()> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(signal, stop.clone()).context("installing signal handlers")?;
+    }
+    let inputs: Vec<String> = crate::kafka::input_topics(&config.kafka).into_iter().map(|(t, _)| t).collect();
+    eprintln!(
+        "devloom: consuming {} from {} (group {}), publishing {}; Ctrl-C or SIGTERM stops after a checkpoint",
+        inputs.join(", "),
+        config.kafka.brokers,
+        config.kafka.group_id,
+        config.kafka.topics.impact
+    );
+    let summary = crate::kafka::run(config, &stop)?;
+    let e = &summary.engine;
+    eprintln!(
+        "devloom: stopped after {} messages, {} spans, {} alerts, {} deploys → {} impact-map versions; {} dead letters",
+        summary.records, e.spans, e.alerts, e.deploys, e.impact_maps, summary.dead_letters
+    );
+    print_latency(&summary);
+    Ok(())
+}

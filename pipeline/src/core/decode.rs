@@ -1,0 +1,74 @@
+//! The decode stage: raw records to normalized events, or to a [`Rejected`] record with
+//! the reason. The one place the runtime calls the codecs, and the one place dead
+//! letters are built.
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use base64::prelude::BASE64_STANDARD;
+use devloom_schemas::codec::{DecodeOptions, Message, decode};
+use devloom_schemas::dead_letter::DEAD_LETTER_SCHEMA_VERSION;
+use devloom_schemas::{DeadLetter, Event};
+
+use super::record::{Origin, RawRecord};
+
+/// A record that could not be decoded, kept whole, with the reason.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rejected {
+    /// The record as it arrived.
+    pub record: RawRecord,
+    /// Why it failed, naming the format tried and the field or path.
+    pub reason: String,
+}
+
+impl Rejected {
+    /// The dead-letter document (the embedded dead-letter file, `devloom.deadletter` in
+    /// JSON form).
+    pub fn dead_letter(&self) -> DeadLetter {
+        let r = &self.record;
+        let (source, partition, offset, line) = match &r.origin {
+            Origin::File { path, line } => (path.to_string(), None, None, *line),
+            Origin::Stdin { line } => ("<stdin>".to_string(), None, None, Some(*line)),
+            Origin::Simulator => ("<simulator>".to_string(), None, None, None),
+            Origin::Kafka { topic, partition, offset, .. } => {
+                (topic.to_string(), Some(*partition), Some(*offset), None)
+            }
+        };
+        let headers: BTreeMap<String, String> =
+            r.headers.iter().map(|(k, v)| (k.clone(), String::from_utf8_lossy(v).into_owned())).collect();
+        DeadLetter {
+            schema_version: DEAD_LETTER_SCHEMA_VERSION,
+            reason: self.reason.clone(),
+            source,
+            partition,
+            offset,
+            line,
+            headers,
+            payload_base64: BASE64_STANDARD.encode(&r.payload),
+        }
+    }
+}
+
+/// Decodes one record, or explains why not.
+pub fn decode_record(record: RawRecord, opts: &DecodeOptions) -> Result<Vec<Event>, Box<Rejected>> {
+    let mut events = Vec::new();
+    let result = {
+        let mut headers: Vec<(&str, &[u8])> =
+            record.headers.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
+        if let Some(ct) = record.content_type_hint
+            && !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+        {
+            headers.push(("content-type", ct.as_bytes()));
+        }
+        let msg = Message {
+            payload: &record.payload,
+            headers: &headers,
+            fallback_time_ns: record.fallback_time_ns,
+        };
+        decode(&msg, record.expect, opts, &mut events)
+    };
+    match result {
+        Ok(_) => Ok(events),
+        Err(e) => Err(Box::new(Rejected { record, reason: e.to_string() })),
+    }
+}

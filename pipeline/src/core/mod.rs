@@ -1,0 +1,201 @@
+//! The core of the runtime: the operator loop ([`Pipeline`]) between one way in
+//! ([`Source`] → [`Input`], decoded in [`decode`]) and one way out ([`Output`] →
+//! [`Sink`]). It knows no file, topic or archive: sources and sinks do.
+//!
+//! Every published output is stamped with its wall-clock publish time; a map caused by
+//! an alert also with the time the alert was read and the latency in between.
+
+pub mod decode;
+pub mod latency;
+pub mod output;
+pub mod record;
+
+use std::io;
+use std::time::{Duration, Instant};
+
+use devloom_operators::{Engine, EngineCounters, EngineSnapshot, Outputs, PairingCounters};
+use devloom_schemas::Event;
+use devloom_schemas::time::format_rfc3339;
+
+pub use decode::{Rejected, decode_record};
+pub use latency::{LatencyStats, LatencySummary, wall_clock_ns};
+pub use output::{Output, OutputKind, Sink};
+pub use record::{Input, Origin, RawRecord, ReadStamp, Source};
+
+/// What a run did.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunSummary {
+    /// Records read.
+    pub records: u64,
+    /// Records that became dead letters.
+    pub dead_letters: u64,
+    /// Engine counters (spans, alerts, deploys, late events, maps).
+    pub engine: EngineCounters,
+    /// Span-pairing counters.
+    pub pairing: PairingCounters,
+    /// Alert → published-map latency.
+    pub latency: Option<LatencySummary>,
+    /// Latency of the first map after the first alert.
+    pub first_map_ms: Option<f64>,
+    /// Wall time of the run.
+    pub elapsed: Duration,
+}
+
+impl RunSummary {
+    /// The one-line latency report, when an alert produced a map.
+    pub fn latency_line(&self) -> Option<String> {
+        self.latency.map(|l| {
+            format!(
+                "alert → map latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+                l.p50_ms, l.p99_ms, l.max_ms
+            )
+        })
+    }
+}
+
+/// The operator loop with its sink and taps.
+pub struct Pipeline<S: Sink> {
+    engine: Engine,
+    sink: S,
+    taps: Vec<Box<dyn Sink + Send>>,
+    latency: LatencyStats,
+    first_map_ms: Option<f64>,
+    records: u64,
+    dead_letters: u64,
+    outputs: Outputs,
+    started: Instant,
+}
+
+impl<S: Sink> Pipeline<S> {
+    /// The operators of `engine` publishing to `sink`.
+    pub fn new(engine: Engine, sink: S) -> Self {
+        Self {
+            engine,
+            sink,
+            taps: Vec::new(),
+            latency: LatencyStats::default(),
+            first_map_ms: None,
+            records: 0,
+            dead_letters: 0,
+            outputs: Outputs::default(),
+            started: Instant::now(),
+        }
+    }
+
+    /// Also sends every input event and every output to `tap` (the history archive).
+    pub fn tap(mut self, tap: Box<dyn Sink + Send>) -> Self {
+        self.taps.push(tap);
+        self
+    }
+
+    /// Feeds every input of `source` until it ends.
+    pub fn run(&mut self, source: &mut dyn Source) -> io::Result<()> {
+        while let Some(input) = source.next_input() {
+            self.push(input?)?;
+        }
+        Ok(())
+    }
+
+    /// Feeds one input.
+    pub fn push(&mut self, input: Input) -> io::Result<()> {
+        match input {
+            Input::Record(events, read) => {
+                self.records += 1;
+                events.iter().try_for_each(|e| self.event(e, read))
+            }
+            Input::Event(event, read) => self.event(&event, read),
+            Input::Read(n) => {
+                self.records += n;
+                Ok(())
+            }
+            Input::Rejected(rejected) => {
+                self.records += 1;
+                self.dead_letters += 1;
+                tracing::warn!(origin = %rejected.record.origin, reason = %rejected.reason, "dead letter");
+                self.publish(&Output::DeadLetter(rejected))
+            }
+            Input::Idle => Ok(()),
+        }
+    }
+
+    fn event(&mut self, event: &Event, read: ReadStamp) -> io::Result<()> {
+        for tap in &mut self.taps {
+            tap.input(event)?;
+        }
+        self.engine.on_event(event, &mut self.outputs);
+        let from_alert = matches!(event, Event::Alert(_));
+        self.publish_outputs(from_alert.then_some(read))
+    }
+
+    fn publish(&mut self, output: &Output) -> io::Result<()> {
+        self.sink.publish(output)?;
+        self.taps.iter_mut().try_for_each(|tap| tap.publish(output))
+    }
+
+    fn publish_outputs(&mut self, read: Option<ReadStamp>) -> io::Result<()> {
+        if self.outputs.is_empty() {
+            return Ok(());
+        }
+        for mut map in std::mem::take(&mut self.outputs.maps) {
+            map.published_at = Some(format_rfc3339(wall_clock_ns()));
+            if let Some(read) = read {
+                let latency = read.instant.elapsed();
+                let ms = latency.as_secs_f64() * 1000.0;
+                map.alert_received_at = Some(format_rfc3339(read.wall_ns));
+                map.latency_ms = Some(ms);
+                self.latency.record(latency);
+                self.first_map_ms.get_or_insert(ms);
+                tracing::debug!(incident = %map.incident_id, version = map.version, latency_ms = ms, "impact map after alert");
+            }
+            self.publish(&Output::Impact(map))?;
+        }
+        for mut list in std::mem::take(&mut self.outputs.candidates) {
+            list.published_at = Some(format_rfc3339(wall_clock_ns()));
+            self.publish(&Output::Candidates(list))?;
+        }
+        Ok(())
+    }
+
+    /// Makes everything published so far durable in the sink and every tap; returns the
+    /// position a tap reported (the archive's next `seq`), for a checkpoint.
+    pub fn commit(&mut self) -> io::Result<Option<u64>> {
+        let mut position = self.sink.commit()?;
+        for tap in &mut self.taps {
+            position = position.or(tap.commit()?);
+        }
+        Ok(position)
+    }
+
+    /// End of input: flushes the engine, commits, and returns the sink and the summary.
+    pub fn finish(mut self) -> io::Result<(S, RunSummary)> {
+        self.engine.flush(&mut self.outputs);
+        self.publish_outputs(None)?;
+        self.commit()?;
+        let summary = self.summary();
+        Ok((self.sink, summary))
+    }
+
+    /// What the run has done so far.
+    pub fn summary(&self) -> RunSummary {
+        let (engine, pairing) = self.engine.counters();
+        RunSummary {
+            records: self.records,
+            dead_letters: self.dead_letters,
+            engine,
+            pairing,
+            latency: self.latency.summary(),
+            first_map_ms: self.first_map_ms,
+            elapsed: self.started.elapsed(),
+        }
+    }
+
+    /// The operators' state, for a checkpoint.
+    pub fn snapshot(&self) -> EngineSnapshot {
+        self.engine.snapshot()
+    }
+
+    /// Restores the operators' state from a checkpoint.
+    pub fn restore(&mut self, snapshot: EngineSnapshot) {
+        self.engine.restore(snapshot);
+    }
+}

@@ -1,0 +1,128 @@
+//! Kafka clients as Devloom configures them: `bootstrap.servers` plus the user's
+//! pass-through properties, an idempotent `acks=all` producer, topic creation.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use devloom_schemas::codec::Expect;
+use rdkafka::ClientContext;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+
+use super::KafkaRunError;
+use crate::config::KafkaConfig;
+
+/// Settings Devloom owns because delivery guarantees depend on them.
+const RESERVED: [&str; 4] = ["enable.auto.commit", "enable.idempotence", "acks", "group.id"];
+
+pub(crate) fn kafka_err(context: impl Into<String>) -> impl FnOnce(KafkaError) -> KafkaRunError {
+    let context = context.into();
+    move |source| KafkaRunError::Kafka { context, source }
+}
+
+/// `bootstrap.servers` plus the pass-through properties.
+pub fn client_config(k: &KafkaConfig) -> Result<ClientConfig, KafkaRunError> {
+    if let Some(key) = k.properties.keys().find(|key| RESERVED.contains(&key.as_str())) {
+        return Err(KafkaRunError::Reserved(key.clone()));
+    }
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &k.brokers);
+    for (key, value) in &k.properties {
+        c.set(key, value);
+    }
+    Ok(c)
+}
+
+/// The input topics with what each accepts, in merge-tiebreak order.
+pub fn input_topics(k: &KafkaConfig) -> Vec<(String, Expect)> {
+    let t = &k.topics;
+    let mut topics = vec![(t.traces.clone(), Expect::Traces)];
+    if !t.otlp_spans.is_empty() {
+        topics.push((t.otlp_spans.clone(), Expect::Traces));
+    }
+    topics.push((t.alerts.clone(), Expect::Alerts));
+    topics.push((t.deploys.clone(), Expect::Deploys));
+    topics
+}
+
+/// Creates the topics that do not exist yet.
+pub fn create_topics(k: &KafkaConfig, names: &[&str]) -> Result<(), KafkaRunError> {
+    let admin: AdminClient<DefaultClientContext> =
+        client_config(k)?.create().map_err(kafka_err("creating the admin client"))?;
+    let topics: Vec<NewTopic<'_>> = names
+        .iter()
+        .map(|n| NewTopic::new(n, k.partitions, TopicReplication::Fixed(k.replication)))
+        .collect();
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let results = futures_executor::block_on(admin.create_topics(&topics, &options))
+        .map_err(kafka_err("creating topics"))?;
+    for result in results {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => return Err(KafkaRunError::CreateTopic { topic, code }),
+        }
+    }
+    Ok(())
+}
+
+/// Counts failed deliveries (the producer retries on its own; a failure is final).
+#[derive(Default)]
+pub struct DeliveryContext {
+    failed: AtomicU64,
+    last: Mutex<String>,
+}
+
+impl ClientContext for DeliveryContext {}
+
+impl ProducerContext for DeliveryContext {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if let Err((e, _)) = result {
+            self.failed.fetch_add(1, Ordering::SeqCst);
+            if let Ok(mut last) = self.last.lock() {
+                *last = e.to_string();
+            }
+        }
+    }
+}
+
+/// An idempotent producer with `acks=all`.
+pub type DevloomProducer = ThreadedProducer<DeliveryContext>;
+
+/// Creates the producer.
+pub fn producer(k: &KafkaConfig) -> Result<DevloomProducer, KafkaRunError> {
+    let mut c = client_config(k)?;
+    c.set("enable.idempotence", "true").set("acks", "all");
+    c.create_with_context(DeliveryContext::default()).map_err(kafka_err("creating the producer"))
+}
+
+/// Sends one record, waiting while the local queue is full.
+pub fn send(producer: &DevloomProducer, mut record: BaseRecord<'_, [u8], [u8]>) -> Result<(), KafkaRunError> {
+    loop {
+        match producer.send(record) {
+            Ok(()) => return Ok(()),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                record = r;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err((e, _)) => return Err(kafka_err("producing")(e)),
+        }
+    }
+}
+
+/// Flushes the producer and fails if any message could not be delivered.
+pub fn flush(producer: &DevloomProducer) -> Result<(), KafkaRunError> {
+    producer.flush(Duration::from_secs(60)).map_err(kafka_err("flushing the producer"))?;
+    let ctx = producer.context();
+    let failed = ctx.failed.load(Ordering::SeqCst);
+    if failed > 0 {
+        let last = ctx.last.lock().map(|l| l.clone()).unwrap_or_default();
+        return Err(KafkaRunError::Delivery { failed, last });
+    }
+    Ok(())
+}

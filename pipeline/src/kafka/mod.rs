@@ -1,0 +1,70 @@
+//! The Kafka runtime: the same operators as the embedded mode, fed from Kafka topics and
+//! publishing to Kafka topics, with nothing lost.
+//!
+//! - [`source`]: every input partition, decoded and merged in event time.
+//! - [`sink`]: every output to its topic (CloudEvents binary mode; dead letters with
+//!   their original bytes and headers).
+//! - [`run`]: at-least-once. Every N seconds or M messages the producer is flushed, then
+//!   operator state and next offsets are checkpointed atomically ([`checkpoint`]), then
+//!   the offsets are committed. On restart the checkpoint is restored and messages before
+//!   its offsets are skipped; outputs re-emitted after a crash carry the same
+//!   `(incident_id, version)` and payload.
+
+pub mod assignment;
+pub mod checkpoint;
+pub mod client;
+pub mod merge;
+pub mod run;
+pub mod sink;
+pub mod source;
+
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+
+pub use checkpoint::CheckpointError;
+pub use client::{create_topics, input_topics, producer, send};
+pub use run::run;
+pub use sink::KafkaSink;
+pub use source::KafkaSource;
+
+/// The Kafka runtime failed.
+#[derive(Debug, thiserror::Error)]
+pub enum KafkaRunError {
+    /// A client could not be created or a call failed.
+    #[error("kafka: {context}: {source}")]
+    Kafka {
+        /// What was being done.
+        context: String,
+        /// The client error.
+        source: KafkaError,
+    },
+    /// A topic could not be created.
+    #[error("kafka: cannot create topic {topic}: {code}")]
+    CreateTopic {
+        /// The topic.
+        topic: String,
+        /// The broker's answer.
+        code: RDKafkaErrorCode,
+    },
+    /// Messages could not be delivered; state was not checkpointed past them.
+    #[error(
+        "kafka: {failed} messages could not be delivered (last error: {last}); stopping without checkpoint"
+    )]
+    Delivery {
+        /// How many.
+        failed: u64,
+        /// The last error.
+        last: String,
+    },
+    /// A reserved setting was set in `[kafka.properties]`.
+    #[error("kafka.properties.{0} is set by Devloom (delivery guarantees depend on it); remove it")]
+    Reserved(String),
+    /// Checkpoint I/O.
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    /// Output I/O.
+    #[error("output: {0}")]
+    Io(#[from] std::io::Error),
+    /// The pipeline could not be built (scorer model, history archive).
+    #[error(transparent)]
+    Build(#[from] crate::build::BuildError),
+}

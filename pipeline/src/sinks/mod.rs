@@ -1,0 +1,49 @@
+//! The ways out: JSON lines ([`json_lines`]), the terminal picture ([`terminal`]), the
+//! demo's summary ([`recorder`]), outputs collected in memory ([`Collected`]). Kafka
+//! topics ([`crate::kafka::sink`]) and the history archive ([`crate::history::sink`])
+//! implement the same [`Sink`]. Where each kind of output goes is [`routes`].
+
+pub mod json_lines;
+pub mod recorder;
+pub mod routes;
+pub mod terminal;
+
+use std::io;
+
+use devloom_schemas::{CandidateList, DeadLetter, ImpactMap};
+
+use crate::core::{Output, Sink};
+pub use json_lines::{JsonLines, open_output};
+pub use routes::{Route, routes};
+
+/// Collects outputs in memory (tests, benches, replay comparisons).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Collected {
+    /// Impact-map versions in publish order.
+    pub maps: Vec<ImpactMap>,
+    /// Candidate-list versions in publish order.
+    pub candidates: Vec<CandidateList>,
+    /// Dead letters in publish order.
+    pub dead_letters: Vec<DeadLetter>,
+}
+
+impl Sink for Collected {
+    fn publish(&mut self, output: &Output) -> io::Result<()> {
+        match output {
+            Output::Impact(m) => self.maps.push(m.clone()),
+            Output::Candidates(l) => self.candidates.push(l.clone()),
+            Output::DeadLetter(r) => self.dead_letters.push(r.dead_letter()),
+        }
+        Ok(())
+    }
+}
+
+/// Drops every output (for runs that only want the summary).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Discard;
+
+impl Sink for Discard {
+    fn publish(&mut self, _: &Output) -> io::Result<()> {
+        Ok(())
+    }
+}
