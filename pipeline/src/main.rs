@@ -1,5 +1,6 @@
 //! The `devloom` command: parses the command line and dispatches to [`devloom::cli`].
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -10,6 +11,7 @@ use devloom::cli::replay::ReplayArgs;
 use devloom::cli::run::RunArgs;
 use devloom::cli::simulate::SimulateArgs;
 use devloom::cli::validate::ValidateArgs;
+use devloom::cli::watch::WatchArgs;
 
 // glibc's allocator spends a third of replay time on spans allocated on the reader
 // thread and freed on the operator thread; mimalloc handles that pattern well.
@@ -46,12 +48,16 @@ enum Command {
     Evaluate(EvaluateArgs),
     /// Check a configuration file (and DEVLOOM_* overrides) without running anything.
     Validate(ValidateArgs),
+    /// Draw impact maps and candidate lists from their Kafka topics or a JSON-lines file
+    /// as they arrive, as the demo does.
+    Watch(WatchArgs),
 }
 
 fn main() -> ExitCode {
     let filter = std::env::var("DEVLOOM_LOG").unwrap_or_else(|_| "warn".into());
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
         .with_writer(std::io::stderr)
         .init();
     let result = match Cli::parse().command {
@@ -63,11 +69,14 @@ fn main() -> ExitCode {
         Command::Train(args) => devloom::cli::learning::train(args),
         Command::Evaluate(args) => devloom::cli::learning::evaluate(args),
         Command::Validate(args) => devloom::cli::validate::run(args),
+        Command::Watch(args) => devloom::cli::watch::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader went away (`devloom demo | head`): a normal end, not an error.
+        Err(e) if devloom::cli::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", devloom::cli::report(&e));
             ExitCode::FAILURE
         }
     }

@@ -26,6 +26,10 @@ fn demo_shows_the_map_as_a_tree_and_a_summary() {
     assert!(stdout.contains("· OPEN · SPREADING · roots: checkout"), "{stdout}");
     assert!(stdout.contains("└─▼ callees"), "{stdout}");
     assert!(stdout.contains("fulfillment RED"), "{stdout}");
+    assert!(
+        stdout.lines().any(|l| l.contains("fulfillment RED") && l.ends_with("⇢ async")),
+        "the asynchronous edge is marked: {stdout}"
+    );
     assert!(!stdout.contains("\u{1b}["), "no colour codes when not a terminal");
     assert!(stdout.contains("── summary"), "{stdout}");
     assert!(stdout.contains("alert → first map:"), "{stdout}");
@@ -112,6 +116,15 @@ fn validate_names_the_bad_key_and_run_names_the_missing_file() {
     let err = text(&out.stderr);
     assert!(err.contains("invalid config"), "{err}");
     assert!(err.contains("unknown field `failure_treshold`"), "{err}");
+    assert!(err.contains("line 2, column 1"), "where in the file: {err}");
+
+    let yaml = dir.path().join("devloom.yaml");
+    std::fs::write(&yaml, "kafka:\n  brokers: localhost:9092\n").unwrap();
+    let err = text(&devloom(&["validate", "--config", yaml.to_str().unwrap()]).stderr);
+    assert!(
+        err.contains("the configuration file is TOML (see devloom.example.toml), and this looks like YAML"),
+        "{err}"
+    );
 
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../devloom.example.toml");
     let out = devloom(&["validate", "--config", example]);
@@ -120,7 +133,12 @@ fn validate_names_the_bad_key_and_run_names_the_missing_file() {
 
     let out = devloom(&["run", "--input", "/nonexistent/spans.ndjson"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("cannot read input /nonexistent/spans.ndjson"));
+    let err = text(&out.stderr);
+    assert!(err.contains("cannot read input /nonexistent/spans.ndjson"), "{err}");
+    assert_eq!(err.matches("No such file or directory").count(), 1, "the cause once: {err}");
+    let out = devloom(&["validate", "--config", "/nonexistent/devloom.toml"]);
+    let err = text(&out.stderr);
+    assert_eq!(err.matches("No such file or directory").count(), 1, "the cause once: {err}");
 }
 
 #[test]
@@ -134,4 +152,50 @@ fn help_explains_the_commands() {
     }
     let out = devloom(&["demo", "--help"]);
     assert!(text(&out.stdout).contains("regression (contained), db-latency (spreading), async-consumer"));
+}
+
+#[test]
+fn watch_draws_the_maps_and_candidates_of_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sim, maps) = (dir.path().join("sim.ndjson"), dir.path().join("out.ndjson"));
+    let out = devloom(&["simulate", "--scenario", "regression", "--rate", "10", "-o", sim.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let (m, c) = (maps.to_str().unwrap(), dir.path().join("c.ndjson"));
+    let args = ["run", "--input", sim.to_str().unwrap(), "--output", m, "--candidates", c.to_str().unwrap()];
+    assert!(devloom(&args).status.success());
+    let both = format!("{}{}", std::fs::read_to_string(&maps).unwrap(), std::fs::read_to_string(&c).unwrap());
+    std::fs::write(&maps, both).unwrap();
+    let out = devloom(&["watch", "--input", m]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert_eq!(stdout.matches("── inc-").count(), 5, "every map version: {stdout}");
+    assert!(stdout.contains("payments RED"), "{stdout}");
+    assert!(stdout.contains("root-cause candidates v1"), "{stdout}");
+}
+
+#[test]
+fn an_unreachable_broker_is_named_at_once_and_demo_reads_the_configured_brokers() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let brokers = format!("127.0.0.1:{port}");
+    let out = devloom(&["run", "--brokers", &brokers]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(&format!("no Kafka broker answered at {brokers} ({brokers}: Connection refused")),
+        "{err}"
+    );
+
+    let out = Command::new(env!("CARGO_BIN_EXE_devloom"))
+        .args(["demo", "--to-kafka", "--rate", "5"])
+        .env_remove("DEVLOOM_CONFIG")
+        .env("DEVLOOM_KAFKA__BROKERS", &brokers)
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(&format!("no Kafka broker answered at {brokers}")),
+        "[kafka] brokers is used: {err}"
+    );
+    let out = devloom(&["demo", "--to-kafka"]);
+    assert!(text(&out.stderr).contains("--to-kafka needs brokers"), "{}", text(&out.stderr));
 }

@@ -275,3 +275,19 @@ fn confirm_records_a_listed_cause_and_refuses_what_the_incident_never_listed() {
     let out = query(&history, &["-f", "csv", "SELECT time FROM causes ORDER BY seq LIMIT 1"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("2026-11-27T10:00:00"));
 }
+
+#[test]
+fn history_simulate_refuses_to_add_the_same_incidents_twice_and_leaves_no_staging_folders() {
+    let dir = tempfile::tempdir().unwrap();
+    let history = dir.path().join("history");
+    ok(&["history", "simulate", "--history", s(&history), "--incidents", "50"]);
+    let staging = history.join(".staging");
+    let left: Vec<_> = std::fs::read_dir(&staging).map(|d| d.collect()).unwrap_or_default();
+    assert!(left.is_empty(), "empty staging folders left behind: {left:?}");
+    let before = files(&history);
+    let out = devloom(&["history", "simulate", "--history", s(&history), "--incidents", "50"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("already holds an archive"), "{err}");
+    assert_eq!(files(&history), before, "nothing added");
+}

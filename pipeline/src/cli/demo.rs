@@ -2,7 +2,7 @@
 //! each impact-map version as it is published (or its JSON), then a summary; or, with
 //! `--to-kafka`, writes the scenario to the Kafka input topics.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 
 use anyhow::Context;
 use clap::Args;
@@ -28,7 +28,7 @@ pub struct DemoArgs {
     pub json: bool,
     /// Write the scenario to the Kafka input topics instead of running it here; then
     /// `devloom run --brokers …` turns it into impact maps on devloom.impact.
-    #[arg(long, requires = "brokers")]
+    #[arg(long)]
     pub to_kafka: bool,
     /// Kafka bootstrap servers for --to-kafka (or [kafka] brokers / DEVLOOM_KAFKA__BROKERS).
     #[arg(long)]
@@ -44,6 +44,9 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     let sim = args.sim.simulator()?;
     let config = Overrides { brokers: args.brokers.clone(), ..Overrides::default() }.load()?;
     if args.to_kafka {
+        if config.kafka.brokers.is_empty() {
+            anyhow::bail!("--to-kafka needs brokers: pass --brokers HOST:PORT or set [kafka] brokers");
+        }
         let count = crate::simulator::to_kafka::publish_records(&config.kafka, sim, args.spans_per_s)?;
         let t = &config.kafka.topics;
         eprintln!(
@@ -62,13 +65,16 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     } else {
         let color = stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none();
         let scenario = Scenario::named(&args.sim.scenario).context("unknown scenario")?;
-        println!("Devloom demo · scenario {} · {}", scenario.name, scenario.description);
-        println!(
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "Devloom demo · scenario {} · {}", scenario.name, scenario.description)?;
+        writeln!(
+            out,
             "Simulating {} minutes of event time on a 20-service shop at {} req/s, seed {}…\n",
             scenario.duration_s / 60,
             args.sim.rate,
             args.sim.seed
-        );
+        )?;
+        drop(out);
         let sink =
             (TerminalSink::new(stdout.lock(), color), JsonLines::new().with(OutputKind::DeadLetter, dead()));
         let recorder = play(&config, sim, Recorder::new(sink))?;

@@ -175,6 +175,17 @@ fn simulate(args: HistorySimulateArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let (_, archive) =
         archive_to_write(Overrides { history: Some(args.history.clone()), ..Overrides::default() })?;
+    if archive.dir.exists() {
+        let files = crate::history::scan(&archive.dir)?;
+        if !files.is_empty() {
+            anyhow::bail!(
+                "{} already holds an archive ({} files): simulate into a new directory (a second run would add \
+                 the same incidents again)",
+                archive.dir.display(),
+                files.len()
+            );
+        }
+    }
     let config =
         HistorySimConfig { incidents: args.incidents, seed: args.seed, ..HistorySimConfig::default() };
     let incidents = crate::simulator::history::generate(&config);

@@ -9,6 +9,7 @@ pub mod replay;
 pub mod run;
 pub mod simulate;
 pub mod validate;
+pub mod watch;
 
 use std::path::PathBuf;
 
@@ -76,4 +77,28 @@ pub fn print_latency(summary: &RunSummary) {
     if let Some(line) = summary.latency_line() {
         eprintln!("devloom: {line}");
     }
+}
+
+/// Whether `error` is, at its root, a write to a closed pipe.
+pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+            || cause.to_string().contains("Broken pipe")
+    })
+}
+
+/// An error and its causes on one line, each said once: many errors already quote their
+/// cause (`cannot read input x: No such file…`), which `{:#}` would print again.
+pub fn report(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let said = cause.to_string();
+        if !text.contains(&said) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&said);
+        }
+    }
+    text
 }

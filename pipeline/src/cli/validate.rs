@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use std::io::Write;
+
 use anyhow::Context;
 use clap::Args;
 
@@ -21,7 +23,8 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<()> {
     let path = args.config.clone().or_else(|| std::env::var_os("DEVLOOM_CONFIG").map(PathBuf::from));
     let config = Overrides { config: args.config, ..Overrides::default() }.load()?;
     let shown = path.map_or_else(|| "defaults".to_string(), |p| p.display().to_string());
-    println!("{shown}: ok");
-    println!("{}", toml::to_string(&config).context("rendering the effective config")?);
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{shown}: ok")?;
+    writeln!(out, "{}", toml::to_string(&config).context("rendering the effective config")?)?;
     Ok(())
 }

@@ -38,15 +38,25 @@ pub fn load(
         Some(p) => {
             let text =
                 std::fs::read_to_string(p).map_err(|source| ConfigError::Read { path: p.into(), source })?;
-            toml::from_str::<toml::Table>(&text)
-                .map_err(|e| ConfigError::Invalid { origin: origin.clone(), message: e.to_string() })?
+            let invalid = |message: String| ConfigError::Invalid { origin: origin.clone(), message };
+            let tree = toml::from_str::<toml::Table>(&text).map_err(|e| invalid(not_toml(p, &text, e)))?;
+            // The file alone first, so a wrong key is reported at its line and column.
+            toml::from_str::<Config>(&text).map_err(|e| invalid(e.to_string().trim_end().to_string()))?;
+            tree
         }
         None => toml::Table::new(),
     };
     let mut overridden = Vec::new();
+    // Only variables naming a section are keys: DEVLOOM_BLESS and other tools'
+    // DEVLOOM_* variables are not Devloom's configuration.
+    let sections = toml::Table::try_from(Config::default()).unwrap_or_default();
     let mut vars: Vec<(String, String)> = env
         .into_iter()
-        .filter(|(k, _)| k.starts_with("DEVLOOM_") && !NON_KEY_VARS.contains(&k.as_str()))
+        .filter(|(k, _)| {
+            let key = k.strip_prefix("DEVLOOM_").filter(|_| !NON_KEY_VARS.contains(&k.as_str()));
+            key.and_then(|k| k.split("__").next())
+                .is_some_and(|s| sections.contains_key(&s.to_ascii_lowercase()))
+        })
         .collect();
     vars.sort();
     for (var, raw) in vars {
@@ -60,6 +70,24 @@ pub fn load(
         .map_err(|e| ConfigError::Invalid { origin: origin.clone(), message: e.to_string() })?;
     config.check().map_err(|message| ConfigError::Invalid { origin, message })?;
     Ok(config)
+}
+
+/// The TOML error, with a hint when the file is YAML or JSON (Devloom reads TOML only).
+fn not_toml(path: &Path, text: &str, e: toml::de::Error) -> String {
+    let message = e.to_string().trim_end().to_string();
+    let ext = path.extension().and_then(|x| x.to_str()).unwrap_or_default().to_ascii_lowercase();
+    let yaml_like = text.lines().any(|l| {
+        let l = l.trim_start();
+        !l.starts_with('#') && !l.contains('=') && (l.starts_with("- ") || l.split_once(": ").is_some())
+    });
+    if matches!(ext.as_str(), "yaml" | "yml" | "json") || (yaml_like && !text.contains('=')) {
+        format!(
+            "the configuration file is TOML (see devloom.example.toml), and this looks like {}: {message}",
+            if ext == "json" { "JSON" } else { "YAML" }
+        )
+    } else {
+        message
+    }
 }
 
 fn parse_value(raw: &str) -> toml::Value {

@@ -5,8 +5,10 @@
 //! `DEVLOOM_OUTPUT__PATH=maps.ndjson` sets `[output] path`,
 //! `DEVLOOM_ENGINE__GRAPH__HEALTH__FAILURE_THRESHOLD=0.3` sets
 //! `[engine.graph.health] failure_threshold`. Values are read as TOML when they parse
-//! (numbers, booleans, arrays) and as strings otherwise. `DEVLOOM_LOG` (log filter) and
-//! `DEVLOOM_CONFIG` (config path) are not keys.
+//! (numbers, booleans, arrays) and as strings otherwise. Only variables whose first part
+//! names a section (`INPUT`, `OUTPUT`, `DECODE`, `ENGINE`, `KAFKA`, `CHECKPOINT`,
+//! `HISTORY`, `SCORER`) are read; `DEVLOOM_LOG` (log filter), `DEVLOOM_CONFIG` (config
+//! path) and any other `DEVLOOM_*` variable are not keys.
 
 mod load;
 

@@ -186,6 +186,10 @@ impl ArchiveWriter {
             fs::create_dir_all(parent).map_err(HistoryError::io(parent))?;
             fs::rename(&from, &to).map_err(HistoryError::io(&to))?;
             dirs.insert(parent.to_path_buf());
+            // Staging folders go once empty (a folder still in use is not empty).
+            for emptied in from.ancestors().skip(1).take(2) {
+                let _ = fs::remove_dir(emptied);
+            }
         }
         for dir in dirs {
             File::open(&dir).and_then(|d| d.sync_all()).map_err(HistoryError::io(&dir))?;
@@ -387,10 +391,15 @@ pub(crate) mod tests {
     #[test]
     fn a_second_writer_is_refused_while_the_first_lives() {
         let dir = tempfile::tempdir().unwrap();
-        let _first = ArchiveWriter::open(config(dir.path(), 1 << 20), None, true).unwrap();
-        // Pretend another live process holds it (pid 1 always exists).
-        std::fs::write(dir.path().join(".lock"), "1").unwrap();
+        let first = ArchiveWriter::open(config(dir.path(), 1 << 20), None, true).unwrap();
+        // A second open file description is refused by the OS lock, whatever the pid
+        // (two containers on one volume are both pid 1).
         let err = ArchiveWriter::open(config(dir.path(), 1 << 20), None, true).err().unwrap().to_string();
-        assert!(err.contains("being written by process 1"), "{err}");
+        let me = std::process::id();
+        assert!(err.contains(&format!("being written by process {me}")), "{err}");
+        drop(first);
+        // Released with its writer; a stale lock file of a dead process does not block.
+        std::fs::write(dir.path().join(".lock"), "1").unwrap();
+        ArchiveWriter::open(config(dir.path(), 1 << 20), None, true).unwrap();
     }
 }

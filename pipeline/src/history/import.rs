@@ -13,8 +13,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::HistoryError;
 use super::archive::{ArchiveConfig, ArchiveWriter};
-use crate::core::Rejected;
-use crate::sources::file::{merge_in_event_time, read_file};
+use crate::core::{Input, Rejected, Source};
+use crate::sources::file::Files;
 
 /// What an import did.
 #[derive(Clone, Debug, PartialEq)]
@@ -35,32 +35,28 @@ pub fn import(
     progress: bool,
 ) -> Result<ImportStats, HistoryError> {
     let started = Instant::now();
-    let bar = if progress { ProgressBar::new(paths.len() as u64) } else { ProgressBar::hidden() };
+    let bar = if progress { ProgressBar::new_spinner() } else { ProgressBar::hidden() };
     bar.set_style(
-        ProgressStyle::with_template("import {msg:>8} {bar:40} {pos}/{len}").expect("valid template"),
+        ProgressStyle::with_template("import {spinner} {pos} events {per_sec}").expect("valid template"),
     );
-    bar.set_message("reading");
-    let mut records = Vec::new();
-    for path in paths {
-        records.extend(
-            read_file(path)
-                .map_err(|e| HistoryError::BadFile { path: path.clone(), reason: e.to_string() })?,
-        );
-        bar.inc(1);
-    }
-    let mut dead_letters = Vec::new();
-    let events = merge_in_event_time(records, opts, &mut dead_letters);
-    bar.set_message("writing");
-    bar.set_position(0);
-    bar.set_length(events.len() as u64);
+    let mut files = Files::open(paths, opts)
+        .map_err(|e| HistoryError::BadFile { path: e.path().into(), reason: e.to_string() })?;
     let mut archive = ArchiveWriter::open(config, None, false)?;
-    for (i, event) in events.iter().enumerate() {
-        archive.append_event(event)?;
-        if i % 4096 == 0 {
-            bar.set_position(i as u64);
+    let (mut events, mut dead_letters) = (0u64, Vec::new());
+    while let Some(input) = files.next_input() {
+        match input.map_err(|e| HistoryError::Usage(e.to_string()))? {
+            Input::Event(event, _) => {
+                archive.append_event(&event)?;
+                events += 1;
+                if events.is_multiple_of(4096) {
+                    bar.set_position(events);
+                }
+            }
+            Input::Rejected(rejected) => dead_letters.push(rejected),
+            Input::Record(..) | Input::Read(_) | Input::Idle => {}
         }
     }
     archive.checkpoint()?;
     bar.finish_and_clear();
-    Ok(ImportStats { events: events.len() as u64, dead_letters, elapsed: started.elapsed() })
+    Ok(ImportStats { events, dead_letters, elapsed: started.elapsed() })
 }

@@ -1,37 +1,46 @@
 //! One writer per archive: a second writer would delete the first one's staged files.
+//! The lock is the operating system's (`flock` on `.lock` in the archive root), so it
+//! holds across containers sharing a volume and is released when the writer dies; the
+//! file also names the holder's pid for people.
 
-use std::fs;
-use std::path::{Path, PathBuf};
+use std::fs::{File, TryLockError};
+use std::io::Write;
+use std::path::Path;
 
 use super::HistoryError;
 
-/// `.lock` in the archive root, holding the writer's pid: a second writer would delete
-/// the first one's staged files. A lock whose process is gone is taken over.
-pub(super) struct WriterLock(PathBuf);
+/// Held while the writer lives.
+pub(super) struct WriterLock {
+    _file: File,
+}
 
 impl WriterLock {
     /// Takes the lock of the archive at `dir`, or says who holds it.
     pub(super) fn take(dir: &Path) -> Result<Self, HistoryError> {
         let path = dir.join(".lock");
-        if let Ok(pid) = fs::read_to_string(&path) {
-            let pid = pid.trim();
-            if !pid.is_empty()
-                && pid != std::process::id().to_string()
-                && Path::new("/proc").join(pid).exists()
-            {
+        let mut file = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(HistoryError::io(&path))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                let holder = std::fs::read_to_string(&path).unwrap_or_default();
                 return Err(HistoryError::Usage(format!(
-                    "{}: the archive is being written by process {pid}; one writer at a time",
-                    dir.display()
+                    "{}: the archive is being written by process {} (it holds {}); one writer at a time",
+                    dir.display(),
+                    holder.trim(),
+                    path.display()
                 )));
             }
+            Err(TryLockError::Error(e)) => return Err(HistoryError::io(&path)(e)),
         }
-        fs::write(&path, std::process::id().to_string()).map_err(HistoryError::io(&path))?;
-        Ok(Self(path))
-    }
-}
-
-impl Drop for WriterLock {
-    fn drop(&mut self) {
-        let _ = fs::remove_file(&self.0);
+        file.set_len(0)
+            .and_then(|()| write!(file, "{}", std::process::id()))
+            .map_err(HistoryError::io(&path))?;
+        Ok(Self { _file: file })
     }
 }

@@ -1,6 +1,7 @@
 //! Kafka clients as Devloom configures them: `bootstrap.servers` plus the user's
 //! pass-through properties, an idempotent `acks=all` producer, topic creation.
 
+use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -10,6 +11,7 @@ use rdkafka::ClientContext;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 
@@ -22,6 +24,41 @@ const RESERVED: [&str; 4] = ["enable.auto.commit", "enable.idempotence", "acks",
 pub(crate) fn kafka_err(context: impl Into<String>) -> impl FnOnce(KafkaError) -> KafkaRunError {
     let context = context.into();
     move |source| KafkaRunError::Kafka { context, source }
+}
+
+/// Fails at once when no bootstrap server accepts a connection, naming each address
+/// and why, instead of librdkafka retrying in silence until a timeout; then asks the
+/// cluster for the metadata of `topic` (10 s), so a listener that is not Kafka, or
+/// refuses the client's security settings, is named too.
+pub fn check_brokers(k: &KafkaConfig, topic: &str) -> Result<(), KafkaRunError> {
+    let unreachable = |reason: String| KafkaRunError::Unreachable { brokers: k.brokers.clone(), reason };
+    let mut reasons = Vec::new();
+    let mut connected = false;
+    for server in k.brokers.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let address = server.rsplit_once("://").map_or(server, |(_, a)| a);
+        let resolved = match address.to_socket_addrs() {
+            Ok(mut addrs) => addrs.next(),
+            Err(e) => {
+                reasons.push(format!("{address}: {e}"));
+                continue;
+            }
+        };
+        match resolved.map(|a| TcpStream::connect_timeout(&a, Duration::from_secs(3))) {
+            Some(Ok(_)) => connected = true,
+            Some(Err(e)) => reasons.push(format!("{address}: {e}")),
+            None => reasons.push(format!("{address}: no address")),
+        }
+    }
+    if !connected {
+        return Err(unreachable(if reasons.is_empty() {
+            "no address given".into()
+        } else {
+            reasons.join("; ")
+        }));
+    }
+    let consumer: BaseConsumer = client_config(k)?.create().map_err(kafka_err("creating a client"))?;
+    consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).map_err(|e| unreachable(e.to_string()))?;
+    Ok(())
 }
 
 /// `bootstrap.servers` plus the pass-through properties.

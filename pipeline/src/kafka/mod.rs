@@ -21,7 +21,7 @@ pub mod source;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
 pub use checkpoint::CheckpointError;
-pub use client::{create_topics, input_topics, producer, send};
+pub use client::{check_brokers, create_topics, input_topics, producer, send};
 pub use run::run;
 pub use sink::KafkaSink;
 pub use source::KafkaSource;
@@ -36,6 +36,16 @@ pub enum KafkaRunError {
         context: String,
         /// The client error.
         source: KafkaError,
+    },
+    /// No bootstrap server answered.
+    #[error(
+        "no Kafka broker answered at {brokers} ({reason}): check --brokers / [kafka] brokers and that the broker is up"
+    )]
+    Unreachable {
+        /// `bootstrap.servers`.
+        brokers: String,
+        /// What each address said.
+        reason: String,
     },
     /// A topic could not be created.
     #[error("kafka: cannot create topic {topic}: {code}")]

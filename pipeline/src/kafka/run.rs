@@ -6,7 +6,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use super::checkpoint::{Checkpoint, CheckpointStore};
-use super::{KafkaRunError, KafkaSink, KafkaSource, create_topics, input_topics};
+use super::{KafkaRunError, KafkaSink, KafkaSource, check_brokers, create_topics, input_topics};
 use crate::build::{self, ArchiveCommits};
 use crate::config::Config;
 use crate::core::{Input, Pipeline, RunSummary, Sink, Source};
@@ -14,6 +14,7 @@ use crate::core::{Input, Pipeline, RunSummary, Sink, Source};
 /// Runs until `stop` is set, then checkpoints and returns.
 pub fn run(config: &Config, stop: &AtomicBool) -> Result<RunSummary, KafkaRunError> {
     let k = &config.kafka;
+    check_brokers(k, &k.topics.traces)?;
     if k.create_topics {
         let inputs: Vec<String> = input_topics(k).into_iter().map(|(t, _)| t).collect();
         create_topics(k, &inputs.iter().map(String::as_str).collect::<Vec<_>>())?;

@@ -11,7 +11,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::BaseRecord;
 
 use super::KafkaRunError;
-use super::client::{DevloomProducer, create_topics, flush, producer, send};
+use super::client::{DevloomProducer, check_brokers, create_topics, flush, producer, send};
 use crate::config::Config;
 use crate::core::{Origin, Output, OutputKind, Rejected, Sink};
 use crate::sinks::json_lines::AppendOnFirstWrite;
@@ -33,6 +33,7 @@ impl KafkaSink {
         let k = &config.kafka;
         let topics: BTreeMap<OutputKind, String> =
             routes(config).into_iter().map(|r| (r.kind, r.topic)).collect();
+        check_brokers(k, &k.topics.impact)?;
         if k.create_topics {
             create_topics(k, &topics.values().map(String::as_str).collect::<Vec<_>>())?;
         }

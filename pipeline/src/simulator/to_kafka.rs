@@ -12,7 +12,7 @@ use rdkafka::producer::BaseRecord;
 use super::SimRecord;
 use crate::config::KafkaConfig;
 use crate::kafka::client::flush;
-use crate::kafka::{KafkaRunError, create_topics, input_topics, producer, send};
+use crate::kafka::{KafkaRunError, check_brokers, create_topics, input_topics, producer, send};
 
 /// Publishes `records`; returns how many. With `spans_per_s`, trace batches are paced to
 /// that many spans per wall-clock second.
@@ -21,6 +21,7 @@ pub fn publish_records(
     records: impl Iterator<Item = SimRecord>,
     spans_per_s: Option<f64>,
 ) -> Result<u64, KafkaRunError> {
+    check_brokers(k, &k.topics.traces)?;
     if k.create_topics {
         let topics = input_topics(k);
         let names: Vec<&str> = topics.iter().map(|(t, _)| t.as_str()).collect();

@@ -7,7 +7,8 @@ use std::io::{self, Write};
 
 use anstyle::{AnsiColor, Style};
 use devloom_schemas::{
-    CandidateList, Direction, HealthState, ImpactMap, ImpactNode, IncidentStatus, Verdict,
+    CandidateList, Direction, EdgeOrigin, HealthState, ImpactEdge, ImpactMap, ImpactNode, IncidentStatus,
+    Verdict,
 };
 
 use crate::core::{Output, Sink};
@@ -87,6 +88,8 @@ pub fn render_map(map: &ImpactMap, color: bool) -> String {
             children.entry((n.path[n.path.len() - 2].clone(), n.direction)).or_default().push(n);
         }
     }
+    let edges: BTreeMap<(String, String), &ImpactEdge> =
+        map.edges.iter().map(|e| ((e.caller.clone(), e.callee.clone()), e)).collect();
     for root in map.nodes.iter().filter(|n| n.direction == Direction::Root) {
         let _ = writeln!(out, "{}", describe(root, color));
         let sections: Vec<(Direction, &str)> =
@@ -98,7 +101,7 @@ pub fn render_map(map: &ImpactMap, color: bool) -> String {
             let last = i + 1 == sections.len();
             let _ = writeln!(out, "{}{title}", if last { "└─" } else { "├─" });
             let prefix = if last { "   " } else { "│  " };
-            subtree(&mut out, &children, &label(root), *direction, prefix, color);
+            subtree(&mut out, &children, &edges, &label(root), *direction, prefix, color);
         }
     }
     out
@@ -107,6 +110,7 @@ pub fn render_map(map: &ImpactMap, color: bool) -> String {
 fn subtree(
     out: &mut String,
     children: &BTreeMap<(String, Direction), Vec<&ImpactNode>>,
+    edges: &BTreeMap<(String, String), &ImpactEdge>,
     parent: &str,
     direction: Direction,
     prefix: &str,
@@ -115,10 +119,29 @@ fn subtree(
     let Some(kids) = children.get(&(parent.to_string(), direction)) else { return };
     for (i, n) in kids.iter().enumerate() {
         let last = i + 1 == kids.len();
-        let _ = writeln!(out, "{prefix}{}{}", if last { "└─ " } else { "├─ " }, describe(n, color));
+        let (caller, callee) = match direction {
+            Direction::Upstream => (label(n), parent.to_string()),
+            _ => (parent.to_string(), label(n)),
+        };
+        let mark = edges.get(&(caller, callee)).map(|e| edge_mark(e)).unwrap_or_default();
+        let _ = writeln!(out, "{prefix}{}{}{mark}", if last { "└─ " } else { "├─ " }, describe(n, color));
         let deeper = format!("{prefix}{}", if last { "   " } else { "│  " });
-        subtree(out, children, &label(n), direction, &deeper, color);
+        subtree(out, children, edges, &label(n), direction, &deeper, color);
     }
+}
+
+/// How the edge to a node was learnt, when it is not a plain observed call.
+fn edge_mark(edge: &ImpactEdge) -> String {
+    let mut marks = Vec::new();
+    if edge.asynchronous {
+        marks.push("async");
+    }
+    match edge.origin {
+        EdgeOrigin::Observed => {}
+        EdgeOrigin::Declared => marks.push("declared, not seen in traces"),
+        EdgeOrigin::Both => marks.push("declared"),
+    }
+    if marks.is_empty() { String::new() } else { format!("  ⇢ {}", marks.join(", ")) }
 }
 
 /// Writes each map as its terminal picture.

@@ -1,134 +1,239 @@
-//! Input files: NDJSON, JSON documents, or one OTLP protobuf request per file. Bounded
-//! inputs are decoded whole and merged in event time before the operators see them.
+//! Input files: JSON documents (NDJSON or pretty-printed, any supported format, mixed)
+//! or one OTLP protobuf request per file. Files are streamed, decoded on a second
+//! thread and merged in event time: each file is a stream in its own order (an alert's
+//! `startsAt` may precede the spans written before it), so a record's merge key is the
+//! newest event time its file has reached, and files are merged by that key, ties in
+//! the order the files were given. Memory stays bounded by the records in flight, not
+//! the size of the files.
 
-use std::collections::BTreeMap;
-use std::io;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::mpsc::{Receiver, sync_channel};
+use std::thread::JoinHandle;
 
-use devloom_schemas::Event;
 use devloom_schemas::codec::{DecodeOptions, Expect};
 use serde::de::IgnoredAny;
 
-use crate::core::{Input, Origin, RawRecord, ReadStamp, Rejected, Source, decode_record};
+use super::documents::Documents;
+use crate::core::{Input, Origin, RawRecord, ReadStamp, Source, decode_record};
+
+/// The largest JSON document a file or stdin record may be; a longer one is cut back
+/// to its first line (and dead-lettered).
+pub const MAX_RECORD_BYTES: usize = 64 << 20;
 
 /// Reading an input file failed.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot read input {path}: {source}")]
+#[error("cannot read input {path}: {error}")]
 pub struct InputError {
     path: String,
-    source: std::io::Error,
+    error: io::Error,
 }
 
-/// Reads a file into records. JSON files may hold one document per line (NDJSON) or
-/// several pretty-printed documents; a line that does not parse becomes its own record
-/// (and later a dead letter) without hiding the rest. Anything else is one OTLP
-/// protobuf request.
-pub fn read_file(path: &Path) -> Result<Vec<RawRecord>, InputError> {
-    let bytes =
-        std::fs::read(path).map_err(|source| InputError { path: path.display().to_string(), source })?;
-    let name: Arc<str> = Arc::from(path.display().to_string());
-    let first = bytes.iter().position(|b| !b.is_ascii_whitespace());
-    if first.is_some_and(|i| !matches!(bytes[i], b'{' | b'[')) {
-        let origin = Origin::File { path: name, line: None };
-        return Ok(vec![RawRecord::new(bytes, Expect::Any, origin)]);
+impl InputError {
+    /// The file.
+    pub fn path(&self) -> &str {
+        &self.path
     }
-    Ok(split_json(&bytes)
-        .into_iter()
-        .map(|(line, payload)| RawRecord {
-            content_type_hint: Some("application/json"),
-            ..RawRecord::new(payload, Expect::Any, Origin::File { path: name.clone(), line: Some(line) })
-        })
-        .collect())
 }
 
-/// Splits concatenated JSON documents, returning each with its 1-based start line.
-fn split_json(bytes: &[u8]) -> Vec<(u64, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut pos = 0;
-    let mut line = 1u64;
-    while pos < bytes.len() {
-        let skip = bytes[pos..].iter().take_while(|b| b.is_ascii_whitespace()).count();
-        line += bytes[pos..pos + skip].iter().filter(|&&b| b == b'\n').count() as u64;
-        pos += skip;
-        if pos >= bytes.len() {
-            break;
+/// The records of one file, read as they are needed.
+pub struct FileRecords {
+    path: Arc<str>,
+    body: Body,
+}
+
+enum Body {
+    Json(Documents<BufReader<File>>),
+    Protobuf(Option<Vec<u8>>),
+}
+
+impl FileRecords {
+    /// Opens `path` and tells an OTLP protobuf request (see [`is_protobuf`]) from
+    /// documents.
+    pub fn open(path: &Path) -> Result<Self, InputError> {
+        let name = path.display().to_string();
+        let err = |error| InputError { path: name.clone(), error };
+        let mut reader = BufReader::with_capacity(1 << 16, File::open(path).map_err(err)?);
+        let head = reader.fill_buf().map_err(err)?;
+        let body = if is_protobuf(head) {
+            let mut bytes = Vec::new();
+            reader.read_to_end(&mut bytes).map_err(err)?;
+            Body::Protobuf(Some(bytes))
+        } else {
+            Body::Json(Documents::new(reader, MAX_RECORD_BYTES))
+        };
+        Ok(Self { path: Arc::from(name), body })
+    }
+}
+
+impl Iterator for FileRecords {
+    type Item = Result<RawRecord, InputError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let origin = |line| Origin::File { path: self.path.clone(), line };
+        match &mut self.body {
+            Body::Protobuf(bytes) => bytes.take().map(|b| Ok(RawRecord::new(b, Expect::Any, origin(None)))),
+            Body::Json(docs) => match docs.next_document() {
+                Ok(Some((line, payload))) => Some(Ok(RawRecord {
+                    content_type_hint: Some("application/json"),
+                    ..RawRecord::new(payload, Expect::Any, origin(Some(line)))
+                })),
+                Ok(None) => None,
+                Err(error) => Some(Err(InputError { path: self.path.to_string(), error })),
+            },
         }
-        let mut docs = serde_json::Deserializer::from_slice(&bytes[pos..]).into_iter::<IgnoredAny>();
-        let end = match docs.next() {
-            Some(Ok(_)) => pos + docs.byte_offset(),
-            _ => bytes[pos..].iter().position(|&b| b == b'\n').map_or(bytes.len(), |i| pos + i),
-        };
-        out.push((line, bytes[pos..end].to_vec()));
-        line += bytes[pos..end].iter().filter(|&&b| b == b'\n').count() as u64;
-        pos = end;
     }
-    out
 }
 
-/// Decodes bounded inputs and merges them in event time; undecodable records go to
-/// `dead`. Each file is a stream in its own order (an alert's `startsAt` may precede the
-/// spans written before it), so a record's merge key is the newest event time its file
-/// has reached; the sort is stable.
-pub fn merge_in_event_time(
-    records: Vec<RawRecord>,
-    opts: &DecodeOptions,
-    dead: &mut Vec<Box<Rejected>>,
-) -> Vec<Event> {
-    let mut reached: BTreeMap<String, u64> = BTreeMap::new();
-    let mut events: Vec<(u64, Event)> = Vec::new();
-    for record in records {
-        let file = match &record.origin {
-            Origin::File { path, .. } => path.to_string(),
-            other => other.to_string(),
+/// Whether a file that starts with `head` is an OTLP protobuf request rather than
+/// text. A request starts with 0x0a (its first field's tag) — a newline to a text
+/// reader, and the length byte after it may well be `{` — so it is protobuf when it
+/// starts so, its first JSON document breaks off inside `head`, and `head` is not text.
+/// Anything else is read as documents: a stray first line is one dead letter, not a
+/// whole file taken for protobuf.
+fn is_protobuf(head: &[u8]) -> bool {
+    if head.first() != Some(&0x0a) {
+        return false;
+    }
+    let start = head.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(head.len());
+    let mut docs = serde_json::Deserializer::from_slice(&head[start..]).into_iter::<IgnoredAny>();
+    let json = matches!(head.get(start), Some(b'{' | b'['))
+        && match docs.next() {
+            Some(Ok(_)) | None => true,
+            Some(Err(e)) => e.is_eof(),
         };
-        match decode_record(record, opts) {
-            Ok(decoded) => {
-                let newest = reached.entry(file).or_insert(0);
-                for event in decoded {
-                    *newest = (*newest).max(event.event_time_ns());
-                    events.push((*newest, event));
+    !json && !is_text(head)
+}
+
+/// Printable UTF-8 (a character cut off at the end of `head` allowed).
+fn is_text(head: &[u8]) -> bool {
+    let valid = match std::str::from_utf8(head) {
+        Ok(t) => t,
+        Err(e) if e.error_len().is_none() => {
+            std::str::from_utf8(&head[..e.valid_up_to()]).unwrap_or_default()
+        }
+        Err(_) => return false,
+    };
+    valid.chars().all(|c| !c.is_control() || matches!(c, '\n' | '\r' | '\t'))
+}
+
+/// One file's inputs in its own order, with their merge keys.
+struct Stream {
+    records: FileRecords,
+    opts: DecodeOptions,
+    reached: u64,
+    ready: VecDeque<(u64, Input)>,
+    read: u64,
+}
+
+impl Stream {
+    /// The next input and its merge key, decoding a record when none is waiting.
+    fn next(&mut self) -> Option<Result<(u64, Input), InputError>> {
+        while self.ready.is_empty() {
+            let record = match self.records.next()? {
+                Ok(record) => record,
+                Err(e) => return Some(Err(e)),
+            };
+            match decode_record(record, &self.opts) {
+                Ok(events) => {
+                    self.read += 1;
+                    for event in events {
+                        self.reached = self.reached.max(event.event_time_ns());
+                        self.ready.push_back((self.reached, Input::Event(event, ReadStamp::now())));
+                    }
                 }
+                Err(rejected) => self.ready.push_back((self.reached, Input::Rejected(rejected))),
             }
-            Err(d) => dead.push(d),
         }
+        self.ready.pop_front().map(Ok)
     }
-    events.sort_by_key(|(key, _)| *key);
-    events.into_iter().map(|(_, e)| e).collect()
 }
 
-/// Files as a source: read, decoded and merged in event time up front; dead letters
-/// first, then the events, each stamped as read when the loop takes it.
+/// Merges streams by key, ties by stream order then position (a stable merge), handing
+/// each input to `emit` until it returns false; ends with the count of records read.
+fn merge(mut streams: Vec<Stream>, mut emit: impl FnMut(io::Result<Input>) -> bool) {
+    let mut heads: BinaryHeap<Reverse<(u64, usize, u64)>> = BinaryHeap::new();
+    let mut waiting: Vec<Option<Input>> = streams.iter().map(|_| None).collect();
+    let mut to_advance: Vec<usize> = (0..streams.len()).collect();
+    let mut seq = 0u64;
+    loop {
+        for i in to_advance.drain(..) {
+            match streams[i].next() {
+                Some(Ok((key, input))) => {
+                    seq += 1;
+                    heads.push(Reverse((key, i, seq)));
+                    waiting[i] = Some(input);
+                }
+                Some(Err(e)) => {
+                    emit(Err(io::Error::other(e.to_string())));
+                    return;
+                }
+                None => {}
+            }
+        }
+        let Some(Reverse((_, i, _))) = heads.pop() else { break };
+        if !emit(Ok(waiting[i].take().expect("a head has its input"))) {
+            return;
+        }
+        to_advance.push(i);
+    }
+    emit(Ok(Input::Read(streams.iter().map(|s| s.read).sum())));
+}
+
+/// Files as a source, read and decoded on a second thread, merged in event time.
 pub struct Files {
-    records: u64,
-    dead: std::vec::IntoIter<Box<Rejected>>,
-    events: std::vec::IntoIter<Event>,
+    rx: Receiver<Vec<io::Result<Input>>>,
+    chunk: std::vec::IntoIter<io::Result<Input>>,
+    reader: Option<JoinHandle<()>>,
 }
 
 impl Files {
-    /// Reads and merges `paths`.
+    /// Opens every file of `paths` (failing at once on one that cannot be opened) and
+    /// starts reading them.
     pub fn open(paths: &[impl AsRef<Path>], opts: &DecodeOptions) -> Result<Self, InputError> {
-        let mut records = Vec::new();
-        for path in paths {
-            records.extend(read_file(path.as_ref())?);
-        }
-        let count = records.len() as u64;
-        let mut dead = Vec::new();
-        let events = merge_in_event_time(records, opts, &mut dead);
-        let good = count - dead.len() as u64;
-        Ok(Self { records: good, dead: dead.into_iter(), events: events.into_iter() })
+        let streams = paths
+            .iter()
+            .map(|p| {
+                let records = FileRecords::open(p.as_ref())?;
+                Ok(Stream { records, opts: opts.clone(), reached: 0, ready: VecDeque::new(), read: 0 })
+            })
+            .collect::<Result<Vec<_>, InputError>>()?;
+        let (tx, rx) = sync_channel::<Vec<io::Result<Input>>>(16);
+        let reader = std::thread::spawn(move || {
+            let mut chunk = Vec::with_capacity(256);
+            merge(streams, |input| {
+                chunk.push(input);
+                chunk.len() < 256 || tx.send(std::mem::replace(&mut chunk, Vec::with_capacity(256))).is_ok()
+            });
+            let _ = tx.send(chunk);
+        });
+        Ok(Self { rx, chunk: Vec::new().into_iter(), reader: Some(reader) })
     }
 }
 
 impl Source for Files {
     fn next_input(&mut self) -> Option<io::Result<Input>> {
-        if self.records > 0 {
-            return Some(Ok(Input::Read(std::mem::take(&mut self.records))));
+        loop {
+            if let Some(input) = self.chunk.next() {
+                return Some(input.map(|i| match i {
+                    Input::Event(e, _) => Input::Event(e, ReadStamp::now()),
+                    other => other,
+                }));
+            }
+            match self.rx.recv() {
+                Ok(chunk) => self.chunk = chunk.into_iter(),
+                Err(_) => {
+                    return match self.reader.take().map(JoinHandle::join) {
+                        Some(Err(_)) => Some(Err(io::Error::other("the file reader thread panicked"))),
+                        _ => None,
+                    };
+                }
+            }
         }
-        if let Some(d) = self.dead.next() {
-            return Some(Ok(Input::Rejected(d)));
-        }
-        self.events.next().map(|e| Ok(Input::Event(e, ReadStamp::now())))
     }
 }
 
@@ -137,25 +242,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn splits_ndjson_pretty_json_and_keeps_bad_lines() {
-        let text = b"{\"a\":1}\n{\"b\":\n  2}\n\nnot json\n{\"c\":3}\n";
-        let docs = split_json(text);
-        let got: Vec<(u64, String)> =
-            docs.into_iter().map(|(l, d)| (l, String::from_utf8(d).unwrap())).collect();
-        assert_eq!(
-            got,
-            vec![
-                (1, "{\"a\":1}".into()),
-                (2, "{\"b\":\n  2}".into()),
-                (5, "not json".into()),
-                (6, "{\"c\":3}".into())
-            ]
-        );
-    }
-
-    #[test]
-    fn missing_file_names_the_file() {
-        let err = read_file(Path::new("/nonexistent/x.ndjson")).unwrap_err();
-        assert!(err.to_string().starts_with("cannot read input /nonexistent/x.ndjson: "), "{err}");
+    fn missing_file_names_the_file_once() {
+        let err = FileRecords::open(Path::new("/nonexistent/x.ndjson")).err().unwrap();
+        let text = err.to_string();
+        assert!(text.starts_with("cannot read input /nonexistent/x.ndjson: "), "{text}");
+        assert!(std::error::Error::source(&err).is_none(), "the cause is in the message, not repeated");
     }
 }

@@ -2,6 +2,7 @@
 //! the built-in simulator. Kafka ([`crate::kafka::source`]) and the history archive
 //! ([`crate::history::replay`]) implement the same [`Source`] shape.
 
+pub mod documents;
 pub mod file;
 pub mod stdin;
 

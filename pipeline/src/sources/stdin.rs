@@ -1,19 +1,24 @@
-//! Standard input: NDJSON, one record per non-empty line.
+//! Standard input: JSON documents (NDJSON or pretty-printed), read as bytes, so one
+//! line that is not UTF-8 or not JSON is dead-lettered with its line number and the
+//! rest still runs.
 
-use std::io::BufRead;
+use std::io::{self, BufReader};
 
 use devloom_schemas::codec::Expect;
 
+use super::documents::Documents;
+use super::file::MAX_RECORD_BYTES;
 use crate::core::{Origin, RawRecord};
 
-/// Standard input as NDJSON records, one per non-empty line.
-pub fn records() -> impl Iterator<Item = std::io::Result<RawRecord>> {
-    std::io::BufReader::new(std::io::stdin()).lines().enumerate().filter_map(|(i, line)| match line {
-        Ok(text) if text.trim().is_empty() => None,
-        Ok(text) => Some(Ok(RawRecord {
-            content_type_hint: Some("application/json"),
-            ..RawRecord::new(text.into_bytes(), Expect::Any, Origin::Stdin { line: i as u64 + 1 })
-        })),
-        Err(e) => Some(Err(e)),
+/// Standard input as records, one per JSON document.
+pub fn records() -> impl Iterator<Item = io::Result<RawRecord>> + Send + 'static {
+    let mut docs = Documents::new(BufReader::new(io::stdin()), MAX_RECORD_BYTES);
+    std::iter::from_fn(move || {
+        docs.next_document().transpose().map(|doc| {
+            doc.map(|(line, payload)| RawRecord {
+                content_type_hint: Some("application/json"),
+                ..RawRecord::new(payload, Expect::Any, Origin::Stdin { line })
+            })
+        })
     })
 }

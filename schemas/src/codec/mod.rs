@@ -215,23 +215,15 @@ fn decode_payload(
         .map(|ct| ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
         .unwrap_or_default();
     let protobuf = matches!(media.as_str(), "application/x-protobuf" | "application/protobuf");
-    if protobuf || (media.is_empty() && !looks_like_json(payload) && expect_allows_protobuf(expect)) {
+    if protobuf {
         if !Format::OtlpProtobuf.accepted_by(expect) {
             return Err(DecodeError::WrongInput { format: Format::OtlpProtobuf, expect });
         }
-        return match otlp_fast::decode(payload, out) {
-            Ok(()) => Ok(Format::OtlpProtobuf),
-            // Sniffed, not declared: printable text was never meant as protobuf.
-            Err(_) if !protobuf && is_text(payload) => Err(DecodeError::Unrecognized {
-                expect,
-                detail: format!(
-                    "text that is neither JSON nor OTLP protobuf: {}",
-                    describe(payload, content_type)
-                ),
-                accepted: accepted_list(expect),
-            }),
-            Err(e) => Err(e),
-        };
+        otlp_fast::decode(payload, out)?;
+        return Ok(Format::OtlpProtobuf);
+    }
+    if media.is_empty() && !looks_like_json(payload) && expect_allows_protobuf(expect) {
+        return decode_sniffed_protobuf(payload, content_type, expect, out);
     }
     if !looks_like_json(payload) {
         return Err(DecodeError::Unrecognized {
@@ -240,13 +232,46 @@ fn decode_payload(
             accepted: accepted_list(expect),
         });
     }
-    let value: Value = serde_json::from_slice(payload).map_err(|e| DecodeError::Unrecognized {
-        expect,
-        detail: format!("malformed JSON at line {} column {}: {e}", e.line(), e.column()),
-        accepted: accepted_list(expect),
-    })?;
+    let value: Value = match serde_json::from_slice(payload) {
+        Ok(value) => value,
+        // An OTLP request starts with 0x0a (a newline to a sniffer) and its first
+        // ResourceSpans' length, which may be 0x7b (`{`): sniffed JSON that does not
+        // parse is read as protobuf when it is that.
+        Err(_) if media.is_empty() && expect_allows_protobuf(expect) && payload.first() == Some(&0x0a) => {
+            return decode_sniffed_protobuf(payload, content_type, expect, out);
+        }
+        Err(e) => {
+            return Err(DecodeError::Unrecognized {
+                expect,
+                detail: format!("malformed JSON at line {} column {}: {e}", e.line(), e.column()),
+                accepted: accepted_list(expect),
+            });
+        }
+    };
     let ctx = JsonContext { fallback_time_ns, opts };
     decode_json(value, expect, &ctx, out)
+}
+
+/// A payload without a content type that is not JSON, read as OTLP protobuf.
+fn decode_sniffed_protobuf(
+    payload: &[u8],
+    content_type: Option<&str>,
+    expect: Expect,
+    out: &mut Vec<Event>,
+) -> Result<Format, DecodeError> {
+    match otlp_fast::decode(payload, out) {
+        Ok(()) => Ok(Format::OtlpProtobuf),
+        // Sniffed, not declared: printable text was never meant as protobuf.
+        Err(_) if is_text(payload) => Err(DecodeError::Unrecognized {
+            expect,
+            detail: format!(
+                "text that is neither JSON nor OTLP protobuf: {}",
+                describe(payload, content_type)
+            ),
+            accepted: accepted_list(expect),
+        }),
+        Err(e) => Err(e),
+    }
 }
 
 /// What JSON decoders need besides the document.

@@ -336,3 +336,41 @@ fn errors_name_the_format_and_the_path() {
         err.to_string().starts_with("unrecognized payload for alerts input: 8 bytes starting \"not json\"")
     );
 }
+
+/// `official_request()` behind a first ResourceSpans without spans whose encoded length
+/// grows with `pad`: the request's second byte (that length's first varint byte) takes
+/// every value from about 12 up, `{` (0x7b) and `[` (0x5b) among them.
+pub(crate) fn request_with_padding(pad: usize) -> Vec<u8> {
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+    use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
+    let mut request = official_request();
+    let value = AnyValue { value: Some(any_value::Value::StringValue("x".repeat(pad))) };
+    let resource = Resource {
+        attributes: vec![KeyValue { key: "pad".into(), value: Some(value), ..KeyValue::default() }],
+        ..Resource::default()
+    };
+    request.resource_spans.insert(0, ResourceSpans { resource: Some(resource), ..ResourceSpans::default() });
+    request.encode_to_vec()
+}
+
+#[test]
+fn protobuf_is_sniffed_as_protobuf_whatever_its_first_length_byte() {
+    let reference =
+        spans(decode_all(Message::bytes(&official_request().encode_to_vec()), Expect::Traces).unwrap().1);
+    let mut seen = std::collections::BTreeSet::new();
+    for pad in 0..400 {
+        let bytes = request_with_padding(pad);
+        assert_eq!(bytes[0], 0x0a);
+        seen.insert(bytes[1]);
+        for expect in [Expect::Traces, Expect::Any] {
+            let (format, events) = decode_all(Message::bytes(&bytes), expect)
+                .unwrap_or_else(|e| panic!("length byte {:#04x}: {e}", bytes[1]));
+            assert_eq!(format, Format::OtlpProtobuf, "length byte {:#04x}", bytes[1]);
+            assert_eq!(spans(events), reference);
+        }
+    }
+    let lowest = *seen.iter().next().unwrap();
+    assert!(lowest < 0x20, "lengths start low: {lowest:#04x}");
+    assert!((lowest..=0xff).all(|b| seen.contains(&b)), "every length byte from {lowest:#04x} up is tested");
+}

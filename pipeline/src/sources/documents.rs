@@ -1,0 +1,162 @@
+//! JSON documents from a byte stream, read incrementally: one document per line
+//! (NDJSON), several on a line, or pretty-printed over many lines. Bytes, not text: a
+//! line that is not UTF-8 or not JSON becomes its own record (a dead letter later)
+//! without hiding the rest. A UTF-8 byte-order mark at the start is skipped. Memory is
+//! bounded by `max_record_bytes`: a document that grows past it without ending is cut
+//! back to its first line, which becomes a record of its own.
+
+use std::io::{self, BufRead};
+
+use serde::de::IgnoredAny;
+
+/// The UTF-8 byte-order mark some editors write at the start of a file.
+const BOM: &[u8] = b"\xef\xbb\xbf";
+
+/// Documents of a reader, each with the 1-based line it starts on.
+pub struct Documents<R> {
+    reader: R,
+    /// Bytes read but not yet handed out; `buf[start..]` is live.
+    buf: Vec<u8>,
+    start: usize,
+    /// Line of `buf[start]`.
+    line: u64,
+    at_start: bool,
+    eof: bool,
+    max_record_bytes: usize,
+}
+
+impl<R: BufRead> Documents<R> {
+    /// Documents of `reader`; a record never exceeds `max_record_bytes` unless it is one
+    /// line that long.
+    pub fn new(reader: R, max_record_bytes: usize) -> Self {
+        Self { reader, buf: Vec::new(), start: 0, line: 1, at_start: true, eof: false, max_record_bytes }
+    }
+
+    /// Reads one more line into the buffer; false at the end of input.
+    fn fill(&mut self) -> io::Result<bool> {
+        if self.eof {
+            return Ok(false);
+        }
+        if self.start > 0 && self.start * 2 >= self.buf.len() {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+        let n = self.reader.read_until(b'\n', &mut self.buf)?;
+        if self.at_start {
+            self.at_start = false;
+            if self.buf[self.start..].starts_with(BOM) {
+                self.start += BOM.len();
+            }
+        }
+        self.eof = n == 0;
+        Ok(n > 0)
+    }
+
+    /// Skips white space at the head of the buffer, counting lines.
+    fn skip_space(&mut self) {
+        let live = &self.buf[self.start..];
+        let n = live.iter().take_while(|b| b.is_ascii_whitespace()).count();
+        self.line += live[..n].iter().filter(|&&b| b == b'\n').count() as u64;
+        self.start += n;
+    }
+
+    /// Hands out `buf[start..start + len]` and moves past it.
+    fn take(&mut self, len: usize) -> (u64, Vec<u8>) {
+        let record = self.buf[self.start..self.start + len].to_vec();
+        let line = self.line;
+        self.line += record.iter().filter(|&&b| b == b'\n').count() as u64;
+        self.start += len;
+        (line, record)
+    }
+
+    /// The next document (or unparsable line) with its line number.
+    pub fn next_document(&mut self) -> io::Result<Option<(u64, Vec<u8>)>> {
+        loop {
+            self.skip_space();
+            if self.start >= self.buf.len() {
+                if !self.fill()? {
+                    return Ok(None);
+                }
+                continue;
+            }
+            let live = &self.buf[self.start..];
+            let mut docs = serde_json::Deserializer::from_slice(live).into_iter::<IgnoredAny>();
+            match docs.next() {
+                Some(Ok(_)) => {
+                    let len = docs.byte_offset();
+                    return Ok(Some(self.take(len)));
+                }
+                Some(Err(e)) if e.is_eof() && !self.eof && live.len() < self.max_record_bytes => {
+                    self.fill()?;
+                }
+                _ => {
+                    // Not JSON (or cut off): its first line is a record of its own.
+                    let first_line = match live.iter().position(|&b| b == b'\n') {
+                        Some(i) => i,
+                        None if self.eof => live.len(),
+                        None => {
+                            self.fill()?;
+                            continue;
+                        }
+                    };
+                    let (line, mut record) = self.take(first_line);
+                    if record.last() == Some(&b'\r') {
+                        record.pop();
+                    }
+                    return Ok(Some((line, record)));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all(bytes: &[u8], max: usize) -> Vec<(u64, String)> {
+        let mut docs = Documents::new(bytes, max);
+        let mut out = Vec::new();
+        while let Some((line, doc)) = docs.next_document().unwrap() {
+            out.push((line, String::from_utf8_lossy(&doc).into_owned()));
+        }
+        out
+    }
+
+    #[test]
+    fn ndjson_pretty_json_several_per_line_and_bad_lines() {
+        let text = b"{\"a\":1}\n{\"b\":\n  2}\n\nnot json\n{\"c\":3} {\"d\":4}\n\xff\xfe{\n{\"e\":5}";
+        assert_eq!(
+            all(text, 1 << 20),
+            vec![
+                (1, "{\"a\":1}".into()),
+                (2, "{\"b\":\n  2}".into()),
+                (5, "not json".into()),
+                (6, "{\"c\":3}".into()),
+                (6, "{\"d\":4}".into()),
+                (7, "\u{fffd}\u{fffd}{".into()),
+                (8, "{\"e\":5}".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_skipped() {
+        assert_eq!(
+            all(b"\xef\xbb\xbf{\"a\":1}\n{\"b\":2}\n", 1 << 20),
+            vec![(1, "{\"a\":1}".into()), (2, "{\"b\":2}".into())]
+        );
+    }
+
+    #[test]
+    fn an_unterminated_document_is_cut_back_to_its_first_line() {
+        let mut text = b"{\"open\": [\n".to_vec();
+        for _ in 0..100 {
+            text.extend_from_slice(b"  1,\n");
+        }
+        text.extend_from_slice(b"{\"after\":1}\n");
+        let docs = all(&text, 64);
+        assert_eq!(docs[0], (1, "{\"open\": [".into()), "bounded: the first line alone");
+        assert_eq!(docs.last().unwrap(), &(102, "{\"after\":1}".into()), "the rest still read");
+    }
+}

@@ -1,0 +1,128 @@
+//! Input as users really have it: protobuf files whose bytes look like text, byte-order
+//! marks, invalid UTF-8 on stdin, broken pipes, stray environment variables.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use devloom::core::{Input, Pipeline, Source};
+use devloom::simulator::{SimConfig, Simulator};
+use devloom::sinks::Collected;
+use devloom::sources::file::Files;
+use devloom_operators::{Engine, EngineConfig};
+use devloom_schemas::codec::{DecodeOptions, Expect};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
+use prost::Message as _;
+
+fn devloom(args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_devloom"));
+    cmd.args(args).env_remove("DEVLOOM_CONFIG");
+    cmd
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Spans and dead letters of running `paths` through the pipeline.
+fn run_files(paths: &[&Path]) -> (u64, usize) {
+    let mut pipeline = Pipeline::new(Engine::new(EngineConfig::default()), Collected::default());
+    pipeline.run(&mut Files::open(paths, &DecodeOptions::default()).unwrap()).unwrap();
+    let (out, summary) = pipeline.finish().unwrap();
+    (summary.engine.spans, out.dead_letters.len())
+}
+
+#[test]
+fn protobuf_files_are_read_as_protobuf_whatever_their_first_length_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Simulator::shop("steady", SimConfig { rate_per_s: 1.0, ..SimConfig::default() }).unwrap();
+    let batch = sim.filter(|r| r.expect == Expect::Traces).nth(3).unwrap();
+    let base = ExportTraceServiceRequest::decode(batch.payload.as_slice()).unwrap();
+    let spans: usize = base.resource_spans.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len()).sum();
+    let mut seen = std::collections::BTreeSet::new();
+    for pad in 0..300 {
+        // A first ResourceSpans without spans whose length grows with `pad`.
+        let mut request = base.clone();
+        let value = AnyValue { value: Some(any_value::Value::StringValue("x".repeat(pad))) };
+        let attributes = vec![KeyValue { key: "pad".into(), value: Some(value), ..KeyValue::default() }];
+        let resource = Resource { attributes, ..Resource::default() };
+        request
+            .resource_spans
+            .insert(0, ResourceSpans { resource: Some(resource), ..ResourceSpans::default() });
+        let bytes = request.encode_to_vec();
+        seen.insert(bytes[1]);
+        let path = dir.path().join("batch.pb");
+        std::fs::write(&path, &bytes).unwrap();
+        assert_eq!(run_files(&[&path]), (spans as u64, 0), "first length byte {:#04x}", bytes[1]);
+    }
+    assert!(seen.contains(&b'{') && seen.contains(&b'['), "the bytes that look like JSON were tested");
+}
+
+#[test]
+fn a_byte_order_mark_and_a_stray_first_line_do_not_hide_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("alerts.ndjson");
+    let alert =
+        r#"{"service":"checkout","status":"firing","starts_at":"2026-11-27T09:00:00Z","fingerprint":"f"}"#;
+    std::fs::write(&path, format!("\u{feff}{alert}\n")).unwrap();
+    let mut files = Files::open(&[&path], &DecodeOptions::default()).unwrap();
+    assert!(matches!(files.next_input(), Some(Ok(Input::Event(..)))), "the BOM is skipped");
+
+    std::fs::write(&path, format!("# exported by hand\n{alert}\n{alert}\n")).unwrap();
+    let mut pipeline = Pipeline::new(Engine::new(EngineConfig::default()), Collected::default());
+    pipeline.run(&mut Files::open(&[&path], &DecodeOptions::default()).unwrap()).unwrap();
+    let (out, summary) = pipeline.finish().unwrap();
+    assert_eq!(summary.engine.alerts, 2, "the lines after the stray one are read");
+    assert_eq!(out.dead_letters.len(), 1);
+    assert_eq!(out.dead_letters[0].line, Some(1));
+}
+
+#[test]
+fn invalid_utf8_on_stdin_is_one_dead_letter_and_the_rest_still_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let dead = dir.path().join("dead.ndjson");
+    let alert =
+        br#"{"service":"checkout","status":"firing","starts_at":"2026-11-27T09:00:00Z","fingerprint":"f"}"#;
+    let mut input = b"\xff\xfe not text\n".to_vec();
+    input.extend_from_slice(alert);
+    input.push(b'\n');
+    let mut child = devloom(&["run", "--dead-letter", dead.to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("1 alerts") && stderr.contains("1 dead letters"), "{stderr}");
+    let letter: devloom_schemas::DeadLetter =
+        serde_json::from_str(std::fs::read_to_string(&dead).unwrap().lines().next().unwrap()).unwrap();
+    assert_eq!((letter.source.as_str(), letter.line), ("<stdin>", Some(1)));
+    assert!(!stderr.contains('\u{1b}'), "no colour codes in a pipe: {stderr}");
+    assert!(!stderr.contains("None"), "{stderr}");
+}
+
+#[test]
+fn a_closed_pipe_is_a_normal_end() {
+    for args in [&["validate"][..], &["demo", "--rate", "5"], &["simulate", "--rate", "5"]] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out: Output = devloom(args).stdout(writer).stderr(Stdio::piped()).output().unwrap();
+        assert!(out.status.success(), "devloom {args:?}: {:?} {}", out.status, text(&out.stderr));
+        assert!(!text(&out.stderr).contains("Broken pipe"), "{}", text(&out.stderr));
+    }
+}
+
+#[test]
+fn devloom_variables_that_are_not_config_keys_are_left_alone() {
+    let out = devloom(&["validate"]).env("DEVLOOM_BLESS", "1").output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = devloom(&["validate"]).env("DEVLOOM_OUTPUT__COLOUR", "red").output().unwrap();
+    assert!(!out.status.success(), "a misspelt key of a real section is still an error");
+    assert!(text(&out.stderr).contains("unknown field `colour`"), "{}", text(&out.stderr));
+}
