@@ -199,3 +199,48 @@ fn an_unreachable_broker_is_named_at_once_and_demo_reads_the_configured_brokers(
     let out = devloom(&["demo", "--to-kafka"]);
     assert!(text(&out.stderr).contains("--to-kafka needs brokers"), "{}", text(&out.stderr));
 }
+
+#[test]
+fn completions_man_page_json_logs_and_simulation_flags() {
+    let out = devloom(&["completions", "bash"]);
+    assert!(out.status.success());
+    assert!(text(&out.stdout).contains("complete -F _devloom"), "a bash completion script");
+    let out = devloom(&["man"]);
+    assert!(text(&out.stdout).starts_with(".ie"), "roff");
+    assert!(text(&out.stdout).contains("devloom\\-replay"), "the subcommands are listed");
+
+    let dir = tempfile::tempdir().unwrap();
+    let dead = dir.path().join("d.ndjson");
+    let out = Command::new(env!("CARGO_BIN_EXE_devloom"))
+        .args(["--log-format", "json", "run", "--dead-letter", dead.to_str().unwrap()])
+        .env("DEVLOOM_LOG", "warn")
+        .stdin(std::process::Stdio::from(
+            std::fs::File::open(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml")).unwrap(),
+        ))
+        .output()
+        .unwrap();
+    let line =
+        text(&out.stderr).lines().find(|l| l.starts_with('{')).map(str::to_string).expect("a JSON log line");
+    let log: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(log["level"], "WARN");
+    assert_eq!(log["fields"]["message"], "dead letter");
+
+    let maps = |seed: &str| {
+        let out = devloom(&["run", "--simulate", "regression", "--rate", "5", "--seed", seed]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str::<ImpactMap>(l).unwrap().without_wall_clock())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(maps("1"), maps("1"));
+    assert_ne!(maps("1"), maps("2"), "--seed reaches the simulator");
+
+    let config = dir.path().join("c.toml");
+    std::fs::write(&config, "[scorer]\nenabled = false\n").unwrap();
+    let out = devloom(&["demo", "--json", "--rate", "10", "--config", config.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let summary = text(&out.stderr);
+    assert!(summary.contains("impact maps: 5 versions"), "{summary}");
+    assert!(!summary.contains("root-cause candidates"), "demo --config turned the scorer off: {summary}");
+}

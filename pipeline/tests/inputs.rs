@@ -126,3 +126,65 @@ fn devloom_variables_that_are_not_config_keys_are_left_alone() {
     assert!(!out.status.success(), "a misspelt key of a real section is still an error");
     assert!(text(&out.stderr).contains("unknown field `colour`"), "{}", text(&out.stderr));
 }
+
+#[test]
+fn a_csv_input_fails_loudly_and_dead_letters_are_per_run_unless_appended() {
+    let dir = tempfile::tempdir().unwrap();
+    let (csv, dead) = (dir.path().join("spans.csv"), dir.path().join("dead.ndjson"));
+    std::fs::write(&csv, "trace_id,span_id,service\n1,2,checkout\n").unwrap();
+    let run = |extra: &[&str]| {
+        let mut args = vec!["run", "--input", csv.to_str().unwrap(), "--dead-letter", dead.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        devloom(&args).output().unwrap()
+    };
+    let out = run(&[]);
+    assert_eq!(out.status.code(), Some(1), "every record dead is a failure");
+    let err = text(&out.stderr);
+    assert!(err.contains("every record (2) was a dead letter"), "{err}");
+    let lines = || std::fs::read_to_string(&dead).unwrap().lines().count();
+    assert_eq!(lines(), 2);
+    run(&[]);
+    assert_eq!(lines(), 2, "a new run replaces the last run's dead letters");
+    run(&["--append"]);
+    assert_eq!(lines(), 4, "--append keeps them");
+}
+
+#[test]
+fn simulated_protobuf_traces_read_back_like_the_ndjson() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let sim = ["simulate", "--scenario", "regression", "--rate", "10"];
+    assert!(devloom(&[&sim[..], &["-o", &p("sim.ndjson")]].concat()).status().unwrap().success());
+    let out =
+        devloom(&[&sim[..], &["--format", "otlp-proto", "-o", &p("sim.pb")]].concat()).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        std::fs::metadata(p("sim.pb")).unwrap().len() * 2 < std::fs::metadata(p("sim.ndjson")).unwrap().len()
+    );
+    let maps = |inputs: &[String], out: &str| -> Vec<String> {
+        let mut args = vec!["run".to_string(), "--input".into()];
+        args.extend(inputs.iter().cloned());
+        args.extend(["--output".into(), p(out)]);
+        let run = devloom(&args.iter().map(String::as_str).collect::<Vec<_>>()).output().unwrap();
+        assert!(run.status.success(), "{}", text(&run.stderr));
+        std::fs::read_to_string(p(out))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                serde_json::to_string(
+                    &serde_json::from_str::<devloom_schemas::ImpactMap>(l).unwrap().without_wall_clock(),
+                )
+                .unwrap()
+            })
+            .collect()
+    };
+    // The same split by hand from the NDJSON: traces as OTLP JSON, the rest beside them.
+    let all = std::fs::read_to_string(p("sim.ndjson")).unwrap();
+    let (traces, events): (Vec<&str>, Vec<&str>) = all.lines().partition(|l| l.contains("\"resourceSpans\""));
+    std::fs::write(p("traces.ndjson"), traces.join("\n") + "\n").unwrap();
+    std::fs::write(p("events.ndjson"), events.join("\n") + "\n").unwrap();
+    assert_eq!(std::fs::read_to_string(p("sim.events.ndjson")).unwrap(), events.join("\n") + "\n");
+    let json = maps(&[p("traces.ndjson"), p("events.ndjson")], "a.ndjson");
+    assert!(json.len() >= 4, "{} versions", json.len());
+    assert_eq!(maps(&[p("sim.pb"), p("sim.events.ndjson")], "b.ndjson"), json, "protobuf frames = OTLP JSON");
+}

@@ -7,7 +7,7 @@ use devloom::core::{OutputKind, Pipeline, RawRecord, RunSummary};
 use devloom::simulator::{SimConfig, Simulator, to_ndjson_line};
 use devloom::sinks::Collected;
 use devloom::sinks::JsonLines;
-use devloom::sinks::json_lines::AppendOnFirstWrite;
+use devloom::sinks::json_lines::OpenOnFirstWrite;
 use devloom::sources::file::Files;
 use devloom::sources::simulated;
 use devloom_operators::{Engine, EngineConfig};
@@ -29,8 +29,10 @@ fn ndjson(dir: &Path, scenario: &str) -> PathBuf {
 }
 
 fn run_files(dir: &Path, paths: &[PathBuf]) -> (Vec<ImpactMap>, RunSummary) {
-    let dead = JsonLines::new()
-        .with(OutputKind::DeadLetter, Box::new(AppendOnFirstWrite::new(&dir.join("dead.ndjson"))));
+    let dead = JsonLines::new().with(
+        OutputKind::DeadLetter,
+        Box::new(OpenOnFirstWrite::new(&dir.join("dead.ndjson"), false).unwrap()),
+    );
     let mut pipeline = Pipeline::new(Engine::new(EngineConfig::default()), (Collected::default(), dead));
     pipeline.run(&mut Files::open(paths, &DecodeOptions::default()).unwrap()).unwrap();
     let ((out, _), summary) = pipeline.finish().unwrap();

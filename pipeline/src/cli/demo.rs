@@ -3,6 +3,7 @@
 //! `--to-kafka`, writes the scenario to the Kafka input topics.
 
 use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
@@ -13,7 +14,7 @@ use crate::config::{Config, Overrides};
 use crate::core::{OutputKind, Sink};
 use crate::simulator::Scenario;
 use crate::sinks::JsonLines;
-use crate::sinks::json_lines::AppendOnFirstWrite;
+use crate::sinks::json_lines::OpenOnFirstWrite;
 use crate::sinks::recorder::{Recorder, write_summary};
 use crate::sinks::terminal::TerminalSink;
 use crate::sources::simulated;
@@ -33,6 +34,9 @@ pub struct DemoArgs {
     /// Kafka bootstrap servers for --to-kafka (or [kafka] brokers / DEVLOOM_KAFKA__BROKERS).
     #[arg(long)]
     pub brokers: Option<String>,
+    /// Configuration file (default: $DEVLOOM_CONFIG, else built-in defaults).
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
     /// With --to-kafka: pace trace batches to this many spans per second (a fixed
     /// offered load); default as fast as possible.
     #[arg(long, requires = "to_kafka")]
@@ -42,7 +46,9 @@ pub struct DemoArgs {
 /// Runs the command.
 pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     let sim = args.sim.simulator()?;
-    let config = Overrides { brokers: args.brokers.clone(), ..Overrides::default() }.load()?;
+    let config =
+        Overrides { config: args.config.clone(), brokers: args.brokers.clone(), ..Overrides::default() }
+            .load()?;
     if args.to_kafka {
         if config.kafka.brokers.is_empty() {
             anyhow::bail!("--to-kafka needs brokers: pass --brokers HOST:PORT or set [kafka] brokers");
@@ -56,10 +62,11 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let stdout = std::io::stdout();
-    let dead = || Box::new(AppendOnFirstWrite::new(&config.output.dead_letter));
+    let dead = OpenOnFirstWrite::new(&config.output.dead_letter, config.output.append)?;
     if args.json {
-        let sink =
-            JsonLines::new().with(OutputKind::Impact, Box::new(stdout)).with(OutputKind::DeadLetter, dead());
+        let sink = JsonLines::new()
+            .with(OutputKind::Impact, Box::new(stdout))
+            .with(OutputKind::DeadLetter, Box::new(dead));
         let recorder = play(&config, sim, Recorder::new(sink))?;
         write_summary(&mut std::io::stderr(), &recorder.0, &recorder.1)?;
     } else {
@@ -75,8 +82,10 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
             args.sim.seed
         )?;
         drop(out);
-        let sink =
-            (TerminalSink::new(stdout.lock(), color), JsonLines::new().with(OutputKind::DeadLetter, dead()));
+        let sink = (
+            TerminalSink::new(stdout.lock(), color),
+            JsonLines::new().with(OutputKind::DeadLetter, Box::new(dead)),
+        );
         let recorder = play(&config, sim, Recorder::new(sink))?;
         write_summary(&mut std::io::stdout(), &recorder.0, &recorder.1)?;
     }

@@ -15,7 +15,7 @@ use crate::history::ArchiveWriter;
 use crate::history::query::QueryFormat;
 use crate::simulator::history::HistorySimConfig;
 use crate::sinks::JsonLines;
-use crate::sinks::json_lines::AppendOnFirstWrite;
+use crate::sinks::json_lines::OpenOnFirstWrite;
 
 /// The `history` subcommands.
 #[derive(Subcommand)]
@@ -136,8 +136,8 @@ fn import(args: ImportArgs) -> anyhow::Result<()> {
     let progress = std::io::stderr().is_terminal();
     let stats = crate::history::import::import(&args.paths, archive, &config.decode.options(), progress)?;
     let dead_path = config.output.dead_letter;
-    let mut dead =
-        JsonLines::new().with(OutputKind::DeadLetter, Box::new(AppendOnFirstWrite::new(&dead_path)));
+    let mut dead = JsonLines::new()
+        .with(OutputKind::DeadLetter, Box::new(OpenOnFirstWrite::new(&dead_path, config.output.append)?));
     for d in stats.dead_letters.iter().cloned() {
         dead.publish(&Output::DeadLetter(d))?;
     }

@@ -3,6 +3,7 @@
 //! flags, and the run summary line.
 
 pub mod demo;
+pub mod docs;
 pub mod history;
 pub mod learning;
 pub mod replay;
@@ -13,8 +14,10 @@ pub mod watch;
 
 use std::path::PathBuf;
 
+use std::io::IsTerminal;
+
 use anyhow::Context;
-use clap::Args;
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use devloom_schemas::time::parse_rfc3339;
 
 use crate::config::{Config, Overrides};
@@ -22,6 +25,90 @@ use crate::core::RunSummary;
 use crate::history::ArchiveConfig;
 use crate::simulator::scenario::SCENARIOS;
 use crate::simulator::{SimConfig, Simulator};
+
+/// Devloom: incident context from your traces, alerts and deploys, within a second of
+/// the alert. Impact maps (blast radius: red, amber, gray services) as JSON lines.
+#[derive(Parser)]
+#[command(name = "devloom", version, about, long_about = None)]
+pub struct Cli {
+    /// How log lines on stderr look (the level comes from DEVLOOM_LOG, e.g. `info`).
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log line formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable; coloured on a terminal.
+    Text,
+    /// One JSON object per line (for log shippers).
+    Json,
+}
+
+/// The commands.
+#[derive(Subcommand)]
+pub enum Command {
+    /// Play a simulated incident through the pipeline and show each impact-map version.
+    Demo(demo::DemoArgs),
+    /// Run the pipeline over files, stdin or the simulator; write impact maps as JSON lines.
+    Run(run::RunArgs),
+    /// Write a simulated scenario as NDJSON (OTLP JSON traces, Alertmanager alerts, deploys).
+    Simulate(simulate::SimulateArgs),
+    /// Replay the history archive through the same operators: a replay of a live run's
+    /// archive reproduces its impact maps exactly (wall-clock stamps aside).
+    Replay(replay::ReplayArgs),
+    /// Query the history archive with SQL, import files into one, or simulate labelled
+    /// incident history.
+    #[command(subcommand)]
+    History(history::HistoryCommand),
+    /// Train the root-cause scorer on a history archive with confirmed causes.
+    Train(learning::TrainArgs),
+    /// Measure a model on held-out incidents beside the same model without time features.
+    Evaluate(learning::EvaluateArgs),
+    /// Check a configuration file (and DEVLOOM_* overrides) without running anything.
+    Validate(validate::ValidateArgs),
+    /// Draw impact maps and candidate lists from their Kafka topics or a JSON-lines file
+    /// as they arrive, as the demo does.
+    Watch(watch::WatchArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(docs::CompletionsArgs),
+    /// Print the man page (roff), e.g. `devloom man > devloom.1`.
+    Man,
+}
+
+/// Runs a command.
+pub fn dispatch(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Demo(args) => demo::run(args),
+        Command::Run(args) => run::run(args),
+        Command::Simulate(args) => simulate::run(args),
+        Command::Replay(args) => replay::run(args),
+        Command::History(command) => history::run(command),
+        Command::Train(args) => learning::train(args),
+        Command::Evaluate(args) => learning::evaluate(args),
+        Command::Validate(args) => validate::run(args),
+        Command::Watch(args) => watch::run(args),
+        Command::Completions(args) => docs::completions(args),
+        Command::Man => docs::man(),
+    }
+}
+
+/// Logs to stderr at the level of `DEVLOOM_LOG` (default `warn`): text, coloured only on
+/// a terminal without `NO_COLOR`, or JSON lines.
+pub fn init_logging(format: LogFormat) {
+    let filter = std::env::var("DEVLOOM_LOG").unwrap_or_else(|_| "warn".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
+            .init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
 
 /// The simulator's flags.
 #[derive(Args, Clone, Debug)]

@@ -37,6 +37,15 @@ pub struct RunArgs {
     /// Where undecodable input goes (JSON lines with the reason) in embedded mode.
     #[arg(long)]
     pub dead_letter: Option<PathBuf>,
+    /// Append to the output and dead-letter files instead of replacing them.
+    #[arg(long)]
+    pub append: bool,
+    /// With --simulate: the simulator's RNG seed.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// With --simulate: requests per second at the gateway.
+    #[arg(long, default_value_t = 50.0)]
+    pub rate: f64,
     /// Kafka bootstrap servers: consume the input topics and publish devloom.impact and
     /// devloom.deadletter instead of reading files (see [kafka] in devloom.example.toml).
     #[arg(long)]
@@ -67,6 +76,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         output: args.output,
         candidates: args.candidates,
         dead_letter: args.dead_letter,
+        append: args.append,
         brokers: args.brokers,
         no_create_topics: args.no_create_topics,
         state_dir: args.state_dir,
@@ -77,7 +87,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     if !config.kafka.brokers.is_empty() {
         return run_kafka(&config);
     }
-    let mut source = source(&config)?;
+    let sim = |scenario: &str| SimArgs { scenario: scenario.to_string(), seed: args.seed, rate: args.rate };
+    let mut source = source(&config, sim)?;
     let sink = JsonLines::from_routes(&routes(&config))?;
     let mut pipeline = build::pipeline(&config, sink, ArchiveCommits::OnRoll)?;
     pipeline.run(source.as_mut())?;
@@ -100,16 +111,23 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         }
     );
     print_latency(&summary);
+    if summary.records > 0 && summary.dead_letters == summary.records {
+        bail!(
+            "every record ({}) was a dead letter: the input is in no format Devloom reads (OTLP JSON or \
+             protobuf, Alertmanager, PagerDuty, Argo CD, GitHub, CloudEvents, Devloom JSON); the reasons are in \
+             the dead-letter file",
+            summary.records
+        );
+    }
     Ok(())
 }
 
 /// The embedded source `[input]` names: the simulator, stdin, or files.
-fn source(config: &Config) -> anyhow::Result<Box<dyn Source>> {
+fn source(config: &Config, sim: impl Fn(&str) -> SimArgs) -> anyhow::Result<Box<dyn Source>> {
     let input = &config.input;
     let opts = config.decode.options();
     if let Some(scenario) = &input.simulate {
-        let sim = SimArgs { scenario: scenario.clone(), seed: 42, rate: 50.0 }.simulator()?;
-        return Ok(Box::new(simulated(sim, opts)));
+        return Ok(Box::new(simulated(sim(scenario).simulator()?, opts)));
     }
     if input.paths.is_empty() || input.paths == ["-"] {
         if std::io::stdin().is_terminal() {

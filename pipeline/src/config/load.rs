@@ -149,6 +149,8 @@ pub struct Overrides {
     pub candidates: Option<String>,
     /// `--dead-letter`: `[output] dead_letter`.
     pub dead_letter: Option<PathBuf>,
+    /// `--append`: `[output] append = true`.
+    pub append: bool,
     /// `--brokers`: `[kafka] brokers`.
     pub brokers: Option<String>,
     /// `--no-create-topics`: `[kafka] create_topics = false`.
@@ -184,6 +186,7 @@ impl Overrides {
         replace(&mut c.output.path, self.output);
         replace(&mut c.output.candidates, self.candidates.map(Some));
         replace(&mut c.output.dead_letter, self.dead_letter);
+        c.output.append |= self.append;
         replace(&mut c.kafka.brokers, self.brokers);
         c.kafka.create_topics &= !self.no_create_topics;
         replace(&mut c.checkpoint.state_dir, self.state_dir);

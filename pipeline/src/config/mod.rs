@@ -202,11 +202,18 @@ pub struct OutputConfig {
     pub candidates: Option<String>,
     /// Dead letters as JSON lines (created on the first one).
     pub dead_letter: PathBuf,
+    /// Append to these files instead of replacing them on each run.
+    pub append: bool,
 }
 
 impl Default for OutputConfig {
     fn default() -> Self {
-        Self { path: "-".into(), candidates: None, dead_letter: PathBuf::from("devloom-deadletter.ndjson") }
+        Self {
+            path: "-".into(),
+            candidates: None,
+            dead_letter: PathBuf::from("devloom-deadletter.ndjson"),
+            append: false,
+        }
     }
 }
 

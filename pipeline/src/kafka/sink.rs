@@ -14,7 +14,7 @@ use super::KafkaRunError;
 use super::client::{DevloomProducer, check_brokers, create_topics, flush, producer, send};
 use crate::config::Config;
 use crate::core::{Origin, Output, OutputKind, Rejected, Sink};
-use crate::sinks::json_lines::AppendOnFirstWrite;
+use crate::sinks::json_lines::OpenOnFirstWrite;
 use crate::sinks::routes;
 
 /// Publishes every output to its topic.
@@ -23,7 +23,7 @@ pub struct KafkaSink {
     topics: BTreeMap<OutputKind, String>,
     source: String,
     /// Dead letters the dead-letter topic refused, kept in the state directory.
-    refused: AppendOnFirstWrite,
+    refused: OpenOnFirstWrite,
 }
 
 impl KafkaSink {
@@ -42,7 +42,7 @@ impl KafkaSink {
             producer: producer(k)?,
             topics,
             source: format!("/devloom/{}", k.group_id),
-            refused: AppendOnFirstWrite::new(Path::new(&refused)),
+            refused: OpenOnFirstWrite::new(Path::new(&refused), true)?,
         })
     }
 

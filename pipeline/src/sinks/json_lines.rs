@@ -26,14 +26,20 @@ impl JsonLines {
         self
     }
 
-    /// Every kind that has a file in `routes`: `-` is stdout; dead letters are appended
-    /// to a file created on the first one, the other kinds truncate theirs.
+    /// Every kind that has a file in `routes`: `-` is stdout; a file is replaced (or
+    /// appended to, with the route's `append`), and dead letters' only once there is one.
     pub fn from_routes(routes: &[super::Route]) -> io::Result<Self> {
         let mut sink = Self::new();
         for route in routes {
             let Some(file) = &route.file else { continue };
-            let out = match route.kind {
-                OutputKind::DeadLetter => Box::new(AppendOnFirstWrite::new(Path::new(file))),
+            let out: Box<dyn Write + Send> = match (route.kind, file.as_str()) {
+                (_, "-") => Box::new(io::stdout()),
+                (OutputKind::DeadLetter, _) => {
+                    Box::new(OpenOnFirstWrite::new(Path::new(file), route.append)?)
+                }
+                (_, _) if route.append => Box::new(BufWriter::new(
+                    File::options().create(true).append(true).open(file).map_err(|e| annotate(file, e))?,
+                )),
                 _ => open_output(file)?,
             };
             sink = sink.with(route.kind, out);
@@ -65,18 +71,27 @@ fn annotate(path: &str, e: io::Error) -> io::Error {
     io::Error::new(e.kind(), format!("cannot create {path}: {e}"))
 }
 
-/// A file opened for appending (created if missing) on the first write, so a run
-/// without dead letters leaves none behind.
+/// A file created on the first write, so a run without dead letters leaves none
+/// behind: appended to, or replaced (an earlier run's file is removed at once, so what
+/// is there afterwards is this run's).
 #[derive(Debug)]
-pub struct AppendOnFirstWrite {
+pub struct OpenOnFirstWrite {
     path: PathBuf,
     file: Option<BufWriter<File>>,
 }
 
-impl AppendOnFirstWrite {
-    /// Not opened yet.
-    pub fn new(path: &Path) -> Self {
-        Self { path: path.to_path_buf(), file: None }
+impl OpenOnFirstWrite {
+    /// Not opened yet; unless `append`, an existing file is removed now.
+    pub fn new(path: &Path, append: bool) -> io::Result<Self> {
+        if !append {
+            match std::fs::remove_file(path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                    return Err(annotate(&path.display().to_string(), e));
+                }
+                _ => {}
+            }
+        }
+        Ok(Self { path: path.to_path_buf(), file: None })
     }
 
     fn file(&mut self) -> io::Result<&mut BufWriter<File>> {
@@ -92,7 +107,7 @@ impl AppendOnFirstWrite {
     }
 }
 
-impl Write for AppendOnFirstWrite {
+impl Write for OpenOnFirstWrite {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.file()?.write(buf)
     }

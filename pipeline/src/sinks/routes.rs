@@ -14,6 +14,8 @@ pub struct Route {
     pub topic: String,
     /// Its file in embedded mode (`-`: stdout); none: not written.
     pub file: Option<String>,
+    /// Append to the file instead of replacing it (`[output] append`).
+    pub append: bool,
 }
 
 /// Every kind's route under `config`.
@@ -27,7 +29,7 @@ pub fn routes(config: &Config) -> Vec<Route> {
                 OutputKind::Candidates => (&topics.candidates, files.candidates.clone()),
                 OutputKind::DeadLetter => (&topics.deadletter, Some(files.dead_letter.display().to_string())),
             };
-            Route { kind, topic: topic.clone(), file }
+            Route { kind, topic: topic.clone(), file, append: files.append }
         })
         .collect()
 }

@@ -82,7 +82,9 @@ impl<R: BufRead> Documents<R> {
             let live = &self.buf[self.start..];
             let mut docs = serde_json::Deserializer::from_slice(live).into_iter::<IgnoredAny>();
             match docs.next() {
-                Some(Ok(_)) => {
+                // A document, unless the rest of its line is neither space nor another
+                // document (`1,2,checkout` is one bad line, not the number 1 and junk).
+                Some(Ok(_)) if ends_cleanly(&live[docs.byte_offset()..]) => {
                     let len = docs.byte_offset();
                     return Ok(Some(self.take(len)));
                 }
@@ -110,6 +112,12 @@ impl<R: BufRead> Documents<R> {
     }
 }
 
+/// Whether what follows a document on its line is white space or another document.
+fn ends_cleanly(rest: &[u8]) -> bool {
+    let line = rest.split(|&b| b == b'\n').next().unwrap_or_default();
+    matches!(line.iter().find(|b| !b.is_ascii_whitespace()), None | Some(b'{' | b'['))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,7 +133,7 @@ mod tests {
 
     #[test]
     fn ndjson_pretty_json_several_per_line_and_bad_lines() {
-        let text = b"{\"a\":1}\n{\"b\":\n  2}\n\nnot json\n{\"c\":3} {\"d\":4}\n\xff\xfe{\n{\"e\":5}";
+        let text = b"{\"a\":1}\n{\"b\":\n  2}\n\nnot json\n{\"c\":3} {\"d\":4}\n\xff\xfe{\n1,2,x\n{\"e\":5}";
         assert_eq!(
             all(text, 1 << 20),
             vec![
@@ -135,7 +143,8 @@ mod tests {
                 (6, "{\"c\":3}".into()),
                 (6, "{\"d\":4}".into()),
                 (7, "\u{fffd}\u{fffd}{".into()),
-                (8, "{\"e\":5}".into()),
+                (8, "1,2,x".into()),
+                (9, "{\"e\":5}".into()),
             ]
         );
     }

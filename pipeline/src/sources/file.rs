@@ -1,5 +1,6 @@
-//! Input files: JSON documents (NDJSON or pretty-printed, any supported format, mixed)
-//! or one OTLP protobuf request per file. Files are streamed, decoded on a second
+//! Input files: JSON documents (NDJSON or pretty-printed, any supported format, mixed),
+//! one OTLP protobuf request per file, or length-prefixed OTLP protobuf requests (the
+//! Collector file exporter's `format: proto`). Files are streamed, decoded on a second
 //! thread and merged in event time: each file is a stream in its own order (an alert's
 //! `startsAt` may precede the spans written before it), so a record's merge key is the
 //! newest event time its file has reached, and files are merged by that key, ties in
@@ -49,6 +50,9 @@ pub struct FileRecords {
 enum Body {
     Json(Documents<BufReader<File>>),
     Protobuf(Option<Vec<u8>>),
+    /// Requests each behind a 4-byte big-endian length: the Collector file exporter's
+    /// `format: proto`.
+    Framed(BufReader<File>),
 }
 
 impl FileRecords {
@@ -59,7 +63,9 @@ impl FileRecords {
         let err = |error| InputError { path: name.clone(), error };
         let mut reader = BufReader::with_capacity(1 << 16, File::open(path).map_err(err)?);
         let head = reader.fill_buf().map_err(err)?;
-        let body = if is_protobuf(head) {
+        let body = if is_framed(head) {
+            Body::Framed(reader)
+        } else if is_protobuf(head) {
             let mut bytes = Vec::new();
             reader.read_to_end(&mut bytes).map_err(err)?;
             Body::Protobuf(Some(bytes))
@@ -77,6 +83,11 @@ impl Iterator for FileRecords {
         let origin = |line| Origin::File { path: self.path.clone(), line };
         match &mut self.body {
             Body::Protobuf(bytes) => bytes.take().map(|b| Ok(RawRecord::new(b, Expect::Any, origin(None)))),
+            Body::Framed(reader) => match read_frame(reader) {
+                Ok(Some(b)) => Some(Ok(RawRecord::new(b, Expect::Traces, origin(None)))),
+                Ok(None) => None,
+                Err(error) => Some(Err(InputError { path: self.path.to_string(), error })),
+            },
             Body::Json(docs) => match docs.next_document() {
                 Ok(Some((line, payload))) => Some(Ok(RawRecord {
                     content_type_hint: Some("application/json"),
@@ -87,6 +98,33 @@ impl Iterator for FileRecords {
             },
         }
     }
+}
+
+/// Whether a file is a stream of length-prefixed requests: a big-endian length (a first
+/// byte of 0, which no text file has, for any request under 16 MiB) then a request's
+/// first field tag, 0x0a.
+fn is_framed(head: &[u8]) -> bool {
+    head.len() >= 5 && head[0] == 0 && head[4] == 0x0a
+}
+
+/// The next length-prefixed request; none at the end of the file.
+fn read_frame(reader: &mut impl Read) -> io::Result<Option<Vec<u8>>> {
+    let mut len = [0u8; 4];
+    match reader.read_exact(&mut len) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let len = u32::from_be_bytes(len) as usize;
+    if len > MAX_RECORD_BYTES {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("a length-prefixed request of {len} bytes is over the {MAX_RECORD_BYTES}-byte limit"),
+        ));
+    }
+    let mut payload = vec![0; len];
+    reader.read_exact(&mut payload)?;
+    Ok(Some(payload))
 }
 
 /// Whether a file that starts with `head` is an OTLP protobuf request rather than
