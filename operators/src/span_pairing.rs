@@ -3,8 +3,10 @@
 //! CLIENT / PRODUCER spans wait under (trace, span id); SERVER / CONSUMER spans under
 //! (trace, parent id), and consumers also under every span they link to (async hand-offs
 //! into a new trace). A client meets one server; a producer may meet many consumers.
-//! Spans without a kind (legacy instrumentation) wait as possible parents, and a child
-//! whose service differs from its parent's gives an edge. A client span still unpaired
+//! Spans without a kind (legacy instrumentation, converters that drop it) wait as
+//! possible parents; a child whose service differs from its parent's gives an edge and is
+//! a request of its service, as is a kind-less root or a kind-less span whose parent
+//! never arrives, so health comes out of kind-less traces too. A client span still unpaired
 //! after the TTL becomes a call to a **virtual node** named from its peer attributes;
 //! client spans naming a database (`db.system`) do so at once, since databases emit no
 //! server spans. The store is bounded: when full, the oldest entry is evicted and
@@ -107,6 +109,9 @@ impl Half {
         let peer = match span.kind {
             SpanKind::Producer => span.peer.messaging_destination.as_deref(),
             SpanKind::Client => span.peer.virtual_node_name(),
+            // Without a kind only an explicit outbound marker names a peer (a server
+            // span carries `server.address` too).
+            SpanKind::Unspecified => span.peer.peer_service.as_deref().or(span.peer.db_system.as_deref()),
             _ => None,
         };
         Self {
@@ -240,6 +245,10 @@ impl SpanPairer {
             return;
         }
         self.counters.paired += 1;
+        if callee.kind == SpanKind::Unspecified {
+            // A kind-less child in another service: it entered that service.
+            out.push(request(callee));
+        }
         let asynchronous = callee.kind == SpanKind::Consumer;
         let (time_ns, latency_ns) = match (caller.kind, asynchronous) {
             (SpanKind::Client, false) => (caller.end_ns, caller.duration()),
@@ -275,14 +284,25 @@ impl SpanPairer {
     }
 }
 
+/// The request a span served in its service.
+fn request(half: &Half) -> Observation {
+    Observation::Request {
+        service: half.service.clone(),
+        time_ns: half.end_ns,
+        latency_ns: half.duration(),
+        failed: half.failed,
+    }
+}
+
 /// Does a waiting caller pair with this callee? Clients meet servers (or consumers of
-/// a request/reply over messaging); producers meet consumers; legacy parents meet legacy
-/// children.
+/// a request/reply over messaging); producers meet consumers; kind-less parents meet
+/// kind-less children and the spans that link to them.
 fn pairs(caller: &Half, callee: &Half) -> bool {
     match caller.kind {
         SpanKind::Client => matches!(callee.kind, SpanKind::Server | SpanKind::Consumer),
         SpanKind::Producer => callee.kind == SpanKind::Consumer,
-        _ => matches!(callee.kind, SpanKind::Unspecified),
+        SpanKind::Unspecified => matches!(callee.kind, SpanKind::Unspecified | SpanKind::Consumer),
+        SpanKind::Server | SpanKind::Consumer | SpanKind::Internal => false,
     }
 }
 
@@ -295,17 +315,12 @@ impl Operator for SpanPairer {
     fn on_event(&mut self, _: &(), span: &Span, out: &mut Vec<Observation>) {
         let half = Half::of(span);
         if matches!(span.kind, SpanKind::Server | SpanKind::Consumer) {
-            out.push(Observation::Request {
-                service: half.service.clone(),
-                time_ns: span.end_ns,
-                latency_ns: half.duration(),
-                failed: span.failed,
-            });
+            out.push(request(&half));
         }
         let own = (span.trace_id, span.span_id);
         let parent = span.parent_span_id.map(|p| (span.trace_id, p));
         match span.kind {
-            SpanKind::Client if span.peer.db_system.is_some() => {
+            SpanKind::Client | SpanKind::Unspecified if span.peer.db_system.is_some() => {
                 let name = half.peer.clone().unwrap_or_else(|| Arc::from("database"));
                 self.emit_virtual(&half, &name, out);
             }
@@ -325,8 +340,18 @@ impl Operator for SpanPairer {
                 }
             }
             SpanKind::Unspecified => {
-                if let Some(key) = parent {
-                    self.add_callee(key, half.clone(), out);
+                // Links are asynchronous hand-offs whatever the kind: the consumer side.
+                let mut links: Vec<Key> = span.links.iter().map(|l| (l.trace_id, l.span_id)).collect();
+                links.sort_unstable();
+                links.dedup();
+                match parent.filter(|p| !links.contains(p)) {
+                    Some(key) => self.add_callee(key, half.clone(), out),
+                    // A root without a kind: a request entering its service.
+                    None if parent.is_none() => out.push(request(&half)),
+                    None => {}
+                }
+                for key in links {
+                    self.add_callee(key, Half { kind: SpanKind::Consumer, ..half.clone() }, out);
                 }
                 self.add_caller(own, half, out);
             }
@@ -350,15 +375,28 @@ impl Operator for SpanPairer {
             let entry = self.entries.remove(&key).expect("checked live");
             match &entry.caller {
                 Some(caller)
-                    if !entry.paired && matches!(caller.kind, SpanKind::Client | SpanKind::Producer) =>
+                    if !entry.paired
+                        && matches!(
+                            caller.kind,
+                            SpanKind::Client | SpanKind::Producer | SpanKind::Unspecified
+                        ) =>
                 {
                     match caller.peer.clone() {
                         Some(name) => self.emit_virtual(caller, &name, out),
+                        // A kind-less leaf is no half of anything.
+                        None if caller.kind == SpanKind::Unspecified => {}
                         None => self.counters.expired += 1,
                     }
                 }
                 Some(_) => {}
-                None => self.counters.expired += 1,
+                None => {
+                    self.counters.expired += 1;
+                    // Kind-less spans whose parent never arrived (outside the capture,
+                    // or sampled away): each entered its service from elsewhere.
+                    for callee in entry.callees.iter().filter(|c| c.kind == SpanKind::Unspecified) {
+                        out.push(request(callee));
+                    }
+                }
             }
         }
     }
@@ -466,6 +504,32 @@ mod tests {
             ],
         );
         assert_eq!(calls(&out), vec![("web".into(), "legacy-billing".into(), false)]);
+    }
+
+    fn requests(out: &[Observation]) -> Vec<String> {
+        out.iter()
+            .filter_map(|o| match o {
+                Observation::Request { service, .. } => Some(service.to_string()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn kind_less_spans_entering_a_service_are_its_requests() {
+        let mut p = SpanPairer::new(PairingConfig { ttl_ms: 1_000, max_pending: 100 });
+        let mut out = run(
+            &mut p,
+            &[
+                span(1, 11, Some(10), "web", SpanKind::Unspecified, 90),
+                span(1, 12, Some(10), "billing", SpanKind::Unspecified, 95),
+                span(1, 10, None, "web", SpanKind::Unspecified, 100),
+                span(2, 21, Some(20), "orphan", SpanKind::Unspecified, 100),
+            ],
+        );
+        assert_eq!(requests(&out), ["web", "billing"], "the root and the child in another service");
+        p.on_watermark(&(), 2_000_000_000, &mut out);
+        assert_eq!(requests(&out), ["web", "billing", "orphan"], "a parent that never came: from elsewhere");
     }
 
     #[test]

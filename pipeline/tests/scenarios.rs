@@ -199,3 +199,71 @@ fn engine_snapshot_mid_incident_restores_to_the_same_maps() {
     assert_eq!(got, expected);
     assert_eq!(second.counters(), whole.counters());
 }
+
+/// The scenario's records with every span's kind (and, with `status`, its status) removed,
+/// as Jaeger/Zipkin-era instrumentation and trace converters deliver them.
+fn stripped_records(scenario: &str, status: bool) -> Vec<RawRecord> {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use prost::Message as _;
+    sim(scenario)
+        .map(|mut r| {
+            if r.expect == devloom_schemas::codec::Expect::Traces {
+                let mut request = ExportTraceServiceRequest::decode(r.payload.as_slice()).unwrap();
+                for span in request
+                    .resource_spans
+                    .iter_mut()
+                    .flat_map(|rs| &mut rs.scope_spans)
+                    .flat_map(|ss| &mut ss.spans)
+                {
+                    span.kind = 0;
+                    if status {
+                        span.status = None;
+                    }
+                }
+                r.payload = request.encode_to_vec();
+            }
+            RawRecord::from(r)
+        })
+        .collect()
+}
+
+/// Red and amber services of each map version.
+fn degraded(maps: &[ImpactMap]) -> Vec<Vec<(String, HealthState)>> {
+    maps.iter()
+        .map(|m| {
+            m.nodes
+                .iter()
+                .filter(|n| matches!(n.state, HealthState::Red | HealthState::Amber))
+                .map(|n| (n.service.clone(), n.state))
+                .collect()
+        })
+        .collect()
+}
+
+fn run_records(records: Vec<RawRecord>) -> Vec<ImpactMap> {
+    let mut pipeline = Pipeline::new(Engine::new(EngineConfig::default()), Collected::default());
+    let opts = DecodeOptions::default();
+    pipeline.run(&mut devloom::sources::Decoding::start(records.into_iter().map(Ok), opts)).unwrap();
+    pipeline.finish().unwrap().0.maps
+}
+
+#[test]
+fn kind_less_traces_give_the_same_red_and_amber_services() {
+    for scenario in ["regression", "db-latency", "async-consumer"] {
+        let with_kinds = run_records(sim(scenario).map(RawRecord::from).collect());
+        assert!(!with_kinds.is_empty());
+        let without = run_records(stripped_records(scenario, false));
+        assert_eq!(degraded(&without), degraded(&with_kinds), "{scenario}: kinds stripped");
+        // Without a status too, a failure shows only through HTTP codes and legacy
+        // markers (a timeout has neither): the first map names the same degraded services,
+        // red or amber. (The failing consumer of async-consumer has nothing but a status.)
+        if scenario == "async-consumer" {
+            continue;
+        }
+        let bare = run_records(stripped_records(scenario, true));
+        let names = |maps: &[ImpactMap]| -> Vec<String> {
+            degraded(maps)[0].iter().map(|(s, _)| s.clone()).collect()
+        };
+        assert_eq!(names(&bare), names(&with_kinds), "{scenario}: kinds and status stripped");
+    }
+}

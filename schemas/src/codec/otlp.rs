@@ -102,6 +102,7 @@ fn attr_value(kv: &KeyValue) -> AttrValue<'_> {
     match kv.value.as_ref().and_then(|v: &AnyValue| v.value.as_ref()) {
         Some(any_value::Value::StringValue(s)) => AttrValue::Str(s),
         Some(any_value::Value::IntValue(i)) => AttrValue::Int(*i),
+        Some(any_value::Value::BoolValue(b)) => AttrValue::Bool(*b),
         _ => AttrValue::Other,
     }
 }

@@ -11,6 +11,7 @@ use crate::span::PeerAttributes;
 pub(crate) enum AttrValue<'a> {
     Str(&'a str),
     Int(i64),
+    Bool(bool),
     Other,
 }
 
@@ -19,7 +20,7 @@ impl AttrValue<'_> {
         match self {
             Self::Int(i) => Some(i),
             Self::Str(s) => s.trim().parse().ok(),
-            Self::Other => None,
+            Self::Bool(_) | Self::Other => None,
         }
     }
 
@@ -49,6 +50,9 @@ pub(crate) fn is_span_key(key: &str) -> bool {
             | "db.system.name"
             | "messaging.destination"
             | "messaging.destination.name"
+            | "error"
+            | "otel.status_code"
+            | "status.code"
     )
 }
 
@@ -63,6 +67,9 @@ pub(crate) fn is_resource_key(key: &str) -> bool {
 pub(crate) struct SpanAttributes {
     http_status: Option<(i64, bool)>,
     grpc_failed: Option<(bool, bool)>,
+    /// A legacy error marker: OpenTracing's `error=true`, `otel.status_code=ERROR` of
+    /// Zipkin / Jaeger conversions, or a `status.code` tag of 2 / ERROR.
+    legacy_error: bool,
     pub peer: PeerAttributes,
     peer_new: u8,
 }
@@ -86,9 +93,25 @@ impl SpanAttributes {
                 let failed = match value {
                     AttrValue::Str(s) => !(s.eq_ignore_ascii_case("OK") || s == "0"),
                     AttrValue::Int(i) => i != 0,
-                    AttrValue::Other => return,
+                    AttrValue::Bool(_) | AttrValue::Other => return,
                 };
                 set_pref(&mut self.grpc_failed, failed, true);
+            }
+            "error" => {
+                self.legacy_error |= matches!(value, AttrValue::Bool(true))
+                    || matches!(value, AttrValue::Str(s) if s.eq_ignore_ascii_case("true"));
+            }
+            "otel.status_code" | "status.code" => {
+                self.legacy_error |= match value {
+                    AttrValue::Str(s) => {
+                        let s = s.trim();
+                        s.eq_ignore_ascii_case("ERROR")
+                            || s.eq_ignore_ascii_case("STATUS_CODE_ERROR")
+                            || s == "2"
+                    }
+                    AttrValue::Int(code) => code == 2,
+                    AttrValue::Bool(_) | AttrValue::Other => false,
+                };
             }
             "rpc.service" if self.peer.rpc_service.is_none() => {
                 self.peer.rpc_service = value.as_string();
@@ -124,11 +147,13 @@ impl SpanAttributes {
         }
     }
 
-    /// Status ERROR (code 2), HTTP ≥ 500, or a gRPC status other than OK.
+    /// Status ERROR (code 2), HTTP ≥ 500, a gRPC status other than OK, or a legacy
+    /// error marker (for spans without a status).
     pub(crate) fn failed(&self, status_code: i32) -> bool {
         status_code == 2
             || self.http_status.is_some_and(|(s, _)| s >= 500)
             || self.grpc_failed.is_some_and(|(f, _)| f)
+            || self.legacy_error
     }
 }
 
@@ -202,5 +227,26 @@ mod tests {
         b.apply("rpc.grpc.status_code", AttrValue::Int(14));
         assert!(!b.failed(0), "new name says OK");
         assert!(b.failed(2), "status ERROR always fails");
+    }
+
+    #[test]
+    fn legacy_error_markers_fail_a_span_without_status() {
+        for (key, value) in [
+            ("error", AttrValue::Bool(true)),
+            ("error", AttrValue::Str("true")),
+            ("otel.status_code", AttrValue::Str("ERROR")),
+            ("status.code", AttrValue::Int(2)),
+            ("status.code", AttrValue::Str("STATUS_CODE_ERROR")),
+        ] {
+            let mut a = SpanAttributes::default();
+            assert!(is_span_key(key));
+            a.apply(key, value);
+            assert!(a.failed(0), "{key} = {value:?}");
+        }
+        for (key, value) in [("error", AttrValue::Bool(false)), ("otel.status_code", AttrValue::Str("OK"))] {
+            let mut a = SpanAttributes::default();
+            a.apply(key, value);
+            assert!(!a.failed(0), "{key} = {value:?}");
+        }
     }
 }

@@ -168,6 +168,7 @@ fn span_link(bytes: &[u8]) -> Result<SpanLink, &'static str> {
 enum RawValue<'a> {
     Str(&'a [u8]),
     Int(i64),
+    Bool(bool),
     Other,
 }
 
@@ -176,6 +177,7 @@ impl<'a> RawValue<'a> {
         Ok(match self {
             Self::Str(b) => AttrValue::Str(std::str::from_utf8(b).map_err(|_| INVALID_UTF8)?),
             Self::Int(i) => AttrValue::Int(i),
+            Self::Bool(b) => AttrValue::Bool(b),
             Self::Other => AttrValue::Other,
         })
     }
@@ -194,8 +196,9 @@ fn key_value(bytes: &[u8]) -> Result<(&str, RawValue<'_>), &'static str> {
                 while let Some((f, w)) = vr.tag()? {
                     match f {
                         1 => value = RawValue::Str(vr.len_delimited(w)?),
+                        2 => value = RawValue::Bool(vr.varint_field(w)? != 0),
                         3 => value = RawValue::Int(vr.varint_field(w)? as i64),
-                        2 | 4..=7 => {
+                        4..=7 => {
                             vr.skip(f, w)?;
                             value = RawValue::Other;
                         }
