@@ -96,7 +96,9 @@ impl HealthConfig {
         } else {
             (now.p50_ms, baseline.p50_ms)
         };
-        let latency_up = baseline.requests > 0
+        // A baseline is whatever came before the short window, however short the
+        // history; it needs as many requests as the window does to be compared with.
+        let latency_up = baseline.requests >= self.min_requests.max(1)
             && now_ms >= base_ms * (1.0 + (self.amber_latency_ratio - 1.0) * r)
             && now_ms >= base_ms + self.amber_latency_increase_ms * r;
         if errors_up || latency_up { HealthState::Amber } else { HealthState::Gray }

@@ -267,3 +267,43 @@ fn kind_less_traces_give_the_same_red_and_amber_services() {
         assert_eq!(names(&bare), names(&with_kinds), "{scenario}: kinds and status stripped");
     }
 }
+
+#[test]
+fn a_run_that_starts_a_minute_before_the_fault_still_sees_it() {
+    use devloom::simulator::scenario::{AlertRule, Condition, Fault, Scenario};
+    use devloom::simulator::topology::Topology;
+    // Inventory slows 8× sixty seconds after the capture starts; only checkout alerts.
+    let scenario = Scenario {
+        name: "short-history",
+        description: "inventory slows a minute into the capture",
+        duration_s: 240,
+        faults: vec![Fault {
+            target: "inventory",
+            from_s: 60,
+            until_s: 240,
+            error_rate: None,
+            latency_factor: 8.0,
+        }],
+        rules: vec![AlertRule {
+            name: "HighLatency",
+            service: "checkout",
+            watch: "checkout",
+            condition: Condition::P99AboveMs(150.0),
+            labels: &[],
+            severity: "critical",
+            summary: "checkout p99 above 150 ms",
+        }],
+        changes: vec![],
+    };
+    let config = SimConfig { rate_per_s: 20.0, ..SimConfig::default() };
+    let records = Simulator::new(Topology::shop(), scenario, config).map(RawRecord::from).collect();
+    let maps = run_records(records);
+    let first = maps.first().expect("the alert opens an incident");
+    assert_eq!(first.root_services, ["checkout"]);
+    let inventory = node(first, "inventory");
+    assert_eq!(inventory.state, HealthState::Amber, "a minute of baseline is enough: {inventory:?}");
+    assert!(
+        first.nodes.iter().all(|n| n.state != HealthState::Unknown),
+        "every node with traffic has a state"
+    );
+}
