@@ -48,6 +48,22 @@ impl Default for CandidatesConfig {
     }
 }
 
+impl CandidatesConfig {
+    /// Rejects settings that parse but cannot work (the message names the key).
+    pub fn validate(&self) -> Result<(), String> {
+        if !(self.traffic_spike_ratio.is_finite() && self.traffic_spike_ratio > 1.0) {
+            return Err(format!(
+                "traffic_spike_ratio must be a finite ratio above 1, got {}",
+                self.traffic_spike_ratio
+            ));
+        }
+        if self.max_changes == 0 {
+            return Err("max_changes must be above 0".into());
+        }
+        Ok(())
+    }
+}
+
 /// Past incidents whose confirmed cause was `kind` on `service`, by alerted service:
 /// the "similar past incidents" feature, loaded from the history archive.
 pub type PastIncidents = BTreeMap<String, u32>;

@@ -54,7 +54,8 @@ impl EngineConfig {
     /// under `engine`.
     pub fn validate(&self) -> Result<(), String> {
         self.pairing.validate().map_err(|e| format!("engine.pairing.{e}"))?;
-        self.graph.validate().map_err(|e| format!("engine.graph.{e}"))
+        self.graph.validate().map_err(|e| format!("engine.graph.{e}"))?;
+        self.candidates.validate().map_err(|e| format!("engine.candidates.{e}"))
     }
 }
 

@@ -59,6 +59,22 @@ impl HealthConfig {
                 return Err(format!("{name} must be between 0 and 1, got {v}"));
             }
         }
+        for (name, v) in
+            [("amber_error_ratio", self.amber_error_ratio), ("amber_latency_ratio", self.amber_latency_ratio)]
+        {
+            if !(v.is_finite() && v >= 1.0) {
+                return Err(format!("{name} must be a finite ratio of at least 1, got {v}"));
+            }
+        }
+        if !(self.amber_latency_increase_ms.is_finite() && self.amber_latency_increase_ms >= 0.0) {
+            return Err(format!(
+                "amber_latency_increase_ms must be a finite number of milliseconds, at least 0, got {}",
+                self.amber_latency_increase_ms
+            ));
+        }
+        if !(0.0..1.0).contains(&self.hysteresis) {
+            return Err(format!("hysteresis must be at least 0 and below 1, got {}", self.hysteresis));
+        }
         Ok(())
     }
 }

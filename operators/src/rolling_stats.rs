@@ -35,6 +35,9 @@ impl WindowConfig {
         if self.short_window_ms < self.bucket_ms {
             return Err("short_window_ms must be at least bucket_ms".into());
         }
+        if self.baseline_window_ms < self.bucket_ms {
+            return Err("baseline_window_ms must be at least bucket_ms".into());
+        }
         Ok(())
     }
 }

@@ -126,8 +126,14 @@ impl Config {
         if self.history.max_file_mib == 0 || self.history.max_file_age_s == 0 {
             return Err("history.max_file_mib and history.max_file_age_s must be above 0".into());
         }
+        if self.history.max_file_mib.checked_mul(1 << 20).is_none() {
+            return Err(format!("history.max_file_mib is too large: {}", self.history.max_file_mib));
+        }
         if self.decode.alert_service_labels.is_empty() {
             return Err("decode.alert_service_labels must name at least one label".into());
+        }
+        if self.decode.alert_service_labels.iter().any(|l| l.trim().is_empty()) {
+            return Err("decode.alert_service_labels must not hold an empty label".into());
         }
         Ok(())
     }
@@ -244,6 +250,35 @@ mod tests {
         std::fs::write(&path, "[engine]\nallowed_lateness = 5\n").unwrap();
         let err = load(Some(&path), vec![]).unwrap_err().to_string();
         assert!(err.contains("unknown field `allowed_lateness`"), "{err}");
+    }
+
+    #[test]
+    fn nonsense_values_are_refused_naming_the_key() {
+        let cases = [
+            (
+                "DEVLOOM_ENGINE__GRAPH__HEALTH__AMBER_LATENCY_RATIO",
+                "nan",
+                "engine.graph.health.amber_latency_ratio",
+            ),
+            ("DEVLOOM_ENGINE__GRAPH__HEALTH__HYSTERESIS", "-5.0", "engine.graph.health.hysteresis"),
+            ("DEVLOOM_ENGINE__GRAPH__HEALTH__HYSTERESIS", "inf", "engine.graph.health.hysteresis"),
+            (
+                "DEVLOOM_ENGINE__GRAPH__WINDOW__BASELINE_WINDOW_MS",
+                "0",
+                "engine.graph.window.baseline_window_ms",
+            ),
+            (
+                "DEVLOOM_ENGINE__CANDIDATES__TRAFFIC_SPIKE_RATIO",
+                "nan",
+                "engine.candidates.traffic_spike_ratio",
+            ),
+            ("DEVLOOM_DECODE__ALERT_SERVICE_LABELS", "[\"\"]", "decode.alert_service_labels"),
+            ("DEVLOOM_HISTORY__MAX_FILE_MIB", "17592186044416", "history.max_file_mib"),
+        ];
+        for (var, value, key) in cases {
+            let err = load(None, env(&[(var, value)])).unwrap_err().to_string();
+            assert!(err.contains(key), "{var}={value}: {err}");
+        }
     }
 
     #[test]
