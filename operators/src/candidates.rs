@@ -5,11 +5,11 @@
 //! when the ranking or a confidence changes: a new map version, or a change arriving for
 //! an open incident.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use devloom_schemas::{
     CANDIDATES_SCHEMA_VERSION, Candidate, CandidateKind, CandidateList, ChangeKind, Criticality, Deploy,
-    Direction, HealthState, ImpactMap, ImpactNode, IncidentStatus, TimestampNs,
+    Direction, HealthState, ImpactEdge, ImpactMap, ImpactNode, IncidentStatus, TimestampNs,
 };
 use serde::{Deserialize, Serialize};
 
@@ -257,9 +257,14 @@ fn find(
         .collect();
     let nearest_job = jobs.iter().map(|j| since(j.time_ns).abs()).reduce(f64::min);
     let mut found: BTreeMap<String, (Candidate, Evidence)> = BTreeMap::new();
+    let mut into: BTreeMap<&str, Vec<&ImpactEdge>> = BTreeMap::new();
+    for edge in &map.edges {
+        into.entry(edge.callee.as_str()).or_default().push(edge);
+    }
     let base = |kind: CandidateKind, service: &str| {
         let node = nodes.get(service).copied();
-        let mut e = evidence_of(map, node, kind, onset, &state.degraded_since);
+        let edges_into = into.get(service).map_or(&[][..], Vec::as_slice);
+        let mut e = evidence_of(&nodes, edges_into, node, kind, onset, &state.degraded_since);
         e.past_incidents = map
             .root_services
             .iter()
@@ -294,12 +299,16 @@ fn find(
         found.insert(key.clone(), (candidate(key, kind, &change.service, summary), e));
     }
     let degraded = |s: HealthState| matches!(s, HealthState::Amber | HealthState::Red);
+    // Indexes, not scans: a hub with tens of thousands of callees stays linear.
+    let callers_of_degraded: BTreeSet<&str> = map
+        .edges
+        .iter()
+        .filter(|e| nodes.get(e.callee.as_str()).is_some_and(|c| degraded(c.state)))
+        .map(|e| e.caller.as_str())
+        .collect();
+    let callees: BTreeSet<&str> = map.edges.iter().map(|e| e.callee.as_str()).collect();
     for node in &map.nodes {
-        let callees_healthy = map
-            .edges
-            .iter()
-            .filter(|e| e.caller == node.service)
-            .all(|e| nodes.get(e.callee.as_str()).is_none_or(|c| !degraded(c.state)));
+        let callees_healthy = !callers_of_degraded.contains(node.service.as_str());
         let deepest_anomaly =
             node.direction == Direction::Downstream && degraded(node.state) && callees_healthy;
         if deepest_anomaly || node.virtual_node {
@@ -318,8 +327,7 @@ fn find(
             .to_lowercase();
             found.insert(key.clone(), (candidate(key, CandidateKind::Dependency, &node.service, summary), e));
         }
-        let entry_point =
-            node.direction != Direction::Downstream && !map.edges.iter().any(|e| e.callee == node.service);
+        let entry_point = node.direction != Direction::Downstream && !callees.contains(node.service.as_str());
         let rps = &node.requests_per_s;
         if entry_point && rps.baseline > 0.0 && rps.now >= config.traffic_spike_ratio * rps.baseline {
             let e = base(CandidateKind::TrafficSpike, &node.service);
@@ -373,9 +381,11 @@ fn error_delta(n: &ImpactNode) -> f64 {
     n.error_rate.now - n.error_rate.baseline
 }
 
-/// Evidence from the candidate's node in the map (zeros when it is not in the map).
+/// Evidence from the candidate's node in the map (zeros when it is not in the map);
+/// `into` are the map's edges into it.
 fn evidence_of(
-    map: &ImpactMap,
+    nodes: &BTreeMap<&str, &ImpactNode>,
+    into: &[&ImpactEdge],
     node: Option<&ImpactNode>,
     kind: CandidateKind,
     onset: TimestampNs,
@@ -388,12 +398,8 @@ fn evidence_of(
     e.traffic_log_ratio = ((node.requests_per_s.now + 0.1) / (node.requests_per_s.baseline + 0.1)).ln();
     e.hops = node.hops;
     e.virtual_node = node.virtual_node;
-    let into: Vec<_> = map.edges.iter().filter(|x| x.callee == node.service).collect();
-    e.caller_error_delta = into
-        .iter()
-        .filter_map(|x| map.nodes.iter().find(|n| n.service == x.caller))
-        .map(error_delta)
-        .fold(0.0, f64::max);
+    e.caller_error_delta =
+        into.iter().filter_map(|x| nodes.get(x.caller.as_str())).map(|n| error_delta(n)).fold(0.0, f64::max);
     e.criticality = into
         .iter()
         .map(|x| match x.criticality {

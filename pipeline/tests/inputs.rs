@@ -188,3 +188,24 @@ fn simulated_protobuf_traces_read_back_like_the_ndjson() {
     assert!(json.len() >= 4, "{} versions", json.len());
     assert_eq!(maps(&[p("sim.pb"), p("sim.events.ndjson")], "b.ndjson"), json, "protobuf frames = OTLP JSON");
 }
+
+#[test]
+fn what_a_run_may_have_missed_is_said() {
+    let dir = tempfile::tempdir().unwrap();
+    let alert = |at: &str, f: &str| {
+        format!(
+            r#"{{"service":"checkout","status":"firing","starts_at":"2026-11-27T{at}Z","fingerprint":"{f}"}}"#
+        )
+    };
+    let path = dir.path().join("alerts.ndjson");
+    std::fs::write(&path, format!("{}\n{}\n", alert("09:10:00", "a"), alert("09:00:00", "b"))).unwrap();
+    let out = devloom(&["run", "--input", path.to_str().unwrap(), "--output", "/dev/null"]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("data quality: 1 events arrived behind the watermark"), "{err}");
+    let clean = dir.path().join("clean.ndjson");
+    std::fs::write(&clean, alert("09:00:00", "a") + "\n").unwrap();
+    let out =
+        devloom(&["run", "--input", clean.to_str().unwrap(), "--output", "/dev/null"]).output().unwrap();
+    assert!(!text(&out.stderr).contains("data quality"), "nothing said when nothing was missed");
+}

@@ -159,9 +159,10 @@ pub fn parse_time(flag: &str, text: Option<&str>) -> anyhow::Result<Option<u64>>
     .transpose()
 }
 
-/// Prints the latency line of a run, when an alert produced a map.
-pub fn print_latency(summary: &RunSummary) {
-    if let Some(line) = summary.latency_line() {
+/// Prints the latency line of a run, when an alert produced a map, and what it may have
+/// missed, when anything.
+pub fn print_run_notes(summary: &RunSummary) {
+    for line in [summary.latency_line(), summary.losses_line()].into_iter().flatten() {
         eprintln!("devloom: {line}");
     }
 }

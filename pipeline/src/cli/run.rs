@@ -9,7 +9,7 @@ use std::sync::atomic::AtomicBool;
 use anyhow::{Context, bail};
 use clap::Args;
 
-use super::{SimArgs, print_latency};
+use super::{SimArgs, print_run_notes};
 use crate::build::{self, ArchiveCommits};
 use crate::config::{Config, Overrides};
 use crate::core::{OutputKind, Source};
@@ -110,7 +110,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             _ => String::new(),
         }
     );
-    print_latency(&summary);
+    print_run_notes(&summary);
     if summary.records > 0 && summary.dead_letters == summary.records {
         bail!(
             "every record ({}) was a dead letter: the input is in no format Devloom reads (OTLP JSON or \
@@ -160,6 +160,6 @@ fn run_kafka(config: &Config) -> anyhow::Result<()> {
         "devloom: stopped after {} messages, {} spans, {} alerts, {} deploys → {} impact-map versions; {} dead letters",
         summary.records, e.spans, e.alerts, e.deploys, e.impact_maps, summary.dead_letters
     );
-    print_latency(&summary);
+    print_run_notes(&summary);
     Ok(())
 }

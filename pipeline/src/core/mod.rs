@@ -42,6 +42,19 @@ pub struct RunSummary {
 }
 
 impl RunSummary {
+    /// What the run may have missed, when anything: events behind the watermark, pairing
+    /// entries evicted from a full store, halves that never met.
+    pub fn losses_line(&self) -> Option<String> {
+        let (late, evicted, expired) = (self.engine.late, self.pairing.evicted, self.pairing.expired);
+        (late + evicted + expired > 0).then(|| {
+            format!(
+                "data quality: {late} events arrived behind the watermark (counted late), {evicted} pairing \
+                 entries evicted from a full store (edges may be missing), {expired} spans never met their \
+                 other half"
+            )
+        })
+    }
+
     /// The one-line latency report, when an alert produced a map.
     pub fn latency_line(&self) -> Option<String> {
         self.latency.map(|l| {
