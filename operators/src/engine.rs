@@ -7,7 +7,7 @@
 //! lines in [`Engine::on_event`] / [`Engine::advance`] that feed it. A stage may be
 //! optional (`Option<…>`: the candidate stage runs only with a model).
 
-use devloom_schemas::{CandidateList, Event, ImpactMap, TimestampNs};
+use devloom_schemas::{Alert, CandidateList, Event, ImpactMap, TimestampNs};
 use serde::{Deserialize, Serialize};
 
 use crate::blast_radius::{BlastConfig, BlastInput, BlastRadius};
@@ -245,6 +245,21 @@ impl Engine {
 
     /// Handles one event; the outputs it causes are appended to `out`.
     pub fn on_event(&mut self, event: &Event, out: &mut Outputs) {
+        // An alert without a time of its own (a PagerDuty resolve read from a file) takes
+        // the newest event time seen: deterministic, so replay still equals live.
+        let stamped;
+        let event = match event {
+            Event::Alert(a) if a.starts_at_ns == 0 => {
+                let now = self.max_event_ns;
+                stamped = Event::Alert(Alert {
+                    starts_at_ns: now,
+                    ends_at_ns: a.ends_at_ns.map(|_| now),
+                    ..a.clone()
+                });
+                &stamped
+            }
+            _ => event,
+        };
         let time = event.event_time_ns();
         if time < self.watermark_ns {
             self.counters.late += 1;

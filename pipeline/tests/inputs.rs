@@ -209,3 +209,28 @@ fn what_a_run_may_have_missed_is_said() {
         devloom(&["run", "--input", clean.to_str().unwrap(), "--output", "/dev/null"]).output().unwrap();
     assert!(!text(&out.stderr).contains("data quality"), "nothing said when nothing was missed");
 }
+
+#[test]
+fn pagerduty_resolves_close_incidents_from_a_file_and_a_bad_alert_spares_its_webhook() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("alerts.ndjson");
+    let trigger = r#"{"routing_key":"R","dedup_key":"k1","event_action":"trigger","payload":{"summary":"db down","source":"orders-db","severity":"critical","timestamp":"2026-11-27T09:00:00Z"}}"#;
+    let resolve = r#"{"routing_key":"R","dedup_key":"k1","event_action":"resolve"}"#;
+    let webhook = r#"{"version":"4","status":"firing","alerts":[
+        {"status":"firing","labels":{"alertname":"A","service":""},"startsAt":"2026-11-27T09:01:00Z"},
+        {"status":"firing","labels":{"alertname":"B","service":"checkout"},"startsAt":"2026-11-27T09:01:00Z"}]}"#
+        .replace('\n', "");
+    std::fs::write(&path, format!("{trigger}\n{webhook}\n{resolve}\n")).unwrap();
+    let mut pipeline = Pipeline::new(Engine::new(EngineConfig::default()), Collected::default());
+    pipeline.run(&mut Files::open(&[&path], &DecodeOptions::default()).unwrap()).unwrap();
+    let (out, summary) = pipeline.finish().unwrap();
+    assert_eq!(summary.engine.alerts, 3, "the trigger, the good alert of the webhook, the resolve");
+    assert_eq!(out.dead_letters.len(), 1);
+    assert!(out.dead_letters[0].reason.contains("1 of 2 items invalid: invalid at alerts[0].labels"));
+    let db = out.maps.iter().filter(|m| m.root_services == ["orders-db"]).collect::<Vec<_>>();
+    assert_eq!(
+        db.last().map(|m| m.status),
+        Some(devloom_schemas::IncidentStatus::Resolved),
+        "the resolve without a time closed the incident"
+    );
+}

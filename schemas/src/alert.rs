@@ -76,7 +76,9 @@ pub struct Alert {
     pub severity: Severity,
     /// Firing, acknowledged or resolved.
     pub status: AlertStatus,
-    /// When the alert started firing, ns since epoch.
+    /// When the alert started firing (for an acknowledge or resolve: when that
+    /// happened), ns since epoch; 0 when the producer and the transport gave no time (a
+    /// PagerDuty resolve read from a file): the engine then takes the newest event time.
     pub starts_at_ns: TimestampNs,
     /// When it resolved, if it has.
     #[serde(default)]

@@ -6,19 +6,22 @@ use std::collections::BTreeMap;
 
 use base64::Engine as _;
 use base64::prelude::BASE64_STANDARD;
-use devloom_schemas::codec::{DecodeOptions, Message, decode};
+use devloom_schemas::codec::{DecodeError, DecodeOptions, Message, decode};
 use devloom_schemas::dead_letter::DEAD_LETTER_SCHEMA_VERSION;
 use devloom_schemas::{DeadLetter, Event};
 
 use super::record::{Origin, RawRecord};
 
-/// A record that could not be decoded, kept whole, with the reason.
+/// A record that could not be decoded (or not all of it), kept whole, with the reason.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Rejected {
     /// The record as it arrived.
     pub record: RawRecord,
     /// Why it failed, naming the format tried and the field or path.
     pub reason: String,
+    /// Events from the valid parts of the record (the good alerts of a webhook whose
+    /// other alerts are invalid); processed as usual after the dead letter.
+    pub salvaged: Vec<Event>,
 }
 
 impl Rejected {
@@ -69,6 +72,9 @@ pub fn decode_record(record: RawRecord, opts: &DecodeOptions) -> Result<Vec<Even
     };
     match result {
         Ok(_) => Ok(events),
-        Err(e) => Err(Box::new(Rejected { record, reason: e.to_string() })),
+        Err(e @ DecodeError::Partial { .. }) => {
+            Err(Box::new(Rejected { record, reason: e.to_string(), salvaged: events }))
+        }
+        Err(e) => Err(Box::new(Rejected { record, reason: e.to_string(), salvaged: Vec::new() })),
     }
 }

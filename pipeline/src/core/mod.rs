@@ -121,11 +121,13 @@ impl<S: Sink> Pipeline<S> {
                 self.records += n;
                 Ok(())
             }
-            Input::Rejected(rejected) => {
+            Input::Rejected(mut rejected, read) => {
                 self.records += 1;
                 self.dead_letters += 1;
                 tracing::warn!(origin = %rejected.record.origin, reason = %rejected.reason, "dead letter");
-                self.publish(&Output::DeadLetter(rejected))
+                let salvaged = std::mem::take(&mut rejected.salvaged);
+                self.publish(&Output::DeadLetter(rejected))?;
+                salvaged.iter().try_for_each(|e| self.event(e, read))
             }
             Input::Idle => Ok(()),
         }

@@ -122,8 +122,9 @@ pub enum Input {
     Event(Event, ReadStamp),
     /// This many records were read whose events follow as [`Input::Event`]s.
     Read(u64),
-    /// A record that could not be decoded: published as a dead letter.
-    Rejected(Box<Rejected>),
+    /// A record that could not be decoded (or not all of it): published as a dead
+    /// letter, then what could be salvaged from it is processed.
+    Rejected(Box<Rejected>, ReadStamp),
     /// Nothing arrived for a while: a chance for periodic work (checkpoints).
     Idle,
 }
@@ -133,7 +134,7 @@ impl Input {
     pub fn decoded(decoded: Result<Vec<Event>, Box<Rejected>>, read: ReadStamp) -> Self {
         match decoded {
             Ok(events) => Self::Record(events, read),
-            Err(rejected) => Self::Rejected(rejected),
+            Err(rejected) => Self::Rejected(rejected, read),
         }
     }
 }

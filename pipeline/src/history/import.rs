@@ -52,7 +52,13 @@ pub fn import(
                     bar.set_position(events);
                 }
             }
-            Input::Rejected(rejected) => dead_letters.push(rejected),
+            Input::Rejected(mut rejected, _) => {
+                for event in std::mem::take(&mut rejected.salvaged) {
+                    archive.append_event(&event)?;
+                    events += 1;
+                }
+                dead_letters.push(rejected);
+            }
             Input::Record(..) | Input::Read(_) | Input::Idle => {}
         }
     }

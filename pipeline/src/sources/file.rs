@@ -184,7 +184,12 @@ impl Stream {
                         self.ready.push_back((self.reached, Input::Event(event, ReadStamp::now())));
                     }
                 }
-                Err(rejected) => self.ready.push_back((self.reached, Input::Rejected(rejected))),
+                Err(rejected) => {
+                    for event in &rejected.salvaged {
+                        self.reached = self.reached.max(event.event_time_ns());
+                    }
+                    self.ready.push_back((self.reached, Input::Rejected(rejected, ReadStamp::now())));
+                }
             }
         }
         self.ready.pop_front().map(Ok)

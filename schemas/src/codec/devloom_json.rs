@@ -62,6 +62,9 @@ struct DeployWire {
 pub(crate) fn decode_alert(value: Value, out: &mut Vec<Event>) -> Result<(), DecodeError> {
     const F: Format = Format::DevloomAlert;
     let w: AlertWire = from_json(F, value)?;
+    if w.service.trim().is_empty() {
+        return Err(DecodeError::invalid(F, "service", "is empty: an alert must name its service"));
+    }
     let starts_at_ns = json_time(F, "starts_at", &w.starts_at)?;
     let ends_at_ns = w.ends_at.as_deref().map(|t| json_time(F, "ends_at", t)).transpose()?;
     if w.status == AlertStatus::Resolved && ends_at_ns.is_none() {

@@ -131,6 +131,17 @@ pub enum DecodeError {
         /// The formats that were tried.
         accepted: String,
     },
+    /// Some items of a payload that holds many (an Alertmanager webhook's alerts) are
+    /// invalid; the others were decoded into `out` as usual.
+    #[error("{format}: {} of {total} items invalid: {}", rejected.len(), rejected.join("; "))]
+    Partial {
+        /// Format the payload was read as.
+        format: Format,
+        /// Items in the payload.
+        total: usize,
+        /// Each invalid item: its path and what was wrong.
+        rejected: Vec<String>,
+    },
     /// The payload is a known format that this input does not accept.
     #[error("{format} is not accepted on a {expect} input")]
     WrongInput {

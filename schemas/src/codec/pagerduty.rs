@@ -54,10 +54,12 @@ pub(crate) fn decode(value: Value, ctx: &JsonContext<'_>, out: &mut Vec<Event>) 
         Some(t) => Some(json_time(F, "payload.timestamp", t)?),
         None => None,
     };
-    let time = payload_time.or(ctx.fallback_time_ns).ok_or_else(|| {
-        DecodeError::invalid(F, "payload.timestamp", "no timestamp in the event and none from the transport")
-    })?;
+    let time = payload_time.or(ctx.fallback_time_ns);
     let Some(payload) = ev.payload else {
+        // A resolve or acknowledge as the Events API documents it: the dedup key alone.
+        // Without a transport time (a file) it is stamped by the engine with the newest
+        // event time it has seen (`starts_at_ns` 0).
+        let time = time.unwrap_or(0);
         // acknowledge / resolve carry only the dedup key; the service is the incident's.
         let dedup = ev.dedup_key.filter(|k| !k.is_empty()).ok_or_else(|| {
             DecodeError::invalid(F, "dedup_key", format!("{} needs a dedup_key", ev.event_action))
@@ -78,6 +80,9 @@ pub(crate) fn decode(value: Value, ctx: &JsonContext<'_>, out: &mut Vec<Event>) 
         }));
         return Ok(());
     };
+    let time = time.ok_or_else(|| {
+        DecodeError::invalid(F, "payload.timestamp", "no timestamp in the event and none from the transport")
+    })?;
     let mut labels = BTreeMap::new();
     if let Some(Value::Object(details)) = &payload.custom_details {
         for (k, v) in details {

@@ -77,8 +77,32 @@ fn alertmanager_service_label_list_is_configurable() {
     let err = decode(&Message::bytes(&bytes), Expect::Alerts, &opts, &mut Vec::new()).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "Alertmanager webhook v4: invalid at alerts[0].labels: no service label (tried team)"
+        "Alertmanager webhook v4: 3 of 3 items invalid: invalid at alerts[0].labels: no service label (tried \
+         team); invalid at alerts[1].labels: no service label (tried team); invalid at alerts[2].labels: no \
+         service label (tried team)"
     );
+}
+
+#[test]
+fn one_bad_alert_does_not_take_the_good_ones_of_its_webhook_with_it() {
+    let mut hook: serde_json::Value = serde_json::from_slice(&fixture("alertmanager_v4.json")).unwrap();
+    let alerts_json = hook["alerts"].as_array_mut().unwrap();
+    let total = alerts_json.len();
+    alerts_json[1]["labels"] = serde_json::json!({"alertname": "NoService", "service": ""});
+    hook["commonLabels"] = serde_json::json!({});
+    let bytes = serde_json::to_vec(&hook).unwrap();
+    let mut out = Vec::new();
+    let err =
+        decode(&Message::bytes(&bytes), Expect::Alerts, &DecodeOptions::default(), &mut out).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "Alertmanager webhook v4: 1 of {total} items invalid: invalid at alerts[1].labels: no service label \
+             (tried service, service_name, app, job)"
+        ),
+        "an empty service label names nothing"
+    );
+    assert_eq!(out.len(), total - 1, "the other alerts are decoded");
 }
 
 #[test]
@@ -95,10 +119,14 @@ fn pagerduty_trigger_acknowledge_resolve() {
     assert_eq!(a.labels["class"], "disk");
     assert_eq!(a.labels["ping time"], "1500");
 
-    // A resolve has no payload and no time: the transport's timestamp is used.
+    // A resolve has no payload and no time: the transport's timestamp is used, and
+    // without one (a file) it is left for the engine to stamp (0).
     let bytes = fixture("pagerduty_resolve.json");
-    let err = decode_all(Message::bytes(&bytes), Expect::Alerts).unwrap_err();
-    assert!(err.to_string().contains("payload.timestamp"), "{err}");
+    let a = &alerts(decode_all(Message::bytes(&bytes), Expect::Alerts).unwrap().1)[0];
+    assert_eq!((a.status, a.starts_at_ns, a.ends_at_ns), (AlertStatus::Resolved, 0, Some(0)));
+    let trigger = br#"{"routing_key":"R","event_action":"trigger","payload":{"summary":"s","source":"h","severity":"error"}}"#;
+    let err = decode_all(Message::bytes(trigger), Expect::Alerts).unwrap_err();
+    assert!(err.to_string().contains("payload.timestamp"), "a trigger still needs a time: {err}");
     let msg = Message { payload: &bytes, headers: &[], fallback_time_ns: Some(42) };
     let a = &alerts(decode_all(msg, Expect::Alerts).unwrap().1)[0];
     assert_eq!(
