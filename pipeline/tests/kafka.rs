@@ -253,6 +253,37 @@ fn collector_alertmanager_and_deploy_messages_become_impact_maps() {
     assert_eq!(list.candidates[0].key, "deploy:payments@v1.9.0", "{:#?}", list.candidates);
     assert_eq!(lists[0].key(), Some(map.incident_id.as_bytes()));
     assert_eq!(header(&lists[0], "ce_type"), Some("dev.devloom.candidates.v1"));
+
+    // `devloom watch` draws what is on the topics.
+    let mut watch = Command::new(env!("CARGO_BIN_EXE_devloom"))
+        .args(["watch", "--config", config.to_str().unwrap(), "--from-beginning"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map(KillOnDrop)
+        .unwrap();
+    let stdout = watch.0.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut seen = Vec::new();
+    let drawn = |seen: &[String], what: &str| seen.iter().any(|l| l.contains(what));
+    while !(drawn(&seen, "· RESOLVED ·") && drawn(&seen, "root-cause candidates v")) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => seen.push(line),
+            Err(_) => panic!("devloom watch drew no resolved map and candidates: {seen:#?}"),
+        }
+    }
+    assert!(drawn(&seen, "payments RED"), "{seen:#?}");
+    drop(watch);
 }
 
 #[test]
