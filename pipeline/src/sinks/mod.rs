@@ -37,13 +37,3 @@ impl Sink for Collected {
         Ok(())
     }
 }
-
-/// Drops every output (for runs that only want the summary).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Discard;
-
-impl Sink for Discard {
-    fn publish(&mut self, _: &Output) -> io::Result<()> {
-        Ok(())
-    }
-}
