@@ -8,6 +8,25 @@ pub type TimestampNs = u64;
 /// Nanoseconds in one second.
 pub const NANOS_PER_SEC: u64 = 1_000_000_000;
 
+/// The latest time Devloom represents (2262-04-11T23:47:16.854Z, `i64::MAX` ns): a span
+/// time beyond it is rejected at decode, never clamped.
+pub const MAX_TIMESTAMP_NS: TimestampNs = i64::MAX as u64;
+
+/// Why a span's times cannot be used, if they cannot: `(field, reason)`.
+pub fn check_span_times(
+    start_ns: TimestampNs,
+    end_ns: TimestampNs,
+) -> Result<(), (&'static str, &'static str)> {
+    const OUT_OF_RANGE: &str = "out of range: after 2262-04-11, the latest time Devloom represents";
+    if start_ns > MAX_TIMESTAMP_NS {
+        return Err(("startTimeUnixNano", OUT_OF_RANGE));
+    }
+    if end_ns > MAX_TIMESTAMP_NS {
+        return Err(("endTimeUnixNano", OUT_OF_RANGE));
+    }
+    Ok(())
+}
+
 /// Parses an RFC 3339 timestamp (`2026-11-27T09:00:00Z`, any offset, any precision), and
 /// the ISO 8601 form with a colon-less offset (`+0000`) that PagerDuty documents.
 pub fn parse_rfc3339(text: &str) -> Result<TimestampNs, String> {

@@ -13,6 +13,7 @@ use super::{DecodeError, Format, from_json};
 use crate::event::Event;
 use crate::ids::{SpanId, TraceId};
 use crate::span::{Span, SpanKind, SpanLink};
+use crate::time::check_span_times;
 
 /// Decodes protobuf bytes into the generated types, then normalizes. The naive path,
 /// kept as the reference for the selective decoder.
@@ -58,6 +59,8 @@ pub fn normalize(
                     })
                     .collect::<Result<Vec<_>, _>>()?;
                 let status = span.status.as_ref().map_or(0, |st| st.code);
+                check_span_times(span.start_time_unix_nano, span.end_time_unix_nano)
+                    .map_err(|(field, reason)| DecodeError::invalid(format, at(field), reason))?;
                 out.push(Event::Span(Span {
                     trace_id: TraceId::from_bytes(&span.trace_id)
                         .ok_or_else(|| DecodeError::invalid(format, at("traceId"), BAD_TRACE_ID))?,

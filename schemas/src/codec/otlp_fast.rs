@@ -11,6 +11,7 @@ use super::{DecodeError, Format};
 use crate::event::Event;
 use crate::ids::{SpanId, TraceId};
 use crate::span::{Span, SpanKind, SpanLink};
+use crate::time::check_span_times;
 
 /// Decodes OTLP protobuf bytes into normalized spans, appending to `out`.
 pub fn decode(bytes: &[u8], out: &mut Vec<Event>) -> Result<(), DecodeError> {
@@ -134,6 +135,7 @@ fn span(bytes: &[u8], service: &Arc<str>, region: &Option<Arc<str>>) -> Result<S
         }
     }
     let name = std::str::from_utf8(name).map_err(|_| ("name".to_string(), INVALID_UTF8))?;
+    check_span_times(start, end).map_err(|(field, reason)| (field.to_string(), reason))?;
     Ok(Span {
         trace_id: TraceId::from_bytes(trace_id).ok_or_else(|| ("traceId".to_string(), BAD_TRACE_ID))?,
         span_id: SpanId::from_bytes(span_id).ok_or_else(|| ("spanId".to_string(), BAD_SPAN_ID))?,

@@ -402,3 +402,21 @@ fn protobuf_is_sniffed_as_protobuf_whatever_its_first_length_byte() {
     assert!(lowest < 0x20, "lengths start low: {lowest:#04x}");
     assert!((lowest..=0xff).all(|b| seen.contains(&b)), "every length byte from {lowest:#04x} up is tested");
 }
+
+#[test]
+fn span_times_beyond_2262_are_rejected_not_clamped() {
+    let mut request = official_request();
+    request.resource_spans[0].scope_spans[0].spans[0].end_time_unix_nano = u64::MAX;
+    let bytes = request.encode_to_vec();
+    for decoded in [decode_all(Message::bytes(&bytes), Expect::Traces), {
+        let mut out = Vec::new();
+        otlp::decode_reference(&bytes, &mut out).map(|()| (Format::OtlpProtobuf, out))
+    }] {
+        let err = decoded.unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "OTLP protobuf: invalid at resourceSpans[0].scopeSpans[0].spans[0].endTimeUnixNano: out of range: \
+             after 2262-04-11, the latest time Devloom represents"
+        );
+    }
+}
