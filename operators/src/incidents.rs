@@ -2,7 +2,7 @@
 //! are one incident. Ids are deterministic (a digest of the first alert's fingerprint
 //! and start). An incident resolves when all its alerts have resolved.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use devloom_schemas::ids::stable_digest;
 use devloom_schemas::{Alert, AlertStatus, TimestampNs};
@@ -98,12 +98,17 @@ pub struct IncidentTracker {
     config: IncidentConfig,
     open: BTreeMap<String, Incident>,
     watermark_ns: TimestampNs,
+    /// Derived from `open` (rebuilt on restore): the incident holding each alert, and
+    /// the incidents with an alert on each service, so an alert costs lookups, not a
+    /// scan of every open incident.
+    by_fingerprint: BTreeMap<String, String>,
+    by_service: BTreeMap<String, BTreeSet<String>>,
 }
 
 impl IncidentTracker {
     /// A tracker with `config`.
     pub fn new(config: IncidentConfig) -> Self {
-        Self { config, open: BTreeMap::new(), watermark_ns: 0 }
+        Self { config, ..Self::default() }
     }
 
     /// Open incidents.
@@ -111,8 +116,23 @@ impl IncidentTracker {
         self.open.len()
     }
 
-    fn incident_of(&self, fingerprint: &str) -> Option<String> {
-        self.open.iter().find(|(_, inc)| inc.alerts.contains_key(fingerprint)).map(|(id, _)| id.clone())
+    fn index(&mut self, id: &str, fingerprint: &str, service: &str) {
+        self.by_fingerprint.insert(fingerprint.to_string(), id.to_string());
+        self.by_service.entry(service.to_string()).or_default().insert(id.to_string());
+    }
+
+    fn close(&mut self, id: &str) -> Option<Incident> {
+        let inc = self.open.remove(id)?;
+        for (fingerprint, alert) in &inc.alerts {
+            self.by_fingerprint.remove(fingerprint);
+            if let Some(ids) = self.by_service.get_mut(&alert.service) {
+                ids.remove(id);
+                if ids.is_empty() {
+                    self.by_service.remove(&alert.service);
+                }
+            }
+        }
+        Some(inc)
     }
 }
 
@@ -126,8 +146,8 @@ impl Operator for IncidentTracker {
         // Alertmanager's startsAt predates the notification (the rule's `for`): an update
         // happens no earlier than the event time already reached.
         let time = alert.event_time_ns().max(self.watermark_ns);
-        if let Some(id) = self.incident_of(&alert.fingerprint) {
-            let inc = self.open.get_mut(&id).expect("found above");
+        if let Some(id) = self.by_fingerprint.get(&alert.fingerprint).cloned() {
+            let inc = self.open.get_mut(&id).expect("indexed incidents are open");
             let entry = inc.alerts.get_mut(&alert.fingerprint).expect("found above");
             let was_active = entry.active;
             entry.active = alert.status.is_active();
@@ -136,7 +156,7 @@ impl Operator for IncidentTracker {
                 inc.last_alert_ns = inc.last_alert_ns.max(time);
             }
             if inc.alerts.values().all(|a| !a.active) {
-                let inc = self.open.remove(&id).expect("present");
+                let inc = self.close(&id).expect("present");
                 out.push(inc.update(&id, UpdateKind::Resolved, time));
             } else if changed {
                 out.push(inc.update(&id, UpdateKind::Changed, time));
@@ -149,14 +169,20 @@ impl Operator for IncidentTracker {
         let entry = AlertEntry { service: alert.service.clone(), active: true };
         let window = self.config.group_window_ms.saturating_mul(1_000_000);
         let nearby = graph.names_within(&alert.service, self.config.group_max_hops);
-        let joined = self.open.iter_mut().find(|(_, inc)| {
-            time.saturating_sub(inc.last_alert_ns) <= window
-                && inc.alerts.values().any(|a| nearby.binary_search(&a.service).is_ok())
-        });
-        if let Some((id, inc)) = joined {
+        // The incidents with an alert on a nearby service, in id order (the order a scan
+        // of every open incident would find them in).
+        let candidates: BTreeSet<&String> =
+            nearby.iter().filter_map(|s| self.by_service.get(s)).flatten().collect();
+        let joined = candidates
+            .into_iter()
+            .find(|id| time.saturating_sub(self.open[*id].last_alert_ns) <= window)
+            .cloned();
+        if let Some(id) = joined {
+            let inc = self.open.get_mut(&id).expect("indexed incidents are open");
             inc.alerts.insert(alert.fingerprint.clone(), entry);
             inc.last_alert_ns = inc.last_alert_ns.max(time);
-            out.push(inc.update(id, UpdateKind::Changed, time));
+            out.push(inc.update(&id, UpdateKind::Changed, time));
+            self.index(&id, &alert.fingerprint, &alert.service);
             return;
         }
         let id =
@@ -164,6 +190,7 @@ impl Operator for IncidentTracker {
         let inc =
             Incident { alerts: BTreeMap::from([(alert.fingerprint.clone(), entry)]), last_alert_ns: time };
         out.push(inc.update(&id, UpdateKind::Opened, time));
+        self.index(&id, &alert.fingerprint, &alert.service);
         self.open.insert(id, inc);
     }
 
@@ -178,6 +205,18 @@ impl Operator for IncidentTracker {
     fn restore(&mut self, s: IncidentSnapshot) {
         self.open = s.open;
         self.watermark_ns = s.watermark_ns;
+        self.by_fingerprint.clear();
+        self.by_service.clear();
+        let alerts: Vec<(String, String, String)> = self
+            .open
+            .iter()
+            .flat_map(|(id, inc)| {
+                inc.alerts.iter().map(|(fp, a)| (id.clone(), fp.clone(), a.service.clone()))
+            })
+            .collect();
+        for (id, fingerprint, service) in alerts {
+            self.index(&id, &fingerprint, &service);
+        }
     }
 }
 
