@@ -4,7 +4,7 @@
 //! any node's state changes (at most once per `min_interval_ms` per incident), and on
 //! resolve.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use devloom_schemas::impact::IMPACT_MAP_SCHEMA_VERSION;
 use devloom_schemas::time::format_rfc3339;
@@ -119,12 +119,15 @@ pub struct BlastSnapshot {
 pub struct BlastRadius {
     config: BlastConfig,
     open: BTreeMap<String, View>,
+    /// Derived from `open` (rebuilt on restore): the views marked dirty, so a watermark
+    /// visits those, not every open incident.
+    dirty: BTreeSet<String>,
 }
 
 impl BlastRadius {
     /// An operator with `config`.
     pub fn new(config: BlastConfig) -> Self {
-        Self { config, open: BTreeMap::new() }
+        Self { config, open: BTreeMap::new(), dirty: BTreeSet::new() }
     }
 
     /// Publishes `map` as the next version of its incident.
@@ -134,6 +137,7 @@ impl BlastRadius {
         view.last_emit_ns = map.event_time_ns;
         view.dirty = false;
         view.last_states = states_of(&map);
+        self.dirty.remove(&map.incident_id);
         map.version = view.version;
         out.push(map);
     }
@@ -311,11 +315,13 @@ impl Operator for BlastRadius {
                 self.publish(map, out);
                 if status == IncidentStatus::Resolved {
                     self.open.remove(&u.incident_id);
+                    self.dirty.remove(&u.incident_id);
                 }
             }
             BlastInput::Health(_) => {
-                for view in self.open.values_mut() {
+                for (id, view) in &mut self.open {
                     view.dirty = true;
+                    self.dirty.insert(id.clone());
                 }
             }
         }
@@ -324,14 +330,15 @@ impl Operator for BlastRadius {
     fn on_watermark(&mut self, graph: &ServiceGraph, event_time: TimestampNs, out: &mut Vec<ImpactMap>) {
         let interval = self.config.min_interval_ms.saturating_mul(1_000_000);
         let due: Vec<String> = self
-            .open
+            .dirty
             .iter()
-            .filter(|(_, v)| v.dirty && event_time >= v.last_emit_ns.saturating_add(interval))
-            .map(|(id, _)| id.clone())
+            .filter(|id| event_time >= self.open[*id].last_emit_ns.saturating_add(interval))
+            .cloned()
             .collect();
         for id in due {
-            let view = self.open.get_mut(&id).expect("listed above");
+            let view = self.open.get_mut(&id).expect("dirty views are open");
             view.dirty = false;
+            self.dirty.remove(&id);
             let map = build_map(graph, self.config.max_hops, &id, view, IncidentStatus::Open, event_time);
             if states_of(&map) != view.last_states {
                 self.publish(map, out);
@@ -345,6 +352,7 @@ impl Operator for BlastRadius {
 
     fn restore(&mut self, s: BlastSnapshot) {
         self.open = s.open;
+        self.dirty = self.open.iter().filter(|(_, v)| v.dirty).map(|(id, _)| id.clone()).collect();
     }
 }
 
