@@ -306,14 +306,14 @@ impl Operator for BlastRadius {
                 });
                 view.roots = u.root_services.clone();
                 view.firing = u.firing_services.clone();
-                let status = if u.kind == UpdateKind::Resolved {
-                    IncidentStatus::Resolved
-                } else {
-                    IncidentStatus::Open
+                let status = match u.kind {
+                    UpdateKind::Resolved => IncidentStatus::Resolved,
+                    UpdateKind::Stale => IncidentStatus::Stale,
+                    UpdateKind::Opened | UpdateKind::Changed => IncidentStatus::Open,
                 };
                 let map = build_map(graph, self.config.max_hops, &u.incident_id, view, status, u.time_ns);
                 self.publish(map, out);
-                if status == IncidentStatus::Resolved {
+                if status.is_closed() {
                     self.open.remove(&u.incident_id);
                     self.dirty.remove(&u.incident_id);
                 }

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use devloom_schemas::{
     CANDIDATES_SCHEMA_VERSION, Candidate, CandidateKind, CandidateList, ChangeKind, Criticality, Deploy,
-    Direction, HealthState, ImpactEdge, ImpactMap, ImpactNode, IncidentStatus, TimestampNs,
+    Direction, HealthState, ImpactEdge, ImpactMap, ImpactNode, TimestampNs,
 };
 use serde::{Deserialize, Serialize};
 
@@ -140,7 +140,7 @@ impl CandidateScorer {
         let signature: Vec<(String, i64)> =
             candidates.iter().map(|c| (c.key.clone(), (c.confidence * 10.0).round() as i64)).collect();
         let tracked = self.state.open.get_mut(id).expect("looked up above");
-        let resolved = tracked.map.status == IncidentStatus::Resolved;
+        let resolved = tracked.map.status.is_closed();
         if signature == tracked.last && tracked.version > 0 && !resolved {
             return;
         }

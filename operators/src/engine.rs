@@ -326,6 +326,9 @@ impl Engine {
             s.graph.on_event(&(), &obs, &mut self.changes);
         }
         s.incidents.on_watermark(&s.graph, watermark, &mut self.updates);
+        for u in self.updates.drain(..) {
+            s.blast.on_event(&s.graph, &BlastInput::Incident(u), &mut out.maps);
+        }
         s.graph.on_watermark(&(), watermark, &mut self.changes);
         for c in self.changes.drain(..) {
             if let Some(candidates) = &mut s.candidates {

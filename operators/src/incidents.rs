@@ -1,6 +1,8 @@
 //! Incidents: alerts that fire within a window on services connected within a few hops
 //! are one incident. Ids are deterministic (a digest of the first alert's fingerprint
-//! and start). An incident resolves when all its alerts have resolved.
+//! and start). An incident resolves when all its alerts have resolved, and goes stale
+//! when none of its alerts fired or changed for `stale_after_ms` (so incidents whose
+//! resolves never come do not pile up).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -20,11 +22,15 @@ pub struct IncidentConfig {
     pub group_window_ms: u64,
     /// …and whose alerted services are within this many hops in the service graph.
     pub group_max_hops: u32,
+    /// An incident none of whose alerts fired or changed for this long (event time,
+    /// milliseconds) is closed as stale; 0: never. Longer than Alertmanager's default
+    /// `repeat_interval` (4 h), so a firing alert keeps its incident open.
+    pub stale_after_ms: u64,
 }
 
 impl Default for IncidentConfig {
     fn default() -> Self {
-        Self { group_window_ms: 5 * 60_000, group_max_hops: 2 }
+        Self { group_window_ms: 5 * 60_000, group_max_hops: 2, stale_after_ms: 24 * 3_600_000 }
     }
 }
 
@@ -37,6 +43,8 @@ pub enum UpdateKind {
     Changed,
     /// All alerts resolved.
     Resolved,
+    /// No alert fired or changed for `stale_after_ms`.
+    Stale,
 }
 
 /// An incident changed.
@@ -103,6 +111,7 @@ pub struct IncidentTracker {
     /// scan of every open incident.
     by_fingerprint: BTreeMap<String, String>,
     by_service: BTreeMap<String, BTreeSet<String>>,
+    by_last_alert: BTreeSet<(TimestampNs, String)>,
 }
 
 impl IncidentTracker {
@@ -121,8 +130,17 @@ impl IncidentTracker {
         self.by_service.entry(service.to_string()).or_default().insert(id.to_string());
     }
 
+    /// Sets the incident's last alert time, keeping the staleness index in step.
+    fn touch(&mut self, id: &str, time: TimestampNs) {
+        let Some(inc) = self.open.get_mut(id) else { return };
+        self.by_last_alert.remove(&(inc.last_alert_ns, id.to_string()));
+        inc.last_alert_ns = inc.last_alert_ns.max(time);
+        self.by_last_alert.insert((inc.last_alert_ns, id.to_string()));
+    }
+
     fn close(&mut self, id: &str) -> Option<Incident> {
         let inc = self.open.remove(id)?;
+        self.by_last_alert.remove(&(inc.last_alert_ns, id.to_string()));
         for (fingerprint, alert) in &inc.alerts {
             self.by_fingerprint.remove(fingerprint);
             if let Some(ids) = self.by_service.get_mut(&alert.service) {
@@ -152,14 +170,15 @@ impl Operator for IncidentTracker {
             let was_active = entry.active;
             entry.active = alert.status.is_active();
             let changed = was_active != entry.active;
+            let all_resolved = inc.alerts.values().all(|a| !a.active);
             if alert.status.is_active() {
-                inc.last_alert_ns = inc.last_alert_ns.max(time);
+                self.touch(&id, time);
             }
-            if inc.alerts.values().all(|a| !a.active) {
+            if all_resolved {
                 let inc = self.close(&id).expect("present");
                 out.push(inc.update(&id, UpdateKind::Resolved, time));
             } else if changed {
-                out.push(inc.update(&id, UpdateKind::Changed, time));
+                out.push(self.open[&id].update(&id, UpdateKind::Changed, time));
             }
             return;
         }
@@ -180,8 +199,8 @@ impl Operator for IncidentTracker {
         if let Some(id) = joined {
             let inc = self.open.get_mut(&id).expect("indexed incidents are open");
             inc.alerts.insert(alert.fingerprint.clone(), entry);
-            inc.last_alert_ns = inc.last_alert_ns.max(time);
-            out.push(inc.update(&id, UpdateKind::Changed, time));
+            self.touch(&id, time);
+            out.push(self.open[&id].update(&id, UpdateKind::Changed, time));
             self.index(&id, &alert.fingerprint, &alert.service);
             return;
         }
@@ -191,11 +210,23 @@ impl Operator for IncidentTracker {
             Incident { alerts: BTreeMap::from([(alert.fingerprint.clone(), entry)]), last_alert_ns: time };
         out.push(inc.update(&id, UpdateKind::Opened, time));
         self.index(&id, &alert.fingerprint, &alert.service);
+        self.by_last_alert.insert((time, id.clone()));
         self.open.insert(id, inc);
     }
 
-    fn on_watermark(&mut self, _: &ServiceGraph, event_time: TimestampNs, _: &mut Vec<IncidentUpdate>) {
+    fn on_watermark(&mut self, _: &ServiceGraph, event_time: TimestampNs, out: &mut Vec<IncidentUpdate>) {
         self.watermark_ns = self.watermark_ns.max(event_time);
+        let stale_after = self.config.stale_after_ms.saturating_mul(1_000_000);
+        if stale_after == 0 {
+            return;
+        }
+        while let Some((last, id)) = self.by_last_alert.first().cloned() {
+            if last.saturating_add(stale_after) > self.watermark_ns {
+                break;
+            }
+            let inc = self.close(&id).expect("indexed incidents are open");
+            out.push(inc.update(&id, UpdateKind::Stale, self.watermark_ns));
+        }
     }
 
     fn snapshot(&self) -> IncidentSnapshot {
@@ -217,6 +248,7 @@ impl Operator for IncidentTracker {
         for (id, fingerprint, service) in alerts {
             self.index(&id, &fingerprint, &service);
         }
+        self.by_last_alert = self.open.iter().map(|(id, inc)| (inc.last_alert_ns, id.clone())).collect();
     }
 }
 
@@ -317,5 +349,24 @@ mod tests {
         got.extend(feed(&mut second, &g, &alerts[2..]));
         assert_eq!(got, expected);
         assert_eq!(feed(&mut IncidentTracker::default(), &g, &alerts), expected);
+    }
+
+    #[test]
+    fn an_incident_whose_alerts_fall_silent_goes_stale() {
+        let g = graph();
+        let config = IncidentConfig { stale_after_ms: 3_600_000, ..IncidentConfig::default() };
+        let mut t = IncidentTracker::new(config);
+        let hour = 3_600_000_000_000u64;
+        let mut out = feed(&mut t, &g, &[alert("a", "payments", AlertStatus::Firing, 100)]);
+        // Re-notified within the hour: still open an hour after the first notification.
+        out.extend(feed(&mut t, &g, &[alert("a", "payments", AlertStatus::Firing, 100 + 3000)]));
+        t.on_watermark(&g, 100 * 1_000_000_000 + hour + 1, &mut out);
+        assert_eq!(t.open_count(), 1, "{out:?}");
+        t.on_watermark(&g, 3100 * 1_000_000_000 + hour, &mut out);
+        assert_eq!(out.last().map(|u| u.kind), Some(UpdateKind::Stale));
+        assert_eq!(t.open_count(), 0);
+        // Its alert firing again later opens a new incident.
+        let again = feed(&mut t, &g, &[alert("a", "payments", AlertStatus::Firing, 9000)]);
+        assert_eq!(again[0].kind, UpdateKind::Opened);
     }
 }

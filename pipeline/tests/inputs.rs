@@ -234,3 +234,26 @@ fn pagerduty_resolves_close_incidents_from_a_file_and_a_bad_alert_spares_its_web
         "the resolve without a time closed the incident"
     );
 }
+
+#[test]
+fn an_incident_whose_resolve_never_comes_closes_as_stale() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("alerts.ndjson");
+    let alert = |day: u32, service: &str| {
+        format!(
+            r#"{{"service":"{service}","status":"firing","starts_at":"2026-11-{day}T09:00:00Z","fingerprint":"{service}"}}"#
+        )
+    };
+    std::fs::write(&path, format!("{}\n{}\n", alert(27, "payments"), alert(28, "search"))).unwrap();
+    let mut pipeline = Pipeline::new(Engine::new(EngineConfig::default()), Collected::default());
+    pipeline.run(&mut Files::open(&[&path], &DecodeOptions::default()).unwrap()).unwrap();
+    let (out, _) = pipeline.finish().unwrap();
+    let payments: Vec<_> = out.maps.iter().filter(|m| m.root_services == ["payments"]).collect();
+    assert_eq!(
+        payments.last().unwrap().status,
+        devloom_schemas::IncidentStatus::Stale,
+        "a day without a word"
+    );
+    let search = out.maps.iter().filter(|m| m.root_services == ["search"]).last().unwrap();
+    assert_eq!(search.status, devloom_schemas::IncidentStatus::Open, "the new alert's incident is open");
+}

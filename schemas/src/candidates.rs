@@ -59,7 +59,7 @@ pub struct CandidateList {
     pub incident_id: String,
     /// 1, 2, … per incident; re-scored when evidence changes.
     pub version: u32,
-    /// Open or resolved.
+    /// Open, resolved or stale.
     pub status: IncidentStatus,
     /// Alerted services, sorted.
     pub root_services: Vec<String>,

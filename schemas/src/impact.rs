@@ -16,6 +16,16 @@ pub enum IncidentStatus {
     Open,
     /// All its alerts resolved.
     Resolved,
+    /// No alert of it fired or changed for `[engine.incidents] stale_after_ms`: closed
+    /// without a resolve (its alerts were never resolved, or the resolves were lost).
+    Stale,
+}
+
+impl IncidentStatus {
+    /// Resolved or stale: no further versions come.
+    pub fn is_closed(self) -> bool {
+        matches!(self, Self::Resolved | Self::Stale)
+    }
 }
 
 /// Is the damage staying where it started?
@@ -145,7 +155,7 @@ pub struct ImpactMap {
     pub incident_id: String,
     /// 1, 2, … per incident; `(incident_id, version)` identifies a payload.
     pub version: u32,
-    /// Open or resolved.
+    /// Open, resolved or stale.
     pub status: IncidentStatus,
     /// Alerted services, sorted.
     pub root_services: Vec<String>,

@@ -64,6 +64,7 @@ pub fn render_map(map: &ImpactMap, color: bool) -> String {
     let status = match map.status {
         IncidentStatus::Open => "OPEN",
         IncidentStatus::Resolved => "RESOLVED",
+        IncidentStatus::Stale => "STALE (no alert for stale_after_ms)",
     };
     let verdict = match map.verdict {
         Verdict::Contained => "contained",
