@@ -254,6 +254,6 @@ fn an_incident_whose_resolve_never_comes_closes_as_stale() {
         devloom_schemas::IncidentStatus::Stale,
         "a day without a word"
     );
-    let search = out.maps.iter().filter(|m| m.root_services == ["search"]).last().unwrap();
+    let search = out.maps.iter().rfind(|m| m.root_services == ["search"]).unwrap();
     assert_eq!(search.status, devloom_schemas::IncidentStatus::Open, "the new alert's incident is open");
 }
