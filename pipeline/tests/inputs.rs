@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use devloom::core::{Input, Pipeline, Source};
+use devloom::core::{Input, Pipeline, RunSummary, Source};
 use devloom::simulator::{SimConfig, Simulator};
 use devloom::sinks::Collected;
 use devloom::sources::file::Files;
@@ -27,11 +27,20 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// Spans and dead letters of running `paths` through the pipeline.
-fn run_files(paths: &[&Path]) -> (u64, usize) {
+/// A firing Devloom alert on checkout.
+const ALERT: &str =
+    r#"{"service":"checkout","status":"firing","starts_at":"2026-11-27T09:00:00Z","fingerprint":"f"}"#;
+
+/// Runs `paths` through the pipeline: its outputs and summary.
+fn run_paths(paths: &[&Path]) -> (Collected, RunSummary) {
     let mut pipeline = Pipeline::new(Engine::new(EngineConfig::default()), Collected::default());
     pipeline.run(&mut Files::open(paths, &DecodeOptions::default()).unwrap()).unwrap();
-    let (out, summary) = pipeline.finish().unwrap();
+    pipeline.finish().unwrap()
+}
+
+/// Spans and dead letters of running `paths` through the pipeline.
+fn run_files(paths: &[&Path]) -> (u64, usize) {
+    let (out, summary) = run_paths(paths);
     (summary.engine.spans, out.dead_letters.len())
 }
 
@@ -65,16 +74,12 @@ fn protobuf_files_are_read_as_protobuf_whatever_their_first_length_byte() {
 fn a_byte_order_mark_and_a_stray_first_line_do_not_hide_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("alerts.ndjson");
-    let alert =
-        r#"{"service":"checkout","status":"firing","starts_at":"2026-11-27T09:00:00Z","fingerprint":"f"}"#;
-    std::fs::write(&path, format!("\u{feff}{alert}\n")).unwrap();
+    std::fs::write(&path, format!("\u{feff}{ALERT}\n")).unwrap();
     let mut files = Files::open(&[&path], &DecodeOptions::default()).unwrap();
     assert!(matches!(files.next_input(), Some(Ok(Input::Event(..)))), "the BOM is skipped");
 
-    std::fs::write(&path, format!("# exported by hand\n{alert}\n{alert}\n")).unwrap();
-    let mut pipeline = Pipeline::new(Engine::new(EngineConfig::default()), Collected::default());
-    pipeline.run(&mut Files::open(&[&path], &DecodeOptions::default()).unwrap()).unwrap();
-    let (out, summary) = pipeline.finish().unwrap();
+    std::fs::write(&path, format!("# exported by hand\n{ALERT}\n{ALERT}\n")).unwrap();
+    let (out, summary) = run_paths(&[&path]);
     assert_eq!(summary.engine.alerts, 2, "the lines after the stray one are read");
     assert_eq!(out.dead_letters.len(), 1);
     assert_eq!(out.dead_letters[0].line, Some(1));
@@ -84,10 +89,8 @@ fn a_byte_order_mark_and_a_stray_first_line_do_not_hide_the_file() {
 fn invalid_utf8_on_stdin_is_one_dead_letter_and_the_rest_still_runs() {
     let dir = tempfile::tempdir().unwrap();
     let dead = dir.path().join("dead.ndjson");
-    let alert =
-        br#"{"service":"checkout","status":"firing","starts_at":"2026-11-27T09:00:00Z","fingerprint":"f"}"#;
     let mut input = b"\xff\xfe not text\n".to_vec();
-    input.extend_from_slice(alert);
+    input.extend_from_slice(ALERT.as_bytes());
     input.push(b'\n');
     let mut child = devloom(&["run", "--dead-letter", dead.to_str().unwrap()])
         .stdin(Stdio::piped())
@@ -221,9 +224,7 @@ fn pagerduty_resolves_close_incidents_from_a_file_and_a_bad_alert_spares_its_web
         {"status":"firing","labels":{"alertname":"B","service":"checkout"},"startsAt":"2026-11-27T09:01:00Z"}]}"#
         .replace('\n', "");
     std::fs::write(&path, format!("{trigger}\n{webhook}\n{resolve}\n")).unwrap();
-    let mut pipeline = Pipeline::new(Engine::new(EngineConfig::default()), Collected::default());
-    pipeline.run(&mut Files::open(&[&path], &DecodeOptions::default()).unwrap()).unwrap();
-    let (out, summary) = pipeline.finish().unwrap();
+    let (out, summary) = run_paths(&[&path]);
     assert_eq!(summary.engine.alerts, 3, "the trigger, the good alert of the webhook, the resolve");
     assert_eq!(out.dead_letters.len(), 1);
     assert!(out.dead_letters[0].reason.contains("1 of 2 items invalid: invalid at alerts[0].labels"));
@@ -245,9 +246,7 @@ fn an_incident_whose_resolve_never_comes_closes_as_stale() {
         )
     };
     std::fs::write(&path, format!("{}\n{}\n", alert(27, "payments"), alert(28, "search"))).unwrap();
-    let mut pipeline = Pipeline::new(Engine::new(EngineConfig::default()), Collected::default());
-    pipeline.run(&mut Files::open(&[&path], &DecodeOptions::default()).unwrap()).unwrap();
-    let (out, _) = pipeline.finish().unwrap();
+    let (out, _) = run_paths(&[&path]);
     let payments: Vec<_> = out.maps.iter().filter(|m| m.root_services == ["payments"]).collect();
     assert_eq!(
         payments.last().unwrap().status,
