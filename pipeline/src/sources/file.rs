@@ -176,19 +176,21 @@ impl Stream {
                 Ok(record) => record,
                 Err(e) => return Some(Err(e)),
             };
+            // One clock read per record; an event is restamped when the loop takes it.
+            let read = ReadStamp::now();
             match decode_record(record, &self.opts) {
                 Ok(events) => {
                     self.read += 1;
                     for event in events {
                         self.reached = self.reached.max(event.event_time_ns());
-                        self.ready.push_back((self.reached, Input::Event(event, ReadStamp::now())));
+                        self.ready.push_back((self.reached, Input::Event(event, read)));
                     }
                 }
                 Err(rejected) => {
                     for event in &rejected.salvaged {
                         self.reached = self.reached.max(event.event_time_ns());
                     }
-                    self.ready.push_back((self.reached, Input::Rejected(rejected, ReadStamp::now())));
+                    self.ready.push_back((self.reached, Input::Rejected(rejected, read)));
                 }
             }
         }
