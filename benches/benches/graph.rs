@@ -4,7 +4,9 @@
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use devloom_benches::{graph_of, otlp_batches, spans};
 use devloom_operators::incidents::UpdateKind;
-use devloom_operators::{BlastInput, BlastRadius, IncidentUpdate, Operator, ServiceGraph, SpanPairer};
+use devloom_operators::{
+    BlastInput, BlastRadius, IncidentUpdate, Operator, SelfTimer, ServiceGraph, SpanPairer,
+};
 
 fn pairing_and_graph(c: &mut Criterion) {
     let spans = spans(&otlp_batches(50.0, 30));
@@ -34,6 +36,25 @@ fn pairing_and_graph(c: &mut Criterion) {
                 }
             }
             graph.size()
+        })
+    });
+    group.bench_function("span pairing + self time + graph/health update", |b| {
+        b.iter(|| {
+            let mut pairer = SpanPairer::default();
+            let mut timer = SelfTimer::default();
+            let mut graph = ServiceGraph::default();
+            for (i, s) in spans.iter().enumerate() {
+                pairer.on_event(&(), s, &mut obs);
+                timer.on_event(&(), s, &mut obs);
+                // The engine's watermark, every thousand spans: measured spans leave the store.
+                if i % 1000 == 999 {
+                    timer.on_watermark(&(), s.end_ns.saturating_sub(2_000_000_000), &mut obs);
+                }
+                for o in obs.drain(..) {
+                    graph.on_event(&(), &o, &mut changes);
+                }
+            }
+            (graph.size(), timer.counters().measured)
         })
     });
     group.finish();

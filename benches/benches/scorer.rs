@@ -24,6 +24,7 @@ fn node(service: &str, hops: u32, direction: Direction, state: HealthState) -> I
         error_rate: NowVsBaseline { now: 0.08, baseline: 0.01 },
         p99_ms: NowVsBaseline { now: 300.0, baseline: 80.0 },
         requests_per_s: NowVsBaseline { now: 40.0, baseline: 38.0 },
+        self_time_ms: NowVsBaseline::default(),
     }
 }
 
@@ -78,6 +79,8 @@ fn edge(caller: &str, callee: &str) -> ImpactEdge {
         traffic_share: 1.0,
         state: HealthState::Gray,
         error_rate: NowVsBaseline { now: 0.0, baseline: 0.0 },
+        calls_per_s: NowVsBaseline::default(),
+        gap_ms: NowVsBaseline::default(),
     }
 }
 

@@ -15,6 +15,7 @@ use crate::candidates::{CandidateInput, CandidateScorer, CandidatesConfig, PastI
 use crate::incidents::{IncidentConfig, IncidentTracker, IncidentUpdate};
 use crate::operator::Operator;
 use crate::scorer::Scorer;
+use crate::self_time::SelfTimer;
 use crate::service_graph::{GraphConfig, HealthChange, ServiceGraph};
 use crate::span_pairing::{Observation, PairingConfig, PairingCounters, SpanPairer};
 
@@ -167,6 +168,8 @@ macro_rules! stages {
 stages! {
     /// Spans → calls and requests.
     pairing: SpanPairer,
+    /// Spans → self time and network gaps.
+    self_time: SelfTimer,
     /// Calls and requests → the service graph with health; health changes.
     graph: ServiceGraph,
     /// Alerts (reading the graph) → incidents.
@@ -206,6 +209,7 @@ impl Engine {
         Self {
             stages: Stages {
                 pairing: SpanPairer::new(config.pairing.clone()),
+                self_time: SelfTimer::new(config.pairing.clone()),
                 graph: ServiceGraph::new(config.graph.clone()),
                 incidents: IncidentTracker::new(config.incidents.clone()),
                 blast: BlastRadius::new(config.blast.clone()),
@@ -270,6 +274,7 @@ impl Engine {
             Event::Span(span) => {
                 self.counters.spans += 1;
                 s.pairing.on_event(&(), span, &mut self.observations);
+                s.self_time.on_event(&(), span, &mut self.observations);
                 for obs in self.observations.drain(..) {
                     s.graph.on_event(&(), &obs, &mut self.changes);
                 }
@@ -322,6 +327,7 @@ impl Engine {
         self.watermark_ns = watermark;
         let s = &mut self.stages;
         s.pairing.on_watermark(&(), watermark, &mut self.observations);
+        s.self_time.on_watermark(&(), watermark, &mut self.observations);
         for obs in self.observations.drain(..) {
             s.graph.on_event(&(), &obs, &mut self.changes);
         }

@@ -24,6 +24,10 @@ pub struct HealthConfig {
     pub amber_latency_ratio: f64,
     /// …and at least this many milliseconds above it.
     pub amber_latency_increase_ms: f64,
+    /// Amber also when a node's self time (or an edge's network gap) is
+    /// `amber_latency_ratio` times its baseline and at least this many milliseconds above
+    /// it: own time is small, so it gets a smaller floor than whole requests.
+    pub amber_own_increase_ms: f64,
     /// Requests a window needs before its p99 is trusted.
     pub p99_min_requests: u64,
     /// Fewer requests than this in the short window judge nothing: gray (or unknown at 0).
@@ -41,6 +45,7 @@ impl Default for HealthConfig {
             amber_error_ratio: 2.0,
             amber_latency_ratio: 1.5,
             amber_latency_increase_ms: 20.0,
+            amber_own_increase_ms: 2.0,
             p99_min_requests: 100,
             min_requests: 5,
             hysteresis: 0.2,
@@ -66,11 +71,13 @@ impl HealthConfig {
                 return Err(format!("{name} must be a finite ratio of at least 1, got {v}"));
             }
         }
-        if !(self.amber_latency_increase_ms.is_finite() && self.amber_latency_increase_ms >= 0.0) {
-            return Err(format!(
-                "amber_latency_increase_ms must be a finite number of milliseconds, at least 0, got {}",
-                self.amber_latency_increase_ms
-            ));
+        for (name, v) in [
+            ("amber_latency_increase_ms", self.amber_latency_increase_ms),
+            ("amber_own_increase_ms", self.amber_own_increase_ms),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(format!("{name} must be a finite number of milliseconds, at least 0, got {v}"));
+            }
         }
         if !(0.0..1.0).contains(&self.hysteresis) {
             return Err(format!("hysteresis must be at least 0 and below 1, got {}", self.hysteresis));
@@ -107,6 +114,23 @@ impl HealthConfig {
         let rate = wilson_lower_bound(now.failures, now.requests);
         let errors_up = rate >= base_rate + self.amber_error_increase * r
             && rate >= base_rate * (1.0 + (self.amber_error_ratio - 1.0) * r);
+        let latency_up = self.slower(now, baseline, self.amber_latency_increase_ms * r, r);
+        if errors_up || latency_up { HealthState::Amber } else { HealthState::Gray }
+    }
+
+    /// Whether the median self time (a node) or network gap (an edge) rose enough to
+    /// make a state that is otherwise gray amber; `held` when it was red or amber already.
+    /// Medians only: own time is a short span's remainder, and its p99 is mostly noise.
+    pub fn own_time_up(&self, now: &WindowSummary, baseline: &WindowSummary, held: bool) -> bool {
+        let r = if held { 1.0 - self.hysteresis.clamp(0.0, 1.0) } else { 1.0 };
+        let medians = |w: &WindowSummary| WindowSummary { p99_ms: w.p50_ms, ..*w };
+        now.requests >= self.min_requests.max(1)
+            && self.slower(&medians(now), &medians(baseline), self.amber_own_increase_ms * r, r)
+    }
+
+    /// Latency at least `amber_latency_ratio` (relaxed by `r`) times the baseline and
+    /// `increase_ms` above it: p99 against p99 with enough requests, else the medians.
+    fn slower(&self, now: &WindowSummary, baseline: &WindowSummary, increase_ms: f64, r: f64) -> bool {
         let (now_ms, base_ms) = if now.requests >= self.p99_min_requests {
             (now.p99_ms, baseline.p99_ms)
         } else {
@@ -114,10 +138,9 @@ impl HealthConfig {
         };
         // A baseline is whatever came before the short window, however short the
         // history; it needs as many requests as the window does to be compared with.
-        let latency_up = baseline.requests >= self.min_requests.max(1)
+        baseline.requests >= self.min_requests.max(1)
             && now_ms >= base_ms * (1.0 + (self.amber_latency_ratio - 1.0) * r)
-            && now_ms >= base_ms + self.amber_latency_increase_ms * r;
-        if errors_up || latency_up { HealthState::Amber } else { HealthState::Gray }
+            && now_ms >= base_ms + increase_ms
     }
 }
 

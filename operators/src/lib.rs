@@ -2,9 +2,9 @@
 //! async, no wall clock, no unseeded randomness. Same input ⇒ same output.
 //!
 //! ```text
-//! Span ─► SpanPairer ─► Observation ─► ServiceGraph (+ health) ─► HealthChange ─┐
-//! Alert ─► IncidentTracker (reads the graph) ─► IncidentUpdate ─────────────────┤
-//!                                                 BlastRadius (reads the graph) ◄┘─► ImpactMap
+//! Span ─► SpanPairer + SelfTimer ─► Observation ─► ServiceGraph (+ health) ─► HealthChange ─┐
+//! Alert ─► IncidentTracker (reads the graph) ─► IncidentUpdate ──────────────────────────────┤
+//!                                                              BlastRadius (reads the graph) ◄┘─► ImpactMap
 //! ImpactMap, Deploy, HealthChange ─► CandidateScorer (with its Scorer) ─► CandidateList
 //! ```
 //! [`Engine`] wires them in that order and drives the watermark.
@@ -18,6 +18,7 @@ pub mod incidents;
 pub mod operator;
 pub mod rolling_stats;
 pub mod scorer;
+pub mod self_time;
 pub mod service_graph;
 pub mod service_id;
 pub mod span_pairing;
@@ -31,6 +32,7 @@ pub use incidents::{IncidentConfig, IncidentTracker, IncidentUpdate};
 pub use operator::Operator;
 pub use rolling_stats::{RollingStats, WindowConfig, WindowSummary};
 pub use scorer::{Model, Scorer};
+pub use self_time::{SelfTimeCounters, SelfTimer};
 pub use service_graph::{GraphConfig, HealthChange, ServiceGraph};
 pub use service_id::ServiceId;
 pub use span_pairing::{Observation, PairingConfig, PairingCounters, SpanPairer};

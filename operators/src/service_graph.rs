@@ -51,6 +51,12 @@ pub struct Health {
     pub now: WindowSummary,
     /// The baseline.
     pub baseline: WindowSummary,
+    /// Own time: self time for a node, network gap for an edge (short window).
+    #[serde(default)]
+    pub own_now: WindowSummary,
+    /// Own time over the baseline window.
+    #[serde(default)]
+    pub own_baseline: WindowSummary,
 }
 
 impl Default for Health {
@@ -59,6 +65,8 @@ impl Default for Health {
             state: HealthState::Unknown,
             now: WindowSummary::default(),
             baseline: WindowSummary::default(),
+            own_now: WindowSummary::default(),
+            own_baseline: WindowSummary::default(),
         }
     }
 }
@@ -70,6 +78,9 @@ pub struct NodeState {
     pub id: ServiceId,
     /// Requests it served.
     pub stats: RollingStats,
+    /// Self time of its spans (exclusive of their children).
+    #[serde(default)]
+    pub own: RollingStats,
     /// Last evaluated health.
     pub health: Health,
     /// Last event time it served a request or appeared on an edge.
@@ -81,6 +92,9 @@ pub struct NodeState {
 pub struct EdgeState {
     /// Calls over the edge.
     pub stats: RollingStats,
+    /// Network gap of its calls (caller's wait beyond the callee's span).
+    #[serde(default)]
+    pub own: RollingStats,
     /// Last evaluated health.
     pub health: Health,
     /// Last event time a call was seen.
@@ -182,11 +196,36 @@ impl ServiceGraph {
         let i = self.graph.add_node(NodeState {
             id: id.clone(),
             stats: RollingStats::default(),
+            own: RollingStats::default(),
             health: Health::default(),
             last_seen_ns: time_ns,
         });
         self.index.insert(id.clone(), i);
         i
+    }
+
+    /// The edge `caller → callee` (created on first sight), seen at `time_ns`.
+    fn edge(&mut self, caller: &ServiceId, callee: &ServiceId, time_ns: TimestampNs) -> EdgeIndex {
+        let a = self.node(caller, time_ns);
+        let b = self.node(callee, time_ns);
+        let e = match self.edges.get(&(a, b)) {
+            Some(&e) => e,
+            None => {
+                let edge = EdgeState {
+                    stats: RollingStats::default(),
+                    own: RollingStats::default(),
+                    health: Health::default(),
+                    last_seen_ns: time_ns,
+                    asynchronous: false,
+                };
+                let e = self.graph.add_edge(a, b, edge);
+                self.edges.insert((a, b), e);
+                e
+            }
+        };
+        let edge = &mut self.graph[e];
+        edge.last_seen_ns = edge.last_seen_ns.max(time_ns);
+        e
     }
 
     /// Re-evaluates all health at `now` and reports node changes sorted by identity.
@@ -196,7 +235,8 @@ impl ServiceGraph {
         for i in self.graph.node_indices().collect::<Vec<_>>() {
             let n = &mut self.graph[i];
             n.stats.advance(&cfg.window, now);
-            let health = evaluate(cfg, &n.stats, n.health.state);
+            n.own.advance(&cfg.window, now);
+            let health = evaluate(cfg, &n.stats, &n.own, n.health.state);
             if health.state != n.health.state {
                 changes.push(HealthChange {
                     service: n.id.clone(),
@@ -210,7 +250,8 @@ impl ServiceGraph {
         for e in self.graph.edge_indices().collect::<Vec<_>>() {
             let edge = &mut self.graph[e];
             edge.stats.advance(&cfg.window, now);
-            edge.health = evaluate(cfg, &edge.stats, edge.health.state);
+            edge.own.advance(&cfg.window, now);
+            edge.health = evaluate(cfg, &edge.stats, &edge.own, edge.health.state);
         }
         self.expire(now);
         changes.sort_by(|a, b| a.service.cmp(&b.service));
@@ -254,10 +295,19 @@ impl ServiceGraph {
     }
 }
 
-fn evaluate(cfg: &GraphConfig, stats: &RollingStats, previous: HealthState) -> Health {
+/// Health from the requests (or calls) and the own time (self time or network gap): a
+/// rise in own time alone makes a gray node or edge amber.
+fn evaluate(cfg: &GraphConfig, stats: &RollingStats, own: &RollingStats, previous: HealthState) -> Health {
     let now = stats.short(&cfg.window);
     let baseline = stats.baseline(&cfg.window);
-    Health { state: cfg.health.classify(&now, &baseline, previous), now, baseline }
+    let own_now = own.short(&cfg.window);
+    let own_baseline = own.baseline(&cfg.window);
+    let mut state = cfg.health.classify(&now, &baseline, previous);
+    let held = matches!(previous, HealthState::Red | HealthState::Amber);
+    if state == HealthState::Gray && cfg.health.own_time_up(&own_now, &own_baseline, held) {
+        state = HealthState::Amber;
+    }
+    Health { state, now, baseline, own_now, own_baseline }
 }
 
 impl Operator for ServiceGraph {
@@ -274,29 +324,18 @@ impl Operator for ServiceGraph {
                 self.graph[i].stats.record(&window, *time_ns, *latency_ns, *failed);
             }
             Observation::Call { caller, callee, time_ns, latency_ns, failed, asynchronous } => {
-                let a = self.node(caller, *time_ns);
-                let b = self.node(callee, *time_ns);
-                let e = match self.edges.get(&(a, b)) {
-                    Some(&e) => e,
-                    None => {
-                        let e = self.graph.add_edge(
-                            a,
-                            b,
-                            EdgeState {
-                                stats: RollingStats::default(),
-                                health: Health::default(),
-                                last_seen_ns: *time_ns,
-                                asynchronous: *asynchronous,
-                            },
-                        );
-                        self.edges.insert((a, b), e);
-                        e
-                    }
-                };
+                let e = self.edge(caller, callee, *time_ns);
                 let edge = &mut self.graph[e];
-                edge.last_seen_ns = edge.last_seen_ns.max(*time_ns);
                 edge.asynchronous |= *asynchronous;
                 edge.stats.record(&window, *time_ns, *latency_ns, *failed);
+            }
+            Observation::SelfTime { service, time_ns, self_ns } => {
+                let i = self.node(service, *time_ns);
+                self.graph[i].own.record(&window, *time_ns, *self_ns, false);
+            }
+            Observation::Gap { caller, callee, time_ns, gap_ns } => {
+                let e = self.edge(caller, callee, *time_ns);
+                self.graph[e].own.record(&window, *time_ns, *gap_ns, false);
             }
         }
     }

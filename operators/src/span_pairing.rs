@@ -48,7 +48,7 @@ impl PairingConfig {
     }
 }
 
-/// What pairing learned from spans.
+/// What pairing and self-time measurement learned from spans.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Observation {
     /// A service or virtual node served one request.
@@ -76,6 +76,26 @@ pub enum Observation {
         failed: bool,
         /// Producer → consumer hand-off.
         asynchronous: bool,
+    },
+    /// A span's exclusive time in its service (see [`crate::self_time`]).
+    SelfTime {
+        /// Whose work it was.
+        service: ServiceId,
+        /// When the span ended.
+        time_ns: TimestampNs,
+        /// Duration minus the union of its children's intervals.
+        self_ns: u64,
+    },
+    /// Time on the wire of one call (see [`crate::self_time`]).
+    Gap {
+        /// Calling service.
+        caller: ServiceId,
+        /// Called service.
+        callee: ServiceId,
+        /// When the call ended.
+        time_ns: TimestampNs,
+        /// What the caller waited beyond the callee's own span.
+        gap_ns: u64,
     },
 }
 

@@ -307,3 +307,49 @@ fn a_run_that_starts_a_minute_before_the_fault_still_sees_it() {
         "every node with traffic has a state"
     );
 }
+
+#[test]
+fn a_service_whose_own_time_jumped_is_amber_though_its_callees_dominate_its_latency() {
+    use devloom::simulator::scenario::{AlertRule, Condition, Fault, Scenario};
+    use devloom::simulator::topology::Topology;
+    // Checkout's own work takes 2.5× as long from minute two (CPU starved); its requests,
+    // mostly waiting on five callees, get slower by far less than the latency threshold.
+    let scenario = Scenario {
+        name: "cpu-starved",
+        description: "checkout's own time ×2.5",
+        duration_s: 300,
+        faults: vec![Fault {
+            target: "checkout",
+            from_s: 120,
+            until_s: 300,
+            error_rate: None,
+            latency_factor: 2.5,
+        }],
+        rules: vec![AlertRule {
+            name: "GatewaySlow",
+            service: "gateway",
+            watch: "gateway",
+            condition: Condition::P99AboveMs(1.0),
+            labels: &[],
+            severity: "warning",
+            summary: "always firing: the map of the whole shop",
+        }],
+        changes: vec![],
+    };
+    let config = SimConfig { rate_per_s: 40.0, ..SimConfig::default() };
+    let records = Simulator::new(Topology::shop(), scenario, config).map(RawRecord::from).collect();
+    let maps = run_records(records);
+    let amber =
+        maps.iter().find(|m| node(m, "checkout").state == HealthState::Amber).expect("checkout turns amber");
+    let checkout = node(amber, "checkout");
+    assert!(checkout.p99_ms.now < 1.5 * checkout.p99_ms.baseline, "not by its total latency: {checkout:?}");
+    let own = &checkout.self_time_ms;
+    assert!(own.now >= 1.5 * own.baseline && own.baseline > 5.0, "self time up by the ratio: {own:?}");
+    for caller in ["frontend", "gateway"] {
+        let n = node(amber, caller);
+        assert!(
+            n.self_time_ms.now < 1.3 * n.self_time_ms.baseline,
+            "{caller} does its own work as fast: {n:?}"
+        );
+    }
+}

@@ -122,6 +122,10 @@ pub struct ImpactNode {
     pub p99_ms: NowVsBaseline,
     /// Requests per second served.
     pub requests_per_s: NowVsBaseline,
+    /// Median self time of its spans (duration minus the union of their children's
+    /// intervals), milliseconds: its own work, without the time spent waiting on callees.
+    #[serde(default)]
+    pub self_time_ms: NowVsBaseline,
 }
 
 /// One call relationship inside the blast radius.
@@ -144,6 +148,13 @@ pub struct ImpactEdge {
     pub state: HealthState,
     /// Failed / total calls over the edge.
     pub error_rate: NowVsBaseline,
+    /// Calls per second over the edge.
+    #[serde(default)]
+    pub calls_per_s: NowVsBaseline,
+    /// Median network gap of its calls (the caller's wait beyond the callee's own span),
+    /// milliseconds.
+    #[serde(default)]
+    pub gap_ms: NowVsBaseline,
 }
 
 /// A versioned impact map for one incident.

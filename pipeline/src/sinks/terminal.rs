@@ -52,6 +52,10 @@ fn describe(n: &ImpactNode, color: bool) -> String {
             n.p99_ms.baseline,
             n.requests_per_s.now,
         );
+        if n.self_time_ms.now > 0.0 || n.self_time_ms.baseline > 0.0 {
+            let _ =
+                write!(text, "  self {:.1} ms (base {:.1} ms)", n.self_time_ms.now, n.self_time_ms.baseline);
+        }
     } else {
         text.push_str("  no traffic");
     }
@@ -210,6 +214,7 @@ mod tests {
             error_rate: NowVsBaseline { now: 0.12, baseline: 0.002 },
             p99_ms: NowVsBaseline { now: 350.0, baseline: 40.0 },
             requests_per_s: NowVsBaseline { now: 20.0, baseline: 19.0 },
+            self_time_ms: NowVsBaseline::default(),
         }
     }
 

@@ -158,6 +158,7 @@ mod tests {
                 error_rate: NowVsBaseline { now: 0.2, baseline: 0.01 },
                 p99_ms: NowVsBaseline { now: 800.0, baseline: 120.0 },
                 requests_per_s: NowVsBaseline { now: 50.0, baseline: 48.0 },
+                self_time_ms: NowVsBaseline::default(),
             }],
             edges: vec![ImpactEdge {
                 caller: "frontend".into(),
@@ -168,6 +169,8 @@ mod tests {
                 traffic_share: 1.0,
                 state: HealthState::Red,
                 error_rate: NowVsBaseline::default(),
+                calls_per_s: NowVsBaseline::default(),
+                gap_ms: NowVsBaseline::default(),
             }],
             event_time_ns: 5,
             event_time: "1970-01-01T00:00:00.000Z".into(),

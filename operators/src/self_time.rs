@@ -1,0 +1,420 @@
+//! Self time and network gaps: how much of a span was its own service's work, and how
+//! much was the wire between two services.
+//!
+//! A span's **exclusive time** is its duration minus the union of its children's
+//! intervals (concurrent children overlap, so the union, not the sum). Where it goes:
+//!
+//! - SERVER, CONSUMER, INTERNAL and kind-less spans: the **self time** of their service,
+//!   one sample per span. A CPU-starved service shows here even when its total latency
+//!   is dominated by its callees, and its callers' self time does not move.
+//! - A CLIENT span with a server child in another service: its exclusive time is the
+//!   **network gap** of that edge (client minus server duration). A kind-less span that
+//!   plays the same part (its parent is in its own service, all its children in another)
+//!   is treated the same way: converters drop the kind, not the shape.
+//! - A kind-less span calling straight into another service's span (traces with server
+//!   spans only) has no client span to measure the wire with; the caller's idle time just
+//!   before and after each such child (up to the previous sibling or the span's start,
+//!   and to the next sibling or its end) is recorded as that edge's gap. It stays in the
+//!   caller's self time too: in such traces a network delay and the caller's own work
+//!   around the call look alike, and the scorer weighs both.
+//!
+//! Spans wait for their children for the pairing TTL (event time), in any arrival order;
+//! then they are measured once. Producer spans and client spans without a child (calls to
+//! uninstrumented peers, kind-less ones known by `peer.service`, `db.system` or a messaging destination
+//! without links) give
+//! neither. The store is bounded like pairing's.
+
+use std::collections::VecDeque;
+
+use devloom_schemas::{Span, SpanId, SpanKind, TimestampNs, TraceId};
+use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
+
+use crate::operator::Operator;
+use crate::service_id::ServiceId;
+use crate::span_pairing::{Observation, PairingConfig};
+
+type Key = (TraceId, SpanId);
+
+/// The span itself, once it arrived.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct Own {
+    service: ServiceId,
+    kind: SpanKind,
+    start_ns: TimestampNs,
+    end_ns: TimestampNs,
+    parent: Option<SpanId>,
+    /// Names a peer it called (`peer.service`, `db.system`): a call out, not work.
+    outbound: bool,
+}
+
+/// A child's interval and where it ran.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct Child {
+    service: ServiceId,
+    kind: SpanKind,
+    start_ns: TimestampNs,
+    end_ns: TimestampNs,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct Entry {
+    own: Option<Own>,
+    children: Vec<Child>,
+    deadline_ns: TimestampNs,
+    seq: u64,
+}
+
+/// Counters of the self-time store.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SelfTimeCounters {
+    /// Spans measured.
+    pub measured: u64,
+    /// Entries evicted because the store was full.
+    pub evicted: u64,
+}
+
+/// Serializable state of a [`SelfTimer`], entries sorted by key.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SelfTimeSnapshot {
+    entries: Vec<(Key, Entry)>,
+    queue: Vec<(Key, u64)>,
+    next_seq: u64,
+    counters: SelfTimeCounters,
+}
+
+/// The self-time operator: spans in, [`Observation::SelfTime`] and [`Observation::Gap`]
+/// out.
+#[derive(Debug, Default)]
+pub struct SelfTimer {
+    config: PairingConfig,
+    entries: FxHashMap<Key, Entry>,
+    /// Insertion order (re-queued when a deadline moves); stale items skipped lazily.
+    queue: VecDeque<(Key, u64)>,
+    next_seq: u64,
+    counters: SelfTimeCounters,
+}
+
+impl SelfTimer {
+    /// A store that waits `config.ttl_ms` for children and holds at most
+    /// `config.max_pending` spans.
+    pub fn new(config: PairingConfig) -> Self {
+        Self { config, ..Self::default() }
+    }
+
+    /// Counters so far.
+    pub fn counters(&self) -> SelfTimeCounters {
+        self.counters
+    }
+
+    fn deadline(&self, time_ns: TimestampNs) -> TimestampNs {
+        time_ns.saturating_add(self.config.ttl_ms.saturating_mul(1_000_000))
+    }
+
+    fn entry(&mut self, key: Key, time_ns: TimestampNs) -> &mut Entry {
+        let deadline_ns = self.deadline(time_ns);
+        if !self.entries.contains_key(&key) {
+            if self.entries.len() >= self.config.max_pending.max(1) {
+                self.evict_oldest();
+            }
+            let seq = self.next_seq;
+            self.next_seq += 1;
+            self.queue.push_back((key, seq));
+            self.entries.insert(key, Entry { own: None, children: Vec::new(), deadline_ns, seq });
+        }
+        let entry = self.entries.get_mut(&key).expect("inserted above");
+        if deadline_ns > entry.deadline_ns {
+            // Re-queued, so the queue stays in deadline order as near as arrival allows.
+            entry.deadline_ns = deadline_ns;
+            entry.seq = self.next_seq;
+            self.next_seq += 1;
+            self.queue.push_back((key, entry.seq));
+        }
+        entry
+    }
+
+    fn evict_oldest(&mut self) {
+        while let Some((key, seq)) = self.queue.pop_front() {
+            if self.entries.get(&key).is_some_and(|e| e.seq == seq) {
+                self.entries.remove(&key);
+                self.counters.evicted += 1;
+                return;
+            }
+        }
+    }
+
+    /// Measures a span whose children had their time to arrive.
+    fn measure(&mut self, trace: TraceId, own: &Own, children: &mut [Child], out: &mut Vec<Observation>) {
+        self.counters.measured += 1;
+        children.sort_by_key(|c| (c.start_ns, c.end_ns));
+        let exclusive = own.end_ns.saturating_sub(own.start_ns).saturating_sub(covered(own, children));
+        let elsewhere = |c: &Child| c.service != own.service;
+        let callee = children.iter().find(|c| elsewhere(c)).map(|c| c.service.clone());
+        let parent_here = || {
+            own.parent
+                .and_then(|p| self.entries.get(&(trace, p)))
+                .and_then(|e| e.own.as_ref())
+                .is_some_and(|p| p.service == own.service)
+        };
+        let client_like = match own.kind {
+            SpanKind::Client => true,
+            SpanKind::Unspecified => callee.is_some() && children.iter().all(elsewhere) && parent_here(),
+            _ => false,
+        };
+        match (own.kind, client_like, callee) {
+            (SpanKind::Producer, ..) | (SpanKind::Client, _, None) => {}
+            (SpanKind::Unspecified, _, None) if own.outbound => {}
+            (_, true, Some(callee)) => out.push(Observation::Gap {
+                caller: own.service.clone(),
+                callee,
+                time_ns: own.end_ns,
+                gap_ns: exclusive,
+            }),
+            _ => {
+                out.push(Observation::SelfTime {
+                    service: own.service.clone(),
+                    time_ns: own.end_ns,
+                    self_ns: exclusive,
+                });
+                if own.kind == SpanKind::Unspecified {
+                    for (i, c) in children.iter().enumerate().filter(|(_, c)| elsewhere(c)) {
+                        out.push(Observation::Gap {
+                            caller: own.service.clone(),
+                            callee: c.service.clone(),
+                            time_ns: c.end_ns,
+                            gap_ns: idle_around(own, children, i),
+                        });
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Nanoseconds of `own` covered by at least one child (children sorted by start).
+fn covered(own: &Own, children: &[Child]) -> u64 {
+    let mut total = 0;
+    let mut reach = own.start_ns;
+    for c in children {
+        let (start, end) = (c.start_ns.max(reach), c.end_ns.min(own.end_ns));
+        if end > start {
+            total += end - start;
+            reach = end;
+        }
+    }
+    total
+}
+
+/// The caller's idle time right before and after child `i`: back to the latest end of an
+/// earlier child (or the span's start), on to the next child's start (or the span's end).
+fn idle_around(own: &Own, children: &[Child], i: usize) -> u64 {
+    let c = &children[i];
+    let before = children[..i].iter().map(|o| o.end_ns).filter(|&e| e <= c.start_ns).max();
+    let after = children[i + 1..].iter().map(|o| o.start_ns).find(|&s| s >= c.end_ns);
+    let before = c.start_ns.saturating_sub(before.unwrap_or(own.start_ns).max(own.start_ns));
+    let after = after.unwrap_or(own.end_ns).min(own.end_ns).saturating_sub(c.end_ns);
+    before + after
+}
+
+impl Operator for SelfTimer {
+    type In = Span;
+    type Out = Observation;
+    type Ctx = ();
+    type Snapshot = SelfTimeSnapshot;
+
+    fn on_event(&mut self, _: &(), span: &Span, _: &mut Vec<Observation>) {
+        let service = ServiceId::service(span.service.clone(), span.region.clone());
+        if let Some(parent) = span.parent_span_id {
+            let child = Child {
+                service: service.clone(),
+                kind: span.kind,
+                start_ns: span.start_ns,
+                end_ns: span.end_ns,
+            };
+            self.entry((span.trace_id, parent), span.end_ns).children.push(child);
+        }
+        let own = Own {
+            service,
+            kind: span.kind,
+            start_ns: span.start_ns,
+            end_ns: span.end_ns,
+            parent: span.parent_span_id,
+            outbound: span.peer.peer_service.is_some()
+                || span.peer.db_system.is_some()
+                || (span.peer.messaging_destination.is_some() && span.links.is_empty()),
+        };
+        self.entry((span.trace_id, span.span_id), span.end_ns).own = Some(own);
+    }
+
+    fn on_watermark(&mut self, _: &(), event_time: TimestampNs, out: &mut Vec<Observation>) {
+        while let Some(&(key, seq)) = self.queue.front() {
+            let Some(entry) = self.entries.get(&key).filter(|e| e.seq == seq) else {
+                self.queue.pop_front();
+                continue;
+            };
+            if entry.deadline_ns > event_time {
+                break;
+            }
+            self.queue.pop_front();
+            let Entry { own, mut children, .. } = self.entries.remove(&key).expect("checked live");
+            if let Some(own) = &own {
+                self.measure(key.0, own, &mut children, out);
+            }
+        }
+    }
+
+    fn snapshot(&self) -> SelfTimeSnapshot {
+        let mut entries: Vec<(Key, Entry)> = self.entries.iter().map(|(k, v)| (*k, v.clone())).collect();
+        entries.sort_by_key(|(k, _)| *k);
+        SelfTimeSnapshot {
+            entries,
+            queue: self.queue.iter().copied().collect(),
+            next_seq: self.next_seq,
+            counters: self.counters,
+        }
+    }
+
+    fn restore(&mut self, s: SelfTimeSnapshot) {
+        self.entries = s.entries.into_iter().collect();
+        self.queue = s.queue.into();
+        self.next_seq = s.next_seq;
+        self.counters = s.counters;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use devloom_schemas::PeerAttributes;
+
+    use super::*;
+
+    /// A span of `service` from `start_ms` to `end_ms`.
+    fn span(id: u64, parent: Option<u64>, service: &str, kind: SpanKind, start_ms: u64, end_ms: u64) -> Span {
+        Span {
+            trace_id: TraceId(1),
+            span_id: SpanId(id),
+            parent_span_id: parent.map(SpanId),
+            links: vec![],
+            service: Arc::from(service),
+            region: None,
+            kind,
+            name: "op".into(),
+            start_ns: start_ms * 1_000_000,
+            end_ns: end_ms * 1_000_000,
+            failed: false,
+            peer: PeerAttributes::default(),
+        }
+    }
+
+    /// (what, service or edge, milliseconds), sorted.
+    fn measure(spans: &[Span]) -> Vec<(&'static str, String, u64)> {
+        let mut timer = SelfTimer::new(PairingConfig { ttl_ms: 1_000, max_pending: 100 });
+        let mut out = Vec::new();
+        for s in spans {
+            timer.on_event(&(), s, &mut out);
+        }
+        assert!(out.is_empty(), "nothing before the children had their time");
+        timer.on_watermark(&(), 10_000_000_000, &mut out);
+        let mut found: Vec<_> = out
+            .into_iter()
+            .map(|o| match o {
+                Observation::SelfTime { service, self_ns, .. } => {
+                    ("self", service.to_string(), self_ns / 1_000_000)
+                }
+                Observation::Gap { caller, callee, gap_ns, .. } => {
+                    ("gap", format!("{caller}→{callee}"), gap_ns / 1_000_000)
+                }
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        found.sort();
+        found
+    }
+
+    /// frontend serves 0–100 ms; calls cart 10–60 ms (cart serves 15–55, queries
+    /// 20–40 with an internal span) and, concurrently, ads 30–70 ms (served 32–68).
+    fn shop_trace(kind: impl Fn(SpanKind) -> SpanKind) -> Vec<Span> {
+        vec![
+            span(4, Some(3), "cart", kind(SpanKind::Internal), 20, 40),
+            span(3, Some(2), "cart", kind(SpanKind::Server), 15, 55),
+            span(2, Some(1), "frontend", kind(SpanKind::Client), 10, 60),
+            span(6, Some(5), "ads", kind(SpanKind::Server), 32, 68),
+            span(5, Some(1), "frontend", kind(SpanKind::Client), 30, 70),
+            span(1, None, "frontend", kind(SpanKind::Server), 0, 100),
+        ]
+    }
+
+    #[test]
+    fn self_time_excludes_the_union_of_children_and_clients_measure_the_wire() {
+        let expected = vec![
+            ("gap", "frontend→ads".to_string(), 4),
+            ("gap", "frontend→cart".to_string(), 10),
+            ("self", "ads".to_string(), 36),
+            ("self", "cart".to_string(), 20),
+            ("self", "cart".to_string(), 20),
+            // 100 ms minus 10–70 (two overlapping calls): 40, not 100 − 50 − 40.
+            ("self", "frontend".to_string(), 40),
+        ];
+        assert_eq!(measure(&shop_trace(|k| k)), expected);
+        let mut reversed = shop_trace(|k| k);
+        reversed.reverse();
+        assert_eq!(measure(&reversed), expected, "parents first: same result");
+        assert_eq!(
+            measure(&shop_trace(|_| SpanKind::Unspecified)),
+            expected,
+            "kinds stripped: a span in its caller's service whose children are all elsewhere is a client"
+        );
+    }
+
+    #[test]
+    fn server_only_traces_give_the_wait_around_each_call_to_its_edge() {
+        // web serves 0–100 ms and calls db-api 20–50 and auth 60–90 with no client spans.
+        let spans = [
+            span(1, None, "web", SpanKind::Unspecified, 0, 100),
+            span(2, Some(1), "db-api", SpanKind::Unspecified, 20, 50),
+            span(3, Some(1), "auth", SpanKind::Unspecified, 60, 90),
+        ];
+        assert_eq!(
+            measure(&spans),
+            vec![
+                ("gap", "web→auth".to_string(), 20),
+                ("gap", "web→db-api".to_string(), 30),
+                ("self", "auth".to_string(), 30),
+                ("self", "db-api".to_string(), 30),
+                ("self", "web".to_string(), 40),
+            ]
+        );
+    }
+
+    #[test]
+    fn producers_and_calls_to_uninstrumented_peers_give_nothing() {
+        let spans = [
+            span(1, None, "orders", SpanKind::Server, 0, 10),
+            span(2, Some(1), "orders", SpanKind::Producer, 2, 3),
+            span(3, Some(1), "orders", SpanKind::Client, 4, 8),
+        ];
+        assert_eq!(measure(&spans), vec![("self", "orders".to_string(), 5)]);
+    }
+
+    #[test]
+    fn snapshot_restore_round_trip() {
+        let spans = shop_trace(|k| k);
+        let mut first = SelfTimer::new(PairingConfig { ttl_ms: 1_000, max_pending: 100 });
+        let mut out = Vec::new();
+        for s in &spans[..3] {
+            first.on_event(&(), s, &mut out);
+        }
+        let json = serde_json::to_string(&first.snapshot()).unwrap();
+        let mut second = SelfTimer::default();
+        second.restore(serde_json::from_str(&json).unwrap());
+        assert_eq!(second.snapshot(), first.snapshot());
+        for s in &spans[3..] {
+            second.on_event(&(), s, &mut out);
+        }
+        second.on_watermark(&(), 10_000_000_000, &mut out);
+        assert_eq!(out.len(), 6);
+        assert_eq!(second.counters().measured, 6);
+    }
+}
