@@ -81,6 +81,7 @@ fn edge(caller: &str, callee: &str) -> ImpactEdge {
         error_rate: NowVsBaseline { now: 0.0, baseline: 0.0 },
         calls_per_s: NowVsBaseline::default(),
         gap_ms: NowVsBaseline::default(),
+        caller_error_rate: NowVsBaseline::default(),
     }
 }
 

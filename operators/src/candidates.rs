@@ -1,6 +1,7 @@
 //! Root-cause candidates: for every impact-map version, the possible causes (recent
-//! changes on affected services, scheduled jobs near the onset, degraded dependencies,
-//! traffic spikes at entry points, uninstrumented databases and queues), their
+//! changes on affected services, scheduled jobs near the onset, every alerted or
+//! degraded service, traffic spikes at entry points, uninstrumented databases and
+//! queues), their
 //! [`Evidence`], and the scorer's calibrated confidence. A new list version is emitted
 //! when the ranking or a confidence changes: a new map version, or a change arriving for
 //! an open incident.
@@ -9,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use devloom_schemas::{
     CANDIDATES_SCHEMA_VERSION, Candidate, CandidateKind, CandidateList, ChangeKind, Criticality, Deploy,
-    Direction, HealthState, ImpactEdge, ImpactMap, ImpactNode, TimestampNs,
+    Direction, HealthState, ImpactEdge, ImpactMap, ImpactNode, NowVsBaseline, TimestampNs,
 };
 use serde::{Deserialize, Serialize};
 
@@ -258,13 +259,16 @@ fn find(
     let nearest_job = jobs.iter().map(|j| since(j.time_ns).abs()).reduce(f64::min);
     let mut found: BTreeMap<String, (Candidate, Evidence)> = BTreeMap::new();
     let mut into: BTreeMap<&str, Vec<&ImpactEdge>> = BTreeMap::new();
+    let mut out_of: BTreeMap<&str, Vec<&ImpactEdge>> = BTreeMap::new();
     for edge in &map.edges {
         into.entry(edge.callee.as_str()).or_default().push(edge);
+        out_of.entry(edge.caller.as_str()).or_default().push(edge);
     }
     let base = |kind: CandidateKind, service: &str| {
         let node = nodes.get(service).copied();
         let edges_into = into.get(service).map_or(&[][..], Vec::as_slice);
-        let mut e = evidence_of(&nodes, edges_into, node, kind, onset, &state.degraded_since);
+        let edges_out = out_of.get(service).map_or(&[][..], Vec::as_slice);
+        let mut e = evidence_of(&nodes, [edges_into, edges_out], node, kind, onset, &state.degraded_since);
         e.past_incidents = map
             .root_services
             .iter()
@@ -298,34 +302,30 @@ fn find(
         let summary = change_summary(change, age);
         found.insert(key.clone(), (candidate(key, kind, &change.service, summary), e));
     }
-    let degraded = |s: HealthState| matches!(s, HealthState::Amber | HealthState::Red);
-    // Indexes, not scans: a hub with tens of thousands of callees stays linear.
-    let callers_of_degraded: BTreeSet<&str> = map
-        .edges
-        .iter()
-        .filter(|e| nodes.get(e.callee.as_str()).is_some_and(|c| degraded(c.state)))
-        .map(|e| e.caller.as_str())
-        .collect();
     let callees: BTreeSet<&str> = map.edges.iter().map(|e| e.callee.as_str()).collect();
+    let changed: BTreeSet<String> = found
+        .values()
+        .filter(|(c, _)| c.kind != CandidateKind::ScheduledJob)
+        .map(|(c, _)| c.service.clone())
+        .collect();
     for node in &map.nodes {
-        let callees_healthy = !callers_of_degraded.contains(node.service.as_str());
-        let deepest_anomaly =
-            node.direction == Direction::Downstream && degraded(node.state) && callees_healthy;
-        if deepest_anomaly || node.virtual_node {
-            let mut e = base(CandidateKind::Dependency, &node.service);
-            e.job_gap_s = nearest_job;
-            let key = format!("dependency:{}", node.service);
-            let summary = format!(
-                "{} is {:?}: error rate {:.1}% (baseline {:.1}%), p99 {:.0} ms (baseline {:.0} ms)",
-                node.service,
-                node.state,
-                node.error_rate.now * 100.0,
-                node.error_rate.baseline * 100.0,
-                node.p99_ms.now,
-                node.p99_ms.baseline
-            )
-            .to_lowercase();
-            found.insert(key.clone(), (candidate(key, CandidateKind::Dependency, &node.service, summary), e));
+        // Every alerted or degraded service is a suspect: its own code, resources or
+        // network, judged by its evidence — unless a change of it is a candidate already,
+        // which names the service and says what changed. Uninstrumented peers always are.
+        let suspect =
+            (node.direction == Direction::Root || degraded(node.state)) && !changed.contains(&node.service);
+        if node.virtual_node || suspect {
+            let (kind, prefix) = if node.virtual_node {
+                (CandidateKind::Dependency, "dependency")
+            } else {
+                (CandidateKind::Service, "service")
+            };
+            let mut e = base(kind, &node.service);
+            if kind == CandidateKind::Dependency {
+                e.job_gap_s = nearest_job;
+            }
+            let key = format!("{prefix}:{}", node.service);
+            found.insert(key.clone(), (candidate(key, kind, &node.service, node_summary(node)), e));
         }
         let entry_point = node.direction != Direction::Downstream && !callees.contains(node.service.as_str());
         let rps = &node.requests_per_s;
@@ -377,15 +377,42 @@ fn change_summary(change: &Deploy, age_s: f64) -> String {
     format!("{what} of {} {from}{}{by}, {when}", change.service, change.revision)
 }
 
+fn degraded(s: HealthState) -> bool {
+    matches!(s, HealthState::Amber | HealthState::Red)
+}
+
+/// What a service or dependency candidate's node shows, in one line.
+fn node_summary(node: &ImpactNode) -> String {
+    let mut text = format!(
+        "{} is {:?}: error rate {:.1}% (baseline {:.1}%), p99 {:.0} ms (baseline {:.0} ms)",
+        node.service,
+        node.state,
+        node.error_rate.now * 100.0,
+        node.error_rate.baseline * 100.0,
+        node.p99_ms.now,
+        node.p99_ms.baseline
+    );
+    let own = &node.self_time_ms;
+    if own.now > 0.0 || own.baseline > 0.0 {
+        text.push_str(&format!(", self time {:.1} ms (baseline {:.1} ms)", own.now, own.baseline));
+    }
+    text.to_lowercase()
+}
+
+/// ln((now + floor) / (baseline + floor)).
+fn log_ratio(v: &NowVsBaseline, floor: f64) -> f64 {
+    ((v.now + floor) / (v.baseline + floor)).ln()
+}
+
 fn error_delta(n: &ImpactNode) -> f64 {
     n.error_rate.now - n.error_rate.baseline
 }
 
 /// Evidence from the candidate's node in the map (zeros when it is not in the map);
-/// `into` are the map's edges into it.
+/// `[into, out]` are the map's edges into and out of it.
 fn evidence_of(
     nodes: &BTreeMap<&str, &ImpactNode>,
-    into: &[&ImpactEdge],
+    [into, out]: [&[&ImpactEdge]; 2],
     node: Option<&ImpactNode>,
     kind: CandidateKind,
     onset: TimestampNs,
@@ -394,8 +421,22 @@ fn evidence_of(
     let mut e = Evidence::new(kind, onset);
     let Some(node) = node else { return e };
     e.error_delta = error_delta(node);
-    e.latency_log_ratio = ((node.p99_ms.now + 1.0) / (node.p99_ms.baseline + 1.0)).ln();
-    e.traffic_log_ratio = ((node.requests_per_s.now + 0.1) / (node.requests_per_s.baseline + 0.1)).ln();
+    e.latency_log_ratio = log_ratio(&node.p99_ms, 1.0);
+    e.traffic_log_ratio = log_ratio(&node.requests_per_s, 0.1);
+    e.self_log_ratio = log_ratio(&node.self_time_ms, 0.5);
+    e.gap_log_ratio = into.iter().map(|x| log_ratio(&x.gap_ms, 0.5)).fold(0.0, f64::max);
+    e.gap_out_log_ratio = out.iter().map(|x| log_ratio(&x.gap_ms, 0.5)).fold(0.0, f64::max);
+    e.blame = into
+        .iter()
+        .filter_map(|x| nodes.get(x.caller.as_str()).map(|c| x.caller_error_rate.now - c.error_rate.now))
+        .fold(0.0, f64::max);
+    e.upstream = node.direction == Direction::Upstream;
+    e.out_rate_log_ratio = out
+        .iter()
+        .map(|x| log_ratio(&x.calls_per_s, 0.1))
+        .fold(0.0, |a: f64, b| if b.abs() > a.abs() { b } else { a });
+    e.callees_degraded = out.iter().any(|x| nodes.get(x.callee.as_str()).is_some_and(|c| degraded(c.state)));
+    e.alerted = node.direction == Direction::Root;
     e.hops = node.hops;
     e.virtual_node = node.virtual_node;
     e.caller_error_delta =

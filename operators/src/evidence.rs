@@ -44,6 +44,33 @@ pub struct Evidence {
     pub job_gap_s: Option<f64>,
     /// Onset of the incident, ns since the epoch (UTC).
     pub onset_ns: TimestampNs,
+    /// ln(median self time now / baseline) of the candidate's service: its own work.
+    #[serde(default)]
+    pub self_log_ratio: f64,
+    /// Largest ln(median network gap now / baseline) over the edges into the candidate.
+    #[serde(default)]
+    pub gap_log_ratio: f64,
+    /// Largest ln(median network gap now / baseline) over the edges out of the candidate.
+    #[serde(default)]
+    pub gap_out_log_ratio: f64,
+    /// Largest excess, over the edges into the candidate, of the share of calls whose
+    /// caller's request failed over that caller's error rate: callers fail when they
+    /// call it.
+    #[serde(default)]
+    pub blame: f64,
+    /// The candidate calls the alerted service (transitively): a victim's position.
+    #[serde(default)]
+    pub upstream: bool,
+    /// ln(calls/s now / baseline) of the candidate's outgoing edge that changed most,
+    /// signed: a service that stops calling its dependencies (or floods them).
+    #[serde(default)]
+    pub out_rate_log_ratio: f64,
+    /// Some callee of the candidate in the map is red or amber.
+    #[serde(default)]
+    pub callees_degraded: bool,
+    /// The candidate's service is an alerted one.
+    #[serde(default)]
+    pub alerted: bool,
 }
 
 impl Evidence {
@@ -65,12 +92,20 @@ impl Evidence {
             past_incidents: 0,
             job_gap_s: None,
             onset_ns,
+            self_log_ratio: 0.0,
+            gap_log_ratio: 0.0,
+            gap_out_log_ratio: 0.0,
+            blame: 0.0,
+            upstream: false,
+            out_rate_log_ratio: 0.0,
+            callees_degraded: false,
+            alerted: false,
         }
     }
 }
 
 /// Feature names, in the order of [`features`].
-pub const FEATURES: [&str; 25] = [
+pub const FEATURES: [&str; 34] = [
     "kind_deploy",
     "kind_config_change",
     "kind_scheduled_job",
@@ -96,6 +131,15 @@ pub const FEATURES: [&str; 25] = [
     "dependency_hour_cos",
     "deploy_weekend",
     "job_weekend",
+    "kind_service",
+    "self_log_ratio",
+    "gap_log_ratio",
+    "gap_out_log_ratio",
+    "blame",
+    "upstream",
+    "out_rate_log_ratio",
+    "callees_degraded",
+    "alerted",
 ];
 
 /// Whether a feature depends on the time of day or the day of week (the ablation
@@ -144,6 +188,15 @@ pub fn features(e: &Evidence) -> [f64; FEATURES.len()] {
         dependency * hour_cos,
         deploy * weekend,
         job * weekend,
+        is(CandidateKind::Service),
+        e.self_log_ratio.clamp(-3.0, 3.0),
+        e.gap_log_ratio.clamp(-3.0, 3.0),
+        e.gap_out_log_ratio.clamp(-3.0, 3.0),
+        e.blame.clamp(-1.0, 1.0),
+        f64::from(u8::from(e.upstream)),
+        e.out_rate_log_ratio.clamp(-3.0, 3.0),
+        f64::from(u8::from(e.callees_degraded)),
+        f64::from(u8::from(e.alerted)),
     ]
 }
 

@@ -28,6 +28,9 @@ pub struct HealthConfig {
     /// `amber_latency_ratio` times its baseline and at least this many milliseconds above
     /// it: own time is small, so it gets a smaller floor than whole requests.
     pub amber_own_increase_ms: f64,
+    /// A service that served none of the requests its baseline rate predicts for the
+    /// short window — at least this many — has gone silent (down, or cut off): red.
+    pub silent_expected_requests: f64,
     /// Requests a window needs before its p99 is trusted.
     pub p99_min_requests: u64,
     /// Fewer requests than this in the short window judge nothing: gray (or unknown at 0).
@@ -46,6 +49,7 @@ impl Default for HealthConfig {
             amber_latency_ratio: 1.5,
             amber_latency_increase_ms: 20.0,
             amber_own_increase_ms: 2.0,
+            silent_expected_requests: 10.0,
             p99_min_requests: 100,
             min_requests: 5,
             hysteresis: 0.2,
@@ -74,6 +78,7 @@ impl HealthConfig {
         for (name, v) in [
             ("amber_latency_increase_ms", self.amber_latency_increase_ms),
             ("amber_own_increase_ms", self.amber_own_increase_ms),
+            ("silent_expected_requests", self.silent_expected_requests),
         ] {
             if !(v.is_finite() && v >= 0.0) {
                 return Err(format!("{name} must be a finite number of milliseconds, at least 0, got {v}"));
@@ -116,6 +121,14 @@ impl HealthConfig {
             && rate >= base_rate * (1.0 + (self.amber_error_ratio - 1.0) * r);
         let latency_up = self.slower(now, baseline, self.amber_latency_increase_ms * r, r);
         if errors_up || latency_up { HealthState::Amber } else { HealthState::Gray }
+    }
+
+    /// Whether a node with no requests in a short window of `window_s` seconds went
+    /// silent: its baseline rate predicted at least `silent_expected_requests`.
+    pub fn silent(&self, now: &WindowSummary, baseline: &WindowSummary, window_s: f64) -> bool {
+        now.requests == 0
+            && baseline.requests > 0
+            && baseline.per_second * window_s >= self.silent_expected_requests.max(1.0)
     }
 
     /// Whether the median self time (a node) or network gap (an edge) rose enough to

@@ -85,6 +85,10 @@ struct Closed {
     failures: u64,
     p50_ms: f64,
     p99_ms: f64,
+    /// Closed while its node or edge was red or amber: kept out of the baseline, so a
+    /// fault that outlasts the short window does not become its own baseline.
+    #[serde(default)]
+    degraded: bool,
 }
 
 /// Rolling statistics of one node or edge.
@@ -99,8 +103,8 @@ fn quantile(sketch: &DDSketch, q: f64) -> f64 {
 }
 
 /// Median of the non-empty buckets' values of `pick`.
-fn median(closed: &VecDeque<Closed>, pick: fn(&Closed) -> f64) -> f64 {
-    let mut values: Vec<f64> = closed.iter().filter(|c| c.requests > 0).map(pick).collect();
+fn median<'a>(closed: impl Iterator<Item = &'a Closed>, pick: fn(&Closed) -> f64) -> f64 {
+    let mut values: Vec<f64> = closed.filter(|c| c.requests > 0).map(pick).collect();
     values.sort_by(f64::total_cmp);
     values.get(values.len() / 2).copied().unwrap_or(0.0)
 }
@@ -129,9 +133,10 @@ impl RollingStats {
         bucket.latency_ms.add(latency_ns as f64 / 1e6);
     }
 
-    /// Moves buckets that left the short window into the baseline and forgets buckets
-    /// older than the baseline window.
-    pub fn advance(&mut self, cfg: &WindowConfig, now_ns: TimestampNs) {
+    /// Moves buckets that left the short window into the baseline (marked `degraded`
+    /// when the owner is red or amber now: they will not count) and forgets buckets older
+    /// than the baseline window.
+    pub fn advance(&mut self, cfg: &WindowConfig, now_ns: TimestampNs, degraded: bool) {
         let short_start = now_ns.saturating_sub(cfg.short_window_ms.saturating_mul(1_000_000));
         while self.open.front().is_some_and(|b| b.start_ns + cfg.bucket_ns() <= short_start) {
             let b = self.open.pop_front().expect("checked");
@@ -141,6 +146,7 @@ impl RollingStats {
                 failures: b.failures,
                 p50_ms: quantile(&b.latency_ms, 0.5),
                 p99_ms: quantile(&b.latency_ms, 0.99),
+                degraded,
             });
         }
         let baseline_start = short_start.saturating_sub(cfg.baseline_window_ms.saturating_mul(1_000_000));
@@ -173,13 +179,15 @@ impl RollingStats {
         }
     }
 
-    /// The baseline: totals over closed buckets, and the medians of their percentiles.
+    /// The baseline: totals over the closed buckets not closed while degraded, and the
+    /// medians of their percentiles.
     pub fn baseline(&self, cfg: &WindowConfig) -> WindowSummary {
-        let requests = self.closed.iter().map(|c| c.requests).sum();
-        let failures = self.closed.iter().map(|c| c.failures).sum();
-        let p50_ms = median(&self.closed, |c| c.p50_ms);
-        let p99_ms = median(&self.closed, |c| c.p99_ms);
-        let seconds = (self.closed.len() as u64 * cfg.bucket_ms) as f64 / 1000.0;
+        let normal = || self.closed.iter().filter(|c| !c.degraded);
+        let requests = normal().map(|c| c.requests).sum();
+        let failures = normal().map(|c| c.failures).sum();
+        let p50_ms = median(normal(), |c| c.p50_ms);
+        let p99_ms = median(normal(), |c| c.p99_ms);
+        let seconds = (normal().count() as u64 * cfg.bucket_ms) as f64 / 1000.0;
         WindowSummary {
             requests,
             failures,
@@ -225,7 +233,7 @@ mod tests {
             // Then 10 req/s at 200 ms with 50% failures.
             stats.record(&cfg, i * S / 10, 200_000_000, i % 2 == 0);
         }
-        stats.advance(&cfg, 120 * S);
+        stats.advance(&cfg, 120 * S, false);
         let now = stats.short(&cfg);
         let base = stats.baseline(&cfg);
         assert_eq!(now.requests, 600);
@@ -237,7 +245,26 @@ mod tests {
         assert!((base.p99_ms - 20.0).abs() < 0.5);
         assert!((base.p50_ms - 20.0).abs() < 0.5 && (now.p50_ms - 200.0).abs() < 4.0);
         assert!((base.per_second - 10.0).abs() < 1e-9);
-        stats.advance(&cfg, 40 * 60 * S);
+        stats.advance(&cfg, 40 * 60 * S, false);
         assert!(stats.is_empty(), "everything aged out");
+    }
+
+    #[test]
+    fn buckets_closed_while_degraded_stay_out_of_the_baseline() {
+        let cfg = WindowConfig::default();
+        let mut stats = RollingStats::default();
+        for i in 0..1800u64 {
+            // 10 req/s: 20 ms for a minute, then 200 ms (the fault) for two.
+            let ms = if i < 600 { 20 } else { 200 };
+            stats.record(&cfg, i * S / 10, ms * 1_000_000, false);
+            if i % 100 == 99 {
+                // Amber (its short window slow) from 120 s on: every fault bucket
+                // leaves the short window after that.
+                stats.advance(&cfg, (i + 1) * S / 10, i >= 1200);
+            }
+        }
+        let base = stats.baseline(&cfg);
+        assert!((base.p50_ms - 20.0).abs() < 0.5, "the fault is not its own baseline: {base:?}");
+        assert_eq!(base.requests, 600);
     }
 }

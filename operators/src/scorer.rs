@@ -71,6 +71,10 @@ pub struct Interval {
 pub struct Provenance {
     /// Hash of the training data (every candidate's features and label, in order).
     pub data_hash: String,
+    /// With labelled cases trained beside a history archive: the hash of the archive's
+    /// incidents alone, so `evaluate --history` knows its held-out split.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history_hash: Option<String>,
     /// Seed of the split.
     pub seed: u64,
     /// Incidents used to fit the weights.

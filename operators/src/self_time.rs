@@ -18,6 +18,10 @@
 //!   caller's self time too: in such traces a network delay and the caller's own work
 //!   around the call look alike, and the scorer weighs both.
 //!
+//! Each gap also says whether the request the call was made for failed: callers that fail
+//! when they call a service, and not otherwise, point at it even when its own spans look
+//! fine (it answered, wrongly).
+//!
 //! Spans wait for their children for the pairing TTL (event time), in any arrival order;
 //! then they are measured once. Producer spans and client spans without a child (calls to
 //! uninstrumented peers, kind-less ones known by `peer.service`, `db.system` or a messaging destination
@@ -44,6 +48,8 @@ struct Own {
     start_ns: TimestampNs,
     end_ns: TimestampNs,
     parent: Option<SpanId>,
+    /// It failed (status, HTTP code or legacy marker).
+    failed: bool,
     /// Names a peer it called (`peer.service`, `db.system`): a call out, not work.
     outbound: bool,
 }
@@ -150,15 +156,15 @@ impl SelfTimer {
         let exclusive = own.end_ns.saturating_sub(own.start_ns).saturating_sub(covered(own, children));
         let elsewhere = |c: &Child| c.service != own.service;
         let callee = children.iter().find(|c| elsewhere(c)).map(|c| c.service.clone());
-        let parent_here = || {
-            own.parent
-                .and_then(|p| self.entries.get(&(trace, p)))
-                .and_then(|e| e.own.as_ref())
-                .is_some_and(|p| p.service == own.service)
-        };
+        // The request this call was made for: the parent, when it is in this service.
+        let request = own
+            .parent
+            .and_then(|p| self.entries.get(&(trace, p)))
+            .and_then(|e| e.own.as_ref())
+            .filter(|p| p.service == own.service);
         let client_like = match own.kind {
             SpanKind::Client => true,
-            SpanKind::Unspecified => callee.is_some() && children.iter().all(elsewhere) && parent_here(),
+            SpanKind::Unspecified => callee.is_some() && children.iter().all(elsewhere) && request.is_some(),
             _ => false,
         };
         match (own.kind, client_like, callee) {
@@ -169,6 +175,7 @@ impl SelfTimer {
                 callee,
                 time_ns: own.end_ns,
                 gap_ns: exclusive,
+                caller_failed: request.is_some_and(|r| r.failed),
             }),
             _ => {
                 out.push(Observation::SelfTime {
@@ -183,6 +190,7 @@ impl SelfTimer {
                             callee: c.service.clone(),
                             time_ns: c.end_ns,
                             gap_ns: idle_around(own, children, i),
+                            caller_failed: own.failed,
                         });
                     }
                 }
@@ -239,6 +247,7 @@ impl Operator for SelfTimer {
             start_ns: span.start_ns,
             end_ns: span.end_ns,
             parent: span.parent_span_id,
+            failed: span.failed,
             outbound: span.peer.peer_service.is_some()
                 || span.peer.db_system.is_some()
                 || (span.peer.messaging_destination.is_some() && span.links.is_empty()),

@@ -10,7 +10,7 @@ use petgraph::visit::EdgeRef;
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
-use crate::health::HealthConfig;
+use crate::health::{HealthConfig, wilson_lower_bound};
 use crate::operator::Operator;
 use crate::rolling_stats::{RollingStats, WindowConfig, WindowSummary};
 use crate::service_id::ServiceId;
@@ -92,7 +92,8 @@ pub struct NodeState {
 pub struct EdgeState {
     /// Calls over the edge.
     pub stats: RollingStats,
-    /// Network gap of its calls (caller's wait beyond the callee's span).
+    /// Network gap of its calls (caller's wait beyond the callee's span); its failures
+    /// are calls whose caller's request failed.
     #[serde(default)]
     pub own: RollingStats,
     /// Last evaluated health.
@@ -232,11 +233,28 @@ impl ServiceGraph {
     fn tick(&mut self, now: TimestampNs, out: &mut Vec<HealthChange>) {
         let cfg = &self.config;
         let mut changes = Vec::new();
+        // Edges first: a node's network shows on its edges.
+        for e in self.graph.edge_indices().collect::<Vec<_>>() {
+            let edge = &mut self.graph[e];
+            let held = degraded(edge.health.state);
+            edge.stats.advance(&cfg.window, now, held);
+            edge.own.advance(&cfg.window, now, held);
+            edge.health = evaluate(cfg, &edge.stats, &edge.own, edge.health.state);
+        }
+        let window_s = cfg.window.short_window_ms as f64 / 1000.0;
         for i in self.graph.node_indices().collect::<Vec<_>>() {
+            let slow_wire = self.slow_wire(i);
+            let blamed = self.blamed(i);
             let n = &mut self.graph[i];
-            n.stats.advance(&cfg.window, now);
-            n.own.advance(&cfg.window, now);
-            let health = evaluate(cfg, &n.stats, &n.own, n.health.state);
+            let held = degraded(n.health.state);
+            n.stats.advance(&cfg.window, now, held);
+            n.own.advance(&cfg.window, now, held);
+            let mut health = evaluate(cfg, &n.stats, &n.own, n.health.state);
+            if !n.id.virtual_node && cfg.health.silent(&health.now, &health.baseline, window_s) {
+                health.state = HealthState::Red;
+            } else if health.state == HealthState::Gray && (slow_wire || blamed) {
+                health.state = HealthState::Amber;
+            }
             if health.state != n.health.state {
                 changes.push(HealthChange {
                     service: n.id.clone(),
@@ -247,15 +265,45 @@ impl ServiceGraph {
             }
             n.health = health;
         }
-        for e in self.graph.edge_indices().collect::<Vec<_>>() {
-            let edge = &mut self.graph[e];
-            edge.stats.advance(&cfg.window, now);
-            edge.own.advance(&cfg.window, now);
-            edge.health = evaluate(cfg, &edge.stats, &edge.own, edge.health.state);
-        }
         self.expire(now);
         changes.sort_by(|a, b| a.service.cmp(&b.service));
         out.extend(changes);
+    }
+
+    /// Whether the node's network is slow: most of its measured incoming edges have a
+    /// risen network gap, and so do most of its measured outgoing ones (if it has any).
+    /// Its callers, with one slow edge among many and healthy incoming edges, are not.
+    fn slow_wire(&self, node: NodeIndex) -> bool {
+        let h = &self.config.health;
+        let measured = |e: &EdgeState| {
+            e.health.own_now.requests >= h.min_requests && e.health.own_baseline.requests >= h.min_requests
+        };
+        let tally = |dir: PgDirection| {
+            let edges = self.graph.edges_directed(node, dir).map(|e| e.weight()).filter(|e| measured(e));
+            edges.fold((0usize, 0usize), |(up, all), e| {
+                (up + usize::from(h.own_time_up(&e.health.own_now, &e.health.own_baseline, false)), all + 1)
+            })
+        };
+        let ((in_up, ins), (out_up, outs)) = (tally(PgDirection::Incoming), tally(PgDirection::Outgoing));
+        ins > 0 && 2 * in_up > ins && (outs == 0 || 2 * out_up > outs)
+    }
+
+    /// Whether some caller fails when it calls this node and not otherwise: the requests
+    /// that called it fail more than before (the error rule, on the lower bound of the
+    /// Wilson interval), and half again as often as the caller's requests overall. A
+    /// service answering wrongly looks healthy in its own spans; its callers show it.
+    fn blamed(&self, node: NodeIndex) -> bool {
+        let h = &self.config.health;
+        self.graph.edges_directed(node, PgDirection::Incoming).any(|e| {
+            let (now, base) = (&e.weight().health.own_now, &e.weight().health.own_baseline);
+            let caller = &self.graph[e.source()].health.now;
+            let rate = wilson_lower_bound(now.failures, now.requests);
+            now.requests >= h.min_requests
+                && base.requests >= h.min_requests
+                && rate >= base.error_rate() + h.amber_error_increase
+                && rate >= base.error_rate() * h.amber_error_ratio
+                && now.error_rate() >= 1.5 * caller.error_rate()
+        })
     }
 
     fn expire(&mut self, now: TimestampNs) {
@@ -293,6 +341,10 @@ impl ServiceGraph {
         found.sort_by(|a, b| self.graph[a.0].id.cmp(&self.graph[b.0].id));
         found
     }
+}
+
+fn degraded(state: HealthState) -> bool {
+    matches!(state, HealthState::Red | HealthState::Amber)
 }
 
 /// Health from the requests (or calls) and the own time (self time or network gap): a
@@ -333,9 +385,9 @@ impl Operator for ServiceGraph {
                 let i = self.node(service, *time_ns);
                 self.graph[i].own.record(&window, *time_ns, *self_ns, false);
             }
-            Observation::Gap { caller, callee, time_ns, gap_ns } => {
+            Observation::Gap { caller, callee, time_ns, gap_ns, caller_failed } => {
                 let e = self.edge(caller, callee, *time_ns);
-                self.graph[e].own.record(&window, *time_ns, *gap_ns, false);
+                self.graph[e].own.record(&window, *time_ns, *gap_ns, *caller_failed);
             }
         }
     }

@@ -96,6 +96,8 @@ pub enum Observation {
         time_ns: TimestampNs,
         /// What the caller waited beyond the callee's own span.
         gap_ns: u64,
+        /// The caller's request that made the call failed.
+        caller_failed: bool,
     },
 }
 

@@ -44,10 +44,10 @@ fn demo_json_prints_impact_maps() {
     let out = devloom(&["demo", "--scenario", "regression", "--rate", "10", "--json"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let maps: Vec<ImpactMap> = text(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    assert_eq!(maps.len(), 5);
+    assert_eq!(maps.len(), 3);
     assert!(maps.iter().all(|m| m.verdict == Verdict::Contained && m.root_services == ["payments"]));
     assert!(maps[0].latency_ms.is_some(), "the first map is stamped with its latency");
-    assert!(text(&out.stderr).contains("impact maps: 5 versions for 1 incident(s); verdict: contained"));
+    assert!(text(&out.stderr).contains("impact maps: 3 versions for 1 incident(s); verdict: contained"));
 }
 
 #[test]
@@ -61,7 +61,7 @@ fn simulate_then_run_gives_the_same_maps_as_the_demo() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(
         text(&out.stderr)
-            .contains("2 alerts, 2 deploys → 5 impact-map versions, 2 candidate lists; 0 dead letters"),
+            .contains("2 alerts, 2 deploys → 3 impact-map versions, 3 candidate lists; 0 dead letters"),
         "{}",
         text(&out.stderr)
     );
@@ -168,7 +168,7 @@ fn watch_draws_the_maps_and_candidates_of_a_file() {
     let out = devloom(&["watch", "--input", m]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
-    assert_eq!(stdout.matches("── inc-").count(), 5, "every map version: {stdout}");
+    assert_eq!(stdout.matches("── inc-").count(), 3, "every map version: {stdout}");
     assert!(stdout.contains("payments RED"), "{stdout}");
     assert!(stdout.contains("root-cause candidates v1"), "{stdout}");
 }
@@ -241,6 +241,6 @@ fn completions_man_page_json_logs_and_simulation_flags() {
     let out = devloom(&["demo", "--json", "--rate", "10", "--config", config.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let summary = text(&out.stderr);
-    assert!(summary.contains("impact maps: 5 versions"), "{summary}");
+    assert!(summary.contains("impact maps: 3 versions"), "{summary}");
     assert!(!summary.contains("root-cause candidates"), "demo --config turned the scorer off: {summary}");
 }

@@ -188,7 +188,7 @@ fn simulated_protobuf_traces_read_back_like_the_ndjson() {
     std::fs::write(p("events.ndjson"), events.join("\n") + "\n").unwrap();
     assert_eq!(std::fs::read_to_string(p("sim.events.ndjson")).unwrap(), events.join("\n") + "\n");
     let json = maps(&[p("traces.ndjson"), p("events.ndjson")], "a.ndjson");
-    assert!(json.len() >= 4, "{} versions", json.len());
+    assert!(json.len() >= 3, "{} versions", json.len());
     assert_eq!(maps(&[p("sim.pb"), p("sim.events.ndjson")], "b.ndjson"), json, "protobuf frames = OTLP JSON");
 }
 

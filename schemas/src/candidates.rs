@@ -22,18 +22,20 @@ pub enum CandidateKind {
     ConfigChange,
     /// A scheduled job (cron, batch) running near the onset.
     ScheduledJob,
-    /// A degraded dependency: the deepest anomalous downstream node whose own callees
-    /// are healthy, or an uninstrumented database or queue.
+    /// An uninstrumented database, queue or peer, known only from its callers.
     Dependency,
     /// A traffic spike at an entry point.
     TrafficSpike,
+    /// An instrumented service's own code, resources or network: every alerted service
+    /// and every red or amber service in the blast radius.
+    Service,
 }
 
 /// One candidate cause.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Candidate {
     /// Stable identity within the incident, e.g. `deploy:payments@v2.4.0`,
-    /// `dependency:postgres`, `scheduled_job:reports-nightly`.
+    /// `dependency:postgres`, `service:checkout`, `scheduled_job:reports-nightly`.
     pub key: String,
     /// What kind of cause.
     pub kind: CandidateKind,

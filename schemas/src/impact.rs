@@ -42,9 +42,11 @@ pub enum Verdict {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum HealthState {
-    /// Alert firing, or failure rate over the failure threshold.
+    /// Alert firing, failure rate over the failure threshold, or gone silent (no
+    /// requests where its baseline predicts many).
     Red,
-    /// Error rate or latency elevated against baseline, no alert yet.
+    /// Error rate, latency, self time or network gap elevated against baseline, no
+    /// alert yet.
     Amber,
     /// Clean.
     Gray,
@@ -155,6 +157,10 @@ pub struct ImpactEdge {
     /// milliseconds.
     #[serde(default)]
     pub gap_ms: NowVsBaseline,
+    /// Share of its calls made for a caller's request that failed: above the caller's
+    /// own error rate when the callee answers but wrongly.
+    #[serde(default)]
+    pub caller_error_rate: NowVsBaseline,
 }
 
 /// A versioned impact map for one incident.

@@ -4,6 +4,7 @@
 
 pub mod demo;
 pub mod docs;
+pub mod fault_cases;
 pub mod history;
 pub mod learning;
 pub mod replay;
@@ -65,8 +66,13 @@ pub enum Command {
     History(history::HistoryCommand),
     /// Train the root-cause scorer on a history archive with confirmed causes.
     Train(learning::TrainArgs),
-    /// Measure a model on held-out incidents beside the same model without time features.
+    /// Measure a model on held-out incidents beside the same model without time features,
+    /// or the whole pipeline on labelled cases (detection, AC@1, AC@3 per fault and style).
     Evaluate(learning::EvaluateArgs),
+    /// Write labelled fault-injection cases (CPU, memory, network, exception, wrong
+    /// return, dependency down; four trace styles) for `evaluate --cases` and
+    /// `train --cases`.
+    FaultCases(fault_cases::FaultCasesArgs),
     /// Check a configuration file (and DEVLOOM_* overrides) without running anything.
     Validate(validate::ValidateArgs),
     /// Draw impact maps and candidate lists from their Kafka topics or a JSON-lines file
@@ -88,6 +94,7 @@ pub fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::History(command) => history::run(command),
         Command::Train(args) => learning::train(args),
         Command::Evaluate(args) => learning::evaluate(args),
+        Command::FaultCases(args) => fault_cases::run(args),
         Command::Validate(args) => validate::run(args),
         Command::Watch(args) => watch::run(args),
         Command::Completions(args) => docs::completions(args),

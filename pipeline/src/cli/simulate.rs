@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::bail;
 use clap::{Args, ValueEnum};
-use devloom_schemas::codec::Expect;
 
 use super::SimArgs;
 use crate::sinks::open_output;
@@ -54,15 +53,7 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
     }
     let events_path = events_path(Path::new(&args.output));
     let mut events = open_output(&events_path.display().to_string())?;
-    for record in sim {
-        if record.expect == Expect::Traces {
-            out.write_all(&u32::try_from(record.payload.len())?.to_be_bytes())?;
-            out.write_all(&record.payload)?;
-        } else {
-            events.write_all(crate::simulator::to_ndjson_line(&record)?.as_bytes())?;
-            events.write_all(b"\n")?;
-        }
-    }
+    crate::simulator::write_otlp_proto(sim, &mut out, &mut events)?;
     out.flush()?;
     events.flush()?;
     eprintln!("devloom: traces in {}, alerts and deploys in {}", args.output, events_path.display());

@@ -64,7 +64,10 @@ pub fn evaluate(model: &Model, samples: &[Sample]) -> Result<Evaluation, TrainEr
     weights.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()).then_with(|| a.0.cmp(&b.0)));
     Ok(Evaluation {
         incidents: test.len(),
-        same_history: model.provenance.data_hash == crate::learning::training::data_hash(samples),
+        same_history: {
+            let hash = crate::learning::training::data_hash(samples);
+            model.provenance.data_hash == hash || model.provenance.history_hash.as_ref() == Some(&hash)
+        },
         full: scores(&scorer, &test, seed),
         without_time: scores(&ablation, &test, seed),
         weights,

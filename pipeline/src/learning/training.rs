@@ -17,7 +17,6 @@ use linfa::traits::Fit;
 use linfa_logistic::LogisticRegression;
 use ndarray::{Array1, Array2};
 use rand::SeedableRng;
-use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
 use crate::history::HistoryError;
@@ -122,17 +121,24 @@ pub fn data_hash(samples: &[Sample]) -> String {
     stable_digest(parts.iter().map(String::as_str))
 }
 
-/// Train / calibration / test incident indices (60 / 20 / 20), shuffled with `seed`.
+/// Train / calibration / test incident indices (about 60 / 20 / 20), each incident's
+/// part fixed by a digest of `seed` and its id: an incident is held out or not whatever
+/// else is trained with it, so a model trained on a history plus labelled cases is
+/// measured on the history's held-out incidents alone.
 pub fn split(samples: &[Sample], seed: u64) -> [Vec<usize>; 3] {
-    let mut order: Vec<usize> = (0..samples.len()).collect();
-    order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
-    let train_end = samples.len() * 3 / 5;
-    let calibration_end = samples.len() * 4 / 5;
-    [
-        order[..train_end].to_vec(),
-        order[train_end..calibration_end].to_vec(),
-        order[calibration_end..].to_vec(),
-    ]
+    let seed = seed.to_string();
+    let mut parts: [Vec<usize>; 3] = Default::default();
+    for (i, s) in samples.iter().enumerate() {
+        let digest = stable_digest([seed.as_str(), s.incident_id.as_str()]);
+        let fifth = u64::from_str_radix(&digest, 16).unwrap_or(0) % 5;
+        parts[match fifth {
+            0..=2 => 0,
+            3 => 1,
+            _ => 2,
+        }]
+        .push(i);
+    }
+    parts
 }
 
 /// Which features a model uses.
@@ -184,6 +190,7 @@ pub fn train(samples: &[Sample], seed: u64, features: FeatureSet) -> Result<Mode
         low_confidence: LowConfidence::default(),
         provenance: Provenance {
             data_hash: data_hash(samples),
+            history_hash: None,
             seed,
             train_incidents: train_idx.len() as u64,
             calibration_incidents: calibration_idx.len() as u64,

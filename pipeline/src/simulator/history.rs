@@ -353,6 +353,43 @@ fn build(
         });
     }
 
+    // The alerted service is a candidate too, as the streaming operator makes it (unless
+    // a change of it is one): here always a victim of a cause below it, or of the load.
+    let changed = drafts.iter().any(|d| {
+        d.service == root && matches!(d.evidence.kind, CandidateKind::Deploy | CandidateKind::ConfigChange)
+    });
+    if !changed {
+        let mut e = Evidence::new(CandidateKind::Service, onset_ns);
+        e.error_delta = if cause == CauseType::TrafficSpike { quiet(rng) } else { victim(rng) };
+        e.latency_log_ratio = rng.random_range(0.0..1.2);
+        e.self_log_ratio = rng.random_range(-0.1..0.3);
+        e.callees_degraded = cause != CauseType::TrafficSpike;
+        e.alerted = true;
+        drafts.push(Draft {
+            key: format!("service:{root}"),
+            service: root.into(),
+            summary: format!("{root} degraded"),
+            change: None,
+            evidence: e,
+        });
+    }
+    // Callers of the alerted service fail with it: upstream victims.
+    if cause != CauseType::TrafficSpike && rng.random_bool(0.5) {
+        let mut e = Evidence::new(CandidateKind::Service, onset_ns);
+        e.error_delta = victim(rng) / 2.0;
+        e.latency_log_ratio = rng.random_range(0.0..0.8);
+        e.self_log_ratio = rng.random_range(-0.1..0.2);
+        e.callees_degraded = true;
+        e.upstream = true;
+        e.hops = 1;
+        drafts.push(Draft {
+            key: "service:gateway".into(),
+            service: "gateway".into(),
+            summary: "gateway degraded".into(),
+            change: None,
+            evidence: e,
+        });
+    }
     let mut seen = std::collections::BTreeSet::new();
     drafts.retain(|d| seen.insert(d.key.clone()));
     let cause_key = drafts[0].key.clone();

@@ -3,6 +3,7 @@
 //! Alertmanager webhook payloads when a service breaks its SLO, and Devloom deploy JSON.
 //! Tests, benches and `devloom demo` all use it.
 
+pub mod faults;
 pub mod history;
 pub mod scenario;
 pub mod to_kafka;
@@ -269,7 +270,7 @@ fn deploy_record(c: &scenario::Change, time_ns: TimestampNs) -> SimRecord {
 
 /// An Alertmanager webhook v4 payload with one alert, as Alertmanager sends on a
 /// state transition.
-fn alert_record(
+pub(crate) fn alert_record(
     rule: &AlertRule,
     since: TimestampNs,
     ended: Option<TimestampNs>,
@@ -328,7 +329,29 @@ pub fn to_ndjson_line(record: &SimRecord) -> Result<String, SimError> {
     Ok(value.to_string())
 }
 
+/// Writes `records` as `devloom simulate --format otlp-proto` does: trace batches
+/// length-prefixed (4-byte big-endian length, then the OTLP protobuf) to `traces`, every
+/// other record as one NDJSON line to `events`.
+pub fn write_otlp_proto(
+    records: impl Iterator<Item = SimRecord>,
+    traces: &mut impl std::io::Write,
+    events: &mut impl std::io::Write,
+) -> Result<(), SimError> {
+    let io = |e: std::io::Error| SimError(e.to_string());
+    for record in records {
+        if record.expect == Expect::Traces {
+            let len = u32::try_from(record.payload.len()).map_err(|e| SimError(e.to_string()))?;
+            traces.write_all(&len.to_be_bytes()).map_err(io)?;
+            traces.write_all(&record.payload).map_err(io)?;
+        } else {
+            events.write_all(to_ndjson_line(&record)?.as_bytes()).map_err(io)?;
+            events.write_all(b"\n").map_err(io)?;
+        }
+    }
+    Ok(())
+}
+
 /// A simulator record could not be re-encoded.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot write simulated record: {0}")]
-pub struct SimError(String);
+pub struct SimError(pub(crate) String);

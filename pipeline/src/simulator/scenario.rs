@@ -7,15 +7,65 @@ use devloom_schemas::ChangeKind;
 #[derive(Clone, Debug, PartialEq)]
 pub struct Fault {
     /// Node name.
-    pub target: &'static str,
+    pub target: String,
     /// Start, seconds.
     pub from_s: u64,
     /// End, seconds (exclusive).
     pub until_s: u64,
     /// Failure probability while active (replaces the node's own), if any.
     pub error_rate: Option<f64>,
-    /// Multiplies the node's latency while active.
+    /// Multiplies the node's own latency (its work, not its calls) while active.
     pub latency_factor: f64,
+    /// Share of its requests `latency_factor` hits (a CPU hog starves some, not all).
+    pub affected: f64,
+    /// Grow `latency_factor` from 1 at the start to its value at the end (a leak).
+    pub ramp: bool,
+    /// Extra time on the wire of calls into and out of the node, milliseconds.
+    pub network_delay_ms: f64,
+    /// Share of those calls that pay it (1: delay; below 1: packet loss, retransmits).
+    pub network_share: f64,
+    /// Share of its callers' requests that fail though it answered (a wrong return).
+    pub caller_error_rate: f64,
+    /// Down: it emits no spans, and calls to it fail at once.
+    pub down: bool,
+}
+
+impl Default for Fault {
+    /// No effect at all, on no node.
+    fn default() -> Self {
+        Self {
+            target: String::new(),
+            from_s: 0,
+            until_s: 0,
+            error_rate: None,
+            latency_factor: 1.0,
+            affected: 1.0,
+            ramp: false,
+            network_delay_ms: 0.0,
+            network_share: 1.0,
+            caller_error_rate: 0.0,
+            down: false,
+        }
+    }
+}
+
+/// What the faults active on a node at one moment do to it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Effect {
+    /// Failure probability (replaces the node's own), if any.
+    pub error_rate: Option<f64>,
+    /// Multiplies its own latency…
+    pub latency_factor: f64,
+    /// …for this share of its requests.
+    pub affected: f64,
+    /// Extra wire time of calls into and out of it, milliseconds…
+    pub network_delay_ms: f64,
+    /// …for this share of them.
+    pub network_share: f64,
+    /// Its callers fail this share of the requests that called it.
+    pub caller_error_rate: f64,
+    /// It is down.
+    pub down: bool,
 }
 
 /// What an alert rule watches.
@@ -117,11 +167,12 @@ impl Scenario {
             description: "payments v1.9.0 fails 15% of requests; rolled back four minutes later (contained)",
             duration_s: 12 * MIN,
             faults: vec![Fault {
-                target: "payments",
+                target: "payments".into(),
                 from_s: 6 * MIN,
                 until_s: 10 * MIN,
                 error_rate: Some(0.15),
                 latency_factor: 1.0,
+                ..Fault::default()
             }],
             rules: vec![AlertRule {
                 name: "HighErrorRate",
@@ -162,18 +213,20 @@ impl Scenario {
             duration_s: 12 * MIN,
             faults: vec![
                 Fault {
-                    target: "postgres",
+                    target: "postgres".into(),
                     from_s: 6 * MIN,
                     until_s: 10 * MIN,
                     error_rate: None,
                     latency_factor: 40.0,
+                    ..Fault::default()
                 },
                 Fault {
-                    target: "postgres",
+                    target: "postgres".into(),
                     from_s: 8 * MIN,
                     until_s: 10 * MIN,
                     error_rate: Some(0.5),
                     latency_factor: 1.0,
+                    ..Fault::default()
                 },
             ],
             rules: vec![AlertRule {
@@ -204,11 +257,12 @@ impl Scenario {
             description: "fulfillment v3.0.0 fails 80% of the orders it consumes; only span links connect it",
             duration_s: 12 * MIN,
             faults: vec![Fault {
-                target: "fulfillment",
+                target: "fulfillment".into(),
                 from_s: 6 * MIN,
                 until_s: 10 * MIN,
                 error_rate: Some(0.8),
                 latency_factor: 1.0,
+                ..Fault::default()
             }],
             rules: vec![AlertRule {
                 name: "KafkaConsumerLagHigh",
@@ -230,16 +284,31 @@ impl Scenario {
         }
     }
 
-    /// The fault on `node` at `at_s`, combining overlapping faults.
-    pub fn fault_on(&self, node: &str, at_s: f64) -> (Option<f64>, f64) {
-        let mut error_rate = None;
-        let mut factor = 1.0;
+    /// What the faults on `node` do at `at_s`, overlapping faults combined.
+    pub fn fault_on(&self, node: &str, at_s: f64) -> Effect {
+        let mut effect = Effect {
+            error_rate: None,
+            latency_factor: 1.0,
+            affected: 1.0,
+            network_delay_ms: 0.0,
+            network_share: 1.0,
+            caller_error_rate: 0.0,
+            down: false,
+        };
         for f in &self.faults {
             if f.target == node && at_s >= f.from_s as f64 && at_s < f.until_s as f64 {
-                error_rate = f.error_rate.or(error_rate);
-                factor *= f.latency_factor;
+                effect.error_rate = f.error_rate.or(effect.error_rate);
+                let progress = (at_s - f.from_s as f64) / (f.until_s - f.from_s).max(1) as f64;
+                let factor =
+                    if f.ramp { 1.0 + (f.latency_factor - 1.0) * progress } else { f.latency_factor };
+                effect.latency_factor *= factor;
+                effect.affected = effect.affected.min(f.affected);
+                effect.network_delay_ms += f.network_delay_ms;
+                effect.network_share = effect.network_share.min(f.network_share);
+                effect.caller_error_rate = effect.caller_error_rate.max(f.caller_error_rate);
+                effect.down |= f.down;
             }
         }
-        (error_rate, factor)
+        effect
     }
 }

@@ -143,23 +143,46 @@ impl TraceBuilder {
         let topo = ctx.topology;
         let n = &topo.nodes[node];
         let at_s = start_ns.saturating_sub(ctx.start_ns) as f64 / 1e9;
-        let (fault_rate, factor) = ctx.scenario.fault_on(&n.name, at_s);
+        let effect = ctx.scenario.fault_on(&n.name, at_s);
+        // Draws only for effects that are on: a run without faults keeps its random stream.
+        let starved = effect.affected >= 1.0 || self.rng.random_bool(effect.affected.max(0.0));
+        let factor = if starved { effect.latency_factor } else { 1.0 };
         let own = (self.latency_ns(n.latency_ms) as f64 * factor) as u64;
         let span_id = self.id8();
         let mut t = start_ns + own / 2;
-        let mut failed = self.rng.random_bool(fault_rate.unwrap_or(n.error_rate).clamp(0.0, 1.0));
+        let mut failed = self.rng.random_bool(effect.error_rate.unwrap_or(n.error_rate).clamp(0.0, 1.0));
         for dep in &n.calls {
             if !self.rng.random_bool(dep.probability.clamp(0.0, 1.0)) {
                 continue;
             }
             let callee = &topo.nodes[dep.callee];
             let client_id = self.id8();
+            let at = t.saturating_sub(ctx.start_ns) as f64 / 1e9;
+            let far = ctx.scenario.fault_on(&callee.name, at);
+            // Wire time a network fault adds: requests leaving this node, replies leaving
+            // the callee.
+            let wire = |e: &super::scenario::Effect, rng: &mut ChaCha8Rng| {
+                if e.network_delay_ms > 0.0 && rng.random_bool(e.network_share.clamp(0.0, 1.0)) {
+                    (e.network_delay_ms * rng.random_range(0.8..1.2) * 1e6) as u64
+                } else {
+                    0
+                }
+            };
+            let (out_wait, back_wait) = (wire(&effect, &mut self.rng), wire(&far, &mut self.rng));
+            if far.caller_error_rate > 0.0 && self.rng.random_bool(far.caller_error_rate.min(1.0)) {
+                failed = true;
+            }
             let (end, child_failed, attrs, kind, name) = match callee.role {
+                _ if far.down && callee.role != Role::Queue => {
+                    let refused = t + out_wait + 1_000_000;
+                    let attrs = http_client(&callee.name, 503);
+                    (refused, true, attrs, SpanKind::Client, format!("GET /{}", callee.name))
+                }
                 Role::Database | Role::Cache | Role::External => {
-                    let at = t.saturating_sub(ctx.start_ns) as f64 / 1e9;
-                    let (rate, f) = ctx.scenario.fault_on(&callee.name, at);
-                    let lat = (self.latency_ns(callee.latency_ms) as f64 * f) as u64;
-                    let bad = self.rng.random_bool(rate.unwrap_or(callee.error_rate).clamp(0.0, 1.0));
+                    let f = far.latency_factor;
+                    let lat = (self.latency_ns(callee.latency_ms) as f64 * f) as u64 + out_wait + back_wait;
+                    let bad =
+                        self.rng.random_bool(far.error_rate.unwrap_or(callee.error_rate).clamp(0.0, 1.0));
                     let attrs = if let Some(system) = callee.db_system {
                         vec![
                             s("db.system.name", system),
@@ -206,14 +229,14 @@ impl TraceBuilder {
                         dep.callee,
                         trace,
                         Some(client_id),
-                        t + 300_000,
+                        t + 300_000 + out_wait,
                         None,
                         batch,
                         jobs,
                         served,
                     );
                     let attrs = http_client(&callee.name, if bad { 500 } else { 200 });
-                    (end + 300_000, bad, attrs, SpanKind::Client, format!("GET /{}", callee.name))
+                    (end + 300_000 + back_wait, bad, attrs, SpanKind::Client, format!("GET /{}", callee.name))
                 }
             };
             batch.entry(node).or_default().push(Span {

@@ -171,6 +171,7 @@ mod tests {
                 error_rate: NowVsBaseline::default(),
                 calls_per_s: NowVsBaseline::default(),
                 gap_ms: NowVsBaseline::default(),
+                caller_error_rate: NowVsBaseline::default(),
             }],
             event_time_ns: 5,
             event_time: "1970-01-01T00:00:00.000Z".into(),
