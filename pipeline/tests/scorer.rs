@@ -158,3 +158,65 @@ fn a_bad_model_file_is_refused_with_the_reason() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("model.json") && err.contains("missing field"), "{err}");
 }
+
+#[test]
+fn evaluate_runs_labelled_cases_through_the_pipeline_per_fault_and_style() {
+    // Shipped cases: `devloom fault-cases --seed 5 --rate 3`, four of them (a folder of
+    // inputs `devloom run` reads, and truth.json).
+    let cases = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cases");
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("report.json");
+    let out = devloom(&["evaluate", "--cases", s(&cases), "--json", s(&json)]);
+    let table = String::from_utf8(out.stdout).unwrap();
+    for row in ["all ", "fault exception", "fault cpu_hog", "style sampled", "style no_status"] {
+        assert!(table.contains(row), "{row} missing:\n{table}");
+    }
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(report["overall"]["cases"], 4);
+    assert_eq!(report["overall"]["detection"][0], 1.0, "{table}");
+    assert_eq!(report["overall"]["metrics"]["ac_at_1"]["value"], 1.0, "{table}");
+    let cases = report["cases"].as_array().unwrap();
+    let exception = cases.iter().find(|c| c["truth"]["fault"] == "exception").unwrap();
+    assert_eq!(exception["truth"]["faulty_service"], "svc-00012");
+    assert_eq!(exception["rank"], 1);
+
+    // A folder without truth.json is no case; a directory without cases is an error.
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let refused = Command::new(env!("CARGO_BIN_EXE_devloom"))
+        .args(["evaluate", "--cases", s(&empty)])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("no case folders"));
+}
+
+#[test]
+fn fault_cases_are_folders_run_reads_with_their_truth() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("cases");
+    devloom(&["fault-cases", "--out", s(&out), "--count", "2", "--rate", "2"]);
+    let first = out.join("case-0000-cpu_contention-full");
+    let truth: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(first.join("truth.json")).unwrap()).unwrap();
+    assert_eq!(truth["fault"], "cpu_contention");
+    assert_eq!(truth["style"], "full");
+    assert!(truth["faulty_service"].is_string());
+    let maps = dir.path().join("maps.ndjson");
+    devloom(&[
+        "run",
+        "--input",
+        s(&first.join("traces.pb")),
+        s(&first.join("events.ndjson")),
+        "-o",
+        s(&maps),
+    ]);
+    let first_map: devloom_schemas::ImpactMap =
+        serde_json::from_str(std::fs::read_to_string(&maps).unwrap().lines().next().unwrap()).unwrap();
+    assert_eq!(first_map.root_services, ["gateway"], "the alert is on the entry service");
+    let again = Command::new(env!("CARGO_BIN_EXE_devloom"))
+        .args(["fault-cases", "--out", s(&out), "--count", "1"])
+        .output()
+        .unwrap();
+    assert!(!again.status.success(), "a directory that holds cases is not overwritten");
+}

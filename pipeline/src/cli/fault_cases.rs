@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::bail;
 use clap::Args;
 
-use crate::simulator::faults::{fault_case, write_case};
+use crate::simulator::faults::{DEFAULT_RATE_PER_S, fault_case, write_case};
 
 /// Flags of `devloom fault-cases`.
 #[derive(Args)]
@@ -22,16 +22,23 @@ pub struct FaultCasesArgs {
     /// the default, 2, gives cases it has never seen.
     #[arg(long, default_value_t = 2)]
     pub seed: u64,
+    /// Requests per second arriving at the entry service (the default model trained on
+    /// cases at 20; fewer make smaller cases).
+    #[arg(long, default_value_t = DEFAULT_RATE_PER_S)]
+    pub rate: f64,
 }
 
 /// Runs the command.
 pub fn run(args: FaultCasesArgs) -> anyhow::Result<()> {
+    if !(args.rate > 0.0 && args.rate.is_finite()) {
+        bail!("--rate must be a positive number of requests per second, got {}", args.rate);
+    }
     if args.out.is_dir() && std::fs::read_dir(&args.out)?.next().is_some() {
         bail!("{} is not empty: write the cases into a new directory", args.out.display());
     }
     let started = std::time::Instant::now();
     for index in 0..args.count {
-        write_case(&args.out, &fault_case(args.seed, index))?;
+        write_case(&args.out, &fault_case(args.seed, index, args.rate))?;
     }
     eprintln!(
         "devloom: {} fault-injection cases (seed {}) in {} in {:.1} s; measure with `devloom evaluate --cases {}`",

@@ -16,7 +16,7 @@ use super::training::{Prediction, Sample, metrics};
 use crate::build::{self, ArchiveCommits};
 use crate::config::Config;
 use crate::core::{RawRecord, Source};
-use crate::simulator::faults::{Truth, fault_case};
+use crate::simulator::faults::{DEFAULT_RATE_PER_S, Truth, fault_case};
 use crate::sinks::Collected;
 use crate::sources::Decoding;
 use crate::sources::file::Files;
@@ -94,7 +94,7 @@ pub fn run_case(config: &Config, folder: &Path) -> Result<CaseOutcome, CaseError
 /// Generates simulated fault case `index` of `seed` and runs it through the pipeline in
 /// memory, as [`run_case`] would from its folder.
 pub fn run_fault_case(config: &Config, seed: u64, index: u64) -> Result<CaseOutcome, CaseError> {
-    let case = fault_case(seed, index);
+    let case = fault_case(seed, index, DEFAULT_RATE_PER_S);
     let records = case.records.into_iter().map(|r| Ok(RawRecord::from(r)));
     let mut source = Decoding::start(records, config.decode.options());
     run_source(config, &case.name, case.truth, &mut source)

@@ -109,16 +109,17 @@ pub struct FaultCase {
     pub records: Vec<SimRecord>,
 }
 
-/// Requests per second at the entry service.
-const RATE_PER_S: f64 = 20.0;
+/// Requests per second at the entry service, by default.
+pub const DEFAULT_RATE_PER_S: f64 = 20.0;
 /// Traces after the fault starts, seconds.
 const AFTER_S: u64 = 120;
 /// The alert fires this long after the fault.
 const ALERT_AFTER_S: u64 = 45;
 
-/// Case `index` of the cases seeded `seed`: kinds cycle fastest, then styles, so any 32
-/// consecutive cases hold every kind in every style.
-pub fn fault_case(seed: u64, index: u64) -> FaultCase {
+/// Case `index` of the cases seeded `seed`, `rate_per_s` requests a second arriving at
+/// the entry service: kinds cycle fastest, then styles, so any 32 consecutive cases hold
+/// every kind in every style.
+pub fn fault_case(seed: u64, index: u64, rate_per_s: f64) -> FaultCase {
     let mut rng = ChaCha8Rng::seed_from_u64(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(index));
     let kind = FAULT_KINDS[(index % 8) as usize];
     let style = TRACE_STYLES[((index / 8) % 4) as usize];
@@ -129,7 +130,7 @@ pub fn fault_case(seed: u64, index: u64) -> FaultCase {
         Topology::generated(services, rng.random())
     };
     let baseline_s = [60, 60, 120, 300, 600, 1800][rng.random_range(0..6)];
-    let target = pick_target(&topology, kind, &mut rng);
+    let target = pick_target(&topology, kind, rate_per_s, &mut rng);
     let fault = fault(kind, target.clone(), baseline_s, &mut rng);
     let scenario = Scenario {
         name: "fault-injection",
@@ -139,7 +140,7 @@ pub fn fault_case(seed: u64, index: u64) -> FaultCase {
         rules: vec![],
         changes: vec![],
     };
-    let config = SimConfig { seed: rng.random(), rate_per_s: RATE_PER_S, ..SimConfig::default() };
+    let config = SimConfig { seed: rng.random(), rate_per_s, ..SimConfig::default() };
     let start_ns = config.start_ns;
     let services = topology.nodes.iter().filter(|n| instrumented(n.role)).count();
     let mut records: Vec<SimRecord> = Simulator::new(topology, scenario, config)
@@ -180,11 +181,11 @@ fn instrumented(role: Role) -> bool {
     matches!(role, Role::Gateway | Role::Service | Role::Consumer)
 }
 
-/// A service with traffic enough to be judged (about one request a second or more at
-/// the default rate); the entry service too, except for a fault that takes it down.
-fn pick_target(topology: &Topology, kind: FaultKind, rng: &mut ChaCha8Rng) -> String {
+/// A service with traffic enough to be judged (a twentieth of the entry service's or
+/// more); the entry service too, except for a fault that takes it down.
+fn pick_target(topology: &Topology, kind: FaultKind, rate_per_s: f64, rng: &mut ChaCha8Rng) -> String {
     let mut rate = vec![0.0; topology.nodes.len()];
-    rate[0] = RATE_PER_S;
+    rate[0] = rate_per_s;
     // Callees come after callers in both topologies, except consumers fed by queues.
     for i in 0..topology.nodes.len() {
         for dep in &topology.nodes[i].calls {
@@ -192,7 +193,7 @@ fn pick_target(topology: &Topology, kind: FaultKind, rng: &mut ChaCha8Rng) -> St
         }
     }
     let eligible: Vec<usize> = (0..topology.nodes.len())
-        .filter(|&i| instrumented(topology.nodes[i].role) && rate[i] >= 1.0)
+        .filter(|&i| instrumented(topology.nodes[i].role) && rate[i] >= rate_per_s / 20.0)
         // A downed consumer would still be handed its queue's messages by the simulator.
         .filter(|&i| {
             !(kind == FaultKind::DependencyDown && (i == 0 || topology.nodes[i].role == Role::Consumer))
@@ -275,13 +276,13 @@ mod tests {
 
     #[test]
     fn cases_are_deterministic_and_cycle_kinds_then_styles() {
-        let a = fault_case(1, 9);
-        let b = fault_case(1, 9);
+        let a = fault_case(1, 9, DEFAULT_RATE_PER_S);
+        let b = fault_case(1, 9, DEFAULT_RATE_PER_S);
         assert_eq!(a.records, b.records);
         assert_eq!(a.truth, b.truth);
         assert_eq!(a.truth.fault, "cpu_hog");
         assert_eq!(a.truth.style, Some(TraceStyle::KindLess));
-        assert_eq!(fault_case(1, 31).truth.style, Some(TraceStyle::Sampled));
+        assert_eq!(fault_case(1, 31, DEFAULT_RATE_PER_S).truth.style, Some(TraceStyle::Sampled));
         let alerts = a.records.iter().filter(|r| r.expect == Expect::Alerts).count();
         assert_eq!(alerts, 1, "one alert on the entry service");
         assert!(a.records.windows(2).all(|w| w[0].time_ns <= w[1].time_ns), "in event-time order");
@@ -289,7 +290,7 @@ mod tests {
 
     #[test]
     fn a_downed_service_emits_no_spans_once_down() {
-        let case = fault_case(3, 7);
+        let case = fault_case(3, 7, DEFAULT_RATE_PER_S);
         assert_eq!(case.truth.fault, "dependency_down");
         let fault_ns = super::super::DEFAULT_START_NS + case.baseline_s * 1_000_000_000;
         let services_after: std::collections::BTreeSet<String> = case
