@@ -24,7 +24,7 @@ fn node(service: &str, hops: u32, direction: Direction, state: HealthState) -> I
         error_rate: NowVsBaseline { now: 0.08, baseline: 0.01 },
         p99_ms: NowVsBaseline { now: 300.0, baseline: 80.0 },
         requests_per_s: NowVsBaseline { now: 40.0, baseline: 38.0 },
-        self_time_ms: NowVsBaseline::default(),
+        self_time_ms: None,
     }
 }
 
@@ -79,9 +79,9 @@ fn edge(caller: &str, callee: &str) -> ImpactEdge {
         traffic_share: 1.0,
         state: HealthState::Gray,
         error_rate: NowVsBaseline { now: 0.0, baseline: 0.0 },
-        calls_per_s: NowVsBaseline::default(),
-        gap_ms: NowVsBaseline::default(),
-        caller_error_rate: NowVsBaseline::default(),
+        calls_per_s: None,
+        gap_ms: None,
+        caller_error_rate: None,
     }
 }
 

@@ -207,7 +207,7 @@ fn build_map(
             error_rate,
             p99_ms,
             requests_per_s,
-            self_time_ms: now_vs(n.health.own_now.p50_ms, n.health.own_baseline.p50_ms),
+            self_time_ms: Some(now_vs(n.health.own_now.p50_ms, n.health.own_baseline.p50_ms)),
         });
     }
     // Alerted services with no traffic yet still appear, as roots.
@@ -226,7 +226,7 @@ fn build_map(
                 error_rate,
                 p99_ms,
                 requests_per_s,
-                self_time_ms: NowVsBaseline::default(),
+                self_time_ms: None,
             });
         }
     }
@@ -259,12 +259,12 @@ fn build_map(
                 traffic_share: share(&edge.health.now, callee_now),
                 state: edge.health.state,
                 error_rate: now_vs(edge_rate, edge.health.baseline.error_rate()),
-                calls_per_s: now_vs(edge.health.now.per_second, edge.health.baseline.per_second),
-                gap_ms: now_vs(edge.health.own_now.p50_ms, edge.health.own_baseline.p50_ms),
-                caller_error_rate: now_vs(
+                calls_per_s: Some(now_vs(edge.health.now.per_second, edge.health.baseline.per_second)),
+                gap_ms: Some(now_vs(edge.health.own_now.p50_ms, edge.health.own_baseline.p50_ms)),
+                caller_error_rate: Some(now_vs(
                     edge.health.own_now.error_rate(),
                     edge.health.own_baseline.error_rate(),
-                ),
+                )),
             });
         }
     }

@@ -129,6 +129,7 @@ impl CandidateScorer {
             .map(|((c, e), s)| Candidate {
                 confidence: round(s.confidence, 10.0),
                 share: round(s.share, 10_000.0),
+                unfamiliar: Some(s.unfamiliar),
                 features: FEATURES
                     .iter()
                     .zip(features(&e))
@@ -148,6 +149,7 @@ impl CandidateScorer {
         tracked.version += 1;
         tracked.last = signature;
         let confidences: Vec<f64> = candidates.iter().map(|c| c.confidence).collect();
+        let top_unfamiliar = candidates.first().is_some_and(|c| c.unfamiliar == Some(true));
         out.push(CandidateList {
             schema_version: CANDIDATES_SCHEMA_VERSION,
             incident_id: id.to_string(),
@@ -156,7 +158,7 @@ impl CandidateScorer {
             root_services: tracked.map.root_services.clone(),
             onset_ns: tracked.onset_ns,
             event_time_ns: time_ns.max(tracked.map.event_time_ns),
-            low_confidence: scorer.is_low_confidence(&confidences),
+            low_confidence: scorer.is_low_confidence(&confidences) || top_unfamiliar,
             model: scorer.id(),
             candidates,
             published_at: None,
@@ -356,6 +358,7 @@ fn candidate(key: String, kind: CandidateKind, service: &str, summary: String) -
         summary,
         confidence: 0.0,
         share: 0.0,
+        unfamiliar: None,
         features: BTreeMap::new(),
     }
 }
@@ -392,7 +395,7 @@ fn node_summary(node: &ImpactNode) -> String {
         node.p99_ms.now,
         node.p99_ms.baseline
     );
-    let own = &node.self_time_ms;
+    let own = node.self_time_ms.unwrap_or_default();
     if own.now > 0.0 || own.baseline > 0.0 {
         text.push_str(&format!(", self time {:.1} ms (baseline {:.1} ms)", own.now, own.baseline));
     }
@@ -423,17 +426,21 @@ fn evidence_of(
     e.error_delta = error_delta(node);
     e.latency_log_ratio = log_ratio(&node.p99_ms, 1.0);
     e.traffic_log_ratio = log_ratio(&node.requests_per_s, 0.1);
-    e.self_log_ratio = log_ratio(&node.self_time_ms, 0.5);
-    e.gap_log_ratio = into.iter().map(|x| log_ratio(&x.gap_ms, 0.5)).fold(0.0, f64::max);
-    e.gap_out_log_ratio = out.iter().map(|x| log_ratio(&x.gap_ms, 0.5)).fold(0.0, f64::max);
+    e.self_log_ratio = log_ratio(&node.self_time_ms.unwrap_or_default(), 0.5);
+    e.gap_log_ratio = into.iter().map(|x| log_ratio(&x.gap_ms.unwrap_or_default(), 0.5)).fold(0.0, f64::max);
+    e.gap_out_log_ratio =
+        out.iter().map(|x| log_ratio(&x.gap_ms.unwrap_or_default(), 0.5)).fold(0.0, f64::max);
     e.blame = into
         .iter()
-        .filter_map(|x| nodes.get(x.caller.as_str()).map(|c| x.caller_error_rate.now - c.error_rate.now))
+        .filter_map(|x| {
+            let rate = x.caller_error_rate?;
+            nodes.get(x.caller.as_str()).map(|c| rate.now - c.error_rate.now)
+        })
         .fold(0.0, f64::max);
     e.upstream = node.direction == Direction::Upstream;
     e.out_rate_log_ratio = out
         .iter()
-        .map(|x| log_ratio(&x.calls_per_s, 0.1))
+        .filter_map(|x| x.calls_per_s.map(|r| log_ratio(&r, 0.1)))
         .fold(0.0, |a: f64, b| if b.abs() > a.abs() { b } else { a });
     e.callees_degraded = out.iter().any(|x| nodes.get(x.callee.as_str()).is_some_and(|c| degraded(c.state)));
     e.alerted = node.direction == Direction::Root;

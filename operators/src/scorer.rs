@@ -104,6 +104,18 @@ pub struct Model {
     pub low_confidence: LowConfidence,
     /// Training data and held-out metrics.
     pub provenance: Provenance,
+    /// No confidence is shown above this (0–100): the lower bound of the 95% interval of
+    /// how often the calibration incidents' most confident top candidates were right.
+    #[serde(default = "no_ceiling")]
+    pub max_confidence: f64,
+    /// Each feature's range over the training candidates (`[min, max]`, in
+    /// `feature_names` order): a candidate outside them is unfamiliar.
+    #[serde(default)]
+    pub feature_ranges: Vec<[f64; 2]>,
+}
+
+fn no_ceiling() -> f64 {
+    100.0
 }
 
 /// A model file that cannot be used.
@@ -117,6 +129,9 @@ pub enum ModelError {
 /// One candidate's result.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Scored {
+    /// Some feature lies outside what the model was trained on: its confidence is a
+    /// guess.
+    pub unfamiliar: bool,
     /// Share within the incident (0–1, sums to 1).
     pub share: f64,
     /// Calibrated confidence, 0–100.
@@ -143,6 +158,13 @@ impl Scorer {
             return Err(ModelError::Invalid(format!(
                 "{} weights for {} features",
                 model.weights.len(),
+                model.feature_names.len()
+            )));
+        }
+        if !model.feature_ranges.is_empty() && model.feature_ranges.len() != model.feature_names.len() {
+            return Err(ModelError::Invalid(format!(
+                "{} feature ranges for {} features",
+                model.feature_ranges.len(),
                 model.feature_names.len()
             )));
         }
@@ -173,8 +195,22 @@ impl Scorer {
 
     /// Scores the candidates of one incident.
     pub fn score(&self, candidates: &[Evidence]) -> Vec<Scored> {
-        let logits: Vec<f64> = candidates.iter().map(|e| self.logit(&features(e))).collect();
-        self.calibrate(&logits)
+        let rows: Vec<[f64; FEATURES.len()]> = candidates.iter().map(features).collect();
+        let logits: Vec<f64> = rows.iter().map(|x| self.logit(x)).collect();
+        let mut scored = self.calibrate(&logits);
+        for (s, x) in scored.iter_mut().zip(&rows) {
+            s.unfamiliar = self.is_unfamiliar(x);
+        }
+        scored
+    }
+
+    /// Whether a used feature of `x` lies outside its training range (widened by a tenth
+    /// of the range, so the edge of the data is not strange).
+    pub fn is_unfamiliar(&self, x: &[f64; FEATURES.len()]) -> bool {
+        self.columns.iter().zip(&self.model.feature_ranges).any(|(&c, [lo, hi])| {
+            let slack = (hi - lo) * 0.1 + 1e-9;
+            x[c] < lo - slack || x[c] > hi + slack
+        })
     }
 
     /// Normalizes one incident's logits (softmax) and calibrates the shares.
@@ -183,7 +219,8 @@ impl Scorer {
             .into_iter()
             .map(|share| {
                 let Calibration::Platt { a, b } = self.model.calibration;
-                Scored { share, confidence: 100.0 * sigmoid(a * logit(share) + b) }
+                let confidence = (100.0 * sigmoid(a * logit(share) + b)).min(self.model.max_confidence);
+                Scored { share, confidence, unfamiliar: false }
             })
             .collect()
     }
@@ -220,6 +257,8 @@ pub fn logit(p: f64) -> f64 {
 
 #[cfg(test)]
 mod tests {
+    use devloom_schemas::CandidateKind;
+
     use super::*;
 
     fn model(names: &[&str], weights: &[f64]) -> Model {
@@ -231,7 +270,26 @@ mod tests {
             calibration: Calibration::Platt { a: 1.0, b: 0.0 },
             low_confidence: LowConfidence::default(),
             provenance: Provenance { data_hash: "abcdef0123456789".into(), ..Provenance::default() },
+            max_confidence: 100.0,
+            feature_ranges: vec![],
         }
+    }
+
+    #[test]
+    fn confidence_stops_at_the_ceiling_and_unseen_features_are_unfamiliar() {
+        let mut m = model(&["kind_deploy", "error_delta"], &[8.0, 1.0]);
+        m.max_confidence = 97.5;
+        m.feature_ranges = vec![[0.0, 1.0], [0.0, 0.5]];
+        let scorer = Scorer::new(m).unwrap();
+        let deploy = Evidence { error_delta: 0.3, ..Evidence::new(CandidateKind::Deploy, 0) };
+        let strange = Evidence { error_delta: 0.9, ..Evidence::new(CandidateKind::Dependency, 0) };
+        let scored = scorer.score(&[deploy, strange]);
+        assert_eq!(scored[0].confidence, 97.5, "{scored:?}");
+        assert!(!scored[0].unfamiliar);
+        assert!(scored[1].unfamiliar, "error_delta 0.9 was never seen (0–0.5, plus a tenth)");
+        let mut bad = model(&["kind_deploy"], &[1.0]);
+        bad.feature_ranges = vec![[0.0, 1.0], [0.0, 1.0]];
+        assert!(Scorer::new(bad).is_err());
     }
 
     #[test]

@@ -44,10 +44,15 @@ pub struct Candidate {
     /// One line a human reads.
     pub summary: String,
     /// Calibrated confidence, 0–100: of candidates given confidence c, about c% were
-    /// the cause (measured on held-out history).
+    /// the cause (measured on held-out history), never above the precision the
+    /// model's calibration incidents support.
     pub confidence: f64,
     /// Share of the incident's candidates (0–1, sums to 1 within the list).
     pub share: f64,
+    /// Some feature lies outside what the model was trained on: the confidence is a
+    /// guess. (Absent in archives written before the flag existed.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unfamiliar: Option<bool>,
     /// The model's inputs for this candidate, by feature name.
     pub features: BTreeMap<String, f64>,
 }
@@ -69,8 +74,8 @@ pub struct CandidateList {
     pub onset_ns: TimestampNs,
     /// Event time of this version, ns since epoch.
     pub event_time_ns: TimestampNs,
-    /// Set when the top confidence is low or the top two are close: investigate before
-    /// acting.
+    /// Set when the top confidence is low, the top two are close, or the top candidate
+    /// is unfamiliar to the model: investigate before acting.
     pub low_confidence: bool,
     /// Identifies the model that scored the list (hash of its training data).
     pub model: String,

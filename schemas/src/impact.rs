@@ -126,8 +126,10 @@ pub struct ImpactNode {
     pub requests_per_s: NowVsBaseline,
     /// Median self time of its spans (duration minus the union of their children's
     /// intervals), milliseconds: its own work, without the time spent waiting on callees.
-    #[serde(default)]
-    pub self_time_ms: NowVsBaseline,
+    /// Absent only in archives written before self time was measured (so are the
+    /// edges' `calls_per_s`, `gap_ms` and `caller_error_rate`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub self_time_ms: Option<NowVsBaseline>,
 }
 
 /// One call relationship inside the blast radius.
@@ -151,16 +153,16 @@ pub struct ImpactEdge {
     /// Failed / total calls over the edge.
     pub error_rate: NowVsBaseline,
     /// Calls per second over the edge.
-    #[serde(default)]
-    pub calls_per_s: NowVsBaseline,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calls_per_s: Option<NowVsBaseline>,
     /// Median network gap of its calls (the caller's wait beyond the callee's own span),
     /// milliseconds.
-    #[serde(default)]
-    pub gap_ms: NowVsBaseline,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gap_ms: Option<NowVsBaseline>,
     /// Share of its calls made for a caller's request that failed: above the caller's
     /// own error rate when the callee answers but wrongly.
-    #[serde(default)]
-    pub caller_error_rate: NowVsBaseline,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caller_error_rate: Option<NowVsBaseline>,
 }
 
 /// A versioned impact map for one incident.

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use devloom_operators::evidence::{FEATURES, is_time_feature};
+use devloom_operators::health::wilson_lower_bound;
 use devloom_operators::scorer::{
     Calibration, Interval, LowConfidence, MODEL_FORMAT_VERSION, Metrics, Model, Provenance, Scorer, logit,
 };
@@ -197,6 +198,8 @@ pub fn train(samples: &[Sample], seed: u64, features: FeatureSet) -> Result<Mode
             test_incidents: test_idx.len() as u64,
             test_metrics: Metrics::default(),
         },
+        max_confidence: 100.0,
+        feature_ranges: ranges(train_idx.iter().flat_map(|&i| &samples[i].rows), columns),
     };
     // Platt scaling on the calibration incidents' normalized shares.
     let uncalibrated = Scorer::new(model.clone()).map_err(|e| TrainError::Fit(e.to_string()))?;
@@ -215,10 +218,40 @@ pub fn train(samples: &[Sample], seed: u64, features: FeatureSet) -> Result<Mode
         1e-3,
     )?;
     model.calibration = Calibration::Platt { a: a[0], b };
+    let calibration: Vec<&Sample> = calibration_idx.iter().map(|&i| &samples[i]).collect();
+    let calibrated = Scorer::new(model.clone()).map_err(|e| TrainError::Fit(e.to_string()))?;
+    model.max_confidence = ceiling(&predict(&calibrated, &calibration));
     let scorer = Scorer::new(model.clone()).map_err(|e| TrainError::Fit(e.to_string()))?;
     let test: Vec<&Sample> = test_idx.iter().map(|&i| &samples[i]).collect();
     model.provenance.test_metrics = metrics(&predict(&scorer, &test), seed).0;
     Ok(model)
+}
+
+/// `[min, max]` of each of `columns` over `rows`.
+fn ranges<'a>(rows: impl Iterator<Item = &'a [f64; FEATURES.len()]>, columns: &[usize]) -> Vec<[f64; 2]> {
+    let mut ranges = vec![[f64::INFINITY, f64::NEG_INFINITY]; columns.len()];
+    for row in rows {
+        for (r, &c) in ranges.iter_mut().zip(columns) {
+            *r = [r[0].min(row[c]), r[1].max(row[c])];
+        }
+    }
+    ranges.into_iter().map(|[lo, hi]| if lo <= hi { [lo, hi] } else { [0.0, 0.0] }).collect()
+}
+
+/// The highest confidence the data supports: of the incidents whose top candidate got
+/// 90 or more (all of them, when fewer than 30 did), how often it was the cause — the
+/// lower bound of its 95% Wilson interval, as a percentage.
+fn ceiling(predictions: &[Prediction]) -> f64 {
+    let tops: Vec<(f64, bool)> = predictions
+        .iter()
+        .filter(|p| !p.confidences.is_empty())
+        .map(|p| (p.confidences[p.ranking()[0]], p.hit_at(1)))
+        .collect();
+    let confident: Vec<&(f64, bool)> = tops.iter().filter(|(c, _)| *c >= 90.0).collect();
+    let pool: Vec<&(f64, bool)> = if confident.len() >= 30 { confident } else { tops.iter().collect() };
+    let hits = pool.iter().filter(|(_, hit)| *hit).count() as u64;
+    let bound = 100.0 * wilson_lower_bound(hits, pool.len() as u64);
+    (bound * 10.0).round() / 10.0
 }
 
 /// Logistic regression on `(features, is_cause)` rows; returns weights and intercept.

@@ -428,6 +428,7 @@ fn build(
             summary: d.summary.clone(),
             confidence: 0.0,
             share: 0.0,
+            unfamiliar: None,
             features: FEATURES.iter().zip(features(&d.evidence)).map(|(n, v)| (n.to_string(), v)).collect(),
         })
         .collect();

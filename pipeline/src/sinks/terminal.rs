@@ -52,9 +52,8 @@ fn describe(n: &ImpactNode, color: bool) -> String {
             n.p99_ms.baseline,
             n.requests_per_s.now,
         );
-        if n.self_time_ms.now > 0.0 || n.self_time_ms.baseline > 0.0 {
-            let _ =
-                write!(text, "  self {:.1} ms (base {:.1} ms)", n.self_time_ms.now, n.self_time_ms.baseline);
+        if let Some(own) = n.self_time_ms.filter(|o| o.now > 0.0 || o.baseline > 0.0) {
+            let _ = write!(text, "  self {:.1} ms (base {:.1} ms)", own.now, own.baseline);
         }
     } else {
         text.push_str("  no traffic");
@@ -188,7 +187,9 @@ pub fn render_candidates(list: &CandidateList, color: bool) -> String {
         let _ = writeln!(text, "   {styled}");
     }
     for c in list.candidates.iter().take(5) {
-        let _ = writeln!(text, "   {:>5.1}  {}", c.confidence, c.summary);
+        let unfamiliar =
+            if c.unfamiliar == Some(true) { "  (unlike anything the model was trained on)" } else { "" };
+        let _ = writeln!(text, "   {:>5.1}  {}{unfamiliar}", c.confidence, c.summary);
     }
     if list.candidates.is_empty() {
         text.push_str("   (none: no change, job, degraded dependency or spike in view)\n");
@@ -214,7 +215,7 @@ mod tests {
             error_rate: NowVsBaseline { now: 0.12, baseline: 0.002 },
             p99_ms: NowVsBaseline { now: 350.0, baseline: 40.0 },
             requests_per_s: NowVsBaseline { now: 20.0, baseline: 19.0 },
-            self_time_ms: NowVsBaseline::default(),
+            self_time_ms: None,
         }
     }
 
