@@ -123,14 +123,20 @@ pub fn fault_case(seed: u64, index: u64, rate_per_s: f64) -> FaultCase {
     let mut rng = ChaCha8Rng::seed_from_u64(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(index));
     let kind = FAULT_KINDS[(index % 8) as usize];
     let style = TRACE_STYLES[((index / 8) % 4) as usize];
-    let topology = if rng.random_bool(0.25) {
-        Topology::shop()
-    } else {
-        let services = [10, 20, 40, 80, 200][rng.random_range(0..5)];
-        Topology::generated(services, rng.random())
+    // A generated topology whose entry service reaches no other service with traffic
+    // has nothing to break: draw another.
+    let (topology, target) = loop {
+        let topology = if rng.random_bool(0.25) {
+            Topology::shop()
+        } else {
+            let services = [10, 20, 40, 80, 200][rng.random_range(0..5)];
+            Topology::generated(services, rng.random())
+        };
+        if let Some(target) = pick_target(&topology, kind, rate_per_s, &mut rng) {
+            break (topology, target);
+        }
     };
     let baseline_s = [60, 60, 120, 300, 600, 1800][rng.random_range(0..6)];
-    let target = pick_target(&topology, kind, rate_per_s, &mut rng);
     let fault = fault(kind, target.clone(), baseline_s, &mut rng);
     let scenario = Scenario {
         name: "fault-injection",
@@ -183,7 +189,12 @@ fn instrumented(role: Role) -> bool {
 
 /// A service with traffic enough to be judged (a twentieth of the entry service's or
 /// more); the entry service too, except for a fault that takes it down.
-fn pick_target(topology: &Topology, kind: FaultKind, rate_per_s: f64, rng: &mut ChaCha8Rng) -> String {
+fn pick_target(
+    topology: &Topology,
+    kind: FaultKind,
+    rate_per_s: f64,
+    rng: &mut ChaCha8Rng,
+) -> Option<String> {
     let mut rate = vec![0.0; topology.nodes.len()];
     rate[0] = rate_per_s;
     // Callees come after callers in both topologies, except consumers fed by queues.
@@ -199,8 +210,10 @@ fn pick_target(topology: &Topology, kind: FaultKind, rate_per_s: f64, rng: &mut 
             !(kind == FaultKind::DependencyDown && (i == 0 || topology.nodes[i].role == Role::Consumer))
         })
         .collect();
-    let pick = eligible.get(rng.random_range(0..eligible.len().max(1))).copied().unwrap_or(1);
-    topology.nodes[pick].name.clone()
+    if eligible.is_empty() {
+        return None;
+    }
+    Some(topology.nodes[eligible[rng.random_range(0..eligible.len())]].name.clone())
 }
 
 fn fault(kind: FaultKind, target: String, from_s: u64, rng: &mut ChaCha8Rng) -> Fault {
