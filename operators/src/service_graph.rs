@@ -521,4 +521,84 @@ mod tests {
         let mut again = ServiceGraph::default();
         assert_eq!(drive(&mut again, &obs), expected, "same input, same output");
     }
+
+    /// What happens from minute five of a ten-minute run in which web serves 10 req/s,
+    /// calling api every time and auth every other time, and api calls store.
+    #[derive(Clone, Copy, PartialEq)]
+    enum Fault {
+        /// api's wire slows by 50 ms both ways.
+        SlowWire,
+        /// web's requests fail whenever auth answered them (wrongly).
+        WrongAnswers,
+        /// api is gone.
+        Down,
+    }
+
+    fn run(fault: Fault) -> ServiceGraph {
+        let mut g = ServiceGraph::default();
+        let mut out = Vec::new();
+        for i in 0..6_000u64 {
+            let t = i * S / 10;
+            let on = t >= 300 * S;
+            let calls_auth = i % 2 == 0;
+            let web_failed = on && fault == Fault::WrongAnswers && calls_auth;
+            let gap = |slow: bool| if slow { 50_000_000 } else { 1_000_000 };
+            let mut obs = vec![Observation::Request {
+                service: id("web"),
+                time_ns: t,
+                latency_ns: 30_000_000,
+                failed: web_failed,
+            }];
+            let down = on && fault == Fault::Down;
+            let slow = on && fault == Fault::SlowWire;
+            let mut callees = vec![
+                ("web", "auth", calls_auth, false),
+                ("web", "api", !down, slow),
+                ("api", "store", !down, slow),
+            ];
+            callees.retain(|c| c.2);
+            for (caller, callee, _, slow) in callees {
+                obs.extend(call(caller, callee, t, 5, false));
+                obs.push(Observation::Gap {
+                    caller: id(caller),
+                    callee: id(callee),
+                    time_ns: t,
+                    gap_ns: gap(slow),
+                    caller_failed: caller == "web" && web_failed,
+                });
+            }
+            for o in &obs {
+                g.on_event(&(), o, &mut out);
+            }
+            g.on_watermark(&(), t, &mut out);
+        }
+        g
+    }
+
+    fn state(g: &ServiceGraph, name: &str) -> HealthState {
+        g.graph()[g.node_index(&id(name)).unwrap()].health.state
+    }
+
+    #[test]
+    fn a_slow_wire_makes_its_service_amber_not_its_callers() {
+        let g = run(Fault::SlowWire);
+        assert_eq!(state(&g, "api"), HealthState::Amber, "its incoming and outgoing gaps rose");
+        assert_eq!(state(&g, "web"), HealthState::Gray, "one slow edge of two, its own edges in are fine");
+        assert_eq!(state(&g, "auth"), HealthState::Gray);
+    }
+
+    #[test]
+    fn a_service_whose_callers_fail_when_they_call_it_is_amber() {
+        let g = run(Fault::WrongAnswers);
+        assert_eq!(state(&g, "web"), HealthState::Red, "a quarter of its requests fail");
+        assert_eq!(state(&g, "auth"), HealthState::Amber, "auth's own spans are clean; its callers show it");
+        assert_eq!(state(&g, "api"), HealthState::Gray, "called for every request: no more failing than web");
+    }
+
+    #[test]
+    fn a_service_that_stops_serving_is_red() {
+        let g = run(Fault::Down);
+        assert_eq!(state(&g, "api"), HealthState::Red, "600 requests a minute expected, none came");
+        assert_eq!(state(&g, "auth"), HealthState::Gray);
+    }
 }
