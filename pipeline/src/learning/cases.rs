@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use devloom_operators::evidence::FEATURES;
 use devloom_schemas::{CandidateKind, CandidateList, HealthState};
 use serde::Serialize;
 
@@ -158,25 +157,7 @@ fn prediction(list: &CandidateList, faulty: &str) -> Prediction {
 fn sample(case: &str, list: &CandidateList, faulty: &str) -> Sample {
     let mut list = list.clone();
     list.candidates.sort_by(|a, b| a.key.cmp(&b.key));
-    let list = &list;
-    Sample {
-        incident_id: format!("{case}/{}", list.incident_id),
-        onset_ns: list.onset_ns,
-        keys: list.candidates.iter().map(|c| c.key.clone()).collect(),
-        kinds: list.candidates.iter().map(|c| c.kind).collect(),
-        rows: list
-            .candidates
-            .iter()
-            .map(|c| {
-                let mut row = [0.0; FEATURES.len()];
-                for (i, name) in FEATURES.iter().enumerate() {
-                    row[i] = c.features.get(*name).copied().unwrap_or(0.0);
-                }
-                row
-            })
-            .collect(),
-        label: label(list, faulty),
-    }
+    Sample::of(format!("{case}/{}", list.incident_id), &list, label(&list, faulty))
 }
 
 /// Detection, AC@1, AC@3 and ECE of a group of cases.

@@ -42,6 +42,32 @@ pub struct Sample {
     pub label: Option<usize>,
 }
 
+impl Sample {
+    /// The incident `list` describes, named `incident_id`, its cause the candidate at
+    /// `label`; features missing from a candidate (an older list) are 0.
+    pub fn of(incident_id: String, list: &CandidateList, label: Option<usize>) -> Self {
+        let rows = list
+            .candidates
+            .iter()
+            .map(|c| {
+                let mut row = [0.0; FEATURES.len()];
+                for (i, name) in FEATURES.iter().enumerate() {
+                    row[i] = c.features.get(*name).copied().unwrap_or(0.0);
+                }
+                row
+            })
+            .collect();
+        Self {
+            incident_id,
+            onset_ns: list.onset_ns,
+            keys: list.candidates.iter().map(|c| c.key.clone()).collect(),
+            kinds: list.candidates.iter().map(|c| c.kind).collect(),
+            rows,
+            label,
+        }
+    }
+}
+
 /// Why training failed.
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
@@ -72,25 +98,8 @@ pub fn load(dir: &Path) -> Result<Vec<Sample>, TrainError> {
         .into_values()
         .map(|list| {
             let cause = &causes[&list.incident_id];
-            let rows = list
-                .candidates
-                .iter()
-                .map(|c| {
-                    let mut row = [0.0; FEATURES.len()];
-                    for (i, name) in FEATURES.iter().enumerate() {
-                        row[i] = c.features.get(*name).copied().unwrap_or(0.0);
-                    }
-                    row
-                })
-                .collect();
-            Sample {
-                label: list.candidates.iter().position(|c| &c.key == cause),
-                keys: list.candidates.iter().map(|c| c.key.clone()).collect(),
-                kinds: list.candidates.iter().map(|c| c.kind).collect(),
-                incident_id: list.incident_id,
-                onset_ns: list.onset_ns,
-                rows,
-            }
+            let label = list.candidates.iter().position(|c| &c.key == cause);
+            Sample::of(list.incident_id.clone(), &list, label)
         })
         .collect();
     if samples.len() < 50 {
