@@ -117,6 +117,12 @@ impl CandidateScorer {
         Self { config, scorer, past, state: CandidatesSnapshot::default() }
     }
 
+    /// The remembered change a candidate key names (the latest, if it repeats).
+    pub fn change(&self, key: &str) -> Option<&Deploy> {
+        let len = |c: &Deploy| candidate_kind(c.kind).1.len() + c.service.len() + c.revision.len() + 2;
+        self.state.changes.iter().rev().find(|c| len(c) == key.len() && change_key(c) == key)
+    }
+
     fn rescore(&mut self, id: &str, time_ns: TimestampNs, out: &mut Vec<CandidateList>) {
         let scorer = &self.scorer;
         let Some(tracked) = self.state.open.get(id) else { return };
@@ -280,11 +286,7 @@ fn find(
     };
     for change in &state.changes {
         let age = since(change.time_ns);
-        let (kind, prefix) = match change.kind {
-            ChangeKind::Deploy | ChangeKind::Rollback => (CandidateKind::Deploy, "deploy"),
-            ChangeKind::ConfigChange => (CandidateKind::ConfigChange, "config_change"),
-            ChangeKind::ScheduledJob => (CandidateKind::ScheduledJob, "scheduled_job"),
-        };
+        let (kind, _) = candidate_kind(change.kind);
         // A change after the onset did not cause it (a minute of clock skew allowed).
         let relevant = age >= -CLOCK_SKEW_S
             && match kind {
@@ -300,7 +302,7 @@ fn find(
         if kind == CandidateKind::ScheduledJob {
             e.job_gap_s = Some(age.abs());
         }
-        let key = format!("{prefix}:{}@{}", change.service, change.revision);
+        let key = change_key(change);
         let summary = change_summary(change, age);
         found.insert(key.clone(), (candidate(key, kind, &change.service, summary), e));
     }
@@ -348,6 +350,20 @@ fn find(
         }
     }
     found.into_values().collect()
+}
+
+/// The candidate kind of a change, and its key prefix.
+fn candidate_kind(kind: ChangeKind) -> (CandidateKind, &'static str) {
+    match kind {
+        ChangeKind::Deploy | ChangeKind::Rollback => (CandidateKind::Deploy, "deploy"),
+        ChangeKind::ConfigChange => (CandidateKind::ConfigChange, "config_change"),
+        ChangeKind::ScheduledJob => (CandidateKind::ScheduledJob, "scheduled_job"),
+    }
+}
+
+/// A change's candidate key: `deploy:payments@v42`.
+fn change_key(change: &Deploy) -> String {
+    format!("{}:{}@{}", candidate_kind(change.kind).1, change.service, change.revision)
 }
 
 fn candidate(key: String, kind: CandidateKind, service: &str, summary: String) -> Candidate {

@@ -7,13 +7,14 @@
 //! lines in [`Engine::on_event`] / [`Engine::advance`] that feed it. A stage may be
 //! optional (`Option<…>`: the candidate stage runs only with a model).
 
-use devloom_schemas::{Alert, CandidateList, Event, ImpactMap, TimestampNs};
+use devloom_schemas::{Alert, CandidateList, Event, ImpactMap, RemediationPlan, TimestampNs};
 use serde::{Deserialize, Serialize};
 
 use crate::blast_radius::{BlastConfig, BlastInput, BlastRadius};
 use crate::candidates::{CandidateInput, CandidateScorer, CandidatesConfig, PastIncidents};
 use crate::incidents::{IncidentConfig, IncidentTracker, IncidentUpdate};
 use crate::operator::Operator;
+use crate::remediation::{RemediationConfig, RemediationPlanner};
 use crate::scorer::Scorer;
 use crate::self_time::SelfTimer;
 use crate::service_graph::{GraphConfig, HealthChange, ServiceGraph};
@@ -35,6 +36,8 @@ pub struct EngineConfig {
     pub blast: BlastConfig,
     /// Root-cause candidates.
     pub candidates: CandidatesConfig,
+    /// Remediation diffs.
+    pub remediation: RemediationConfig,
 }
 
 impl Default for EngineConfig {
@@ -46,6 +49,7 @@ impl Default for EngineConfig {
             incidents: IncidentConfig::default(),
             blast: BlastConfig::default(),
             candidates: CandidatesConfig::default(),
+            remediation: RemediationConfig::default(),
         }
     }
 }
@@ -56,7 +60,8 @@ impl EngineConfig {
     pub fn validate(&self) -> Result<(), String> {
         self.pairing.validate().map_err(|e| format!("engine.pairing.{e}"))?;
         self.graph.validate().map_err(|e| format!("engine.graph.{e}"))?;
-        self.candidates.validate().map_err(|e| format!("engine.candidates.{e}"))
+        self.candidates.validate().map_err(|e| format!("engine.candidates.{e}"))?;
+        self.remediation.validate().map_err(|e| format!("engine.remediation.{e}"))
     }
 }
 
@@ -76,6 +81,9 @@ pub struct EngineCounters {
     /// Candidate-list versions out.
     #[serde(default)]
     pub candidate_lists: u64,
+    /// Remediation-plan versions out.
+    #[serde(default)]
+    pub remediation_plans: u64,
 }
 
 /// What the engine emits.
@@ -85,12 +93,14 @@ pub struct Outputs {
     pub maps: Vec<ImpactMap>,
     /// Candidate-list versions (only with a scorer).
     pub candidates: Vec<CandidateList>,
+    /// Remediation-plan versions (from candidate lists).
+    pub remediations: Vec<RemediationPlan>,
 }
 
 impl Outputs {
     /// Nothing pending.
     pub fn is_empty(&self) -> bool {
-        self.maps.is_empty() && self.candidates.is_empty()
+        self.maps.is_empty() && self.candidates.is_empty() && self.remediations.is_empty()
     }
 }
 
@@ -178,6 +188,8 @@ stages! {
     blast: BlastRadius,
     /// Maps, changes and health → scored candidate lists (with a model).
     candidates: Option<CandidateScorer>,
+    /// Candidate lists (reading the changes the candidates remember) → remediations.
+    remediation: RemediationPlanner,
 }
 
 /// The engine's whole state, for checkpoints.
@@ -190,7 +202,8 @@ pub struct EngineSnapshot {
     stages: StageStates,
 }
 
-/// Span pairing → service graph + health → incidents → blast radius → candidates.
+/// Span pairing → service graph + health → incidents → blast radius → candidates →
+/// remediations.
 #[derive(Debug)]
 pub struct Engine {
     config: EngineConfig,
@@ -214,6 +227,7 @@ impl Engine {
                 incidents: IncidentTracker::new(config.incidents.clone()),
                 blast: BlastRadius::new(config.blast.clone()),
                 candidates: None,
+                remediation: RemediationPlanner::new(config.remediation.clone()),
             },
             config,
             watermark_ns: 0,
@@ -299,7 +313,18 @@ impl Engine {
             self.advance(wm, out);
         }
         self.score_maps(maps, out);
-        self.counters.candidate_lists += (out.candidates.len() - lists) as u64;
+        self.plan_remediations(lists, out);
+    }
+
+    /// Counts the candidate lists from `before` on and plans their remediations.
+    fn plan_remediations(&mut self, before: usize, out: &mut Outputs) {
+        self.counters.candidate_lists += (out.candidates.len() - before) as u64;
+        let Some(changes) = &self.stages.candidates else { return };
+        let plans = out.remediations.len();
+        for list in &out.candidates[before..] {
+            self.stages.remediation.on_event(changes, list, &mut out.remediations);
+        }
+        self.counters.remediation_plans += (out.remediations.len() - plans) as u64;
     }
 
     /// Counts the maps from `before` on and scores their candidates.
@@ -317,7 +342,7 @@ impl Engine {
         let (maps, lists) = (out.maps.len(), out.candidates.len());
         self.advance(self.max_event_ns, out);
         self.score_maps(maps, out);
-        self.counters.candidate_lists += (out.candidates.len() - lists) as u64;
+        self.plan_remediations(lists, out);
     }
 
     fn advance(&mut self, watermark: TimestampNs, out: &mut Outputs) {

@@ -6,6 +6,7 @@
 //! Alert ─► IncidentTracker (reads the graph) ─► IncidentUpdate ──────────────────────────────┤
 //!                                                              BlastRadius (reads the graph) ◄┘─► ImpactMap
 //! ImpactMap, Deploy, HealthChange ─► CandidateScorer (with its Scorer) ─► CandidateList
+//! CandidateList ─► RemediationPlanner (reads the changes) ─► RemediationPlan
 //! ```
 //! [`Engine`] wires them in that order and drives the watermark.
 
@@ -16,6 +17,7 @@ pub mod evidence;
 pub mod health;
 pub mod incidents;
 pub mod operator;
+pub mod remediation;
 pub mod rolling_stats;
 pub mod scorer;
 pub mod self_time;
@@ -30,6 +32,7 @@ pub use evidence::{Evidence, FEATURES};
 pub use health::HealthConfig;
 pub use incidents::{IncidentConfig, IncidentTracker, IncidentUpdate};
 pub use operator::Operator;
+pub use remediation::{RemediationConfig, RemediationPlanner};
 pub use rolling_stats::{RollingStats, WindowConfig, WindowSummary};
 pub use scorer::{Model, Scorer};
 pub use self_time::{SelfTimeCounters, SelfTimer};

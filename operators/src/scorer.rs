@@ -255,25 +255,28 @@ pub fn logit(p: f64) -> f64 {
     (p / (1.0 - p)).ln()
 }
 
+/// A small model for tests: `weights` on the features `names`, identity calibration.
+#[cfg(test)]
+pub(crate) fn test_model(names: &[&str], weights: &[f64]) -> Model {
+    Model {
+        format_version: MODEL_FORMAT_VERSION,
+        feature_names: names.iter().map(|s| s.to_string()).collect(),
+        weights: weights.to_vec(),
+        intercept: -1.0,
+        calibration: Calibration::Platt { a: 1.0, b: 0.0 },
+        low_confidence: LowConfidence::default(),
+        provenance: Provenance { data_hash: "abcdef0123456789".into(), ..Provenance::default() },
+        max_confidence: 100.0,
+        feature_ranges: vec![],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use devloom_schemas::CandidateKind;
 
+    use super::test_model as model;
     use super::*;
-
-    fn model(names: &[&str], weights: &[f64]) -> Model {
-        Model {
-            format_version: MODEL_FORMAT_VERSION,
-            feature_names: names.iter().map(|s| s.to_string()).collect(),
-            weights: weights.to_vec(),
-            intercept: -1.0,
-            calibration: Calibration::Platt { a: 1.0, b: 0.0 },
-            low_confidence: LowConfidence::default(),
-            provenance: Provenance { data_hash: "abcdef0123456789".into(), ..Provenance::default() },
-            max_confidence: 100.0,
-            feature_ranges: vec![],
-        }
-    }
 
     #[test]
     fn confidence_stops_at_the_ceiling_and_unseen_features_are_unfamiliar() {

@@ -18,7 +18,7 @@ use devloom::sinks::Collected;
 use devloom::sources::simulated;
 use devloom_operators::{Engine, EngineConfig};
 use devloom_schemas::codec::DecodeOptions;
-use devloom_schemas::{CandidateList, ImpactMap, IncidentStatus};
+use devloom_schemas::{CandidateList, ImpactMap, IncidentStatus, RemediationPlan};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
@@ -61,6 +61,7 @@ fn setup(name: &str, brokers: &str) -> Setup {
             deploys: format!("{prefix}.deploys"),
             impact: format!("{prefix}.impact"),
             candidates: format!("{prefix}.candidates"),
+            remediations: format!("{prefix}.remediations"),
             deadletter: format!("{prefix}.deadletter"),
         },
         // One record per batch: tansu 0.6 answers a fetch from an offset inside a record
@@ -83,12 +84,14 @@ impl Setup {
         kafka.group_id = format!("{}-{instance}", kafka.group_id);
         kafka.topics.impact = format!("{}-{instance}", kafka.topics.impact);
         kafka.topics.candidates = format!("{}-{instance}", kafka.topics.candidates);
+        kafka.topics.remediations = format!("{}-{instance}", kafka.topics.remediations);
         let state = self.dir.path().join(format!("state-{instance}"));
         let props: String = kafka.properties.iter().map(|(k, v)| format!("\"{k}\" = \"{v}\"\n")).collect();
         let t = &kafka.topics;
         let text = format!(
             "[kafka]\nbrokers = \"{}\"\ngroup_id = \"{}\"\n[kafka.topics]\ntraces = \"{}\"\nalerts = \"{}\"\n\
-             deploys = \"{}\"\nimpact = \"{}\"\ncandidates = \"{}\"\ndeadletter = \"{}\"\n[kafka.properties]\n{props}\
+             deploys = \"{}\"\nimpact = \"{}\"\ncandidates = \"{}\"\nremediations = \"{}\"\ndeadletter = \"{}\"\n\
+             [kafka.properties]\n{props}\
              [checkpoint]\nstate_dir = \"{}\"\ninterval_ms = 200\nmax_messages = 20\n\
              [history]\ndir = \"{}\"\n",
             kafka.brokers,
@@ -98,6 +101,7 @@ impl Setup {
             t.deploys,
             t.impact,
             t.candidates,
+            t.remediations,
             t.deadletter,
             state.display(),
             state.join("history").display()
@@ -106,7 +110,12 @@ impl Setup {
         std::fs::write(&path, text).unwrap();
         devloom::kafka::create_topics(
             &kafka,
-            &[&kafka.topics.impact, &kafka.topics.candidates, &kafka.topics.deadletter],
+            &[
+                &kafka.topics.impact,
+                &kafka.topics.candidates,
+                &kafka.topics.remediations,
+                &kafka.topics.deadletter,
+            ],
         )
         .unwrap();
         (path, kafka)
@@ -253,6 +262,22 @@ fn collector_alertmanager_and_deploy_messages_become_impact_maps() {
     assert_eq!(list.candidates[0].key, "deploy:payments@v1.9.0", "{:#?}", list.candidates);
     assert_eq!(lists[0].key(), Some(map.incident_id.as_bytes()));
     assert_eq!(header(&lists[0], "ce_type"), Some("dev.devloom.candidates.v1"));
+
+    // The rollback of that deploy, with its diff, on the remediations topic.
+    let plans = consume(
+        &brokers,
+        &kafka.topics.remediations,
+        |ms| !ms.is_empty(),
+        "a remediation plan",
+        &s.dir.path().join("a.log"),
+    );
+    let plan: RemediationPlan = serde_json::from_slice(plans[0].payload().unwrap()).unwrap();
+    assert_eq!(plans[0].key(), Some(map.incident_id.as_bytes()));
+    assert_eq!(header(&plans[0], "ce_type"), Some("dev.devloom.remediation.v1"));
+    assert_eq!(
+        plan.remediations[0].commands,
+        ["kubectl rollout undo deployment/payments --namespace production --to-revision=41"]
+    );
 
     // `devloom watch` draws what is on the topics.
     let mut watch = Command::new(env!("CARGO_BIN_EXE_devloom"))
@@ -523,23 +548,26 @@ fn json_lines(path: &Path) -> Vec<String> {
 }
 
 /// Runs `source` through the pipeline `config` describes (scorer on, archive when
-/// configured) into the JSON-lines sink; returns its impact maps and candidate lists.
+/// configured) into the JSON-lines sink; returns its impact maps, candidate lists and
+/// remediation plans.
 fn through_json_lines(
     mut config: devloom::config::Config,
     out: &Path,
     name: &str,
     source: &mut dyn devloom::core::Source,
-) -> (Vec<String>, Vec<String>) {
+) -> (Vec<String>, Vec<String>, Vec<String>) {
     use devloom::build::{ArchiveCommits, pipeline};
     use devloom::sinks::{JsonLines, routes};
-    let (impact, candidates) = (out.join(format!("{name}.impact")), out.join(format!("{name}.candidates")));
+    let file = |kind: &str| out.join(format!("{name}.{kind}"));
+    let (impact, candidates, remediations) = (file("impact"), file("candidates"), file("remediations"));
     config.output.path = impact.display().to_string();
     config.output.candidates = Some(candidates.display().to_string());
+    config.output.remediations = Some(remediations.display().to_string());
     let sink = JsonLines::from_routes(&routes(&config)).unwrap();
     let mut p = pipeline(&config, sink, ArchiveCommits::OnRoll).unwrap();
     p.run(source).unwrap();
     p.finish().unwrap();
-    (json_lines(&impact), json_lines(&candidates))
+    (json_lines(&impact), json_lines(&candidates), json_lines(&remediations))
 }
 
 #[test]
@@ -589,10 +617,16 @@ fn every_way_in_gives_byte_identical_outputs() {
         };
         let lists =
             consume(&brokers, &kafka.topics.candidates, |ms| ms.iter().any(final_list), "lists", &log);
+        let all_plans = |ms: &[OwnedMessage]| ms.len() >= live.2.len();
+        let plans = consume(&brokers, &kafka.topics.remediations, all_plans, "remediations", &log);
         terminate(child);
         let payloads = |ms: &[OwnedMessage]| -> Vec<String> {
             ms.iter().map(|m| without_stamps(m.payload().unwrap())).collect()
         };
-        assert_eq!((payloads(&impact), payloads(&lists)), live, "{scenario}: Kafka = simulator");
+        assert_eq!(
+            (payloads(&impact), payloads(&lists), payloads(&plans)),
+            live,
+            "{scenario}: Kafka = simulator"
+        );
     }
 }

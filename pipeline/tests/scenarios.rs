@@ -161,15 +161,21 @@ fn malformed_lines_become_dead_letters_and_the_rest_still_runs() {
 }
 
 #[test]
-fn engine_snapshot_mid_incident_restores_to_the_same_maps() {
+fn engine_snapshot_mid_incident_restores_to_the_same_outputs() {
+    // db-latency: maps and candidates; regression: also the deploy's remediation plans.
+    for scenario in ["db-latency", "regression"] {
+        snapshot_mid_incident_restores(scenario);
+    }
+}
+
+fn snapshot_mid_incident_restores(scenario: &str) {
     use devloom_operators::{Engine, EngineSnapshot, Outputs};
     let mut events = Vec::new();
-    for record in sim("db-latency") {
+    for record in sim(scenario) {
         events.extend(
             devloom::core::decode_record(RawRecord::from(record), &DecodeOptions::default()).unwrap(),
         );
     }
-    let cut = events.len() * 3 / 5; // inside the incident
     let scorer = || devloom::learning::model::scorer(&Default::default()).unwrap().unwrap();
     let engine = || {
         let (scorer, past) = scorer();
@@ -177,17 +183,23 @@ fn engine_snapshot_mid_incident_restores_to_the_same_maps() {
     };
     let mut whole = engine();
     let mut expected = Outputs::default();
-    for e in &events {
+    let mut first_map_at = None;
+    for (i, e) in events.iter().enumerate() {
         whole.on_event(e, &mut expected);
+        if !expected.maps.is_empty() {
+            first_map_at.get_or_insert(i);
+        }
     }
     whole.flush(&mut expected);
+    // Inside the incident: after the first map, before the end.
+    let cut = (first_map_at.unwrap() + events.len()) / 2;
 
     let mut first = engine();
     let mut got = Outputs::default();
     for e in &events[..cut] {
         first.on_event(e, &mut got);
     }
-    assert!(!got.maps.is_empty() && !got.candidates.is_empty(), "the cut is after the first map");
+    assert!(!got.maps.is_empty() && !got.candidates.is_empty(), "{scenario}: the cut is after the first map");
     let saved = serde_json::to_vec(&first.snapshot()).unwrap();
     drop(first);
     let mut second = engine();
@@ -196,7 +208,10 @@ fn engine_snapshot_mid_incident_restores_to_the_same_maps() {
         second.on_event(e, &mut got);
     }
     second.flush(&mut got);
-    assert_eq!(got, expected);
+    if scenario == "regression" {
+        assert!(expected.remediations.len() >= 2, "{scenario}: plans before and after the cut");
+    }
+    assert_eq!(got, expected, "{scenario}");
     assert_eq!(second.counters(), whole.counters());
 }
 

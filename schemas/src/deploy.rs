@@ -1,11 +1,14 @@
 //! The normalized change event: deploys, config changes, scheduled jobs, rollbacks.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::time::TimestampNs;
 
 /// What kind of change happened.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ChangeKind {
     /// A new revision rolled out.
@@ -20,7 +23,9 @@ pub enum ChangeKind {
 }
 
 /// Which kind of producer reported the change.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum DeploySource {
     /// Devloom's own deploy JSON.
@@ -60,4 +65,36 @@ pub struct Deploy {
     pub spec_after: Option<String>,
     /// The producing system.
     pub source: DeploySource,
+    /// The tool that rolled the change out, when known: what a rollback command names.
+    #[serde(default)]
+    pub tool: Option<RolloutTool>,
+    /// The tool's name for what was rolled out: the Argo CD application, the Helm
+    /// release, the Git repository (`owner/name`).
+    #[serde(default)]
+    pub release: Option<String>,
+    /// The tool's number for this rollout: Argo CD history id, Helm release revision.
+    #[serde(default)]
+    pub history_id: Option<i64>,
+    /// The tool's number for the rollout before it (what a rollback returns to).
+    #[serde(default)]
+    pub previous_history_id: Option<i64>,
+    /// File name of the spec (`config/payments.toml`): names the diff and tells its
+    /// format.
+    #[serde(default)]
+    pub spec_path: Option<String>,
+}
+
+/// Tools that roll changes out, each with its own rollback command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RolloutTool {
+    /// `kubectl apply` of Kubernetes manifests (`kubectl rollout undo` reverts).
+    Kubectl,
+    /// A Helm release (`helm rollback`).
+    Helm,
+    /// An Argo CD application (`argocd app rollback`).
+    #[serde(rename = "argocd")]
+    ArgoCd,
+    /// A Git commit deployed by CI (`git revert`).
+    Git,
 }

@@ -6,12 +6,14 @@ use schemars::{JsonSchema, schema_for};
 use crate::candidates::CandidateList;
 use crate::dead_letter::DeadLetter;
 use crate::impact::ImpactMap;
+use crate::remediation::RemediationPlan;
 
 /// `(file name, pretty JSON)` of every output's JSON Schema, in a fixed order.
 pub fn output_schemas() -> Vec<(&'static str, String)> {
     vec![
         ("impact_map.schema.json", render::<ImpactMap>()),
         ("candidates.schema.json", render::<CandidateList>()),
+        ("remediation.schema.json", render::<RemediationPlan>()),
         ("dead_letter.schema.json", render::<DeadLetter>()),
     ]
 }

@@ -1,5 +1,5 @@
 //! Devloom's vocabulary: normalized events ([`Span`], [`Alert`], [`Deploy`]), outputs
-//! ([`ImpactMap`], [`CandidateList`], [`DeadLetter`]), wire codecs for what existing producers write
+//! ([`ImpactMap`], [`CandidateList`], [`RemediationPlan`], [`DeadLetter`]), wire codecs for what existing producers write
 //! ([`codec`]), Arrow schemas ([`arrow`]) and JSON Schemas ([`json_schema`]).
 //!
 //! No I/O, no async, no clocks.
@@ -14,18 +14,23 @@ pub mod event;
 pub mod ids;
 pub mod impact;
 pub mod json_schema;
+pub mod remediation;
 pub mod span;
 pub mod time;
 
 pub use alert::{Alert, AlertSource, AlertStatus, Severity};
 pub use candidates::{CANDIDATES_SCHEMA_VERSION, Candidate, CandidateKind, CandidateList, ConfirmedCause};
 pub use dead_letter::DeadLetter;
-pub use deploy::{ChangeKind, Deploy, DeploySource};
+pub use deploy::{ChangeKind, Deploy, DeploySource, RolloutTool};
 pub use event::Event;
 pub use ids::{SpanId, TraceId};
 pub use impact::{
     Criticality, Direction, EdgeOrigin, HealthState, ImpactEdge, ImpactMap, ImpactNode, IncidentStatus,
     NowVsBaseline, Verdict,
+};
+pub use remediation::{
+    ChangeRef, DiffLine, FileDiff, Hunk, KeyChange, LineTag, Manifest, ObjectChange,
+    REMEDIATION_SCHEMA_VERSION, Remediation, RemediationAction, RemediationPlan, SpecFormat,
 };
 pub use span::{PeerAttributes, Span, SpanKind, SpanLink};
 pub use time::TimestampNs;

@@ -21,7 +21,7 @@ use crate::sinks::json_lines::OpenOnFirstWrite;
 #[derive(Subcommand)]
 pub enum HistoryCommand {
     /// Run SQL over the archive: tables spans, alerts, deploys, impact, candidates,
-    /// causes (each with seq, time, date and the record's fields).
+    /// remediations, causes (each with seq, time, date and the record's fields).
     Query(QueryArgs),
     /// Turn NDJSON / JSON / OTLP protobuf files into an archive (merged in event time as
     /// `devloom run --input` would read them).

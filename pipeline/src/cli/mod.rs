@@ -7,6 +7,7 @@ pub mod docs;
 pub mod fault_cases;
 pub mod history;
 pub mod learning;
+pub mod remediation;
 pub mod replay;
 pub mod run;
 pub mod simulate;
@@ -64,6 +65,10 @@ pub enum Command {
     /// incident history.
     #[command(subcommand)]
     History(history::HistoryCommand),
+    /// Show the remediation plan of an archived incident: rollback commands and the
+    /// diff of what they would change.
+    #[command(subcommand)]
+    Remediation(remediation::RemediationCommand),
     /// Train the root-cause scorer on a history archive with confirmed causes.
     Train(learning::TrainArgs),
     /// Measure a model on held-out incidents beside the same model without time features,
@@ -92,6 +97,7 @@ pub fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Simulate(args) => simulate::run(args),
         Command::Replay(args) => replay::run(args),
         Command::History(command) => history::run(command),
+        Command::Remediation(command) => remediation::run(command),
         Command::Train(args) => learning::train(args),
         Command::Evaluate(args) => learning::evaluate(args),
         Command::FaultCases(args) => fault_cases::run(args),

@@ -43,6 +43,9 @@ pub struct ReplayArgs {
     /// Where candidate lists go (JSON lines).
     #[arg(long, conflicts_with = "brokers")]
     pub candidates: Option<String>,
+    /// Where remediation plans go (JSON lines).
+    #[arg(long, conflicts_with = "brokers")]
+    pub remediations: Option<String>,
     /// Score candidates with this model file (default: [scorer] model, else built in).
     #[arg(long)]
     pub model: Option<PathBuf>,
@@ -58,6 +61,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
         config: args.config,
         output: args.output,
         candidates: args.candidates,
+        remediations: args.remediations,
         brokers: args.brokers,
         model: args.model,
         ..Overrides::default()

@@ -62,6 +62,10 @@ pub struct RunArgs {
     /// Where root-cause candidate lists go (JSON lines) in embedded mode.
     #[arg(long)]
     pub candidates: Option<String>,
+    /// Where remediation plans (rollback commands and diffs) go (JSON lines) in
+    /// embedded mode.
+    #[arg(long)]
+    pub remediations: Option<String>,
     /// Score candidates with this model file (default: [scorer] model, else built in).
     #[arg(long)]
     pub model: Option<PathBuf>,
@@ -75,6 +79,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         simulate: args.simulate,
         output: args.output,
         candidates: args.candidates,
+        remediations: args.remediations,
         dead_letter: args.dead_letter,
         append: args.append,
         brokers: args.brokers,

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use devloom_schemas::{CandidateList, ImpactMap};
+use devloom_schemas::{CandidateList, ImpactMap, RemediationPlan};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 
@@ -69,7 +69,7 @@ pub fn run(args: WatchArgs) -> anyhow::Result<()> {
     let reset = if args.from_beginning { "earliest" } else { "latest" };
     c.set("group.id", &group).set("enable.auto.commit", "false").set("auto.offset.reset", reset);
     let consumer: BaseConsumer = c.create().context("creating the Kafka consumer")?;
-    let topics = [k.topics.impact.as_str(), k.topics.candidates.as_str()];
+    let topics = [k.topics.impact.as_str(), k.topics.candidates.as_str(), k.topics.remediations.as_str()];
     consumer.subscribe(&topics).context("subscribing to the output topics")?;
     eprintln!("devloom: watching {} at {} (Ctrl-C stops)", topics.join(", "), k.brokers);
     while !stop.load(Ordering::SeqCst) {
@@ -106,7 +106,8 @@ fn watch_lines(
     Ok(())
 }
 
-/// Draws one published document: an impact map or a candidate list (others skipped).
+/// Draws one published document: an impact map, a candidate list or a remediation plan
+/// (others skipped).
 fn show(json: &[u8], view: &mut impl Sink) -> anyhow::Result<()> {
     if json.iter().all(u8::is_ascii_whitespace) {
         return Ok(());
@@ -123,6 +124,10 @@ fn show(json: &[u8], view: &mut impl Sink) -> anyhow::Result<()> {
     } else if value.get("candidates").is_some() {
         Output::Candidates(
             serde_json::from_value::<CandidateList>(value).context("reading a candidate list")?,
+        )
+    } else if value.get("remediations").is_some() {
+        Output::Remediation(
+            serde_json::from_value::<RemediationPlan>(value).context("reading a remediation plan")?,
         )
     } else {
         return Ok(());

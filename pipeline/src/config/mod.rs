@@ -117,6 +117,8 @@ pub struct TopicsConfig {
     pub impact: String,
     /// Root-cause candidate lists out.
     pub candidates: String,
+    /// Remediation plans (diffs) out.
+    pub remediations: String,
     /// Undecodable input out.
     pub deadletter: String,
 }
@@ -130,6 +132,7 @@ impl Default for TopicsConfig {
             deploys: "devloom.deploys".into(),
             impact: "devloom.impact".into(),
             candidates: "devloom.candidates".into(),
+            remediations: "devloom.remediations".into(),
             deadletter: "devloom.deadletter".into(),
         }
     }
@@ -200,6 +203,8 @@ pub struct OutputConfig {
     pub path: String,
     /// Root-cause candidate lists as JSON lines (a file, or `-`); unset: not written.
     pub candidates: Option<String>,
+    /// Remediation plans as JSON lines (a file, or `-`); unset: not written.
+    pub remediations: Option<String>,
     /// Dead letters as JSON lines (created on the first one).
     pub dead_letter: PathBuf,
     /// Append to these files instead of replacing them on each run.
@@ -211,6 +216,7 @@ impl Default for OutputConfig {
         Self {
             path: "-".into(),
             candidates: None,
+            remediations: None,
             dead_letter: PathBuf::from("devloom-deadletter.ndjson"),
             append: false,
         }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use base64::Engine as _;
 use base64::prelude::BASE64_STANDARD;
-use devloom_schemas::codec::{DecodeError, DecodeOptions, Message, decode};
+use devloom_schemas::codec::{DecodeError, DecodeOptions, Message, decode, redact};
 use devloom_schemas::dead_letter::DEAD_LETTER_SCHEMA_VERSION;
 use devloom_schemas::{DeadLetter, Event};
 
@@ -70,11 +70,15 @@ pub fn decode_record(record: RawRecord, opts: &DecodeOptions) -> Result<Vec<Even
         };
         decode(&msg, record.expect, opts, &mut events)
     };
-    match result {
-        Ok(_) => Ok(events),
-        Err(e @ DecodeError::Partial { .. }) => {
-            Err(Box::new(Rejected { record, reason: e.to_string(), salvaged: events }))
-        }
-        Err(e) => Err(Box::new(Rejected { record, reason: e.to_string(), salvaged: Vec::new() })),
+    let (reason, salvaged) = match result {
+        Ok(_) => return Ok(events),
+        Err(e @ DecodeError::Partial { .. }) => (e.to_string(), events),
+        Err(e) => (e.to_string(), Vec::new()),
+    };
+    // A dead letter keeps the record as it arrived, except a Secret's values.
+    let mut record = record;
+    if let Some(scrubbed) = redact::scrub_payload(&record.payload) {
+        record.payload = scrubbed;
     }
+    Err(Box::new(Rejected { record, reason, salvaged }))
 }

@@ -168,6 +168,10 @@ impl<S: Sink> Pipeline<S> {
             list.published_at = Some(format_rfc3339(wall_clock_ns()));
             self.publish(&Output::Candidates(list))?;
         }
+        for mut plan in std::mem::take(&mut self.outputs.remediations) {
+            plan.published_at = Some(format_rfc3339(wall_clock_ns()));
+            self.publish(&Output::Remediation(plan))?;
+        }
         Ok(())
     }
 

@@ -5,7 +5,7 @@
 
 use std::io;
 
-use devloom_schemas::{CandidateList, Event, ImpactMap};
+use devloom_schemas::{CandidateList, Event, ImpactMap, RemediationPlan};
 use serde::Serialize;
 
 use super::decode::Rejected;
@@ -17,6 +17,8 @@ pub enum Output {
     Impact(ImpactMap),
     /// A root-cause candidate-list version.
     Candidates(CandidateList),
+    /// A remediation-plan version.
+    Remediation(RemediationPlan),
     /// An input that could not be decoded.
     DeadLetter(Box<Rejected>),
 }
@@ -28,13 +30,15 @@ pub enum OutputKind {
     Impact,
     /// [`Output::Candidates`].
     Candidates,
+    /// [`Output::Remediation`].
+    Remediation,
     /// [`Output::DeadLetter`].
     DeadLetter,
 }
 
 impl OutputKind {
     /// Every kind.
-    pub const ALL: [Self; 3] = [Self::Impact, Self::Candidates, Self::DeadLetter];
+    pub const ALL: [Self; 4] = [Self::Impact, Self::Candidates, Self::Remediation, Self::DeadLetter];
 
     /// The CloudEvents `type` of the kind's events (dead letters are republished as
     /// they arrived, without one).
@@ -42,6 +46,7 @@ impl OutputKind {
         match self {
             Self::Impact => Some("dev.devloom.impact.v1"),
             Self::Candidates => Some("dev.devloom.candidates.v1"),
+            Self::Remediation => Some("dev.devloom.remediation.v1"),
             Self::DeadLetter => None,
         }
     }
@@ -53,6 +58,7 @@ impl Output {
         match self {
             Self::Impact(_) => OutputKind::Impact,
             Self::Candidates(_) => OutputKind::Candidates,
+            Self::Remediation(_) => OutputKind::Remediation,
             Self::DeadLetter(_) => OutputKind::DeadLetter,
         }
     }
@@ -62,6 +68,7 @@ impl Output {
         match self {
             Self::Impact(m) => Some((&m.incident_id, m.version)),
             Self::Candidates(l) => Some((&l.incident_id, l.version)),
+            Self::Remediation(p) => Some((&p.incident_id, p.version)),
             Self::DeadLetter(_) => None,
         }
     }
@@ -71,6 +78,7 @@ impl Output {
         match self {
             Self::Impact(m) => m.published_at.as_deref(),
             Self::Candidates(l) => l.published_at.as_deref(),
+            Self::Remediation(p) => p.published_at.as_deref(),
             Self::DeadLetter(_) => None,
         }
     }
@@ -83,6 +91,7 @@ impl Output {
         match self {
             Self::Impact(m) => json(m),
             Self::Candidates(l) => json(l),
+            Self::Remediation(p) => json(p),
             Self::DeadLetter(r) => json(&r.dead_letter()),
         }
     }

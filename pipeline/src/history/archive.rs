@@ -17,7 +17,9 @@ use std::time::{Duration, Instant};
 
 use arrow_array::{ArrayRef, RecordBatch, TimestampNanosecondArray, UInt64Array};
 use devloom_schemas::arrow::ArrowRecord;
-use devloom_schemas::{Alert, CandidateList, ConfirmedCause, Deploy, Event, ImpactMap, Span};
+use devloom_schemas::{
+    Alert, CandidateList, ConfirmedCause, Deploy, Event, ImpactMap, RemediationPlan, Span,
+};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::metadata::SortingColumn;
@@ -54,6 +56,7 @@ pub struct ArchiveWriter {
     deploys: Table<Deploy>,
     impact: Table<ImpactMap>,
     candidates: Table<CandidateList>,
+    remediations: Table<RemediationPlan>,
     causes: Table<ConfirmedCause>,
     staged: Vec<PathBuf>,
     _lock: WriterLock,
@@ -96,6 +99,7 @@ impl ArchiveWriter {
             deploys: Table::new(Kind::Deploys),
             impact: Table::new(Kind::Impact),
             candidates: Table::new(Kind::Candidates),
+            remediations: Table::new(Kind::Remediations),
             causes: Table::new(Kind::Causes),
             staged: Vec::new(),
             _lock: lock,
@@ -133,6 +137,13 @@ impl ArchiveWriter {
         self.after_append(rolled)
     }
 
+    /// Appends one published remediation-plan version.
+    pub fn append_remediation(&mut self, plan: &RemediationPlan) -> Result<(), HistoryError> {
+        let seq = self.take_seq();
+        let rolled = self.remediations.append(&self.config, seq, plan.event_time_ns, plan.clone())?;
+        self.after_append(rolled)
+    }
+
     /// Appends one confirmed root cause.
     pub fn append_cause(&mut self, cause: &ConfirmedCause) -> Result<(), HistoryError> {
         let seq = self.take_seq();
@@ -155,6 +166,7 @@ impl ArchiveWriter {
             self.staged.extend(self.deploys.close_where(|f| f.opened.elapsed() >= max_age)?);
             self.staged.extend(self.impact.close_where(|f| f.opened.elapsed() >= max_age)?);
             self.staged.extend(self.candidates.close_where(|f| f.opened.elapsed() >= max_age)?);
+            self.staged.extend(self.remediations.close_where(|f| f.opened.elapsed() >= max_age)?);
             self.staged.extend(self.causes.close_where(|f| f.opened.elapsed() >= max_age)?);
         }
         if self.commit_on_roll && !self.staged.is_empty() {
@@ -171,6 +183,7 @@ impl ArchiveWriter {
         self.staged.extend(self.deploys.close_where(|_| true)?);
         self.staged.extend(self.impact.close_where(|_| true)?);
         self.staged.extend(self.candidates.close_where(|_| true)?);
+        self.staged.extend(self.remediations.close_where(|_| true)?);
         self.staged.extend(self.causes.close_where(|_| true)?);
         self.commit()?;
         Ok(self.next_seq)

@@ -284,7 +284,9 @@ fn to_events(kind: Kind, batch: &RecordBatch) -> Result<Vec<(u64, Event)>, Histo
         Kind::Spans => Span::from_batch(&record).map_err(bad)?.into_iter().map(Event::Span).collect(),
         Kind::Alerts => Alert::from_batch(&record).map_err(bad)?.into_iter().map(Event::Alert).collect(),
         Kind::Deploys => Deploy::from_batch(&record).map_err(bad)?.into_iter().map(Event::Deploy).collect(),
-        Kind::Impact | Kind::Candidates | Kind::Causes => unreachable!("outputs and labels are not replayed"),
+        Kind::Impact | Kind::Candidates | Kind::Remediations | Kind::Causes => {
+            unreachable!("outputs and labels are not replayed")
+        }
     };
     Ok(seqs.into_iter().zip(events).collect())
 }

@@ -1,5 +1,5 @@
 //! The archive as a sink: a tap on the pipeline that keeps every input event and every
-//! impact map and candidate list (dead letters have their own file or topic).
+//! impact map, candidate list and remediation plan (dead letters have their own file or topic).
 
 use std::io;
 
@@ -20,6 +20,7 @@ impl Sink for ArchiveSink {
         match output {
             Output::Impact(map) => self.0.append_impact(map),
             Output::Candidates(list) => self.0.append_candidates(list),
+            Output::Remediation(plan) => self.0.append_remediation(plan),
             Output::DeadLetter(_) => Ok(()),
         }
         .map_err(io::Error::other)

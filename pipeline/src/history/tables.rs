@@ -13,7 +13,7 @@ use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTable
 use datafusion::prelude::{SessionConfig, SessionContext, col};
 use devloom_schemas::arrow::ArrowRecord;
 use devloom_schemas::time::format_rfc3339;
-use devloom_schemas::{Alert, CandidateList, ConfirmedCause, Deploy, ImpactMap, Span};
+use devloom_schemas::{Alert, CandidateList, ConfirmedCause, Deploy, ImpactMap, RemediationPlan, Span};
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use parquet::file::statistics::Statistics;
 
@@ -43,14 +43,23 @@ pub enum Kind {
     Impact,
     /// Published candidate-list versions.
     Candidates,
+    /// Published remediation-plan versions.
+    Remediations,
     /// Confirmed root causes (labels for training).
     Causes,
 }
 
 impl Kind {
     /// Every table, inputs first.
-    pub const ALL: [Kind; 6] =
-        [Kind::Spans, Kind::Alerts, Kind::Deploys, Kind::Impact, Kind::Candidates, Kind::Causes];
+    pub const ALL: [Kind; 7] = [
+        Kind::Spans,
+        Kind::Alerts,
+        Kind::Deploys,
+        Kind::Impact,
+        Kind::Candidates,
+        Kind::Remediations,
+        Kind::Causes,
+    ];
 
     /// Table and directory name.
     pub fn table(self) -> &'static str {
@@ -60,6 +69,7 @@ impl Kind {
             Kind::Deploys => Deploy::TABLE,
             Kind::Impact => ImpactMap::TABLE,
             Kind::Candidates => CandidateList::TABLE,
+            Kind::Remediations => RemediationPlan::TABLE,
             Kind::Causes => ConfirmedCause::TABLE,
         }
     }
@@ -71,6 +81,7 @@ impl Kind {
             Kind::Deploys => Deploy::arrow_fields(),
             Kind::Impact => ImpactMap::arrow_fields(),
             Kind::Candidates => CandidateList::arrow_fields(),
+            Kind::Remediations => RemediationPlan::arrow_fields(),
             Kind::Causes => ConfirmedCause::arrow_fields(),
         };
         fields.map_err(|e| HistoryError::Encode { table: self.table(), reason: e.to_string() })

@@ -164,9 +164,8 @@ fn change(service: &str, kind: ChangeKind, revision: String, time_ns: TimestampN
         time_ns,
         author: Some(author.into()),
         kind,
-        spec_before: None,
-        spec_after: None,
         source: DeploySource::Devloom,
+        ..Deploy::default()
     }
 }
 

@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use devloom_schemas::codec::{Expect, encode_deploy};
 use devloom_schemas::ids::stable_digest;
 use devloom_schemas::time::format_rfc3339;
-use devloom_schemas::{Deploy, DeploySource, TimestampNs};
+use devloom_schemas::{ChangeKind, Deploy, DeploySource, RolloutTool, TimestampNs};
 use hdrhistogram::Histogram;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -247,7 +247,10 @@ impl Iterator for Simulator {
 }
 
 fn deploy_record(c: &scenario::Change, time_ns: TimestampNs) -> SimRecord {
-    let spec = |rev: &str| format!("image: registry.internal/{}:{rev}\nreplicas: 3\n", c.service);
+    let rollout = c.kind != ChangeKind::ScheduledJob;
+    // kubectl numbers rollouts: the deploy is revision 42; a rollback after it is 43.
+    let (before, after) = if c.kind == ChangeKind::Rollback { (42, 43) } else { (41, 42) };
+    let newer = |rev: &str| rev >= c.previous && rev >= c.revision;
     let deploy = Deploy {
         service: c.service.to_string(),
         environment: Some("production".into()),
@@ -256,9 +259,12 @@ fn deploy_record(c: &scenario::Change, time_ns: TimestampNs) -> SimRecord {
         time_ns,
         author: Some(c.author.to_string()),
         kind: c.kind,
-        spec_before: (!c.previous.is_empty()).then(|| spec(c.previous)),
-        spec_after: Some(spec(c.revision)),
+        spec_before: (rollout && !c.previous.is_empty())
+            .then(|| manifests(c.service, c.previous, before, newer(c.previous))),
+        spec_after: rollout.then(|| manifests(c.service, c.revision, after, newer(c.revision))),
         source: DeploySource::Devloom,
+        tool: rollout.then_some(RolloutTool::Kubectl),
+        ..Deploy::default()
     };
     SimRecord {
         time_ns,
@@ -266,6 +272,55 @@ fn deploy_record(c: &scenario::Change, time_ns: TimestampNs) -> SimRecord {
         payload: encode_deploy(&deploy).into_bytes(),
         content_type: "application/json",
     }
+}
+
+/// What `kubectl get deployment,configmap -o yaml` shows of a simulated service at a
+/// revision: a Deployment (image, env) and its ConfigMap. The newer revision turns a
+/// feature flag on and tightens the capture timeout, so a rollback changes both the pod
+/// template and a ConfigMap that `kubectl rollout undo` does not revert.
+fn manifests(service: &str, revision: &str, rollout: u32, newer: bool) -> String {
+    let (flag, timeout, retries) = if newer { ("on", 800, 5) } else { ("off", 2000, 3) };
+    format!(
+        "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {service}
+  namespace: production
+  annotations:
+    deployment.kubernetes.io/revision: \"{rollout}\"
+spec:
+  replicas: 3
+  selector:
+    matchLabels:
+      app: {service}
+  template:
+    metadata:
+      labels:
+        app: {service}
+    spec:
+      containers:
+      - name: {service}
+        image: registry.internal/{service}:{revision}
+        env:
+        - name: FEATURE_ASYNC_CAPTURE
+          value: \"{flag}\"
+        - name: LOG_LEVEL
+          value: info
+        envFrom:
+        - configMapRef:
+            name: {service}-config
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: {service}-config
+  namespace: production
+data:
+  capture.timeout_ms: \"{timeout}\"
+  retry.max: \"{retries}\"
+  region: eu-west-1
+"
+    )
 }
 
 /// An Alertmanager webhook v4 payload with one alert, as Alertmanager sends on a

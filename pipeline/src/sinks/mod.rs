@@ -1,16 +1,18 @@
-//! The ways out: JSON lines ([`json_lines`]), the terminal picture ([`terminal`]), the
+//! The ways out: JSON lines ([`json_lines`]), the terminal picture ([`terminal`], with
+//! remediation diffs in [`remediation_view`]), the
 //! demo's summary ([`recorder`]), outputs collected in memory ([`Collected`]). Kafka
 //! topics ([`crate::kafka::sink`]) and the history archive ([`crate::history::sink`])
 //! implement the same [`Sink`]. Where each kind of output goes is [`routes`].
 
 pub mod json_lines;
 pub mod recorder;
+pub mod remediation_view;
 pub mod routes;
 pub mod terminal;
 
 use std::io;
 
-use devloom_schemas::{CandidateList, DeadLetter, ImpactMap};
+use devloom_schemas::{CandidateList, DeadLetter, ImpactMap, RemediationPlan};
 
 use crate::core::{Output, Sink};
 pub use json_lines::{JsonLines, open_output};
@@ -23,6 +25,8 @@ pub struct Collected {
     pub maps: Vec<ImpactMap>,
     /// Candidate-list versions in publish order.
     pub candidates: Vec<CandidateList>,
+    /// Remediation-plan versions in publish order.
+    pub remediations: Vec<RemediationPlan>,
     /// Dead letters in publish order.
     pub dead_letters: Vec<DeadLetter>,
 }
@@ -32,6 +36,7 @@ impl Sink for Collected {
         match output {
             Output::Impact(m) => self.maps.push(m.clone()),
             Output::Candidates(l) => self.candidates.push(l.clone()),
+            Output::Remediation(p) => self.remediations.push(p.clone()),
             Output::DeadLetter(r) => self.dead_letters.push(r.dead_letter()),
         }
         Ok(())

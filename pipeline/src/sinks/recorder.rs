@@ -23,6 +23,8 @@ pub struct Recorder<S> {
     pub candidate_lists: u64,
     /// The top candidate of the last list, with its confidence.
     pub top_candidate: Option<String>,
+    /// Remediation-plan versions published.
+    pub remediation_plans: u64,
 }
 
 impl<S> Recorder<S> {
@@ -36,6 +38,7 @@ impl<S> Recorder<S> {
             ever_spreading: false,
             candidate_lists: 0,
             top_candidate: None,
+            remediation_plans: 0,
         }
     }
 }
@@ -56,6 +59,7 @@ impl<S: Sink> Sink for Recorder<S> {
                 self.top_candidate =
                     list.candidates.first().map(|c| format!("{:.1} {}", c.confidence, c.summary));
             }
+            Output::Remediation(_) => self.remediation_plans += 1,
             Output::DeadLetter(_) => {}
         }
         self.inner.publish(output)
@@ -91,6 +95,9 @@ pub fn write_summary<S>(out: &mut dyn Write, recorder: &Recorder<S>, summary: &R
     )?;
     if let Some(top) = &recorder.top_candidate {
         writeln!(out, "root-cause candidates: {} versions; top: {top}", recorder.candidate_lists)?;
+    }
+    if recorder.remediation_plans > 0 {
+        writeln!(out, "remediation plans: {} versions", recorder.remediation_plans)?;
     }
     match (summary.first_map_ms, summary.latency) {
         (Some(first), Some(l)) => writeln!(

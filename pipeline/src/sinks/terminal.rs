@@ -11,6 +11,7 @@ use devloom_schemas::{
     Verdict,
 };
 
+use super::remediation_view::render_remediation;
 use crate::core::{Output, Sink};
 
 fn style(state: HealthState) -> Style {
@@ -166,6 +167,7 @@ impl<W: Write> Sink for TerminalSink<W> {
         let text = match output {
             Output::Impact(map) => render_map(map, self.color),
             Output::Candidates(list) => render_candidates(list, self.color),
+            Output::Remediation(plan) => render_remediation(plan, self.color),
             Output::DeadLetter(_) => return Ok(()),
         };
         writeln!(self.out, "{text}")?;

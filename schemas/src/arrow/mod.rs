@@ -14,6 +14,7 @@ use crate::alert::Alert;
 use crate::candidates::{CandidateList, ConfirmedCause};
 use crate::deploy::Deploy;
 use crate::impact::ImpactMap;
+use crate::remediation::RemediationPlan;
 use crate::span::Span;
 
 mod spans;
@@ -73,6 +74,10 @@ impl ArrowRecord for ImpactMap {
 
 impl ArrowRecord for CandidateList {
     const TABLE: &'static str = "candidates";
+}
+
+impl ArrowRecord for RemediationPlan {
+    const TABLE: &'static str = "remediations";
 }
 
 impl ArrowRecord for ConfirmedCause {

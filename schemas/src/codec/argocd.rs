@@ -1,6 +1,7 @@
 //! Argo CD `Application` resources (as `kubectl get application -o json` or an Argo CD
 //! notification webhook writes them): the newest `status.history` entry is the change,
-//! the entry before it gives the previous revision and spec.
+//! the entry before it gives the previous revision and spec, and both history ids name
+//! the `argocd app rollback` target.
 
 use std::collections::BTreeMap;
 
@@ -8,7 +9,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{DecodeError, Format, from_json, json_time};
-use crate::deploy::{ChangeKind, Deploy, DeploySource};
+use crate::deploy::{ChangeKind, Deploy, DeploySource, RolloutTool};
 use crate::event::Event;
 
 const F: Format = Format::ArgoCdApplication;
@@ -77,9 +78,12 @@ impl History {
         self.revision.clone().unwrap_or_else(|| self.revisions.join(","))
     }
 
+    /// The entry's application source(s) as YAML, the way Argo CD users read them.
+    /// (History keeps sources — repository, path, revision, Helm values — not rendered
+    /// manifests.)
     fn spec_text(&self) -> Option<String> {
         let spec = self.source.as_ref().or(self.sources.as_ref())?;
-        serde_json::to_string_pretty(spec).ok()
+        serde_saphyr::to_string(spec).ok()
     }
 }
 
@@ -106,7 +110,8 @@ pub(crate) fn decode(value: Value, out: &mut Vec<Event>) -> Result<(), DecodeErr
     let author = latest.initiated_by.as_ref().and_then(|i| {
         i.username.clone().or_else(|| i.automated.then(|| "argocd (automated sync)".to_string()))
     });
-    let service = app.metadata.labels.get("app.kubernetes.io/name").cloned().unwrap_or(app.metadata.name);
+    let service =
+        app.metadata.labels.get("app.kubernetes.io/name").cloned().unwrap_or(app.metadata.name.clone());
     out.push(Event::Deploy(Deploy {
         service,
         environment: app.spec.destination.namespace,
@@ -118,6 +123,11 @@ pub(crate) fn decode(value: Value, out: &mut Vec<Event>) -> Result<(), DecodeErr
         spec_before: previous.and_then(History::spec_text),
         spec_after: latest.spec_text(),
         source: DeploySource::ArgoCd,
+        tool: Some(RolloutTool::ArgoCd),
+        release: Some(app.metadata.name.clone()),
+        history_id: Some(latest.id),
+        previous_history_id: previous.map(|p| p.id),
+        spec_path: Some(format!("Application/{} source", app.metadata.name)),
     }));
     Ok(())
 }

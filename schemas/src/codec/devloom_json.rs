@@ -7,6 +7,11 @@
 //! {"service":"payments","revision":"v42","previous_revision":"v41","time":"2026-11-27T08:58:00Z",
 //!  "environment":"production","author":"ana","kind":"deploy","spec_before":"…","spec_after":"…"}
 //! ```
+//!
+//! Optional deploy keys tell how it was rolled out, for the rollback command:
+//! `tool` (`kubectl`, `helm`, `argocd`, `git`), `release` (Helm release, Argo CD
+//! application, `owner/repo`), `history_id` / `previous_history_id` (Helm revision,
+//! Argo CD history id), and `spec_path` (the spec's file name, which gives its format).
 
 use std::collections::BTreeMap;
 
@@ -15,7 +20,7 @@ use serde_json::Value;
 
 use super::{DecodeError, Format, from_json, json_time, stable_digest};
 use crate::alert::{Alert, AlertSource, AlertStatus, Severity};
-use crate::deploy::{ChangeKind, Deploy, DeploySource};
+use crate::deploy::{ChangeKind, Deploy, DeploySource, RolloutTool};
 use crate::event::Event;
 use crate::time::format_rfc3339;
 
@@ -57,6 +62,16 @@ struct DeployWire {
     spec_before: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     spec_after: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    spec_path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tool: Option<RolloutTool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    release: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    history_id: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    previous_history_id: Option<i64>,
 }
 
 pub(crate) fn decode_alert(value: Value, out: &mut Vec<Event>) -> Result<(), DecodeError> {
@@ -104,6 +119,11 @@ pub(crate) fn decode_deploy(value: Value, out: &mut Vec<Event>) -> Result<(), De
         spec_before: w.spec_before,
         spec_after: w.spec_after,
         source: DeploySource::Devloom,
+        tool: w.tool,
+        release: w.release,
+        history_id: w.history_id,
+        previous_history_id: w.previous_history_id,
+        spec_path: w.spec_path,
     }));
     Ok(())
 }
@@ -135,6 +155,11 @@ pub fn encode_deploy(deploy: &Deploy) -> String {
         kind: deploy.kind,
         spec_before: deploy.spec_before.clone(),
         spec_after: deploy.spec_after.clone(),
+        spec_path: deploy.spec_path.clone(),
+        tool: deploy.tool,
+        release: deploy.release.clone(),
+        history_id: deploy.history_id,
+        previous_history_id: deploy.previous_history_id,
     };
     serde_json::to_string(&w).unwrap_or_default()
 }

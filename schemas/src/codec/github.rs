@@ -5,7 +5,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{DecodeError, Format, from_json, json_time};
-use crate::deploy::{ChangeKind, Deploy, DeploySource};
+use crate::deploy::{ChangeKind, Deploy, DeploySource, RolloutTool};
 use crate::event::Event;
 
 const F: Format = Format::GithubDeploymentStatus;
@@ -45,6 +45,8 @@ struct Deployment {
 #[derive(Deserialize)]
 struct Repository {
     name: String,
+    #[serde(default)]
+    full_name: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -64,6 +66,7 @@ pub(crate) fn decode(value: Value, out: &mut Vec<Event>) -> Result<(), DecodeErr
         Some(t) if t.contains("config") => ChangeKind::ConfigChange,
         _ => ChangeKind::Deploy,
     };
+    let repository = hook.repository.full_name.unwrap_or_else(|| hook.repository.name.clone());
     out.push(Event::Deploy(Deploy {
         service: payload_str("service").unwrap_or(hook.repository.name),
         environment: hook
@@ -79,6 +82,9 @@ pub(crate) fn decode(value: Value, out: &mut Vec<Event>) -> Result<(), DecodeErr
         spec_before: None,
         spec_after: None,
         source: DeploySource::Github,
+        tool: Some(RolloutTool::Git),
+        release: Some(repository),
+        ..Deploy::default()
     }));
     Ok(())
 }

@@ -14,6 +14,7 @@ pub mod otlp;
 mod otlp_attributes;
 pub mod otlp_fast;
 mod pagerduty;
+pub mod redact;
 
 use std::fmt;
 
@@ -205,12 +206,22 @@ pub fn decode(
     opts: &DecodeOptions,
     out: &mut Vec<Event>,
 ) -> Result<Format, DecodeError> {
-    if msg.header("ce_specversion").is_some() {
-        let fallback = cloudevents::binary_time(msg)?.or(msg.fallback_time_ns);
-        let content_type = msg.header("content-type").or(msg.header("ce_datacontenttype"));
-        return decode_payload(msg.payload, content_type, fallback, expect, opts, out);
+    let start = out.len();
+    let result = if msg.header("ce_specversion").is_some() {
+        cloudevents::binary_time(msg).and_then(|time| {
+            let content_type = msg.header("content-type").or(msg.header("ce_datacontenttype"));
+            decode_payload(msg.payload, content_type, time.or(msg.fallback_time_ns), expect, opts, out)
+        })
+    } else {
+        decode_payload(msg.payload, msg.header("content-type"), msg.fallback_time_ns, expect, opts, out)
+    };
+    // Every change, from any format and salvaged ones too, loses its Secret values here.
+    for event in &mut out[start..] {
+        if let Event::Deploy(deploy) = event {
+            redact::redact_deploy(deploy);
+        }
     }
-    decode_payload(msg.payload, msg.header("content-type"), msg.fallback_time_ns, expect, opts, out)
+    result
 }
 
 /// Decodes a bare payload whose content type (if any) is known.

@@ -176,8 +176,12 @@ fn argocd_history_gives_previous_revision_and_specs() {
     assert_eq!(d.time_ns, ts("2026-11-27T08:58:00Z"));
     assert_eq!(d.kind, ChangeKind::Deploy);
     assert_eq!(d.source, DeploySource::ArgoCd);
-    assert!(d.spec_before.as_deref().unwrap().contains("\"v41\""));
-    assert!(d.spec_after.as_deref().unwrap().contains("\"v42\""));
+    // The history entry's source, as YAML.
+    assert!(d.spec_before.as_deref().unwrap().contains("value: v41\n"), "{:?}", d.spec_before);
+    assert!(d.spec_after.as_deref().unwrap().contains("value: v42\n"));
+    // What `argocd app rollback` needs.
+    assert_eq!(d.tool, Some(crate::deploy::RolloutTool::ArgoCd));
+    assert_eq!((d.release.as_deref(), d.history_id, d.previous_history_id), (Some("payments-prod"), Some(12), Some(11)));
 }
 
 #[test]
