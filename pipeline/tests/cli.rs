@@ -40,6 +40,26 @@ fn demo_shows_the_map_as_a_tree_and_a_summary() {
 }
 
 #[test]
+fn demo_draws_the_rollback_and_its_diff_under_the_candidates() {
+    let out = devloom(&["demo", "--scenario", "regression", "--rate", "10"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    for line in [
+        "   remediations v1 (from candidates v1):",
+        "Roll back payments from v1.9.0 to v1.8.2  (deploy:payments@v1.9.0,",
+        "      $ kubectl rollout undo deployment/payments --namespace production --to-revision=41",
+        "      ⚠ ConfigMap payments-config changed in this deploy (2 keys) and will NOT be reverted by the rollback",
+        "          data.retry.max: 5 → 3",
+        "      ── Deployment/payments spec.template (Kubernetes): -2 +2",
+        "        14      -    image: registry.internal/payments:v1.9.0",
+        "             14 +    image: registry.internal/payments:v1.8.2",
+    ] {
+        assert!(stdout.contains(line), "{line:?} not drawn:\n{stdout}");
+    }
+    assert!(stdout.contains("remediation plans: "), "in the summary: {stdout}");
+}
+
+#[test]
 fn demo_json_prints_impact_maps() {
     let out = devloom(&["demo", "--scenario", "regression", "--rate", "10", "--json"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -61,7 +81,7 @@ fn simulate_then_run_gives_the_same_maps_as_the_demo() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(
         text(&out.stderr)
-            .contains("2 alerts, 2 deploys → 3 impact-map versions, 3 candidate lists; 0 dead letters"),
+            .contains("2 alerts, 2 deploys → 3 impact-map versions, 3 candidate lists, 3 remediation plans; 0 dead letters"),
         "{}",
         text(&out.stderr)
     );

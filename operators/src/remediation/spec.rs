@@ -47,12 +47,12 @@ fn sniff(text: &str) -> Parsed {
     {
         return parsed;
     }
-    yaml(text)
-        .filter(|p| matches!(p, Parsed::Kubernetes(_)))
-        .or_else(|| toml(text))
-        .or_else(|| yaml(text))
-        .or_else(|| properties(text))
-        .unwrap_or(Parsed::Text)
+    // Kubernetes before TOML; a YAML mapping after it (`a = 1` is a YAML string).
+    let yaml = yaml(text);
+    if let Some(k8s @ Parsed::Kubernetes(_)) = yaml {
+        return k8s;
+    }
+    toml(text).or(yaml).or_else(|| properties(text)).unwrap_or(Parsed::Text)
 }
 
 fn json(text: &str) -> Option<Parsed> {

@@ -102,13 +102,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let dead_path =
         routes(&config).into_iter().find(|r| r.kind == OutputKind::DeadLetter).and_then(|r| r.file);
     eprintln!(
-        "devloom: {} records, {} spans, {} alerts, {} deploys → {} impact-map versions, {} candidate lists; {} dead letters{}",
+        "devloom: {} records, {} spans, {} alerts, {} deploys → {} impact-map versions, {} candidate lists, {} remediation plans; {} dead letters{}",
         summary.records,
         e.spans,
         e.alerts,
         e.deploys,
         e.impact_maps,
         e.candidate_lists,
+        e.remediation_plans,
         summary.dead_letters,
         match dead_path {
             Some(path) if summary.dead_letters > 0 => format!(" (in {path})"),

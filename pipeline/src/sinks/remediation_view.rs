@@ -44,6 +44,16 @@ pub fn render_remediation(plan: &RemediationPlan, color: bool) -> String {
     text
 }
 
+/// A plan whose remediations are as last drawn, only re-ranked or re-scored: one line.
+pub fn render_rescored(plan: &RemediationPlan) -> String {
+    let ranks: Vec<String> = plan
+        .remediations
+        .iter()
+        .map(|r| format!("{}. {} ({:.1})", r.rank, r.candidate, r.confidence))
+        .collect();
+    format!("   remediations v{}: as above, now {}\n", plan.version, ranks.join(", "))
+}
+
 fn render_file(text: &mut String, file: &FileDiff, color: bool) {
     let _ = writeln!(text, "      ── {} ({:?}): -{} +{}", file.path, file.format, file.removed, file.added);
     for key in file.keys.iter().take(8) {

@@ -8,10 +8,10 @@ use std::io::{self, Write};
 use anstyle::{AnsiColor, Style};
 use devloom_schemas::{
     CandidateList, Direction, EdgeOrigin, HealthState, ImpactEdge, ImpactMap, ImpactNode, IncidentStatus,
-    Verdict,
+    Remediation, RemediationPlan, Verdict,
 };
 
-use super::remediation_view::render_remediation;
+use super::remediation_view::{render_remediation, render_rescored};
 use crate::core::{Output, Sink};
 
 fn style(state: HealthState) -> Style {
@@ -153,12 +153,27 @@ fn edge_mark(edge: &ImpactEdge) -> String {
 pub struct TerminalSink<W: Write> {
     out: W,
     color: bool,
+    /// The remediations last drawn in full per open incident, without their ranks and
+    /// confidences: a re-scored plan that changes nothing else is drawn in one line.
+    drawn: BTreeMap<String, Vec<Remediation>>,
 }
 
 impl<W: Write> TerminalSink<W> {
     /// A sink writing to `out`, in colour when `color`.
     pub fn new(out: W, color: bool) -> Self {
-        Self { out, color }
+        Self { out, color, drawn: BTreeMap::new() }
+    }
+
+    fn remediation(&mut self, plan: &RemediationPlan) -> String {
+        let plans: Vec<Remediation> =
+            plan.remediations.iter().map(|r| Remediation { rank: 0, confidence: 0.0, ..r.clone() }).collect();
+        let same = self.drawn.get(&plan.incident_id) == Some(&plans);
+        if plan.status.is_closed() {
+            self.drawn.remove(&plan.incident_id);
+        } else {
+            self.drawn.insert(plan.incident_id.clone(), plans);
+        }
+        if same { render_rescored(plan) } else { render_remediation(plan, self.color) }
     }
 }
 
@@ -167,7 +182,7 @@ impl<W: Write> Sink for TerminalSink<W> {
         let text = match output {
             Output::Impact(map) => render_map(map, self.color),
             Output::Candidates(list) => render_candidates(list, self.color),
-            Output::Remediation(plan) => render_remediation(plan, self.color),
+            Output::Remediation(plan) => self.remediation(plan),
             Output::DeadLetter(_) => return Ok(()),
         };
         writeln!(self.out, "{text}")?;

@@ -170,6 +170,18 @@ mod tests {
     }
 
     #[test]
+    fn an_alias_bomb_is_refused_not_expanded() {
+        let mut bomb = String::from("kind: Secret\na: &a [x, x, x, x, x, x, x, x, x, x]\n");
+        // Eleven levels of ten aliases each: 10^12 scalars if expanded.
+        for i in 1..12u8 {
+            let (name, prev) = ((b'a' + i) as char, (b'a' + i - 1) as char);
+            let refs = vec![format!("*{prev}"); 10].join(", ");
+            bomb.push_str(&format!("{name}: &{name} [{refs}]\n"));
+        }
+        assert_eq!(redact_spec(&bomb).as_deref(), Some(WITHHELD_SPEC));
+    }
+
+    #[test]
     fn secrets_in_lists_and_json_are_redacted() {
         let list = r#"{"kind":"List","items":[{"kind":"Secret","data":{"k":"aHVudGVyMg=="}}]}"#;
         let out = redact_spec(list).unwrap();

@@ -181,7 +181,10 @@ fn argocd_history_gives_previous_revision_and_specs() {
     assert!(d.spec_after.as_deref().unwrap().contains("value: v42\n"));
     // What `argocd app rollback` needs.
     assert_eq!(d.tool, Some(crate::deploy::RolloutTool::ArgoCd));
-    assert_eq!((d.release.as_deref(), d.history_id, d.previous_history_id), (Some("payments-prod"), Some(12), Some(11)));
+    assert_eq!(
+        (d.release.as_deref(), d.history_id, d.previous_history_id),
+        (Some("payments-prod"), Some(12), Some(11))
+    );
 }
 
 #[test]
