@@ -18,7 +18,7 @@ use devloom_schemas::{
 };
 use serde::{Deserialize, Serialize};
 
-use self::kubernetes::{ObjectsPlan, Workload};
+use self::kubernetes::{ObjectsPlan, Reverts};
 use self::spec::{Parsed, key_changes, parse};
 use self::text_diff::{Limits, file_diff};
 use crate::candidates::CandidateScorer;
@@ -188,13 +188,8 @@ pub fn plan(config: &RemediationConfig, rank: u32, candidate: &Candidate, change
                 (Parsed::Kubernetes(now), Parsed::Kubernetes(before)) => {
                     let helm = kubernetes::helm_release(&now).or_else(|| kubernetes::helm_release(&before));
                     tool = tool.or(Some(if helm.is_some() { RolloutTool::Helm } else { RolloutTool::Kubectl }));
-                    let whole_release = tool != Some(RolloutTool::Kubectl);
-                    let mut p = kubernetes::plan(&now, &before, whole_release, config.limits());
-                    if p.workloads.is_empty() && !whole_release {
-                        // No pod template changed: `kubectl apply` of the previous
-                        // objects is the revert, and it reverts each of them.
-                        p = kubernetes::plan(&now, &before, true, config.limits());
-                    }
+                    let reverts = if tool == Some(RolloutTool::Kubectl) { Reverts::Kubectl } else { Reverts::Release };
+                    let mut p = kubernetes::plan(&now, &before, reverts, config.limits());
                     r.files = std::mem::take(&mut p.files);
                     r.not_reverted = std::mem::take(&mut p.not_reverted);
                     p.helm = helm;
@@ -300,30 +295,23 @@ fn commands(r: &mut Remediation, change: &Deploy, tool: Option<RolloutTool>, obj
     }
 }
 
-/// `kubectl rollout undo` per changed workload (to the recorded revision), else
-/// `kubectl apply` of the previous manifests.
+/// `kubectl rollout undo` per Deployment with a revision to return to, `kubectl apply`
+/// of every previous manifest the plan restores otherwise.
 fn kubectl(r: &mut Remediation, plan: ObjectsPlan) {
     let ns = |n: &Option<String>| n.as_ref().map(|n| format!(" --namespace {n}")).unwrap_or_default();
-    let undoable = |w: &Workload| w.kind == "Deployment" && w.revision.is_some();
     for w in &plan.workloads {
         let resource = format!("{}/{}", w.kind.to_ascii_lowercase(), w.name);
         match &w.revision {
-            Some(n) if undoable(w) => r
-                .commands
-                .push(format!("kubectl rollout undo {resource}{} --to-revision={n}", ns(&w.namespace))),
-            _ => {}
+            Some(n) => {
+                r.commands.push(format!("kubectl rollout undo {resource}{} --to-revision={n}", ns(&w.namespace)))
+            }
+            None => r.gaps.push(format!(
+                "{} {}: no rollout revision in the previous manifest (deployment.kubernetes.io/revision): applying the previous manifest instead",
+                w.kind, w.name
+            )),
         }
     }
-    let to_apply: Vec<_> = plan
-        .previous
-        .iter()
-        .filter(|p| {
-            !plan.workloads.iter().any(|w| w.kind == p.kind && w.name == p.name && undoable(w))
-                && (plan.workloads.is_empty()
-                    || plan.workloads.iter().any(|w| w.kind == p.kind && w.name == p.name))
-        })
-        .collect();
-    for p in to_apply {
+    for p in plan.previous {
         if p.kind == "Secret" {
             r.gaps.push(format!(
                 "Secret {} changed: Devloom keeps only digests of its values; restore it from your secret store",
@@ -332,14 +320,8 @@ fn kubectl(r: &mut Remediation, plan: ObjectsPlan) {
             continue;
         }
         let file = format!("{}-{}.yaml", p.kind.to_ascii_lowercase(), p.name);
-        if plan.workloads.iter().any(|w| w.kind == p.kind && w.name == p.name) {
-            r.gaps.push(format!(
-                "{} {}: no rollout revision in the previous manifest (deployment.kubernetes.io/revision): applying the previous manifest instead",
-                p.kind, p.name
-            ));
-        }
         r.commands.push(format!("kubectl apply{} -f {file}", ns(&p.namespace)));
-        r.manifests.push(Manifest { file, content: p.manifest.clone() });
+        r.manifests.push(Manifest { file, content: p.manifest });
     }
 }
 

@@ -2,7 +2,8 @@
 //!
 //! `kubectl rollout undo` restores a workload's **pod template** (`spec.template`) and
 //! nothing else: replicas, strategy, ConfigMaps, Secrets, Services stay as the deploy
-//! left them. Helm, Argo CD and a Git revert restore every object of the release.
+//! left them. `kubectl apply` of a previous manifest restores that object and deletes
+//! nothing. Helm, Argo CD and a Git revert restore every object of the release.
 
 use std::collections::BTreeMap;
 
@@ -26,7 +27,9 @@ pub struct Workload {
     pub name: String,
     /// `metadata.namespace`, when set.
     pub namespace: Option<String>,
-    /// The rollout revision it returns to, when the previous manifest carries it.
+    /// The rollout revision `kubectl rollout undo --to-revision` returns to, when the
+    /// previous manifest of a Deployment carries it (else its previous manifest is in
+    /// [`ObjectsPlan::previous`], to apply).
     pub revision: Option<String>,
 }
 
@@ -39,8 +42,8 @@ pub struct ObjectsPlan {
     pub not_reverted: Vec<ObjectChange>,
     /// Workloads whose pod template changed.
     pub workloads: Vec<Workload>,
-    /// Objects as they were before the deploy that differ now (none for objects the
-    /// deploy added), for `kubectl apply`.
+    /// Objects as they were before the deploy, for `kubectl apply`: workloads without a
+    /// revision to undo to, and every changed object when no workload changed.
     pub previous: Vec<Previous>,
     /// The Helm release the objects belong to, if any.
     pub helm: Option<HelmRelease>,
@@ -80,71 +83,106 @@ pub fn helm_release(objects: &[Value]) -> Option<HelmRelease> {
 
 type Id = (String, String, String);
 
-/// Plans the way from `current` back to `target`; `whole_release`: the command restores
-/// every object (Helm, Argo CD, Git), not only pod templates (`kubectl rollout undo`).
-pub fn plan(current: &[Value], target: &[Value], whole_release: bool, limits: Limits) -> ObjectsPlan {
+/// What the remediation's command restores.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reverts {
+    /// Every object of the release, deleting what the deploy added (Helm, Argo CD, Git).
+    Release,
+    /// `kubectl`: `rollout undo` restores a Deployment's pod template when the previous
+    /// manifest names its revision; `kubectl apply` of the previous manifests restores
+    /// the other changed workloads, or — when no workload changed — every changed object
+    /// (but deletes nothing the deploy added).
+    Kubectl,
+}
+
+/// Plans the way from `current` back to `target`.
+pub fn plan(current: &[Value], target: &[Value], reverts: Reverts, limits: Limits) -> ObjectsPlan {
     let mut plan = ObjectsPlan::default();
     let (now, then) = (by_id(current), by_id(target));
     let mut ids: Vec<&Id> = now.keys().chain(then.keys()).collect();
     ids.sort();
     ids.dedup();
+    let template_changed = |id: &Id| {
+        WORKLOADS.contains(&id.0.as_str())
+            && matches!((now.get(id), then.get(id)), (Some(c), Some(t)) if c["spec"]["template"] != t["spec"]["template"])
+    };
+    // With a workload to roll back, other objects stay as the deploy left them.
+    let apply_all = reverts == Reverts::Kubectl && !ids.iter().any(|id| template_changed(id));
     for id in ids {
         let (kind, namespace, name) = id;
+        let namespace = (!namespace.is_empty()).then(|| namespace.clone());
         let label = format!("{kind}/{name}");
         let (c, t) = (now.get(id), then.get(id));
         if c == t {
             continue;
         }
-        if let Some(t) = t {
-            plan.previous.push(Previous {
-                kind: kind.clone(),
-                name: name.clone(),
-                namespace: (!namespace.is_empty()).then(|| namespace.clone()),
-                manifest: to_yaml(t),
-            });
-        }
-        let whole = |c: &Value, t: &Value, path: &str, prefix: &str| {
+        let diff = |c: Option<&Value>, t: Option<&Value>, path: &str, prefix: &str| {
+            let (c, t) = (c.unwrap_or(&Value::Null), t.unwrap_or(&Value::Null));
             let keys = key_changes(prefix, c, t);
             file_diff(path, SpecFormat::Kubernetes, &yaml_or_empty(c), &yaml_or_empty(t), keys, limits)
         };
+        let apply = |plan: &mut ObjectsPlan, t: &Value| {
+            plan.previous.push(Previous {
+                kind: kind.clone(),
+                name: name.clone(),
+                namespace: namespace.clone(),
+                manifest: to_yaml(t),
+            });
+        };
+        let revision = (kind == "Deployment")
+            .then(|| {
+                target.iter().find(|o| &identity(o) == id).and_then(|o| annotation(o, REVISION_ANNOTATION))
+            })
+            .flatten();
         match (c, t) {
-            (Some(c), Some(t)) if WORKLOADS.contains(&kind.as_str()) => {
+            (Some(c), Some(t)) if reverts == Reverts::Kubectl && template_changed(id) => {
                 let (c_tpl, t_tpl) = (&c["spec"]["template"], &t["spec"]["template"]);
-                if c_tpl != t_tpl {
-                    plan.files.push(whole(c_tpl, t_tpl, &format!("{label} spec.template"), "spec.template"));
-                    plan.workloads.push(Workload {
-                        kind: kind.clone(),
-                        name: name.clone(),
-                        namespace: (!namespace.is_empty()).then(|| namespace.clone()),
-                        revision: target
-                            .iter()
-                            .find(|o| &identity(o) == id)
-                            .and_then(|o| annotation(o, REVISION_ANNOTATION))
-                            .map(String::from),
-                    });
-                }
+                plan.files.push(diff(
+                    Some(c_tpl),
+                    Some(t_tpl),
+                    &format!("{label} spec.template"),
+                    "spec.template",
+                ));
                 let (c_rest, t_rest) = (without_template(c), without_template(t));
-                if c_rest != t_rest {
-                    if whole_release {
-                        plan.files.push(whole(&c_rest, &t_rest, &label, ""));
-                    } else {
-                        let keys = key_changes("", &c_rest, &t_rest);
-                        let note = format!(
-                            "{kind} {name}: {} changed in this deploy and will NOT be reverted: `kubectl rollout undo` restores the pod template only",
-                            list_keys(&keys)
-                        );
-                        plan.not_reverted.push(object_change(id, keys, note));
+                plan.workloads.push(Workload {
+                    kind: kind.clone(),
+                    name: name.clone(),
+                    namespace: namespace.clone(),
+                    revision: revision.map(String::from),
+                });
+                if revision.is_none() {
+                    // No revision to undo to: the previous manifest is applied whole.
+                    apply(&mut plan, t);
+                    if c_rest != t_rest {
+                        plan.files.push(diff(Some(&c_rest), Some(&t_rest), &label, ""));
                     }
+                } else if c_rest != t_rest {
+                    let keys = key_changes("", &c_rest, &t_rest);
+                    let note = format!(
+                        "{kind} {name}: {} changed in this deploy and will NOT be reverted: `kubectl rollout undo` restores the pod template only",
+                        list_keys(&keys)
+                    );
+                    plan.not_reverted.push(object_change(id, keys, note));
                 }
             }
-            _ if whole_release => {
-                let null = Value::Null;
+            (Some(c), None) if reverts == Reverts::Kubectl => {
+                let note = format!(
+                    "{kind} {name} was added in this deploy and will NOT be removed by the rollback (`kubectl delete {}/{name}` if it should go)",
+                    kind.to_ascii_lowercase()
+                );
+                plan.not_reverted.push(object_change(id, key_changes("", c, &Value::Null), note));
+            }
+            (c, Some(t)) if apply_all => {
+                apply(&mut plan, t);
+                plan.files.push(diff(c, Some(t), &label, ""));
+            }
+            (c, t) if reverts == Reverts::Release => {
                 let path = match (c, t) {
                     (Some(_), None) => format!("{label} (added in this deploy: removed by the rollback)"),
                     (None, Some(_)) => format!("{label} (deleted in this deploy: restored by the rollback)"),
                     _ => label.clone(),
                 };
-                plan.files.push(whole(c.unwrap_or(&null), t.unwrap_or(&null), &path, ""));
+                plan.files.push(diff(c, t, &path, ""));
             }
             (Some(c), Some(t)) => {
                 let keys = key_changes("", c, t);
@@ -155,18 +193,13 @@ pub fn plan(current: &[Value], target: &[Value], whole_release: bool, limits: Li
                 );
                 plan.not_reverted.push(object_change(id, keys, note));
             }
-            (Some(c), None) => {
-                let note =
-                    format!("{kind} {name} was added in this deploy and will NOT be removed by the rollback");
-                plan.not_reverted.push(object_change(id, key_changes("", c, &Value::Null), note));
-            }
             (None, Some(t)) => {
                 let note = format!(
                     "{kind} {name} was deleted in this deploy and will NOT be recreated by the rollback"
                 );
                 plan.not_reverted.push(object_change(id, key_changes("", &Value::Null, t), note));
             }
-            (None, None) => {}
+            (_, None) => {}
         }
     }
     plan

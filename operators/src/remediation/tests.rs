@@ -225,6 +225,35 @@ fn a_change_without_a_pod_template_change_is_reverted_by_applying_previous_objec
     assert!(r.manifests[0].content.contains("limit: \"10\""), "{:?}", r.manifests);
 }
 
+#[test]
+fn a_workload_without_a_revision_is_applied_whole_and_added_objects_are_named() {
+    let statefulset = |image: &str, replicas: u32| {
+        format!(
+            "apiVersion: apps/v1\nkind: StatefulSet\nmetadata:\n  name: ledger\nspec:\n  replicas: {replicas}\n  template:\n    spec:\n      containers:\n      - name: ledger\n        image: ledger:{image}\n"
+        )
+    };
+    let added = "---\napiVersion: v1\nkind: Service\nmetadata:\n  name: ledger-debug\nspec:\n  ports:\n  - port: 9000\n";
+    let d = change(&devloom_deploy(
+        Some(statefulset("v41", 3)),
+        Some(statefulset("v42", 5) + added),
+        json!({"tool": "kubectl"}),
+    ));
+    let r = plan_of(&d);
+    assert_eq!(r.commands, ["kubectl apply -f statefulset-ledger.yaml"]);
+    assert!(
+        r.manifests[0].content.contains("image: ledger:v41")
+            && r.manifests[0].content.contains("replicas: 3")
+    );
+    let paths: Vec<&str> = r.files.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(paths, ["StatefulSet/ledger spec.template", "StatefulSet/ledger"], "replicas revert too");
+    assert_eq!(r.files[1].keys[0].to_string(), "spec.replicas: 5 → 3");
+    assert!(r.gaps[0].starts_with("StatefulSet ledger: no rollout revision"), "{:?}", r.gaps);
+    assert_eq!(
+        r.not_reverted[0].note,
+        "Service ledger-debug was added in this deploy and will NOT be removed by the rollback (`kubectl delete service/ledger-debug` if it should go)"
+    );
+}
+
 fn candidates_operator(changes: &[Deploy]) -> CandidateScorer {
     let scorer = Scorer::new(test_model(&["kind_deploy"], &[2.0])).unwrap();
     let mut op = CandidateScorer::new(CandidatesConfig::default(), scorer, Default::default());
