@@ -124,6 +124,24 @@ fn an_argocd_rollback_names_the_history_id_and_diffs_the_recorded_sources() {
     );
     assert!(file.unified.contains("-    value: v42\n+    value: v41\n"), "{}", file.unified);
     assert!(r.warnings[0].contains("automated sync"), "{:?}", r.warnings);
+
+    // History keeps each sync's source, Helm values included: their change is the diff.
+    let entry = |id: i64, rev: &str, tag: &str, replicas: u32| {
+        json!({"id": id, "revision": rev, "deployedAt": format!("2026-11-27T08:5{id}:00Z"),
+               "source": {"repoURL": "https://git.internal/charts.git", "chart": "payments", "targetRevision": "1.4.0",
+                          "helm": {"valuesObject": {"image": {"tag": tag}, "replicaCount": replicas}}}})
+    };
+    let app = json!({
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+        "metadata": {"name": "payments-prod"},
+        "spec": {"destination": {"namespace": "production"}},
+        "status": {"history": [entry(3, "1.4.0", "v41", 3), entry(4, "1.4.0", "v42", 5)]},
+    });
+    let r = plan_of(&change(&app.to_string()));
+    assert_eq!(r.action, RemediationAction::RevertConfig, "same chart revision, new values");
+    assert_eq!(r.commands, ["argocd app rollback payments-prod 3"]);
+    let keys: Vec<String> = r.files[0].keys.iter().map(ToString::to_string).collect();
+    assert_eq!(keys, ["helm.valuesObject.image.tag: v42 → v41", "helm.valuesObject.replicaCount: 5 → 3"]);
 }
 
 #[test]
