@@ -7,6 +7,7 @@
 //! lines in [`Engine::on_event`] / [`Engine::advance`] that feed it. A stage may be
 //! optional (`Option<…>`: the candidate stage runs only with a model).
 
+use devloom_schemas::time::format_rfc3339;
 use devloom_schemas::{Alert, CandidateList, Event, ImpactMap, RemediationPlan, TimestampNs};
 use serde::{Deserialize, Serialize};
 
@@ -26,6 +27,14 @@ use crate::span_pairing::{Observation, PairingConfig, PairingCounters, SpanPaire
 pub struct EngineConfig {
     /// How far behind the newest event time the watermark trails, milliseconds.
     pub allowed_lateness_ms: u64,
+    /// An event further ahead of the newest event time than this is held aside (one
+    /// span stamped in 2100 must not drag the watermark there and freeze every window),
+    /// milliseconds; 0: no guard.
+    pub max_future_skew_ms: u64,
+    /// Held-aside events are the new present once this many have arrived before as many
+    /// on-time events did (the stream really jumped); if the on-time events get there
+    /// first, the held ones are rejected as dead letters.
+    pub future_confirm_events: u32,
     /// Span pairing.
     pub pairing: PairingConfig,
     /// Service graph, windows and health thresholds.
@@ -44,6 +53,8 @@ impl Default for EngineConfig {
     fn default() -> Self {
         Self {
             allowed_lateness_ms: 2_000,
+            max_future_skew_ms: 5 * 60_000,
+            future_confirm_events: 1_000,
             pairing: PairingConfig::default(),
             graph: GraphConfig::default(),
             incidents: IncidentConfig::default(),
@@ -58,6 +69,9 @@ impl EngineConfig {
     /// Every operator's [`validate`](PairingConfig::validate), the message naming the key
     /// under `engine`.
     pub fn validate(&self) -> Result<(), String> {
+        if self.future_confirm_events == 0 {
+            return Err("engine.future_confirm_events must be at least 1".into());
+        }
         self.pairing.validate().map_err(|e| format!("engine.pairing.{e}"))?;
         self.graph.validate().map_err(|e| format!("engine.graph.{e}"))?;
         self.candidates.validate().map_err(|e| format!("engine.candidates.{e}"))?;
@@ -84,6 +98,12 @@ pub struct EngineCounters {
     /// Remediation-plan versions out.
     #[serde(default)]
     pub remediation_plans: u64,
+    /// Events held aside for being too far ahead of the stream.
+    #[serde(default)]
+    pub held_aside: u64,
+    /// …of which rejected (dead letters) because the stream did not follow them.
+    #[serde(default)]
+    pub future_rejected: u64,
 }
 
 /// What the engine emits.
@@ -95,13 +115,26 @@ pub struct Outputs {
     pub candidates: Vec<CandidateList>,
     /// Remediation-plan versions (from candidate lists).
     pub remediations: Vec<RemediationPlan>,
+    /// Events the event-time guard held aside and rejected, with the reason.
+    pub rejected: Vec<(Event, String)>,
 }
 
 impl Outputs {
     /// Nothing pending.
     pub fn is_empty(&self) -> bool {
-        self.maps.is_empty() && self.candidates.is_empty() && self.remediations.is_empty()
+        self.maps.is_empty()
+            && self.candidates.is_empty()
+            && self.remediations.is_empty()
+            && self.rejected.is_empty()
     }
+}
+
+/// Events held aside by the event-time guard, in arrival order, and the on-time events
+/// seen since the first of them.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+struct FutureGuard {
+    held: Vec<Event>,
+    on_time_since: u32,
 }
 
 /// A stage's state for checkpoints: an operator's snapshot, or for an optional stage
@@ -198,6 +231,8 @@ pub struct EngineSnapshot {
     watermark_ns: TimestampNs,
     max_event_ns: TimestampNs,
     counters: EngineCounters,
+    #[serde(default)]
+    guard: FutureGuard,
     #[serde(flatten)]
     stages: StageStates,
 }
@@ -211,6 +246,7 @@ pub struct Engine {
     watermark_ns: TimestampNs,
     max_event_ns: TimestampNs,
     counters: EngineCounters,
+    guard: FutureGuard,
     observations: Vec<Observation>,
     changes: Vec<HealthChange>,
     updates: Vec<IncidentUpdate>,
@@ -233,6 +269,7 @@ impl Engine {
             watermark_ns: 0,
             max_event_ns: 0,
             counters: EngineCounters::default(),
+            guard: FutureGuard::default(),
             observations: Vec::new(),
             changes: Vec::new(),
             updates: Vec::new(),
@@ -278,6 +315,56 @@ impl Engine {
             }
             _ => event,
         };
+        let time = event.event_time_ns();
+        let skew = self.config.max_future_skew_ms.saturating_mul(1_000_000);
+        if skew > 0 && self.max_event_ns > 0 && time > self.max_event_ns.saturating_add(skew) {
+            self.hold(event.clone(), out);
+            return;
+        }
+        self.process(event, out);
+        if !self.guard.held.is_empty() {
+            self.guard.on_time_since += 1;
+            if self.guard.on_time_since >= self.config.future_confirm_events {
+                self.reject_held(out);
+            }
+        }
+    }
+
+    /// Holds an event from too far ahead; enough of them in a row are the new present.
+    fn hold(&mut self, event: Event, out: &mut Outputs) {
+        self.counters.held_aside += 1;
+        self.guard.held.push(event);
+        if self.guard.held.len() >= self.config.future_confirm_events as usize {
+            self.release_held(out);
+        }
+    }
+
+    /// The stream did jump: the held events are processed, in arrival order.
+    fn release_held(&mut self, out: &mut Outputs) {
+        let held = std::mem::take(&mut self.guard);
+        for event in &held.held {
+            self.process(event, out);
+        }
+    }
+
+    /// The stream stayed where it was: the held events are dead letters.
+    fn reject_held(&mut self, out: &mut Outputs) {
+        let FutureGuard { held, on_time_since } = std::mem::take(&mut self.guard);
+        let newest = format_rfc3339(self.max_event_ns);
+        for event in held {
+            let time = event.event_time_ns();
+            let ahead_s = (time - self.max_event_ns.min(time)) / 1_000_000_000;
+            let reason = format!(
+                "event time {} is {ahead_s} s ahead of the stream (newest event time {newest}; engine.max_future_skew_ms = {}): held aside, then {on_time_since} on-time events arrived before as many confirmed the jump",
+                format_rfc3339(time),
+                self.config.max_future_skew_ms
+            );
+            self.counters.future_rejected += 1;
+            out.rejected.push((event, reason));
+        }
+    }
+
+    fn process(&mut self, event: &Event, out: &mut Outputs) {
         let time = event.event_time_ns();
         if time < self.watermark_ns {
             self.counters.late += 1;
@@ -339,6 +426,13 @@ impl Engine {
     /// End of input: moves the watermark to the newest event time (no lateness left to
     /// wait for), expiring and flushing what that allows.
     pub fn flush(&mut self, out: &mut Outputs) {
+        // Held events the stream never contradicted are where it ended; the others were
+        // outvoted.
+        if self.guard.held.len() > self.guard.on_time_since as usize {
+            self.release_held(out);
+        } else if !self.guard.held.is_empty() {
+            self.reject_held(out);
+        }
         let (maps, lists) = (out.maps.len(), out.candidates.len());
         self.advance(self.max_event_ns, out);
         self.score_maps(maps, out);
@@ -379,6 +473,7 @@ impl Engine {
             watermark_ns: self.watermark_ns,
             max_event_ns: self.max_event_ns,
             counters: self.counters,
+            guard: self.guard.clone(),
             stages: self.stages.states(),
         }
     }
@@ -388,6 +483,77 @@ impl Engine {
         self.watermark_ns = snapshot.watermark_ns;
         self.max_event_ns = snapshot.max_event_ns;
         self.counters = snapshot.counters;
+        self.guard = snapshot.guard;
         self.stages.set_states(snapshot.stages);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use devloom_schemas::{ChangeKind, Deploy};
+
+    use super::*;
+
+    fn deploy(minute: u64) -> Event {
+        Event::Deploy(Deploy {
+            service: "payments".into(),
+            revision: format!("r{minute}"),
+            time_ns: 1_795_770_000_000_000_000 + minute * 60_000_000_000,
+            kind: ChangeKind::Deploy,
+            ..Deploy::default()
+        })
+    }
+
+    fn engine() -> Engine {
+        Engine::new(EngineConfig { future_confirm_events: 3, ..EngineConfig::default() })
+    }
+
+    #[test]
+    fn a_stream_that_really_jumps_is_followed_once_enough_events_confirm_it() {
+        let mut e = engine();
+        let mut out = Outputs::default();
+        for minute in [0, 1, 60, 61] {
+            e.on_event(&deploy(minute), &mut out);
+        }
+        assert_eq!((e.counters.deploys, e.counters.held_aside), (2, 2), "an hour ahead: held");
+        let before = e.watermark_ns();
+        e.on_event(&deploy(62), &mut out);
+        assert_eq!((e.counters.deploys, e.counters.future_rejected), (5, 0), "the third confirms the jump");
+        assert!(e.watermark_ns() > before + 59 * 60_000_000_000);
+        assert!(out.rejected.is_empty());
+    }
+
+    #[test]
+    fn events_the_stream_does_not_follow_are_rejected_and_survive_a_snapshot_meanwhile() {
+        let mut e = engine();
+        let mut out = Outputs::default();
+        for minute in [0, 600, 1, 2] {
+            e.on_event(&deploy(minute), &mut out);
+        }
+        let mut restored = engine();
+        restored.restore(serde_json::from_str(&serde_json::to_string(&e.snapshot()).unwrap()).unwrap());
+        for engine in [&mut e, &mut restored] {
+            engine.on_event(&deploy(3), &mut out);
+        }
+        assert_eq!(out.rejected.len(), 2, "one per engine");
+        assert_eq!(out.rejected[0], out.rejected[1]);
+        assert_eq!(out.rejected[0].0, deploy(600));
+        assert!(
+            out.rejected[0].1.contains("held aside, then 3 on-time events arrived"),
+            "{}",
+            out.rejected[0].1
+        );
+        assert_eq!((e.counters.deploys, e.counters.held_aside, e.counters.future_rejected), (4, 1, 1));
+    }
+
+    #[test]
+    fn at_the_end_held_events_nothing_contradicted_are_processed() {
+        let mut e = engine();
+        let mut out = Outputs::default();
+        for minute in [0, 1, 90] {
+            e.on_event(&deploy(minute), &mut out);
+        }
+        e.flush(&mut out);
+        assert_eq!((e.counters.deploys, e.counters.future_rejected), (3, 0));
     }
 }

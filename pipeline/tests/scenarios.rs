@@ -160,6 +160,46 @@ fn malformed_lines_become_dead_letters_and_the_rest_still_runs() {
     assert_eq!(original, b"not json at all", "the original bytes are kept");
 }
 
+/// One OTLP JSON request with one span of `service` ending at `end` (RFC 3339 nanos).
+fn otlp_span_line(service: &str, end_unix_nano: u128) -> String {
+    format!(
+        r#"{{"resourceSpans":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"{service}"}}}}]}},"scopeSpans":[{{"spans":[{{"traceId":"0af7651916cd43dd8448eb211c80319c","spanId":"b7ad6b7169203331","name":"GET /","kind":2,"startTimeUnixNano":"{}","endTimeUnixNano":"{end_unix_nano}"}}]}}]}}]}}"#,
+        end_unix_nano - 1_000_000
+    )
+}
+
+#[test]
+fn one_span_from_the_future_is_held_aside_and_the_maps_stay_as_without_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let clean = ndjson(dir.path(), "regression");
+    let (expected, _) = run_files(dir.path(), std::slice::from_ref(&clean));
+    // The same stream with a span stamped in 2100 a third of the way in.
+    let text = std::fs::read_to_string(&clean).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    let year_2100 = 4_102_444_800_000_000_000u128;
+    let future = otlp_span_line("checkout", year_2100);
+    lines.insert(lines.len() / 3, &future);
+    let dirty = dir.path().join("dirty.ndjson");
+    std::fs::write(&dirty, lines.join("\n") + "\n").unwrap();
+    let (maps, summary) = run_files(dir.path(), &[dirty]);
+    assert_eq!(stripped(&maps), stripped(&expected), "the future span changes no map");
+    assert_eq!((summary.engine.held_aside, summary.engine.future_rejected), (1, 1));
+    assert_eq!(summary.dead_letters, 1);
+    let dead: DeadLetter =
+        serde_json::from_str(std::fs::read_to_string(dir.path().join("dead.ndjson")).unwrap().trim())
+            .unwrap();
+    assert_eq!(dead.source, "<event-time guard>");
+    assert!(
+        dead.reason.starts_with("event time 2100-01-01T00:00:00.000Z is ")
+            && dead.reason.contains("held aside"),
+        "{}",
+        dead.reason
+    );
+    assert!(
+        summary.losses_line().unwrap().contains("1 events from too far ahead held aside (1 of them rejected")
+    );
+}
+
 #[test]
 fn engine_snapshot_mid_incident_restores_to_the_same_outputs() {
     // db-latency: maps and candidates; regression: also the deploy's remediation plans.

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use devloom_operators::{Engine, EngineCounters, EngineSnapshot, Outputs, PairingCounters};
 use devloom_schemas::Event;
+use devloom_schemas::codec::Expect;
 use devloom_schemas::time::format_rfc3339;
 
 pub use decode::{Rejected, decode_record};
@@ -46,12 +47,19 @@ impl RunSummary {
     /// entries evicted from a full store, halves that never met.
     pub fn losses_line(&self) -> Option<String> {
         let (late, evicted, expired) = (self.engine.late, self.pairing.evicted, self.pairing.expired);
-        (late + evicted + expired > 0).then(|| {
-            format!(
+        let (held, rejected) = (self.engine.held_aside, self.engine.future_rejected);
+        (late + evicted + expired + held > 0).then(|| {
+            let mut line = format!(
                 "data quality: {late} events arrived behind the watermark (counted late), {evicted} pairing \
                  entries evicted from a full store (edges may be missing), {expired} spans never met their \
                  other half"
-            )
+            );
+            if held > 0 {
+                line.push_str(&format!(
+                    ", {held} events from too far ahead held aside ({rejected} of them rejected as dead letters)"
+                ));
+            }
+            line
         })
     }
 
@@ -150,6 +158,13 @@ impl<S: Sink> Pipeline<S> {
     fn publish_outputs(&mut self, read: Option<ReadStamp>) -> io::Result<()> {
         if self.outputs.is_empty() {
             return Ok(());
+        }
+        for (event, reason) in std::mem::take(&mut self.outputs.rejected) {
+            self.dead_letters += 1;
+            let payload = serde_json::to_vec(&event).map_err(io::Error::other)?;
+            let record = RawRecord::new(payload, Expect::Any, Origin::Guard);
+            tracing::warn!(%reason, "event held aside and rejected");
+            self.publish(&Output::DeadLetter(Box::new(Rejected { record, reason, salvaged: Vec::new() })))?;
         }
         for mut map in std::mem::take(&mut self.outputs.maps) {
             map.published_at = Some(format_rfc3339(wall_clock_ns()));

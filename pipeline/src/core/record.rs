@@ -28,6 +28,9 @@ pub enum Origin {
     },
     /// The built-in simulator.
     Simulator,
+    /// An event the event-time guard held aside and rejected (its payload is the
+    /// normalized event as JSON; the record it came from was processed otherwise).
+    Guard,
     /// A Kafka message.
     Kafka {
         /// Topic.
@@ -48,6 +51,7 @@ impl fmt::Display for Origin {
             Self::File { path, line: None } => f.write_str(path),
             Self::Stdin { line } => write!(f, "<stdin>:{line}"),
             Self::Simulator => f.write_str("<simulator>"),
+            Self::Guard => f.write_str("<event-time guard>"),
             Self::Kafka { topic, partition, offset, .. } => write!(f, "{topic}/{partition}@{offset}"),
         }
     }
