@@ -108,6 +108,9 @@ pub(crate) fn decode_alert(value: Value, out: &mut Vec<Event>) -> Result<(), Dec
 pub(crate) fn decode_deploy(value: Value, out: &mut Vec<Event>) -> Result<(), DecodeError> {
     const F: Format = Format::DevloomDeploy;
     let w: DeployWire = from_json(F, value)?;
+    if w.service.trim().is_empty() {
+        return Err(DecodeError::invalid(F, "service", "is empty: a change must name its service"));
+    }
     out.push(Event::Deploy(Deploy {
         time_ns: json_time(F, "time", &w.time)?,
         service: w.service,

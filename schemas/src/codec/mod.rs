@@ -10,6 +10,7 @@ mod cloudevents;
 mod devloom_json;
 pub use devloom_json::{encode_alert, encode_deploy};
 mod github;
+mod json;
 pub mod otlp;
 mod otlp_attributes;
 pub mod otlp_fast;
@@ -254,13 +255,20 @@ fn decode_payload(
             accepted: accepted_list(expect),
         });
     }
-    let value: Value = match serde_json::from_slice(payload) {
+    let value: Value = match json::parse(payload) {
         Ok(value) => value,
         // An OTLP request starts with 0x0a (a newline to a sniffer) and its first
         // ResourceSpans' length, which may be 0x7b (`{`): sniffed JSON that does not
         // parse is read as protobuf when it is that.
         Err(_) if media.is_empty() && expect_allows_protobuf(expect) && payload.first() == Some(&0x0a) => {
             return decode_sniffed_protobuf(payload, content_type, expect, out);
+        }
+        Err(e) if e.is_data() => {
+            return Err(DecodeError::Unrecognized {
+                expect,
+                detail: e.to_string(),
+                accepted: accepted_list(expect),
+            });
         }
         Err(e) => {
             return Err(DecodeError::Unrecognized {

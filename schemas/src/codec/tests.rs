@@ -427,3 +427,21 @@ fn span_times_beyond_2262_are_rejected_not_clamped() {
         );
     }
 }
+
+#[test]
+fn a_repeated_key_or_an_empty_service_is_refused_with_the_reason() {
+    let hook = br#"{"version":"4","status":"firing","alerts":[{"status":"firing","status":"resolved","labels":{"service":"checkout"},"startsAt":"2026-11-27T09:00:00Z"}]}"#;
+    let e = decode_all(Message::bytes(hook), Expect::Alerts).unwrap_err();
+    assert!(
+        e.to_string().starts_with(
+            "unrecognized payload for alerts input: an object repeats the key \"status\" (which value was meant is unknown) at line 1 column"
+        ),
+        "{e}"
+    );
+    let deploy = br#"{"service":" ","revision":"v2","time":"2026-11-27T09:00:00Z"}"#;
+    let e = decode_all(Message::bytes(deploy), Expect::Deploys).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "Devloom deploy JSON: invalid at service: is empty: a change must name its service"
+    );
+}
