@@ -182,9 +182,13 @@ pub fn plan(config: &RemediationConfig, rank: u32, candidate: &Candidate, change
             now.len().max(before.len()),
             config.max_spec_bytes
         )),
+        (Some(now), Some(before)) if now == before => {
+            r.gaps.push("the spec did not change: the revision change is all there is to revert".into())
+        }
         (Some(now), Some(before)) => {
             let path = change.spec_path.as_deref();
-            match (parse(path, now), parse(path, before)) {
+            let bundles = spec::changed_objects(now, before).map(|(a, b)| (Parsed::Kubernetes(a), Parsed::Kubernetes(b)));
+            match bundles.unwrap_or_else(|| (parse(path, now), parse(path, before))) {
                 (Parsed::Kubernetes(now), Parsed::Kubernetes(before)) => {
                     let helm = kubernetes::helm_release(&now).or_else(|| kubernetes::helm_release(&before));
                     tool = tool.or(Some(if helm.is_some() { RolloutTool::Helm } else { RolloutTool::Kubectl }));

@@ -117,6 +117,70 @@ fn kubernetes(docs: &[Value]) -> Option<Parsed> {
     Some(Parsed::Kubernetes(objects))
 }
 
+/// For multi-document Kubernetes bundles, the objects of the documents that differ:
+/// a document whose text is in both bundles is unchanged and never parsed (parsing is
+/// most of the cost of planning). `None` when either text is not such a bundle.
+pub fn changed_objects(now: &str, before: &str) -> Option<(Vec<Value>, Vec<Value>)> {
+    let (now_docs, before_docs) = (documents(now), documents(before));
+    if now_docs.len() < 2 && before_docs.len() < 2 {
+        return None;
+    }
+    let mut unmatched: BTreeMap<&str, usize> = BTreeMap::new();
+    for doc in &before_docs {
+        *unmatched.entry(doc).or_default() += 1;
+    }
+    let only_now: Vec<&str> = now_docs
+        .iter()
+        .copied()
+        .filter(|doc| match unmatched.get_mut(doc) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                false
+            }
+            _ => true,
+        })
+        .collect();
+    let only_before: Vec<&str> = before_docs
+        .iter()
+        .copied()
+        .filter(|doc| match unmatched.get_mut(doc) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                true
+            }
+            _ => false,
+        })
+        .collect();
+    let objects = |docs: &[&str]| match docs {
+        [] => Some(Vec::new()),
+        _ => match yaml(&docs.join("\n---\n"))? {
+            Parsed::Kubernetes(objects) => Some(objects),
+            _ => None,
+        },
+    };
+    Some((objects(&only_now)?, objects(&only_before)?))
+}
+
+/// The documents of a YAML stream, split at `---` lines (which end any block scalar
+/// too), without blank lines around them, and without empty ones.
+fn documents(text: &str) -> Vec<&str> {
+    let mut docs = Vec::new();
+    let mut start = 0;
+    let mut at = 0;
+    for line in text.split_inclusive('\n') {
+        if line.trim_end() == "---" {
+            docs.push(&text[start..at]);
+            start = at + line.len();
+        }
+        at += line.len();
+    }
+    docs.push(&text[start..]);
+    docs.into_iter()
+        .map(|d| d.trim_start_matches(['\n', '\r']).trim_end())
+        .filter(|d| !d.is_empty())
+        .collect()
+}
+
 /// Every leaf of `value` by dotted path; list items are named by their `name` when they
 /// all have one (`containers[payments].env[FEATURE_X].value`), else by position.
 pub fn flatten(prefix: &str, value: &Value, out: &mut BTreeMap<String, String>) {
@@ -191,6 +255,23 @@ mod tests {
             SpecFormat::Kubernetes
         );
         assert_eq!(parse(None, "just some words").format(), SpecFormat::Text);
+    }
+
+    #[test]
+    fn only_documents_that_differ_are_parsed() {
+        let cm = |v: u32| {
+            format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c{v}\ndata:\n  k: \"{v}\"\n")
+        };
+        let now = format!("---\n{}---\n{}---\n{}", cm(1), cm(2), cm(3));
+        let before = format!("{}---\n{}\n---\n{}", cm(1), cm(2), cm(4));
+        let (a, b) = changed_objects(&now, &before).unwrap();
+        assert_eq!((a.len(), b.len()), (1, 1));
+        assert_eq!(
+            (a[0]["metadata"]["name"].as_str(), b[0]["metadata"]["name"].as_str()),
+            (Some("c3"), Some("c4"))
+        );
+        assert_eq!(changed_objects("a: 1\n", "a: 2\n"), None, "one document: nothing to skip");
+        assert_eq!(changed_objects("a: 1\n---\nb: 2\n", "a: 1\n---\nb: 3\n"), None, "not Kubernetes");
     }
 
     #[test]

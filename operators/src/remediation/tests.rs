@@ -186,6 +186,11 @@ fn without_the_previous_spec_it_says_so_and_shows_no_diff() {
     assert!(r.files.is_empty() && r.not_reverted.is_empty());
     assert_eq!(r.gaps, ["previous manifest not in the event stream: showing the revision change only"]);
     assert_eq!(r.summary, "Roll back payments from v42 to v41");
+
+    let same = bundle("v42", 42, "20", "x");
+    let r = plan_of(&change(&devloom_deploy(Some(same.clone()), Some(same), json!({"tool": "kubectl"}))));
+    assert!(r.files.is_empty() && r.commands.is_empty());
+    assert_eq!(r.gaps, ["the spec did not change: the revision change is all there is to revert"]);
 }
 
 #[test]
