@@ -72,18 +72,36 @@ pub struct RemediationSnapshot {
     planned: BTreeMap<String, Planned>,
 }
 
+/// Changes planned at most once each while this many are cached (then the cache starts
+/// over): a re-scored incident re-plans without parsing its specs again.
+const CACHED_PLANS: usize = 256;
+
 /// Plans remediations from candidate lists, reading the changes the candidate operator
 /// remembers.
 #[derive(Clone, Debug)]
 pub struct RemediationPlanner {
     config: RemediationConfig,
     state: RemediationSnapshot,
+    /// Plans by candidate key and change time, rank and confidence aside. Not state: a
+    /// plan is a pure function of its change, so a restored planner plans the same.
+    cache: BTreeMap<(String, TimestampNs), Remediation>,
 }
 
 impl RemediationPlanner {
     /// An empty planner.
     pub fn new(config: RemediationConfig) -> Self {
-        Self { config, state: RemediationSnapshot::default() }
+        Self { config, state: RemediationSnapshot::default(), cache: BTreeMap::new() }
+    }
+
+    fn plan(&mut self, rank: u32, candidate: &Candidate, change: &Deploy) -> Remediation {
+        let key = (candidate.key.clone(), change.time_ns);
+        if !self.cache.contains_key(&key) {
+            if self.cache.len() >= CACHED_PLANS {
+                self.cache.clear();
+            }
+            self.cache.insert(key.clone(), plan(&self.config, rank, candidate, change));
+        }
+        Remediation { rank, confidence: candidate.confidence, ..self.cache[&key].clone() }
     }
 }
 
@@ -124,7 +142,7 @@ impl Operator for RemediationPlanner {
             status: list.status,
             event_time_ns: list.event_time_ns,
             low_confidence: list.low_confidence,
-            remediations: ranked.into_iter().map(|(rank, c, d)| plan(&self.config, rank, c, d)).collect(),
+            remediations: ranked.into_iter().map(|(rank, c, d)| self.plan(rank, c, d)).collect(),
             published_at: None,
         });
     }
