@@ -62,8 +62,8 @@ impl RemediationConfig {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 struct Planned {
     version: u32,
-    /// `(candidate key, confidence × 10)` of the change candidates last planned.
-    signature: Vec<(String, i64)>,
+    /// `(candidate key, rank, confidence × 10)` of the change candidates last planned.
+    signature: Vec<(String, u32, i64)>,
 }
 
 /// Serializable state of [`RemediationPlanner`]: per open incident, the last version.
@@ -119,8 +119,10 @@ impl Operator for RemediationPlanner {
             .filter(|(_, c)| matches!(c.kind, CandidateKind::Deploy | CandidateKind::ConfigChange))
             .filter_map(|(i, c)| Some((i as u32 + 1, c, changes.change(&c.key)?)))
             .collect();
-        let signature: Vec<(String, i64)> =
-            ranked.iter().map(|(_, c, _)| (c.key.clone(), (c.confidence * 10.0).round() as i64)).collect();
+        let signature: Vec<(String, u32, i64)> = ranked
+            .iter()
+            .map(|(rank, c, _)| (c.key.clone(), *rank, (c.confidence * 10.0).round() as i64))
+            .collect();
         let closed = list.status.is_closed();
         let planned = self.state.planned.get(&list.incident_id);
         let unchanged = planned.map_or(signature.is_empty(), |p| p.signature == signature);

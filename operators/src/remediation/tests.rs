@@ -307,11 +307,13 @@ fn plans_are_versioned_per_incident_and_replanned_only_when_the_ranking_moves() 
     let deploy = change(&devloom_deploy(Some("a: 1\n".into()), Some("a: 2\n".into()), json!({})));
     let changes = candidates_operator(&[deploy]);
     let service = Candidate { kind: CandidateKind::Service, ..candidate("service:payments", 30.0) };
+    let spike = Candidate { kind: CandidateKind::TrafficSpike, ..candidate("traffic_spike:gateway", 25.0) };
     let lists = [
         list(1, IncidentStatus::Open, vec![candidate("deploy:payments@v42", 60.0), service.clone()]),
         list(2, IncidentStatus::Open, vec![candidate("deploy:payments@v42", 60.0), service.clone()]),
         list(3, IncidentStatus::Open, vec![service.clone(), candidate("deploy:payments@v42", 20.0)]),
-        list(4, IncidentStatus::Resolved, vec![service, candidate("deploy:payments@v42", 20.0)]),
+        list(4, IncidentStatus::Open, vec![service.clone(), spike, candidate("deploy:payments@v42", 20.0)]),
+        list(5, IncidentStatus::Resolved, vec![service, candidate("deploy:payments@v42", 20.0)]),
     ];
     let run = |planner: &mut RemediationPlanner, lists: &[CandidateList]| {
         let mut out = Vec::new();
@@ -326,7 +328,8 @@ fn plans_are_versioned_per_incident_and_replanned_only_when_the_ranking_moves() 
         .iter()
         .map(|p| (p.version, p.candidates_version, p.remediations[0].rank, p.remediations[0].confidence))
         .collect();
-    assert_eq!(versions, [(1, 1, 1, 60.0), (2, 3, 2, 20.0), (3, 4, 2, 20.0)]);
+    // v1; list 2 changes nothing; list 3 moves it; list 4 only its rank; list 5 resolves.
+    assert_eq!(versions, [(1, 1, 1, 60.0), (2, 3, 2, 20.0), (3, 4, 3, 20.0), (4, 5, 2, 20.0)]);
     assert!(planner.snapshot().planned.is_empty(), "a resolved incident is forgotten");
 
     // Checkpoint after the first list, restore into a fresh planner: the same plans.
