@@ -291,3 +291,50 @@ fn history_simulate_refuses_to_add_the_same_incidents_twice_and_leaves_no_stagin
     assert!(err.contains("already holds an archive"), "{err}");
     assert_eq!(files(&history), before, "nothing added");
 }
+
+#[test]
+fn every_committed_file_has_a_checksum_and_damage_is_named_before_any_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = simulated(dir.path(), "regression");
+    let history = dir.path().join("history");
+    ok(&[
+        "run",
+        "--input",
+        s(&input),
+        "--history",
+        s(&history),
+        "--output",
+        s(&dir.path().join("maps.ndjson")),
+    ]);
+    let committed = files(&history);
+    for file in &committed {
+        let path = history.join(file);
+        let name = path.file_name().unwrap().to_str().unwrap();
+        let sum = std::fs::read_to_string(path.with_file_name(format!(".{name}.sha256"))).unwrap();
+        assert!(sum.ends_with(&format!("  {name}\n")) && sum.len() == 64 + 2 + name.len() + 1, "{sum:?}");
+    }
+    let out = ok(&["history", "verify", "--history", s(&history)]);
+    let report = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(report.lines().count(), committed.len());
+    assert!(report.lines().all(|l| l.starts_with("intact  ")), "{report}");
+
+    // One byte flipped in the middle of the spans file.
+    let spans = committed.iter().find(|f| f.starts_with("spans/")).unwrap();
+    let path = history.join(spans);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x10;
+    std::fs::write(&path, bytes).unwrap();
+    let out = devloom(&["history", "verify", "--history", s(&history)]);
+    assert!(!out.status.success());
+    let report = String::from_utf8(out.stdout).unwrap();
+    let damaged: Vec<&str> = report.lines().filter(|l| !l.starts_with("intact  ")).collect();
+    assert_eq!(damaged.len(), 1, "{report}");
+    assert!(damaged[0].starts_with("checksum mismatch: committed ") && damaged[0].ends_with(spans.as_str()));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("1 damaged archive file(s)"));
+    let out =
+        devloom(&["replay", "--history", s(&history), "--output", s(&dir.path().join("replay.ndjson"))]);
+    assert!(!out.status.success(), "a damaged archive is not replayed");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(spans.as_str()) && stderr.contains("checksum mismatch"), "{stderr}");
+}

@@ -32,6 +32,20 @@ pub enum HistoryCommand {
     /// Record which candidate caused a resolved incident: the label `devloom train`
     /// learns from. Confirming again replaces the earlier label.
     Confirm(ConfirmArgs),
+    /// Check every archive file: its SHA-256 against the one written when it was
+    /// committed, and every row group decodes. Exit code 1 names the damaged files.
+    Verify(VerifyArgs),
+}
+
+/// Flags of `devloom history verify`.
+#[derive(Args)]
+pub struct VerifyArgs {
+    /// The history archive (default: [history] dir).
+    #[arg(long)]
+    pub history: Option<PathBuf>,
+    /// Configuration file (for [history] dir).
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
 }
 
 /// Flags of `devloom history query`.
@@ -110,7 +124,33 @@ pub fn run(command: HistoryCommand) -> anyhow::Result<()> {
         HistoryCommand::Import(args) => import(args),
         HistoryCommand::Simulate(args) => simulate(args),
         HistoryCommand::Confirm(args) => confirm(args),
+        HistoryCommand::Verify(args) => verify(args),
     }
+}
+
+fn verify(args: VerifyArgs) -> anyhow::Result<()> {
+    use crate::history::integrity::{Verdict, describe, verify};
+    let config = Overrides { config: args.config, ..Overrides::default() }.load()?;
+    let dir = history_dir(args.history, &config)?;
+    let files = verify(&dir)?;
+    let damaged: Vec<_> = files.iter().filter(|(_, v)| !v.is_sound()).collect();
+    for (path, verdict) in &files {
+        println!("{}  {}", describe(verdict), path.display());
+    }
+    let unchecked = files.iter().filter(|(_, v)| *v == Verdict::NoChecksum).count();
+    eprintln!(
+        "devloom: {} files, {} damaged, {unchecked} without a checksum (written before checksums; every row group decodes)",
+        files.len(),
+        damaged.len()
+    );
+    if !damaged.is_empty() {
+        anyhow::bail!(
+            "{} damaged archive file(s), first {}: restore them from a backup or delete them (replay and query refuse a damaged archive)",
+            damaged.len(),
+            damaged[0].0.display()
+        );
+    }
+    Ok(())
 }
 
 fn query(args: QueryArgs) -> anyhow::Result<()> {

@@ -25,9 +25,9 @@ use parquet::basic::Compression;
 use parquet::file::metadata::SortingColumn;
 use parquet::file::properties::WriterProperties;
 
-use super::HistoryError;
 use super::lock::WriterLock;
 use super::tables::{Kind, STAGING, date_of_day, day_of, relative_path, scan};
+use super::{HistoryError, integrity};
 
 /// Rows buffered before they are encoded into the open file.
 const CHUNK_ROWS: usize = 8192;
@@ -84,6 +84,10 @@ impl ArchiveWriter {
                 for file in files.iter().filter(|f| f.first_seq >= seq) {
                     tracing::info!(path = %file.path.display(), "removing archive file written after the checkpoint");
                     fs::remove_file(&file.path).map_err(HistoryError::io(&file.path))?;
+                    let checksum = integrity::checksum_path(&file.path);
+                    fs::remove_file(&checksum)
+                        .or_else(|e| if e.kind() == std::io::ErrorKind::NotFound { Ok(()) } else { Err(e) })
+                        .map_err(HistoryError::io(&checksum))?;
                 }
                 seq
             }
@@ -197,6 +201,8 @@ impl ArchiveWriter {
             let to = self.config.dir.join(&rel);
             let parent = to.parent().expect("archive paths have a partition directory");
             fs::create_dir_all(parent).map_err(HistoryError::io(parent))?;
+            // The checksum first: a committed file always has one.
+            integrity::write_checksum(&from, &integrity::checksum_path(&to))?;
             fs::rename(&from, &to).map_err(HistoryError::io(&to))?;
             dirs.insert(parent.to_path_buf());
             // Staging folders go once empty (a folder still in use is not empty).

@@ -1,5 +1,5 @@
 //! The incident history: a Parquet archive of everything Devloom saw (spans, alerts,
-//! deploys) and said (impact maps, candidate lists), confirmed causes, and what is built on it: batch replay through the
+//! deploys) and said (impact maps, candidate lists, remediation plans), confirmed causes, and what is built on it: batch replay through the
 //! same operators, SQL queries with DataFusion, and import of existing files.
 //!
 //! Layout, one directory per table, Hive-style date partitions (UTC event date):
@@ -7,6 +7,7 @@
 //! ```text
 //! history/spans/date=2026-11-27/part-000000000000.parquet
 //! history/alerts/date=2026-11-27/part-000000004096.parquet
+//! history/spans/date=2026-11-27/.part-000000000000.parquet.sha256   its checksum
 //! history/.staging/…   files being written or not yet committed (never read)
 //! ```
 //!
@@ -17,6 +18,7 @@
 
 pub mod archive;
 pub mod import;
+pub mod integrity;
 pub mod labels;
 mod lock;
 pub mod query;
@@ -59,7 +61,7 @@ pub enum HistoryError {
     },
     /// The archive directory does not exist or holds no table.
     #[error(
-        "{0}: no history archive here (expected spans/, alerts/, deploys/, impact/, candidates/ or causes/)"
+        "{0}: no history archive here (expected spans/, alerts/, deploys/, impact/, candidates/, remediations/ or causes/)"
     )]
     NotAnArchive(PathBuf),
     /// DataFusion could not plan or run a query.

@@ -10,9 +10,9 @@ use datafusion::arrow::util::pretty::pretty_format_batches;
 use devloom_schemas::arrow::ArrowRecord;
 use futures_util::StreamExt;
 
-use super::HistoryError;
 use super::replay::runtime;
 use super::tables::{Kind, SEQ, record_columns, session};
+use super::{HistoryError, integrity};
 
 /// How query results are printed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -29,15 +29,17 @@ pub enum QueryFormat {
 /// number of rows.
 pub fn query(dir: &Path, sql: &str, format: QueryFormat, out: &mut dyn Write) -> Result<u64, HistoryError> {
     let runtime = runtime()?;
-    let batches = runtime.block_on(async {
-        let (ctx, _) = session(dir).await?;
-        let mut stream = ctx.sql(sql).await?.execute_stream().await?;
-        let mut batches = Vec::new();
-        while let Some(batch) = stream.next().await {
-            batches.push(batch?);
-        }
-        Ok::<_, HistoryError>(batches)
-    })?;
+    let batches = runtime
+        .block_on(async {
+            let (ctx, _) = session(dir).await?;
+            let mut stream = ctx.sql(sql).await?.execute_stream().await?;
+            let mut batches = Vec::new();
+            while let Some(batch) = stream.next().await {
+                batches.push(batch?);
+            }
+            Ok::<_, HistoryError>(batches)
+        })
+        .map_err(|e| integrity::name_damage(dir, e))?;
     let rows = batches.iter().map(|b| b.num_rows() as u64).sum();
     let failed =
         |e: datafusion::arrow::error::ArrowError| HistoryError::Query(format!("printing the result: {e}"));

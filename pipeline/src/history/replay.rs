@@ -20,10 +20,10 @@ use devloom_schemas::{Alert, Deploy, Event, Span};
 use futures_util::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::HistoryError;
 use super::tables::{
     ArchiveFile, DATE, Kind, SEQ, TIME, date_of_day, day_of, record_columns, register, session,
 };
+use super::{HistoryError, integrity};
 use crate::core::{Input, Pipeline, ReadStamp, Sink, Source};
 
 /// What to replay.
@@ -130,6 +130,9 @@ impl Replay {
         let started = Instant::now();
         let files = Arc::new(check(dir)?);
         let inputs = [Kind::Spans, Kind::Alerts, Kind::Deploys];
+        integrity::ensure_intact(
+            files.iter().filter(|f| inputs.contains(&f.kind)).map(|f| f.path.as_path()),
+        )?;
         let total: u64 = files.iter().filter(|f| inputs.contains(&f.kind)).map(|f| f.rows).sum();
         let bar = if progress { ProgressBar::new(total) } else { ProgressBar::hidden() };
         bar.set_style(
@@ -146,7 +149,7 @@ impl Replay {
                 readers.push(std::thread::spawn(move || {
                     let result = read_table(&dir, &files, kind, &sql, |chunk| tx.send(Ok(chunk)).is_ok());
                     if let Err(e) = result {
-                        let _ = tx.send(Err(e));
+                        let _ = tx.send(Err(integrity::name_damage(&dir, e)));
                     }
                 }));
                 Cursor { rx, chunk: Vec::new().into_iter().peekable(), read: ReadStamp::now(), done: false }
