@@ -338,3 +338,44 @@ fn every_committed_file_has_a_checksum_and_damage_is_named_before_any_replay() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains(spans.as_str()) && stderr.contains("checksum mismatch"), "{stderr}");
 }
+
+#[test]
+fn a_copied_file_or_a_malformed_partition_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = simulated(dir.path(), "regression");
+    let history = dir.path().join("history");
+    ok(&[
+        "run",
+        "--input",
+        s(&input),
+        "--history",
+        s(&history),
+        "--output",
+        s(&dir.path().join("maps.ndjson")),
+    ]);
+    let spans = files(&history).into_iter().find(|f| f.starts_with("spans/")).unwrap();
+    let refused = |reason: &str, named: &Path| {
+        for args in [vec!["history", "query", "SELECT count(*) FROM spans"], vec!["replay", "-o", "-"]] {
+            let out = devloom(&[&args[..], &["--history", s(&history)]].concat());
+            assert!(!out.status.success(), "{args:?} accepted it");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(stderr.contains(s(named)) && stderr.contains(reason), "{args:?}: {stderr}");
+        }
+    };
+
+    // The same file copied into another day: its rows would be read twice.
+    let other_day = history.join("spans/date=2026-11-28");
+    std::fs::create_dir_all(&other_day).unwrap();
+    let copy = other_day.join(Path::new(&spans).file_name().unwrap());
+    std::fs::copy(history.join(&spans), &copy).unwrap();
+    refused("one is a copy of the other and would be read twice", &copy);
+    std::fs::remove_dir_all(&other_day).unwrap();
+
+    for name in ["date=garbage", "date=2026-02-31"] {
+        let partition = history.join("spans").join(name);
+        std::fs::create_dir_all(&partition).unwrap();
+        refused("expected a date=YYYY-MM-DD directory", &partition);
+        std::fs::remove_dir_all(&partition).unwrap();
+    }
+    ok(&["history", "verify", "--history", s(&history)]);
+}

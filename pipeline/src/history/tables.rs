@@ -12,7 +12,7 @@ use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
 use datafusion::prelude::{SessionConfig, SessionContext, col};
 use devloom_schemas::arrow::ArrowRecord;
-use devloom_schemas::time::format_rfc3339;
+use devloom_schemas::time::{format_rfc3339, parse_rfc3339};
 use devloom_schemas::{Alert, CandidateList, ConfirmedCause, Deploy, ImpactMap, RemediationPlan, Span};
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use parquet::file::statistics::Statistics;
@@ -153,7 +153,8 @@ pub fn scan(dir: &Path) -> Result<Vec<ArchiveFile>, HistoryError> {
             if hidden(&partition) {
                 continue;
             }
-            if !partition.is_dir() || !file_name(&partition).starts_with("date=") {
+            let date = file_name(&partition).strip_prefix("date=");
+            if !partition.is_dir() || !date.is_some_and(is_date) {
                 return Err(HistoryError::BadFile {
                     path: partition,
                     reason: "expected a date=YYYY-MM-DD directory".into(),
@@ -177,7 +178,26 @@ pub fn scan(dir: &Path) -> Result<Vec<ArchiveFile>, HistoryError> {
         }
     }
     files.sort_by_key(|f| (f.kind, f.first_seq));
+    // `seq` is one counter and a file is named by its first: two files of a table that
+    // start at the same `seq` are one file twice (a copy into another partition).
+    if let Some(pair) = files.windows(2).find(|w| w[0].kind == w[1].kind && w[0].first_seq == w[1].first_seq)
+    {
+        return Err(HistoryError::BadFile {
+            path: pair[1].path.clone(),
+            reason: format!(
+                "starts at the same seq ({}) as {}: one is a copy of the other and would be read twice; remove it",
+                pair[1].first_seq,
+                pair[0].path.display()
+            ),
+        });
+    }
     Ok(files)
+}
+
+/// Whether `text` is a real `YYYY-MM-DD` date.
+fn is_date(text: &str) -> bool {
+    text.len() == 10
+        && parse_rfc3339(&format!("{text}T00:00:00Z")).is_ok_and(|ns| date_of_day(day_of(ns)) == text)
 }
 
 /// Reads the footer of `path`: it must be Parquet with this table's columns. Returns
