@@ -319,7 +319,8 @@ mod tests {
 
     /// (what, service or edge, milliseconds), sorted.
     fn measure(spans: &[Span]) -> Vec<(&'static str, String, u64)> {
-        let mut timer = SelfTimer::new(PairingConfig { ttl_ms: 1_000, max_pending: 100 });
+        let mut timer =
+            SelfTimer::new(PairingConfig { ttl_ms: 1_000, max_pending: 100, ..PairingConfig::default() });
         let mut out = Vec::new();
         for s in spans {
             timer.on_event(&(), s, &mut out);
@@ -410,7 +411,8 @@ mod tests {
     #[test]
     fn snapshot_restore_round_trip() {
         let spans = shop_trace(|k| k);
-        let mut first = SelfTimer::new(PairingConfig { ttl_ms: 1_000, max_pending: 100 });
+        let mut first =
+            SelfTimer::new(PairingConfig { ttl_ms: 1_000, max_pending: 100, ..PairingConfig::default() });
         let mut out = Vec::new();
         for s in &spans[..3] {
             first.on_event(&(), s, &mut out);

@@ -30,11 +30,14 @@ pub struct PairingConfig {
     pub ttl_ms: u64,
     /// Most entries held; the oldest is evicted beyond this.
     pub max_pending: usize,
+    /// Links of one span followed at most (a consumer span batching a million messages
+    /// must not flush the store); the rest are counted and ignored.
+    pub max_links_per_span: usize,
 }
 
 impl Default for PairingConfig {
     fn default() -> Self {
-        Self { ttl_ms: 5_000, max_pending: 1_000_000 }
+        Self { ttl_ms: 5_000, max_pending: 1_000_000, max_links_per_span: 128 }
     }
 }
 
@@ -112,6 +115,9 @@ pub struct PairingCounters {
     pub evicted: u64,
     /// Calls to virtual nodes.
     pub virtual_calls: u64,
+    /// Span links beyond `max_links_per_span`, ignored.
+    #[serde(default)]
+    pub links_dropped: u64,
 }
 
 /// One half of a call, as much of a span as pairing needs.
@@ -226,6 +232,13 @@ impl SpanPairer {
 
     fn remove(&mut self, key: &Key) {
         self.entries.remove(key);
+    }
+
+    /// The span's links as pairing keys, at most `max_links_per_span` (the rest counted).
+    fn links<'a>(&mut self, span: &'a Span) -> impl Iterator<Item = Key> + 'a {
+        let max = self.config.max_links_per_span;
+        self.counters.links_dropped += span.links.len().saturating_sub(max) as u64;
+        span.links.iter().take(max).map(|l| (l.trace_id, l.span_id))
     }
 
     fn add_caller(&mut self, key: Key, half: Half, out: &mut Vec<Observation>) {
@@ -354,7 +367,7 @@ impl Operator for SpanPairer {
             }
             SpanKind::Consumer => {
                 let mut keys: Vec<Key> = parent.into_iter().collect();
-                keys.extend(span.links.iter().map(|l| (l.trace_id, l.span_id)));
+                keys.extend(self.links(span));
                 keys.sort_unstable();
                 keys.dedup();
                 for key in keys {
@@ -363,7 +376,7 @@ impl Operator for SpanPairer {
             }
             SpanKind::Unspecified => {
                 // Links are asynchronous hand-offs whatever the kind: the consumer side.
-                let mut links: Vec<Key> = span.links.iter().map(|l| (l.trace_id, l.span_id)).collect();
+                let mut links: Vec<Key> = self.links(span).collect();
                 links.sort_unstable();
                 links.dedup();
                 match parent.filter(|p| !links.contains(p)) {
@@ -515,6 +528,21 @@ mod tests {
     }
 
     #[test]
+    fn a_span_with_a_million_links_follows_the_first_few_and_counts_the_rest() {
+        let mut p = SpanPairer::new(PairingConfig { max_links_per_span: 3, ..PairingConfig::default() });
+        let producers: Vec<Span> =
+            (0..5).map(|i| span(1, 10 + i, None, "orders", SpanKind::Producer, 100)).collect();
+        let mut batch = span(2, 20, None, "fulfillment", SpanKind::Consumer, 300);
+        batch.links =
+            (0..1_000_000).map(|i| SpanLink { trace_id: TraceId(1), span_id: SpanId(10 + i) }).collect();
+        let mut out = run(&mut p, &producers);
+        p.on_event(&(), &batch, &mut out);
+        assert_eq!(calls(&out).len(), 3, "the first three links paired");
+        assert_eq!(p.counters().links_dropped, 999_997);
+        assert!(p.pending() <= 5, "the store holds the producers, not a million consumer halves");
+    }
+
+    #[test]
     fn legacy_spans_without_kind_give_edges_on_service_change() {
         let mut p = SpanPairer::default();
         let out = run(
@@ -539,7 +567,8 @@ mod tests {
 
     #[test]
     fn kind_less_spans_entering_a_service_are_its_requests() {
-        let mut p = SpanPairer::new(PairingConfig { ttl_ms: 1_000, max_pending: 100 });
+        let mut p =
+            SpanPairer::new(PairingConfig { ttl_ms: 1_000, max_pending: 100, ..PairingConfig::default() });
         let mut out = run(
             &mut p,
             &[
@@ -556,7 +585,8 @@ mod tests {
 
     #[test]
     fn unpaired_clients_become_virtual_nodes_after_ttl_databases_at_once() {
-        let mut p = SpanPairer::new(PairingConfig { ttl_ms: 1_000, max_pending: 100 });
+        let mut p =
+            SpanPairer::new(PairingConfig { ttl_ms: 1_000, max_pending: 100, ..PairingConfig::default() });
         let mut db = span(1, 10, None, "cart", SpanKind::Client, 100);
         db.peer.db_system = Some("postgresql".into());
         let mut ext = span(1, 11, None, "cart", SpanKind::Client, 100);
@@ -577,7 +607,8 @@ mod tests {
 
     #[test]
     fn full_store_evicts_the_oldest_and_keeps_the_newest() {
-        let mut p = SpanPairer::new(PairingConfig { ttl_ms: 60_000, max_pending: 2 });
+        let mut p =
+            SpanPairer::new(PairingConfig { ttl_ms: 60_000, max_pending: 2, ..PairingConfig::default() });
         run(
             &mut p,
             &[

@@ -48,7 +48,7 @@ impl RunSummary {
     pub fn losses_line(&self) -> Option<String> {
         let (late, evicted, expired) = (self.engine.late, self.pairing.evicted, self.pairing.expired);
         let (held, rejected) = (self.engine.held_aside, self.engine.future_rejected);
-        (late + evicted + expired + held > 0).then(|| {
+        (late + evicted + expired + held + self.pairing.links_dropped > 0).then(|| {
             let mut line = format!(
                 "data quality: {late} events arrived behind the watermark (counted late), {evicted} pairing \
                  entries evicted from a full store (edges may be missing), {expired} spans never met their \
@@ -57,6 +57,12 @@ impl RunSummary {
             if held > 0 {
                 line.push_str(&format!(
                     ", {held} events from too far ahead held aside ({rejected} of them rejected as dead letters)"
+                ));
+            }
+            if self.pairing.links_dropped > 0 {
+                line.push_str(&format!(
+                    ", {} span links beyond engine.pairing.max_links_per_span ignored",
+                    self.pairing.links_dropped
                 ));
             }
             line
