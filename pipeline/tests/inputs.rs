@@ -256,3 +256,46 @@ fn an_incident_whose_resolve_never_comes_closes_as_stale() {
     let search = out.maps.iter().rfind(|m| m.root_services == ["search"]).unwrap();
     assert_eq!(search.status, devloom_schemas::IncidentStatus::Open, "the new alert's incident is open");
 }
+
+#[test]
+fn a_line_past_the_record_limit_is_one_dead_letter_with_its_size_and_the_rest_runs() {
+    use devloom::sources::file::MAX_RECORD_BYTES;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.ndjson");
+    let mut file = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+    writeln!(file, "{ALERT}").unwrap();
+    write!(file, "{{\"service\":\"").unwrap();
+    let chunk = vec![b'x'; 1 << 20];
+    for _ in 0..(MAX_RECORD_BYTES >> 20) + 1 {
+        file.write_all(&chunk).unwrap();
+    }
+    writeln!(file, "\"}}").unwrap();
+    writeln!(file, "{}", ALERT.replace("checkout", "payments")).unwrap();
+    drop(file);
+    let size = "{\"service\":\"".len() + (((MAX_RECORD_BYTES >> 20) + 1) << 20) + "\"}".len();
+    let dead = dir.path().join("dead.ndjson");
+    let out = devloom(&[
+        "run",
+        "--input",
+        path.to_str().unwrap(),
+        "-o",
+        "/dev/null",
+        "--dead-letter",
+        dead.to_str().unwrap(),
+    ])
+    .output()
+    .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("2 alerts"), "both alerts around it still run: {}", text(&out.stderr));
+    let letters: Vec<devloom_schemas::DeadLetter> =
+        std::fs::read_to_string(&dead).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].line, Some(2));
+    assert_eq!(
+        letters[0].reason,
+        format!(
+            "a record of {size} bytes is over the {MAX_RECORD_BYTES}-byte limit: not decoded (its first 1024 bytes are kept here)"
+        )
+    );
+    assert!(letters[0].payload_base64.len() < 2000, "a prefix, not the line");
+}

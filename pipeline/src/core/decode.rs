@@ -55,6 +55,14 @@ impl Rejected {
 
 /// Decodes one record, or explains why not.
 pub fn decode_record(record: RawRecord, opts: &DecodeOptions) -> Result<Vec<Event>, Box<Rejected>> {
+    if let Some(size) = record.cut_from {
+        let reason = format!(
+            "a record of {size} bytes is over the {}-byte limit: not decoded (its first {} bytes are kept here)",
+            crate::sources::file::MAX_RECORD_BYTES,
+            record.payload.len()
+        );
+        return Err(Box::new(Rejected { record, reason, salvaged: Vec::new() }));
+    }
     let mut events = Vec::new();
     let result = {
         let mut headers: Vec<(&str, &[u8])> =

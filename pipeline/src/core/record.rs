@@ -74,6 +74,9 @@ pub struct RawRecord {
     pub content_type_hint: Option<&'static str>,
     /// Event time for payloads that carry none (the Kafka timestamp).
     pub fallback_time_ns: Option<u64>,
+    /// Set when the record was longer than the limit: its size in bytes (`payload` then
+    /// holds only its first bytes, for the dead letter).
+    pub cut_from: Option<u64>,
     /// Where it came from.
     pub origin: Origin,
 }
@@ -88,6 +91,7 @@ impl RawRecord {
             key: None,
             content_type_hint: None,
             fallback_time_ns: None,
+            cut_from: None,
             origin,
         }
     }

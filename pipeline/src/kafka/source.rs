@@ -19,6 +19,8 @@ use super::client::{client_config, input_topics, kafka_err};
 use super::merge::{Merger, Pending};
 use crate::config::KafkaConfig;
 use crate::core::{Input, Origin, RawRecord, ReadStamp, Source, decode_record};
+use crate::sources::documents::CUT_PREFIX_BYTES;
+use crate::sources::file::MAX_RECORD_BYTES;
 
 /// The input topics, read from `next` offsets on.
 pub struct KafkaSource<'a> {
@@ -118,6 +120,11 @@ impl<'a> KafkaSource<'a> {
         let topic = self.topics.get(msg.topic()).cloned().unwrap_or_else(|| Arc::from(msg.topic()));
         let read = ReadStamp::now();
         let timestamp_ms = msg.timestamp().to_millis().unwrap_or(0);
+        let payload = msg.payload().unwrap_or_default();
+        // A message past the record limit is not decoded: its first bytes and size go to
+        // the dead letter.
+        let cut_from = (payload.len() > MAX_RECORD_BYTES).then_some(payload.len() as u64);
+        let kept = if cut_from.is_some() { &payload[..CUT_PREFIX_BYTES] } else { payload };
         let record = RawRecord {
             headers: msg
                 .headers()
@@ -127,8 +134,9 @@ impl<'a> KafkaSource<'a> {
                 .unwrap_or_default(),
             key: msg.key().map(<[u8]>::to_vec),
             fallback_time_ns: u64::try_from(timestamp_ms).ok().filter(|&t| t > 0).map(|t| t * 1_000_000),
+            cut_from,
             ..RawRecord::new(
-                msg.payload().unwrap_or_default().to_vec(),
+                kept.to_vec(),
                 expect,
                 Origin::Kafka { topic, partition: msg.partition(), offset: msg.offset(), timestamp_ms },
             )

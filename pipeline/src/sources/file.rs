@@ -22,8 +22,9 @@ use serde::de::IgnoredAny;
 use super::documents::Documents;
 use crate::core::{Input, Origin, RawRecord, ReadStamp, Source, decode_record};
 
-/// The largest JSON document a file or stdin record may be; a longer one is cut back
-/// to its first line (and dead-lettered).
+/// The largest record a file or stdin may hand over: a longer JSON document is cut back
+/// to its first line, a longer line is not read at all (its first bytes and size are
+/// dead-lettered), a longer length-prefixed request is an error.
 pub const MAX_RECORD_BYTES: usize = 64 << 20;
 
 /// Reading an input file failed.
@@ -89,9 +90,10 @@ impl Iterator for FileRecords {
                 Err(error) => Some(Err(InputError { path: self.path.to_string(), error })),
             },
             Body::Json(docs) => match docs.next_document() {
-                Ok(Some((line, payload))) => Some(Ok(RawRecord {
+                Ok(Some(doc)) => Some(Ok(RawRecord {
                     content_type_hint: Some("application/json"),
-                    ..RawRecord::new(payload, Expect::Any, origin(Some(line)))
+                    cut_from: doc.cut_from,
+                    ..RawRecord::new(doc.bytes, Expect::Any, origin(Some(doc.line)))
                 })),
                 Ok(None) => None,
                 Err(error) => Some(Err(InputError { path: self.path.to_string(), error })),

@@ -15,9 +15,10 @@ pub fn records() -> impl Iterator<Item = io::Result<RawRecord>> + Send + 'static
     let mut docs = Documents::new(BufReader::new(io::stdin()), MAX_RECORD_BYTES);
     std::iter::from_fn(move || {
         docs.next_document().transpose().map(|doc| {
-            doc.map(|(line, payload)| RawRecord {
+            doc.map(|doc| RawRecord {
                 content_type_hint: Some("application/json"),
-                ..RawRecord::new(payload, Expect::Any, Origin::Stdin { line })
+                cut_from: doc.cut_from,
+                ..RawRecord::new(doc.bytes, Expect::Any, Origin::Stdin { line: doc.line })
             })
         })
     })
