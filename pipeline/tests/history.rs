@@ -292,20 +292,18 @@ fn history_simulate_refuses_to_add_the_same_incidents_twice_and_leaves_no_stagin
     assert_eq!(files(&history), before, "nothing added");
 }
 
+/// The regression scenario run with `--history DIR/history`; the archive's path.
+fn regression_archive(dir: &Path) -> PathBuf {
+    let input = simulated(dir, "regression");
+    let history = dir.join("history");
+    ok(&["run", "--input", s(&input), "--history", s(&history), "--output", s(&dir.join("maps.ndjson"))]);
+    history
+}
+
 #[test]
 fn every_committed_file_has_a_checksum_and_damage_is_named_before_any_replay() {
     let dir = tempfile::tempdir().unwrap();
-    let input = simulated(dir.path(), "regression");
-    let history = dir.path().join("history");
-    ok(&[
-        "run",
-        "--input",
-        s(&input),
-        "--history",
-        s(&history),
-        "--output",
-        s(&dir.path().join("maps.ndjson")),
-    ]);
+    let history = regression_archive(dir.path());
     let committed = files(&history);
     for file in &committed {
         let path = history.join(file);
@@ -342,17 +340,7 @@ fn every_committed_file_has_a_checksum_and_damage_is_named_before_any_replay() {
 #[test]
 fn a_copied_file_or_a_malformed_partition_is_refused_by_name() {
     let dir = tempfile::tempdir().unwrap();
-    let input = simulated(dir.path(), "regression");
-    let history = dir.path().join("history");
-    ok(&[
-        "run",
-        "--input",
-        s(&input),
-        "--history",
-        s(&history),
-        "--output",
-        s(&dir.path().join("maps.ndjson")),
-    ]);
+    let history = regression_archive(dir.path());
     let spans = files(&history).into_iter().find(|f| f.starts_with("spans/")).unwrap();
     let refused = |reason: &str, named: &Path| {
         for args in [vec!["history", "query", "SELECT count(*) FROM spans"], vec!["replay", "-o", "-"]] {
@@ -386,17 +374,7 @@ fn a_copied_file_or_a_malformed_partition_is_refused_by_name() {
 fn two_hundred_single_bit_flips_are_all_refused_before_replay() {
     use devloom::history::replay::{Replay, Selection};
     let dir = tempfile::tempdir().unwrap();
-    let input = simulated(dir.path(), "regression");
-    let history = dir.path().join("history");
-    ok(&[
-        "run",
-        "--input",
-        s(&input),
-        "--history",
-        s(&history),
-        "--output",
-        s(&dir.path().join("maps.ndjson")),
-    ]);
+    let history = regression_archive(dir.path());
     let spans = history.join(files(&history).into_iter().find(|f| f.starts_with("spans/")).unwrap());
     let clean = std::fs::read(&spans).unwrap();
     let mut state: u64 = 0x9e37_79b9_7f4a_7c15;

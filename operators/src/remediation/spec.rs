@@ -129,28 +129,17 @@ pub fn changed_objects(now: &str, before: &str) -> Option<(Vec<Value>, Vec<Value
     for doc in &before_docs {
         *unmatched.entry(doc).or_default() += 1;
     }
-    let only_now: Vec<&str> = now_docs
-        .iter()
-        .copied()
-        .filter(|doc| match unmatched.get_mut(doc) {
-            Some(n) if *n > 0 => {
-                *n -= 1;
-                false
-            }
-            _ => true,
-        })
-        .collect();
-    let only_before: Vec<&str> = before_docs
-        .iter()
-        .copied()
-        .filter(|doc| match unmatched.get_mut(doc) {
-            Some(n) if *n > 0 => {
-                *n -= 1;
-                true
-            }
-            _ => false,
-        })
-        .collect();
+    // Takes one of `doc` from the documents of `before` not yet matched.
+    let mut take = |doc: &&str| match unmatched.get_mut(*doc) {
+        Some(n) if *n > 0 => {
+            *n -= 1;
+            true
+        }
+        _ => false,
+    };
+    let only_now: Vec<&str> = now_docs.iter().copied().filter(|doc| !take(doc)).collect();
+    // What is left unmatched of `before`, in its order.
+    let only_before: Vec<&str> = before_docs.iter().copied().filter(|doc| take(doc)).collect();
     let objects = |docs: &[&str]| match docs {
         [] => Some(Vec::new()),
         _ => match yaml(&docs.join("\n---\n"))? {
