@@ -167,6 +167,14 @@ fn remediations_are_written_archived_shown_and_never_carry_a_secret() {
     let json = devloom(&["remediation", "show", &last.incident_id, "--history", &history, "--json"]);
     let archived: RemediationPlan = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(archived.without_wall_clock(), last.without_wall_clock());
+    // `devloom watch` draws the plans of a JSON-lines file as the demo does.
+    let watched = devloom(&["watch", "--input", &file("remediations.ndjson")]);
+    assert!(watched.status.success(), "{}", text(&watched.stderr));
+    assert!(
+        text(&watched.stdout).contains("$ kubectl rollout undo deployment/payments"),
+        "{}",
+        text(&watched.stdout)
+    );
     let missing = devloom(&["remediation", "show", "inc-nope", "--history", &history]);
     assert!(!missing.status.success());
     assert!(

@@ -80,7 +80,7 @@ pub enum Command {
     FaultCases(fault_cases::FaultCasesArgs),
     /// Check a configuration file (and DEVLOOM_* overrides) without running anything.
     Validate(validate::ValidateArgs),
-    /// Draw impact maps and candidate lists from their Kafka topics or a JSON-lines file
+    /// Draw impact maps, candidate lists and remediation plans from their Kafka topics or a JSON-lines file
     /// as they arrive, as the demo does.
     Watch(watch::WatchArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).

@@ -1,6 +1,6 @@
 //! `devloom watch`: the demo's terminal picture for outputs Devloom published elsewhere:
-//! impact maps and candidate lists on their Kafka topics, or JSON lines in a file (or
-//! stdin), drawn as they arrive.
+//! impact maps, candidate lists and remediation plans on their Kafka topics, or JSON
+//! lines in a file (or stdin), drawn as they arrive.
 
 use std::io::{BufRead, BufReader, IsTerminal, Write};
 use std::path::PathBuf;
@@ -22,10 +22,11 @@ use crate::sinks::terminal::TerminalSink;
 /// Flags of `devloom watch`.
 #[derive(Args)]
 pub struct WatchArgs {
-    /// Read the impact and candidates topics at these brokers (or [kafka] brokers).
+    /// Read the impact, candidates and remediations topics at these brokers (or [kafka] brokers).
     #[arg(long, conflicts_with = "input")]
     pub brokers: Option<String>,
-    /// Read JSON lines of impact maps and candidate lists from this file (`-`: stdin).
+    /// Read JSON lines of impact maps, candidate lists and remediation plans from this
+    /// file (`-`: stdin).
     #[arg(long, short)]
     pub input: Option<String>,
     /// With --input: keep reading as the file grows, like `tail -f`.
