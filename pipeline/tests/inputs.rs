@@ -259,7 +259,9 @@ fn an_incident_whose_resolve_never_comes_closes_as_stale() {
 
 #[test]
 fn a_line_past_the_record_limit_is_one_dead_letter_with_its_size_and_the_rest_runs() {
-    use devloom::sources::file::MAX_RECORD_BYTES;
+    // The default, which the run uses.
+    const MAX_RECORD_BYTES: usize = 64 << 20;
+    assert_eq!(DecodeOptions::default().max_record_bytes, MAX_RECORD_BYTES);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("big.ndjson");
     let mut file = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
@@ -294,7 +296,7 @@ fn a_line_past_the_record_limit_is_one_dead_letter_with_its_size_and_the_rest_ru
     assert_eq!(
         letters[0].reason,
         format!(
-            "a record of {size} bytes is over the {MAX_RECORD_BYTES}-byte limit: not decoded (its first 1024 bytes are kept here)"
+            "a record of {size} bytes is over the {MAX_RECORD_BYTES}-byte limit (decode.max_record_bytes): not decoded (its first 1024 bytes are kept here)"
         )
     );
     assert!(letters[0].payload_base64.len() < 2000, "a prefix, not the line");

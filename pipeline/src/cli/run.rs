@@ -139,7 +139,7 @@ fn source(config: &Config, sim: impl Fn(&str) -> SimArgs) -> anyhow::Result<Box<
         if std::io::stdin().is_terminal() {
             eprintln!("reading NDJSON from stdin (Ctrl-D ends); pass --input PATH to read files");
         }
-        return Ok(Box::new(Decoding::start(stdin::records(), opts)));
+        return Ok(Box::new(Decoding::start(stdin::records(opts.max_record_bytes), opts)));
     }
     if input.paths.iter().any(|p| p == "-") {
         bail!("`-` (stdin) cannot be mixed with files; run it separately");

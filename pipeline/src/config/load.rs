@@ -135,6 +135,12 @@ impl Config {
         if self.decode.alert_service_labels.iter().any(|l| l.trim().is_empty()) {
             return Err("decode.alert_service_labels must not hold an empty label".into());
         }
+        if self.decode.max_record_bytes < 4096 {
+            return Err(format!(
+                "decode.max_record_bytes must be at least 4096, got {}",
+                self.decode.max_record_bytes
+            ));
+        }
         Ok(())
     }
 }
@@ -276,6 +282,9 @@ mod tests {
                 "engine.candidates.traffic_spike_ratio",
             ),
             ("DEVLOOM_DECODE__ALERT_SERVICE_LABELS", "[\"\"]", "decode.alert_service_labels"),
+            ("DEVLOOM_DECODE__MAX_RECORD_BYTES", "100", "decode.max_record_bytes"),
+            ("DEVLOOM_ENGINE__FUTURE_CONFIRM_EVENTS", "0", "engine.future_confirm_events"),
+            ("DEVLOOM_ENGINE__REMEDIATION__MAX_DIFF_LINES", "0", "engine.remediation.max_diff_lines"),
             ("DEVLOOM_HISTORY__MAX_FILE_MIB", "17592186044416", "history.max_file_mib"),
         ];
         for (var, value, key) in cases {

@@ -229,17 +229,24 @@ impl Default for OutputConfig {
 pub struct DecodeConfig {
     /// Alert labels naming the service, in order of preference.
     pub alert_service_labels: Vec<String>,
+    /// The largest record read (a line of a file or stdin, a Kafka message), bytes; a
+    /// longer one is dead-lettered with its size and first 1 KiB.
+    pub max_record_bytes: usize,
 }
 
 impl Default for DecodeConfig {
     fn default() -> Self {
-        Self { alert_service_labels: DecodeOptions::default().alert_service_labels }
+        let d = DecodeOptions::default();
+        Self { alert_service_labels: d.alert_service_labels, max_record_bytes: d.max_record_bytes }
     }
 }
 
 impl DecodeConfig {
     /// As codec options.
     pub fn options(&self) -> DecodeOptions {
-        DecodeOptions { alert_service_labels: self.alert_service_labels.clone() }
+        DecodeOptions {
+            alert_service_labels: self.alert_service_labels.clone(),
+            max_record_bytes: self.max_record_bytes,
+        }
     }
 }

@@ -57,8 +57,8 @@ impl Rejected {
 pub fn decode_record(record: RawRecord, opts: &DecodeOptions) -> Result<Vec<Event>, Box<Rejected>> {
     if let Some(size) = record.cut_from {
         let reason = format!(
-            "a record of {size} bytes is over the {}-byte limit: not decoded (its first {} bytes are kept here)",
-            crate::sources::file::MAX_RECORD_BYTES,
+            "a record of {size} bytes is over the {}-byte limit (decode.max_record_bytes): not decoded (its first {} bytes are kept here)",
+            opts.max_record_bytes,
             record.payload.len()
         );
         return Err(Box::new(Rejected { record, reason, salvaged: Vec::new() }));

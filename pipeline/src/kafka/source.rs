@@ -20,7 +20,6 @@ use super::merge::{Merger, Pending};
 use crate::config::KafkaConfig;
 use crate::core::{Input, Origin, RawRecord, ReadStamp, Source, decode_record};
 use crate::sources::documents::CUT_PREFIX_BYTES;
-use crate::sources::file::MAX_RECORD_BYTES;
 
 /// The input topics, read from `next` offsets on.
 pub struct KafkaSource<'a> {
@@ -123,7 +122,7 @@ impl<'a> KafkaSource<'a> {
         let payload = msg.payload().unwrap_or_default();
         // A message past the record limit is not decoded: its first bytes and size go to
         // the dead letter.
-        let cut_from = (payload.len() > MAX_RECORD_BYTES).then_some(payload.len() as u64);
+        let cut_from = (payload.len() > self.opts.max_record_bytes).then_some(payload.len() as u64);
         let kept = if cut_from.is_some() { &payload[..CUT_PREFIX_BYTES] } else { payload };
         let record = RawRecord {
             headers: msg

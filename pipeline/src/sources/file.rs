@@ -22,11 +22,6 @@ use serde::de::IgnoredAny;
 use super::documents::Documents;
 use crate::core::{Input, Origin, RawRecord, ReadStamp, Source, decode_record};
 
-/// The largest record a file or stdin may hand over: a longer JSON document is cut back
-/// to its first line, a longer line is not read at all (its first bytes and size are
-/// dead-lettered), a longer length-prefixed request is an error.
-pub const MAX_RECORD_BYTES: usize = 64 << 20;
-
 /// Reading an input file failed.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot read input {path}: {error}")]
@@ -53,25 +48,28 @@ enum Body {
     Protobuf(Option<Vec<u8>>),
     /// Requests each behind a 4-byte big-endian length: the Collector file exporter's
     /// `format: proto`.
-    Framed(BufReader<File>),
+    Framed(BufReader<File>, usize),
 }
 
 impl FileRecords {
     /// Opens `path` and tells an OTLP protobuf request (see [`is_protobuf`]) from
     /// documents.
-    pub fn open(path: &Path) -> Result<Self, InputError> {
+    /// No record is larger than `max_record_bytes`: a longer JSON document is cut back to
+    /// its first line, a longer line is not read at all (its first bytes and size are
+    /// dead-lettered), a longer length-prefixed request is an error.
+    pub fn open(path: &Path, max_record_bytes: usize) -> Result<Self, InputError> {
         let name = path.display().to_string();
         let err = |error| InputError { path: name.clone(), error };
         let mut reader = BufReader::with_capacity(1 << 16, File::open(path).map_err(err)?);
         let head = reader.fill_buf().map_err(err)?;
         let body = if is_framed(head) {
-            Body::Framed(reader)
+            Body::Framed(reader, max_record_bytes)
         } else if is_protobuf(head) {
             let mut bytes = Vec::new();
             reader.read_to_end(&mut bytes).map_err(err)?;
             Body::Protobuf(Some(bytes))
         } else {
-            Body::Json(Documents::new(reader, MAX_RECORD_BYTES))
+            Body::Json(Documents::new(reader, max_record_bytes))
         };
         Ok(Self { path: Arc::from(name), body })
     }
@@ -84,7 +82,7 @@ impl Iterator for FileRecords {
         let origin = |line| Origin::File { path: self.path.clone(), line };
         match &mut self.body {
             Body::Protobuf(bytes) => bytes.take().map(|b| Ok(RawRecord::new(b, Expect::Any, origin(None)))),
-            Body::Framed(reader) => match read_frame(reader) {
+            Body::Framed(reader, max) => match read_frame(reader, *max) {
                 Ok(Some(b)) => Some(Ok(RawRecord::new(b, Expect::Traces, origin(None)))),
                 Ok(None) => None,
                 Err(error) => Some(Err(InputError { path: self.path.to_string(), error })),
@@ -110,7 +108,7 @@ fn is_framed(head: &[u8]) -> bool {
 }
 
 /// The next length-prefixed request; none at the end of the file.
-fn read_frame(reader: &mut impl Read) -> io::Result<Option<Vec<u8>>> {
+fn read_frame(reader: &mut impl Read, max: usize) -> io::Result<Option<Vec<u8>>> {
     let mut len = [0u8; 4];
     match reader.read_exact(&mut len) {
         Ok(()) => {}
@@ -118,10 +116,12 @@ fn read_frame(reader: &mut impl Read) -> io::Result<Option<Vec<u8>>> {
         Err(e) => return Err(e),
     }
     let len = u32::from_be_bytes(len) as usize;
-    if len > MAX_RECORD_BYTES {
+    if len > max {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
-            format!("a length-prefixed request of {len} bytes is over the {MAX_RECORD_BYTES}-byte limit"),
+            format!(
+                "a length-prefixed request of {len} bytes is over the {max}-byte limit (decode.max_record_bytes)"
+            ),
         ));
     }
     let mut payload = vec![0; len];
@@ -245,7 +245,7 @@ impl Files {
         let streams = paths
             .iter()
             .map(|p| {
-                let records = FileRecords::open(p.as_ref())?;
+                let records = FileRecords::open(p.as_ref(), opts.max_record_bytes)?;
                 Ok(Stream { records, opts: opts.clone(), reached: 0, ready: VecDeque::new(), read: 0 })
             })
             .collect::<Result<Vec<_>, InputError>>()?;
@@ -290,7 +290,7 @@ mod tests {
 
     #[test]
     fn missing_file_names_the_file_once() {
-        let err = FileRecords::open(Path::new("/nonexistent/x.ndjson")).err().unwrap();
+        let err = FileRecords::open(Path::new("/nonexistent/x.ndjson"), 1 << 20).err().unwrap();
         let text = err.to_string();
         assert!(text.starts_with("cannot read input /nonexistent/x.ndjson: "), "{text}");
         assert!(std::error::Error::source(&err).is_none(), "the cause is in the message, not repeated");

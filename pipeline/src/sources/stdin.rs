@@ -7,12 +7,11 @@ use std::io::{self, BufReader};
 use devloom_schemas::codec::Expect;
 
 use super::documents::Documents;
-use super::file::MAX_RECORD_BYTES;
 use crate::core::{Origin, RawRecord};
 
-/// Standard input as records, one per JSON document.
-pub fn records() -> impl Iterator<Item = io::Result<RawRecord>> + Send + 'static {
-    let mut docs = Documents::new(BufReader::new(io::stdin()), MAX_RECORD_BYTES);
+/// Standard input as records, one per JSON document, none over `max_record_bytes`.
+pub fn records(max_record_bytes: usize) -> impl Iterator<Item = io::Result<RawRecord>> + Send + 'static {
+    let mut docs = Documents::new(BufReader::new(io::stdin()), max_record_bytes);
     std::iter::from_fn(move || {
         docs.next_document().transpose().map(|doc| {
             doc.map(|doc| RawRecord {

@@ -165,11 +165,17 @@ impl DecodeError {
 pub struct DecodeOptions {
     /// Alert labels that name the service, in order of preference.
     pub alert_service_labels: Vec<String>,
+    /// The largest record read: a longer line or message is not held whole but
+    /// dead-lettered with its size and first bytes.
+    pub max_record_bytes: usize,
 }
 
 impl Default for DecodeOptions {
     fn default() -> Self {
-        Self { alert_service_labels: ["service", "service_name", "app", "job"].map(String::from).to_vec() }
+        Self {
+            alert_service_labels: ["service", "service_name", "app", "job"].map(String::from).to_vec(),
+            max_record_bytes: 64 << 20,
+        }
     }
 }
 

@@ -68,12 +68,12 @@ fn alertmanager_multi_alert_payload_with_resolve() {
 #[test]
 fn alertmanager_service_label_list_is_configurable() {
     let bytes = fixture("alertmanager_v4.json");
-    let opts = DecodeOptions { alert_service_labels: vec!["alertname".into()] };
+    let opts = DecodeOptions { alert_service_labels: vec!["alertname".into()], ..DecodeOptions::default() };
     let mut out = Vec::new();
     decode(&Message::bytes(&bytes), Expect::Alerts, &opts, &mut out).unwrap();
     assert_eq!(alerts(out)[0].service, "HighErrorRate");
 
-    let opts = DecodeOptions { alert_service_labels: vec!["team".into()] };
+    let opts = DecodeOptions { alert_service_labels: vec!["team".into()], ..DecodeOptions::default() };
     let err = decode(&Message::bytes(&bytes), Expect::Alerts, &opts, &mut Vec::new()).unwrap_err();
     assert_eq!(
         err.to_string(),
