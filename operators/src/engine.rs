@@ -8,7 +8,9 @@
 //! optional (`Option<…>`: the candidate stage runs only with a model).
 
 use devloom_schemas::time::format_rfc3339;
-use devloom_schemas::{Alert, CandidateList, Event, ImpactMap, RemediationPlan, TimestampNs};
+use devloom_schemas::{
+    Alert, CandidateList, Event, ImpactMap, PostmortemDraft, RemediationPlan, TimestampNs,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::blast_radius::{BlastConfig, BlastInput, BlastRadius};
@@ -20,6 +22,7 @@ use crate::scorer::Scorer;
 use crate::self_time::SelfTimer;
 use crate::service_graph::{GraphConfig, HealthChange, ServiceGraph};
 use crate::span_pairing::{Observation, PairingConfig, PairingCounters, SpanPairer};
+use crate::timeline::{IncidentTimeline, TimelineConfig, TimelineInput};
 
 /// Every operator setting; the `[engine]` table of `devloom.toml`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -47,6 +50,8 @@ pub struct EngineConfig {
     pub candidates: CandidatesConfig,
     /// Remediation diffs.
     pub remediation: RemediationConfig,
+    /// Incident timelines and post-mortem drafts.
+    pub timeline: TimelineConfig,
 }
 
 impl Default for EngineConfig {
@@ -61,6 +66,7 @@ impl Default for EngineConfig {
             blast: BlastConfig::default(),
             candidates: CandidatesConfig::default(),
             remediation: RemediationConfig::default(),
+            timeline: TimelineConfig::default(),
         }
     }
 }
@@ -75,7 +81,8 @@ impl EngineConfig {
         self.pairing.validate().map_err(|e| format!("engine.pairing.{e}"))?;
         self.graph.validate().map_err(|e| format!("engine.graph.{e}"))?;
         self.candidates.validate().map_err(|e| format!("engine.candidates.{e}"))?;
-        self.remediation.validate().map_err(|e| format!("engine.remediation.{e}"))
+        self.remediation.validate().map_err(|e| format!("engine.remediation.{e}"))?;
+        self.timeline.validate().map_err(|e| format!("engine.timeline.{e}"))
     }
 }
 
@@ -88,6 +95,9 @@ pub struct EngineCounters {
     pub alerts: u64,
     /// Deploys and other changes in.
     pub deploys: u64,
+    /// Confirmed causes in.
+    #[serde(default)]
+    pub causes: u64,
     /// Events older than the watermark when they arrived (still processed).
     pub late: u64,
     /// Impact-map versions out.
@@ -98,6 +108,9 @@ pub struct EngineCounters {
     /// Remediation-plan versions out.
     #[serde(default)]
     pub remediation_plans: u64,
+    /// Post-mortem draft versions out.
+    #[serde(default)]
+    pub postmortems: u64,
     /// Events held aside for being too far ahead of the stream.
     #[serde(default)]
     pub held_aside: u64,
@@ -115,6 +128,8 @@ pub struct Outputs {
     pub candidates: Vec<CandidateList>,
     /// Remediation-plan versions (from candidate lists).
     pub remediations: Vec<RemediationPlan>,
+    /// Post-mortem draft versions (when incidents close, and on later confirmations).
+    pub postmortems: Vec<PostmortemDraft>,
     /// Events the event-time guard held aside and rejected, with the reason.
     pub rejected: Vec<(Event, String)>,
 }
@@ -125,7 +140,28 @@ impl Outputs {
         self.maps.is_empty()
             && self.candidates.is_empty()
             && self.remediations.is_empty()
+            && self.postmortems.is_empty()
             && self.rejected.is_empty()
+    }
+}
+
+/// How many of each output there were before a step: what the step added starts there.
+#[derive(Clone, Copy)]
+struct Marks {
+    maps: usize,
+    lists: usize,
+    plans: usize,
+    drafts: usize,
+}
+
+impl Marks {
+    fn of(out: &Outputs) -> Self {
+        Self {
+            maps: out.maps.len(),
+            lists: out.candidates.len(),
+            plans: out.remediations.len(),
+            drafts: out.postmortems.len(),
+        }
     }
 }
 
@@ -223,6 +259,8 @@ stages! {
     candidates: Option<CandidateScorer>,
     /// Candidate lists (reading the changes the candidates remember) → remediations.
     remediation: RemediationPlanner,
+    /// Alerts, changes, causes and every output above → timelines and post-mortem drafts.
+    timeline: IncidentTimeline,
 }
 
 /// The engine's whole state, for checkpoints.
@@ -238,7 +276,7 @@ pub struct EngineSnapshot {
 }
 
 /// Span pairing → service graph + health → incidents → blast radius → candidates →
-/// remediations.
+/// remediations → timelines and post-mortem drafts.
 #[derive(Debug)]
 pub struct Engine {
     config: EngineConfig,
@@ -264,6 +302,7 @@ impl Engine {
                 blast: BlastRadius::new(config.blast.clone()),
                 candidates: None,
                 remediation: RemediationPlanner::new(config.remediation.clone()),
+                timeline: IncidentTimeline::new(config.timeline.clone()),
             },
             config,
             watermark_ns: 0,
@@ -317,6 +356,12 @@ impl Engine {
         };
         let time = event.event_time_ns();
         let skew = self.config.max_future_skew_ms.saturating_mul(1_000_000);
+        // A confirmation may come days after its incident: it is a label, not a moment of
+        // the stream, so it neither moves the watermark nor waits for it.
+        if matches!(event, Event::Cause(_)) {
+            self.process(event, out);
+            return;
+        }
         if skew > 0 && self.max_event_ns > 0 && time > self.max_event_ns.saturating_add(skew) {
             self.hold(event.clone(), out);
             return;
@@ -366,10 +411,10 @@ impl Engine {
 
     fn process(&mut self, event: &Event, out: &mut Outputs) {
         let time = event.event_time_ns();
-        if time < self.watermark_ns {
+        if time < self.watermark_ns && !matches!(event, Event::Cause(_)) {
             self.counters.late += 1;
         }
-        let (maps, lists) = (out.maps.len(), out.candidates.len());
+        let marks = Marks::of(out);
         let s = &mut self.stages;
         match event {
             Event::Span(span) => {
@@ -384,23 +429,50 @@ impl Engine {
                 self.counters.alerts += 1;
                 s.incidents.on_event(&s.graph, alert, &mut self.updates);
                 for u in self.updates.drain(..) {
+                    let input =
+                        TimelineInput::Alert { incident_id: u.incident_id.clone(), alert: alert.clone() };
+                    s.timeline.on_event(&(), &input, &mut out.postmortems);
                     s.blast.on_event(&s.graph, &BlastInput::Incident(u), &mut out.maps);
                 }
             }
             Event::Deploy(deploy) => {
                 self.counters.deploys += 1;
+                s.timeline.on_event(&(), &TimelineInput::Change(deploy.clone()), &mut out.postmortems);
                 if let Some(c) = &mut s.candidates {
                     c.on_event(&(), &CandidateInput::Change(deploy.clone()), &mut out.candidates);
                 }
             }
+            Event::Cause(cause) => {
+                self.counters.causes += 1;
+                s.timeline.on_event(&(), &TimelineInput::Cause(cause.clone()), &mut out.postmortems);
+            }
         }
-        if time > self.max_event_ns {
+        if time > self.max_event_ns && !matches!(event, Event::Cause(_)) {
             self.max_event_ns = time;
             let wm = time.saturating_sub(self.config.allowed_lateness_ms.saturating_mul(1_000_000));
             self.advance(wm, out);
         }
-        self.score_maps(maps, out);
-        self.plan_remediations(lists, out);
+        self.settle(marks, out);
+    }
+
+    /// The maps from `marks` on get scored, the lists planned, and everything new goes
+    /// to the timeline, which then writes the drafts due.
+    fn settle(&mut self, marks: Marks, out: &mut Outputs) {
+        self.score_maps(marks.maps, out);
+        self.plan_remediations(marks.lists, out);
+        let timeline = &mut self.stages.timeline;
+        let drafts = &mut out.postmortems;
+        for map in &out.maps[marks.maps..] {
+            timeline.on_event(&(), &TimelineInput::Map(map.clone()), drafts);
+        }
+        for list in &out.candidates[marks.lists..] {
+            timeline.on_event(&(), &TimelineInput::Candidates(list.clone()), drafts);
+        }
+        for plan in &out.remediations[marks.plans..] {
+            timeline.on_event(&(), &TimelineInput::Remediation(plan.clone()), drafts);
+        }
+        timeline.on_watermark(&(), self.watermark_ns, drafts);
+        self.counters.postmortems += (out.postmortems.len() - marks.drafts) as u64;
     }
 
     /// Counts the candidate lists from `before` on and plans their remediations.
@@ -433,10 +505,9 @@ impl Engine {
         } else if !self.guard.held.is_empty() {
             self.reject_held(out);
         }
-        let (maps, lists) = (out.maps.len(), out.candidates.len());
+        let marks = Marks::of(out);
         self.advance(self.max_event_ns, out);
-        self.score_maps(maps, out);
-        self.plan_remediations(lists, out);
+        self.settle(marks, out);
     }
 
     fn advance(&mut self, watermark: TimestampNs, out: &mut Outputs) {

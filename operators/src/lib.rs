@@ -7,6 +7,7 @@
 //!                                                              BlastRadius (reads the graph) ◄┘─► ImpactMap
 //! ImpactMap, Deploy, HealthChange ─► CandidateScorer (with its Scorer) ─► CandidateList
 //! CandidateList ─► RemediationPlanner (reads the changes) ─► RemediationPlan
+//! Alert, Deploy, ConfirmedCause + every output above ─► IncidentTimeline ─► PostmortemDraft
 //! ```
 //! [`Engine`] wires them in that order and drives the watermark.
 
@@ -17,6 +18,7 @@ pub mod evidence;
 pub mod health;
 pub mod incidents;
 pub mod operator;
+pub mod postmortem;
 pub mod remediation;
 pub mod rolling_stats;
 pub mod scorer;
@@ -24,6 +26,7 @@ pub mod self_time;
 pub mod service_graph;
 pub mod service_id;
 pub mod span_pairing;
+pub mod timeline;
 
 pub use blast_radius::{BlastConfig, BlastInput, BlastRadius};
 pub use candidates::{CandidateInput, CandidateScorer, CandidatesConfig, PastIncidents, past_key};
@@ -39,3 +42,4 @@ pub use self_time::{SelfTimeCounters, SelfTimer};
 pub use service_graph::{GraphConfig, HealthChange, ServiceGraph};
 pub use service_id::ServiceId;
 pub use span_pairing::{Observation, PairingConfig, PairingCounters, SpanPairer};
+pub use timeline::{IncidentTimeline, TimelineConfig, TimelineInput};

@@ -1,6 +1,6 @@
 //! Builds the pipeline a configuration describes, in one place: the engine with the
-//! candidate stage and its model, the caller's sink, and the history archive as a tap
-//! when `[history] dir` is set.
+//! candidate stage and its model, the post-mortem template, the caller's sink, and the
+//! history archive as a tap when `[history] dir` is set.
 
 use devloom_operators::Engine;
 
@@ -8,6 +8,7 @@ use crate::config::Config;
 use crate::core::{Pipeline, Sink};
 use crate::history::{ArchiveSink, ArchiveWriter, HistoryError};
 use crate::learning::model::{ScorerError, scorer};
+use crate::sinks::postmortem_markdown::{Template, TemplateError};
 
 /// When the archive's files become visible.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,6 +28,9 @@ pub enum BuildError {
     /// The history archive could not be opened.
     #[error("history archive: {0}")]
     Archive(#[from] HistoryError),
+    /// The post-mortem template does not compile.
+    #[error(transparent)]
+    Template(#[from] TemplateError),
 }
 
 /// The operators `config` describes: `[engine]`, and the candidate stage with the model
@@ -46,6 +50,9 @@ pub fn pipeline<S: Sink>(
     commits: ArchiveCommits,
 ) -> Result<Pipeline<S>, BuildError> {
     let mut pipeline = Pipeline::new(engine(config)?, sink);
+    if let Some(path) = &config.postmortem.template {
+        pipeline = pipeline.postmortem_template(Template::load(path)?);
+    }
     if let Some(archive) = config.history.archive() {
         let writer = match commits {
             ArchiveCommits::OnRoll => ArchiveWriter::open(archive, None, true)?,

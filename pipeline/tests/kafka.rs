@@ -59,9 +59,11 @@ fn setup(name: &str, brokers: &str) -> Setup {
             otlp_spans: String::new(),
             alerts: format!("{prefix}.alerts"),
             deploys: format!("{prefix}.deploys"),
+            causes: format!("{prefix}.causes"),
             impact: format!("{prefix}.impact"),
             candidates: format!("{prefix}.candidates"),
             remediations: format!("{prefix}.remediations"),
+            postmortems: format!("{prefix}.postmortems"),
             deadletter: format!("{prefix}.deadletter"),
         },
         // One record per batch: tansu 0.6 answers a fetch from an offset inside a record

@@ -102,4 +102,7 @@ pub struct ConfirmedCause {
     pub candidate: String,
     /// When it was confirmed (event time), ns since epoch.
     pub time_ns: TimestampNs,
+    /// Who confirmed it. (Absent in archives written before it was recorded.)
+    #[serde(default)]
+    pub confirmed_by: Option<String>,
 }

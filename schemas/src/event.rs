@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::alert::Alert;
+use crate::candidates::ConfirmedCause;
 use crate::deploy::Deploy;
 use crate::span::Span;
 use crate::time::TimestampNs;
@@ -17,6 +18,8 @@ pub enum Event {
     Alert(Alert),
     /// A deploy or other change.
     Deploy(Deploy),
+    /// A person confirmed an incident's cause.
+    Cause(ConfirmedCause),
 }
 
 impl Event {
@@ -27,6 +30,7 @@ impl Event {
             Self::Span(s) => s.end_ns,
             Self::Alert(a) => a.event_time_ns(),
             Self::Deploy(d) => d.time_ns,
+            Self::Cause(c) => c.time_ns,
         }
     }
 }

@@ -6,6 +6,7 @@ use schemars::{JsonSchema, schema_for};
 use crate::candidates::CandidateList;
 use crate::dead_letter::DeadLetter;
 use crate::impact::ImpactMap;
+use crate::postmortem::PostmortemDraft;
 use crate::remediation::RemediationPlan;
 
 /// `(file name, pretty JSON)` of every output's JSON Schema, in a fixed order.
@@ -14,6 +15,7 @@ pub fn output_schemas() -> Vec<(&'static str, String)> {
         ("impact_map.schema.json", render::<ImpactMap>()),
         ("candidates.schema.json", render::<CandidateList>()),
         ("remediation.schema.json", render::<RemediationPlan>()),
+        ("postmortem.schema.json", render::<PostmortemDraft>()),
         ("dead_letter.schema.json", render::<DeadLetter>()),
     ]
 }

@@ -1,5 +1,6 @@
 //! Devloom's vocabulary: normalized events ([`Span`], [`Alert`], [`Deploy`]), outputs
-//! ([`ImpactMap`], [`CandidateList`], [`RemediationPlan`], [`DeadLetter`]), wire codecs for what existing producers write
+//! ([`ImpactMap`], [`CandidateList`], [`RemediationPlan`], [`PostmortemDraft`],
+//! [`DeadLetter`]), wire codecs for what existing producers write
 //! ([`codec`]), Arrow schemas ([`arrow`]) and JSON Schemas ([`json_schema`]).
 //!
 //! No I/O, no async, no clocks.
@@ -14,6 +15,7 @@ pub mod event;
 pub mod ids;
 pub mod impact;
 pub mod json_schema;
+pub mod postmortem;
 pub mod remediation;
 pub mod span;
 pub mod time;
@@ -27,6 +29,10 @@ pub use ids::{SpanId, TraceId};
 pub use impact::{
     Criticality, Direction, EdgeOrigin, HealthState, ImpactEdge, ImpactMap, ImpactNode, IncidentStatus,
     NowVsBaseline, Verdict,
+};
+pub use postmortem::{
+    AlertFact, AppliedChange, CauseStatus, Detection, Impact, POSTMORTEM_SCHEMA_VERSION, PostmortemDraft,
+    RemediationSummary, RootCause, ServiceImpact, SuggestedRemediation, TimelineEntry, TimelineKind,
 };
 pub use remediation::{
     ChangeRef, DiffLine, FileDiff, Hunk, KeyChange, LineTag, Manifest, ObjectChange,

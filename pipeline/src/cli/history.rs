@@ -109,6 +109,14 @@ pub struct ConfirmArgs {
     /// When the cause was confirmed, RFC 3339 (default: now).
     #[arg(long)]
     pub at: Option<String>,
+    /// Who confirmed it (default: $USER).
+    #[arg(long, env = "USER", hide_env_values = true)]
+    pub by: Option<String>,
+    /// Print the confirmation as Devloom cause JSON instead of writing the archive: the
+    /// line a running Devloom reads on its causes input (the `devloom.causes` topic, or
+    /// an input file), which archives it and writes the incident's post-mortem again.
+    #[arg(long)]
+    pub print: bool,
     /// The history archive (default: [history] dir). Not while a run is writing it.
     #[arg(long)]
     pub history: Option<PathBuf>,
@@ -195,13 +203,26 @@ fn import(args: ImportArgs) -> anyhow::Result<()> {
 }
 
 fn confirm(args: ConfirmArgs) -> anyhow::Result<()> {
+    let time_ns = parse_time("--at", args.at.as_deref())?.unwrap_or_else(wall_clock_ns);
+    let cause = devloom_schemas::ConfirmedCause {
+        incident_id: args.incident,
+        candidate: args.cause,
+        time_ns,
+        confirmed_by: args.by.filter(|by| !by.is_empty()),
+    };
+    if args.print {
+        println!("{}", devloom_schemas::codec::encode_cause(&cause));
+        return Ok(());
+    }
     let (_, archive) =
         archive_to_write(Overrides { config: args.config, history: args.history, ..Overrides::default() })?;
     let dir = archive.dir.clone();
-    let time_ns = parse_time("--at", args.at.as_deref())?.unwrap_or_else(wall_clock_ns);
-    let cause =
-        devloom_schemas::ConfirmedCause { incident_id: args.incident, candidate: args.cause, time_ns };
-    crate::history::labels::confirm(archive, &cause, args.unlisted)?;
+    match crate::history::labels::confirm(archive, &cause, args.unlisted) {
+        Err(busy @ crate::history::HistoryError::Busy { .. }) => anyhow::bail!(
+            "{busy}\nwhile a run owns the archive, give the confirmation to the run: add --print and send the line to its causes topic (devloom.causes) or an input file"
+        ),
+        result => result?,
+    }
     eprintln!(
         "devloom: confirmed {:?} as the cause of incident {:?} in {}",
         cause.candidate,

@@ -46,6 +46,10 @@ pub struct ReplayArgs {
     /// Where remediation plans go (JSON lines).
     #[arg(long, conflicts_with = "brokers")]
     pub remediations: Option<String>,
+    /// Where post-mortem drafts go (JSON lines, Markdown inside) in embedded mode: one
+    /// when an incident closes, another when its cause is confirmed afterwards.
+    #[arg(long, conflicts_with = "brokers")]
+    pub postmortems: Option<String>,
     /// Score candidates with this model file (default: [scorer] model, else built in).
     #[arg(long)]
     pub model: Option<PathBuf>,
@@ -62,6 +66,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
         output: args.output,
         candidates: args.candidates,
         remediations: args.remediations,
+        postmortems: args.postmortems,
         brokers: args.brokers,
         model: args.model,
         ..Overrides::default()

@@ -66,6 +66,10 @@ pub struct RunArgs {
     /// embedded mode.
     #[arg(long)]
     pub remediations: Option<String>,
+    /// Where post-mortem drafts go (JSON lines, Markdown inside) in embedded mode: one
+    /// when an incident closes, another when its cause is confirmed afterwards.
+    #[arg(long)]
+    pub postmortems: Option<String>,
     /// Score candidates with this model file (default: [scorer] model, else built in).
     #[arg(long)]
     pub model: Option<PathBuf>,
@@ -80,6 +84,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         output: args.output,
         candidates: args.candidates,
         remediations: args.remediations,
+        postmortems: args.postmortems,
         dead_letter: args.dead_letter,
         append: args.append,
         brokers: args.brokers,
@@ -102,7 +107,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let dead_path =
         routes(&config).into_iter().find(|r| r.kind == OutputKind::DeadLetter).and_then(|r| r.file);
     eprintln!(
-        "devloom: {} records, {} spans, {} alerts, {} deploys → {} impact-map versions, {} candidate lists, {} remediation plans; {} dead letters{}",
+        "devloom: {} records, {} spans, {} alerts, {} deploys → {} impact-map versions, {} candidate lists, {} remediation plans, {} post-mortem drafts; {} dead letters{}",
         summary.records,
         e.spans,
         e.alerts,
@@ -110,6 +115,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         e.impact_maps,
         e.candidate_lists,
         e.remediation_plans,
+        e.postmortems,
         summary.dead_letters,
         match dead_path {
             Some(path) if summary.dead_letters > 0 => format!(" (in {path})"),

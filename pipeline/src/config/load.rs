@@ -161,6 +161,8 @@ pub struct Overrides {
     pub candidates: Option<String>,
     /// `--remediations`: `[output] remediations`.
     pub remediations: Option<String>,
+    /// `--postmortems`: `[output] postmortems`.
+    pub postmortems: Option<String>,
     /// `--dead-letter`: `[output] dead_letter`.
     pub dead_letter: Option<PathBuf>,
     /// `--append`: `[output] append = true`.
@@ -200,6 +202,7 @@ impl Overrides {
         replace(&mut c.output.path, self.output);
         replace(&mut c.output.candidates, self.candidates.map(Some));
         replace(&mut c.output.remediations, self.remediations.map(Some));
+        replace(&mut c.output.postmortems, self.postmortems.map(Some));
         replace(&mut c.output.dead_letter, self.dead_letter);
         c.output.append |= self.append;
         replace(&mut c.kafka.brokers, self.brokers);

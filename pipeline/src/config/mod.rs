@@ -45,6 +45,17 @@ pub struct Config {
     pub history: HistoryConfig,
     /// The root-cause scorer.
     pub scorer: ScorerConfig,
+    /// Post-mortem drafts.
+    pub postmortem: PostmortemConfig,
+}
+
+/// `[postmortem]`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PostmortemConfig {
+    /// A MiniJinja template for the drafts' Markdown; unset: the built-in one
+    /// (`devloom postmortem template` prints it).
+    pub template: Option<PathBuf>,
 }
 
 /// `[scorer]`.
@@ -113,12 +124,16 @@ pub struct TopicsConfig {
     pub alerts: String,
     /// Deploys and other changes in.
     pub deploys: String,
+    /// Confirmed causes in (what `devloom history confirm --print` writes).
+    pub causes: String,
     /// Impact maps out.
     pub impact: String,
     /// Root-cause candidate lists out.
     pub candidates: String,
     /// Remediation plans (diffs) out.
     pub remediations: String,
+    /// Post-mortem drafts out.
+    pub postmortems: String,
     /// Undecodable input out.
     pub deadletter: String,
 }
@@ -130,9 +145,11 @@ impl Default for TopicsConfig {
             otlp_spans: String::new(),
             alerts: "devloom.alerts".into(),
             deploys: "devloom.deploys".into(),
+            causes: "devloom.causes".into(),
             impact: "devloom.impact".into(),
             candidates: "devloom.candidates".into(),
             remediations: "devloom.remediations".into(),
+            postmortems: "devloom.postmortems".into(),
             deadletter: "devloom.deadletter".into(),
         }
     }
@@ -205,6 +222,8 @@ pub struct OutputConfig {
     pub candidates: Option<String>,
     /// Remediation plans as JSON lines (a file, or `-`); unset: not written.
     pub remediations: Option<String>,
+    /// Post-mortem drafts as JSON lines (a file, or `-`); unset: not written.
+    pub postmortems: Option<String>,
     /// Dead letters as JSON lines (created on the first one).
     pub dead_letter: PathBuf,
     /// Append to these files instead of replacing them on each run.
@@ -217,6 +236,7 @@ impl Default for OutputConfig {
             path: "-".into(),
             candidates: None,
             remediations: None,
+            postmortems: None,
             dead_letter: PathBuf::from("devloom-deadletter.ndjson"),
             append: false,
         }

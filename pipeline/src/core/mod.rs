@@ -18,6 +18,8 @@ use devloom_schemas::Event;
 use devloom_schemas::codec::Expect;
 use devloom_schemas::time::format_rfc3339;
 
+use crate::sinks::postmortem_markdown::Template;
+
 pub use decode::{Rejected, decode_record};
 pub use latency::{LatencyStats, LatencySummary, wall_clock_ns};
 pub use output::{Output, OutputKind, Sink};
@@ -83,6 +85,7 @@ impl RunSummary {
 /// The operator loop with its sink and taps.
 pub struct Pipeline<S: Sink> {
     engine: Engine,
+    postmortem_template: Template,
     sink: S,
     taps: Vec<Box<dyn Sink + Send>>,
     latency: LatencyStats,
@@ -98,6 +101,7 @@ impl<S: Sink> Pipeline<S> {
     pub fn new(engine: Engine, sink: S) -> Self {
         Self {
             engine,
+            postmortem_template: Template::default(),
             sink,
             taps: Vec::new(),
             latency: LatencyStats::default(),
@@ -107,6 +111,12 @@ impl<S: Sink> Pipeline<S> {
             outputs: Outputs::default(),
             started: Instant::now(),
         }
+    }
+
+    /// Renders post-mortem drafts' Markdown with `template` instead of the built-in one.
+    pub fn postmortem_template(mut self, template: Template) -> Self {
+        self.postmortem_template = template;
+        self
     }
 
     /// Also sends every input event and every output to `tap` (the history archive).
@@ -192,6 +202,15 @@ impl<S: Sink> Pipeline<S> {
         for mut plan in std::mem::take(&mut self.outputs.remediations) {
             plan.published_at = Some(format_rfc3339(wall_clock_ns()));
             self.publish(&Output::Remediation(plan))?;
+        }
+        for mut draft in std::mem::take(&mut self.outputs.postmortems) {
+            // A template that fails on this draft leaves the JSON without Markdown and says why.
+            match self.postmortem_template.render(&draft) {
+                Ok(markdown) => draft.markdown = Some(markdown),
+                Err(e) => tracing::warn!(incident = %draft.incident_id, "{e}"),
+            }
+            draft.published_at = Some(format_rfc3339(wall_clock_ns()));
+            self.publish(&Output::Postmortem(Box::new(draft)))?;
         }
         Ok(())
     }

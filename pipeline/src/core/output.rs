@@ -5,7 +5,7 @@
 
 use std::io;
 
-use devloom_schemas::{CandidateList, Event, ImpactMap, RemediationPlan};
+use devloom_schemas::{CandidateList, Event, ImpactMap, PostmortemDraft, RemediationPlan};
 use serde::Serialize;
 
 use super::decode::Rejected;
@@ -19,6 +19,8 @@ pub enum Output {
     Candidates(CandidateList),
     /// A remediation-plan version.
     Remediation(RemediationPlan),
+    /// A post-mortem draft version.
+    Postmortem(Box<PostmortemDraft>),
     /// An input that could not be decoded.
     DeadLetter(Box<Rejected>),
 }
@@ -32,13 +34,16 @@ pub enum OutputKind {
     Candidates,
     /// [`Output::Remediation`].
     Remediation,
+    /// [`Output::Postmortem`].
+    Postmortem,
     /// [`Output::DeadLetter`].
     DeadLetter,
 }
 
 impl OutputKind {
     /// Every kind.
-    pub const ALL: [Self; 4] = [Self::Impact, Self::Candidates, Self::Remediation, Self::DeadLetter];
+    pub const ALL: [Self; 5] =
+        [Self::Impact, Self::Candidates, Self::Remediation, Self::Postmortem, Self::DeadLetter];
 
     /// The CloudEvents `type` of the kind's events (dead letters are republished as
     /// they arrived, without one).
@@ -47,6 +52,7 @@ impl OutputKind {
             Self::Impact => Some("dev.devloom.impact.v1"),
             Self::Candidates => Some("dev.devloom.candidates.v1"),
             Self::Remediation => Some("dev.devloom.remediation.v1"),
+            Self::Postmortem => Some("dev.devloom.postmortem.v1"),
             Self::DeadLetter => None,
         }
     }
@@ -59,6 +65,7 @@ impl Output {
             Self::Impact(_) => OutputKind::Impact,
             Self::Candidates(_) => OutputKind::Candidates,
             Self::Remediation(_) => OutputKind::Remediation,
+            Self::Postmortem(_) => OutputKind::Postmortem,
             Self::DeadLetter(_) => OutputKind::DeadLetter,
         }
     }
@@ -69,6 +76,7 @@ impl Output {
             Self::Impact(m) => Some((&m.incident_id, m.version)),
             Self::Candidates(l) => Some((&l.incident_id, l.version)),
             Self::Remediation(p) => Some((&p.incident_id, p.version)),
+            Self::Postmortem(d) => Some((&d.incident_id, d.version)),
             Self::DeadLetter(_) => None,
         }
     }
@@ -79,6 +87,7 @@ impl Output {
             Self::Impact(m) => m.published_at.as_deref(),
             Self::Candidates(l) => l.published_at.as_deref(),
             Self::Remediation(p) => p.published_at.as_deref(),
+            Self::Postmortem(d) => d.published_at.as_deref(),
             Self::DeadLetter(_) => None,
         }
     }
@@ -92,6 +101,7 @@ impl Output {
             Self::Impact(m) => json(m),
             Self::Candidates(l) => json(l),
             Self::Remediation(p) => json(p),
+            Self::Postmortem(d) => json(d),
             Self::DeadLetter(r) => json(&r.dead_letter()),
         }
     }

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use arrow_array::{ArrayRef, RecordBatch, TimestampNanosecondArray, UInt64Array};
 use devloom_schemas::arrow::ArrowRecord;
 use devloom_schemas::{
-    Alert, CandidateList, ConfirmedCause, Deploy, Event, ImpactMap, RemediationPlan, Span,
+    Alert, CandidateList, ConfirmedCause, Deploy, Event, ImpactMap, PostmortemDraft, RemediationPlan, Span,
 };
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
@@ -57,6 +57,7 @@ pub struct ArchiveWriter {
     impact: Table<ImpactMap>,
     candidates: Table<CandidateList>,
     remediations: Table<RemediationPlan>,
+    postmortems: Table<PostmortemDraft>,
     causes: Table<ConfirmedCause>,
     staged: Vec<PathBuf>,
     _lock: WriterLock,
@@ -104,6 +105,7 @@ impl ArchiveWriter {
             impact: Table::new(Kind::Impact),
             candidates: Table::new(Kind::Candidates),
             remediations: Table::new(Kind::Remediations),
+            postmortems: Table::new(Kind::Postmortems),
             causes: Table::new(Kind::Causes),
             staged: Vec::new(),
             _lock: lock,
@@ -123,6 +125,7 @@ impl ArchiveWriter {
             Event::Span(s) => self.spans.append(&self.config, seq, time, s.clone())?,
             Event::Alert(a) => self.alerts.append(&self.config, seq, time, a.clone())?,
             Event::Deploy(d) => self.deploys.append(&self.config, seq, time, d.clone())?,
+            Event::Cause(c) => self.causes.append(&self.config, seq, time, c.clone())?,
         };
         self.after_append(rolled)
     }
@@ -145,6 +148,13 @@ impl ArchiveWriter {
     pub fn append_remediation(&mut self, plan: &RemediationPlan) -> Result<(), HistoryError> {
         let seq = self.take_seq();
         let rolled = self.remediations.append(&self.config, seq, plan.event_time_ns, plan.clone())?;
+        self.after_append(rolled)
+    }
+
+    /// Appends one published post-mortem draft version.
+    pub fn append_postmortem(&mut self, draft: &PostmortemDraft) -> Result<(), HistoryError> {
+        let seq = self.take_seq();
+        let rolled = self.postmortems.append(&self.config, seq, draft.event_time_ns, draft.clone())?;
         self.after_append(rolled)
     }
 
@@ -171,6 +181,7 @@ impl ArchiveWriter {
             self.staged.extend(self.impact.close_where(|f| f.opened.elapsed() >= max_age)?);
             self.staged.extend(self.candidates.close_where(|f| f.opened.elapsed() >= max_age)?);
             self.staged.extend(self.remediations.close_where(|f| f.opened.elapsed() >= max_age)?);
+            self.staged.extend(self.postmortems.close_where(|f| f.opened.elapsed() >= max_age)?);
             self.staged.extend(self.causes.close_where(|f| f.opened.elapsed() >= max_age)?);
         }
         if self.commit_on_roll && !self.staged.is_empty() {
@@ -188,6 +199,7 @@ impl ArchiveWriter {
         self.staged.extend(self.impact.close_where(|_| true)?);
         self.staged.extend(self.candidates.close_where(|_| true)?);
         self.staged.extend(self.remediations.close_where(|_| true)?);
+        self.staged.extend(self.postmortems.close_where(|_| true)?);
         self.staged.extend(self.causes.close_where(|_| true)?);
         self.commit()?;
         Ok(self.next_seq)

@@ -29,12 +29,11 @@ impl WriterLock {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
                 let holder = std::fs::read_to_string(&path).unwrap_or_default();
-                return Err(HistoryError::Usage(format!(
-                    "{}: the archive is being written by process {} (it holds {}); one writer at a time",
-                    dir.display(),
-                    holder.trim(),
-                    path.display()
-                )));
+                return Err(HistoryError::Busy {
+                    dir: dir.to_path_buf(),
+                    holder: holder.trim().to_string(),
+                    lock: path,
+                });
             }
             Err(TryLockError::Error(e)) => return Err(HistoryError::io(&path)(e)),
         }

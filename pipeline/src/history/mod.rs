@@ -61,7 +61,7 @@ pub enum HistoryError {
     },
     /// The archive directory does not exist or holds no table.
     #[error(
-        "{0}: no history archive here (expected spans/, alerts/, deploys/, impact/, candidates/, remediations/ or causes/)"
+        "{0}: no history archive here (expected spans/, alerts/, deploys/, impact/, candidates/, remediations/, postmortems/ or causes/)"
     )]
     NotAnArchive(PathBuf),
     /// DataFusion could not plan or run a query.
@@ -70,6 +70,18 @@ pub enum HistoryError {
     /// A command-line argument is invalid.
     #[error("{0}")]
     Usage(String),
+    /// Another process (a running `devloom run`) is writing the archive.
+    #[error(
+        "{dir}: the archive is being written by process {holder} (it holds {lock}); one writer at a time"
+    )]
+    Busy {
+        /// The archive.
+        dir: PathBuf,
+        /// What the lock file says about its holder (its pid).
+        holder: String,
+        /// The lock file.
+        lock: PathBuf,
+    },
 }
 
 impl HistoryError {

@@ -2,8 +2,9 @@
 //! the same operators in the order the live run saw them (`seq`), so a replay of a live
 //! run's archive reproduces its outputs exactly (wall-clock stamps aside).
 //!
-//! Each input table is read on its own thread (DataFusion scan, Arrow → events); the
-//! operator loop merges the three sorted streams by `seq`.
+//! Each input table (spans, alerts, deploys, causes) is read on its own thread
+//! (DataFusion scan, Arrow → events); the operator loop merges the sorted streams by
+//! `seq`.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::UInt64Type;
 use devloom_schemas::arrow::ArrowRecord;
 use devloom_schemas::time::format_rfc3339;
-use devloom_schemas::{Alert, Deploy, Event, Span};
+use devloom_schemas::{Alert, ConfirmedCause, Deploy, Event, Span};
 use futures_util::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -36,7 +37,8 @@ pub struct Selection {
     /// Only these services: their alerts and deploys, and every span of the traces
     /// that touch them (so their calls still pair).
     pub services: Vec<String>,
-    /// An SQL predicate applied to each input table (`spans`, `alerts`, `deploys`).
+    /// An SQL predicate applied to each input table (`spans`, `alerts`, `deploys`; the
+    /// `causes` confirmations are selected by time only).
     pub filter: Option<String>,
 }
 
@@ -53,7 +55,8 @@ impl Selection {
             predicates.push(format!("{DATE} <= '{}'", date_of_day(day_of(to))));
             predicates.push(format!("{TIME} < '{}'", format_rfc3339(to)));
         }
-        if !self.services.is_empty() {
+        // Confirmations follow their incidents by id, whatever the services or filter.
+        if !self.services.is_empty() && kind != Kind::Causes {
             let list =
                 self.services.iter().map(|s| format!("'{}'", s.replace('\'', "''"))).collect::<Vec<_>>();
             let list = list.join(", ");
@@ -62,7 +65,7 @@ impl Selection {
                 _ => format!("service IN ({list})"),
             });
         }
-        if let Some(filter) = &self.filter {
+        if let Some(filter) = self.filter.as_ref().filter(|_| kind != Kind::Causes) {
             predicates.push(format!("({filter})"));
         }
         let mut sql = format!("SELECT * FROM {table}");
@@ -115,7 +118,7 @@ pub fn replay<S: Sink>(
 }
 
 /// The archive as a source: each input table is read on its own thread (DataFusion
-/// scan, Arrow → events) and the three sorted streams are merged by `seq`.
+/// scan, Arrow → events) and the sorted streams are merged by `seq`.
 pub struct Replay {
     cursors: Vec<Cursor>,
     readers: Vec<JoinHandle<()>>,
@@ -129,7 +132,7 @@ impl Replay {
     pub fn open(dir: &Path, selection: &Selection, progress: bool) -> Result<Self, HistoryError> {
         let started = Instant::now();
         let files = Arc::new(check(dir)?);
-        let inputs = [Kind::Spans, Kind::Alerts, Kind::Deploys];
+        let inputs = [Kind::Spans, Kind::Alerts, Kind::Deploys, Kind::Causes];
         integrity::ensure_intact(
             files.iter().filter(|f| inputs.contains(&f.kind)).map(|f| f.path.as_path()),
         )?;
@@ -287,8 +290,11 @@ fn to_events(kind: Kind, batch: &RecordBatch) -> Result<Vec<(u64, Event)>, Histo
         Kind::Spans => Span::from_batch(&record).map_err(bad)?.into_iter().map(Event::Span).collect(),
         Kind::Alerts => Alert::from_batch(&record).map_err(bad)?.into_iter().map(Event::Alert).collect(),
         Kind::Deploys => Deploy::from_batch(&record).map_err(bad)?.into_iter().map(Event::Deploy).collect(),
-        Kind::Impact | Kind::Candidates | Kind::Remediations | Kind::Causes => {
-            unreachable!("outputs and labels are not replayed")
+        Kind::Causes => {
+            ConfirmedCause::from_batch(&record).map_err(bad)?.into_iter().map(Event::Cause).collect()
+        }
+        Kind::Impact | Kind::Candidates | Kind::Remediations | Kind::Postmortems => {
+            return Err(HistoryError::Query(format!("{} holds outputs, not inputs to replay", kind.table())));
         }
     };
     Ok(seqs.into_iter().zip(events).collect())

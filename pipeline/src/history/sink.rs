@@ -21,6 +21,7 @@ impl Sink for ArchiveSink {
             Output::Impact(map) => self.0.append_impact(map),
             Output::Candidates(list) => self.0.append_candidates(list),
             Output::Remediation(plan) => self.0.append_remediation(plan),
+            Output::Postmortem(draft) => self.0.append_postmortem(draft),
             Output::DeadLetter(_) => Ok(()),
         }
         .map_err(io::Error::other)

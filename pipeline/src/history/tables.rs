@@ -13,7 +13,9 @@ use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTable
 use datafusion::prelude::{SessionConfig, SessionContext, col};
 use devloom_schemas::arrow::ArrowRecord;
 use devloom_schemas::time::{format_rfc3339, parse_rfc3339};
-use devloom_schemas::{Alert, CandidateList, ConfirmedCause, Deploy, ImpactMap, RemediationPlan, Span};
+use devloom_schemas::{
+    Alert, CandidateList, ConfirmedCause, Deploy, ImpactMap, PostmortemDraft, RemediationPlan, Span,
+};
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use parquet::file::statistics::Statistics;
 
@@ -45,19 +47,22 @@ pub enum Kind {
     Candidates,
     /// Published remediation-plan versions.
     Remediations,
+    /// Published post-mortem draft versions.
+    Postmortems,
     /// Confirmed root causes (labels for training).
     Causes,
 }
 
 impl Kind {
     /// Every table, inputs first.
-    pub const ALL: [Kind; 7] = [
+    pub const ALL: [Kind; 8] = [
         Kind::Spans,
         Kind::Alerts,
         Kind::Deploys,
         Kind::Impact,
         Kind::Candidates,
         Kind::Remediations,
+        Kind::Postmortems,
         Kind::Causes,
     ];
 
@@ -70,6 +75,7 @@ impl Kind {
             Kind::Impact => ImpactMap::TABLE,
             Kind::Candidates => CandidateList::TABLE,
             Kind::Remediations => RemediationPlan::TABLE,
+            Kind::Postmortems => PostmortemDraft::TABLE,
             Kind::Causes => ConfirmedCause::TABLE,
         }
     }
@@ -82,6 +88,7 @@ impl Kind {
             Kind::Impact => ImpactMap::arrow_fields(),
             Kind::Candidates => CandidateList::arrow_fields(),
             Kind::Remediations => RemediationPlan::arrow_fields(),
+            Kind::Postmortems => PostmortemDraft::arrow_fields(),
             Kind::Causes => ConfirmedCause::arrow_fields(),
         };
         fields.map_err(|e| HistoryError::Encode { table: self.table(), reason: e.to_string() })

@@ -11,7 +11,7 @@ use devloom_operators::EngineSnapshot;
 use serde::{Deserialize, Serialize};
 
 const FILE: &str = "checkpoint.json";
-const FORMAT_VERSION: u32 = 3;
+const FORMAT_VERSION: u32 = 4;
 
 /// What a checkpoint holds.
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -447,6 +447,6 @@ fn build(
             candidates,
             published_at: None,
         },
-        cause: ConfirmedCause { incident_id, candidate: cause_key, time_ns: resolved_ns },
+        cause: ConfirmedCause { incident_id, candidate: cause_key, time_ns: resolved_ns, confirmed_by: None },
     }
 }

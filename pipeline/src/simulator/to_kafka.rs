@@ -45,6 +45,7 @@ pub fn publish_records(
         let topic = match r.expect {
             Expect::Traces => &k.topics.traces,
             Expect::Alerts => &k.topics.alerts,
+            Expect::Causes => &k.topics.causes,
             Expect::Deploys | Expect::Any => &k.topics.deploys,
         };
         let headers = OwnedHeaders::new().insert(Header { key: "content-type", value: Some(r.content_type) });

@@ -1,10 +1,12 @@
 //! The ways out: JSON lines ([`json_lines`]), the terminal picture ([`terminal`], with
-//! remediation diffs in [`remediation_view`]), the
+//! remediation diffs in [`remediation_view`]), post-mortem Markdown
+//! ([`postmortem_markdown`]), the
 //! demo's summary ([`recorder`]), outputs collected in memory ([`Collected`]). Kafka
 //! topics ([`crate::kafka::sink`]) and the history archive ([`crate::history::sink`])
 //! implement the same [`Sink`]. Where each kind of output goes is [`routes`].
 
 pub mod json_lines;
+pub mod postmortem_markdown;
 pub mod recorder;
 pub mod remediation_view;
 pub mod routes;
@@ -12,7 +14,7 @@ pub mod terminal;
 
 use std::io;
 
-use devloom_schemas::{CandidateList, DeadLetter, ImpactMap, RemediationPlan};
+use devloom_schemas::{CandidateList, DeadLetter, ImpactMap, PostmortemDraft, RemediationPlan};
 
 use crate::core::{Output, Sink};
 pub use json_lines::{JsonLines, open_output};
@@ -27,6 +29,8 @@ pub struct Collected {
     pub candidates: Vec<CandidateList>,
     /// Remediation-plan versions in publish order.
     pub remediations: Vec<RemediationPlan>,
+    /// Post-mortem draft versions in publish order.
+    pub postmortems: Vec<PostmortemDraft>,
     /// Dead letters in publish order.
     pub dead_letters: Vec<DeadLetter>,
 }
@@ -37,6 +41,7 @@ impl Sink for Collected {
             Output::Impact(m) => self.maps.push(m.clone()),
             Output::Candidates(l) => self.candidates.push(l.clone()),
             Output::Remediation(p) => self.remediations.push(p.clone()),
+            Output::Postmortem(d) => self.postmortems.push((**d).clone()),
             Output::DeadLetter(r) => self.dead_letters.push(r.dead_letter()),
         }
         Ok(())

@@ -28,6 +28,7 @@ pub fn routes(config: &Config) -> Vec<Route> {
                 OutputKind::Impact => (&topics.impact, Some(files.path.clone())),
                 OutputKind::Candidates => (&topics.candidates, files.candidates.clone()),
                 OutputKind::Remediation => (&topics.remediations, files.remediations.clone()),
+                OutputKind::Postmortem => (&topics.postmortems, files.postmortems.clone()),
                 OutputKind::DeadLetter => (&topics.deadletter, Some(files.dead_letter.display().to_string())),
             };
             Route { kind, topic: topic.clone(), file, append: files.append }

@@ -7,8 +7,8 @@ use std::io::{self, Write};
 
 use anstyle::{AnsiColor, Style};
 use devloom_schemas::{
-    CandidateList, Direction, EdgeOrigin, HealthState, ImpactEdge, ImpactMap, ImpactNode, IncidentStatus,
-    Remediation, RemediationPlan, Verdict,
+    CandidateList, CauseStatus, Direction, EdgeOrigin, HealthState, ImpactEdge, ImpactMap, ImpactNode,
+    IncidentStatus, PostmortemDraft, Remediation, RemediationPlan, Verdict,
 };
 
 use super::remediation_view::{render_remediation, render_rescored};
@@ -183,11 +183,25 @@ impl<W: Write> Sink for TerminalSink<W> {
             Output::Impact(map) => render_map(map, self.color),
             Output::Candidates(list) => render_candidates(list, self.color),
             Output::Remediation(plan) => self.remediation(plan),
+            Output::Postmortem(draft) => render_postmortem(draft),
             Output::DeadLetter(_) => return Ok(()),
         };
         writeln!(self.out, "{text}")?;
         self.out.flush()
     }
+}
+
+/// A post-mortem draft's headline: its title, the cause and where the whole draft is.
+pub fn render_postmortem(draft: &PostmortemDraft) -> String {
+    let cause = match (draft.root_cause.status, &draft.root_cause.key) {
+        (CauseStatus::Confirmed, Some(key)) => format!("cause confirmed: {key}"),
+        (CauseStatus::Unconfirmed, Some(key)) => format!("top candidate (unconfirmed): {key}"),
+        _ => "cause unknown".to_string(),
+    };
+    format!(
+        "   post-mortem draft v{} for {}: {}\n   {cause}; the whole draft: devloom postmortem {} --history DIR\n",
+        draft.version, draft.incident_id, draft.title, draft.incident_id
+    )
 }
 
 /// The candidate list under a map: the top five with confidence, the flag when set.

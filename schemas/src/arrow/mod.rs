@@ -14,6 +14,7 @@ use crate::alert::Alert;
 use crate::candidates::{CandidateList, ConfirmedCause};
 use crate::deploy::Deploy;
 use crate::impact::ImpactMap;
+use crate::postmortem::PostmortemDraft;
 use crate::remediation::RemediationPlan;
 use crate::span::Span;
 
@@ -78,6 +79,10 @@ impl ArrowRecord for CandidateList {
 
 impl ArrowRecord for RemediationPlan {
     const TABLE: &'static str = "remediations";
+}
+
+impl ArrowRecord for PostmortemDraft {
+    const TABLE: &'static str = "postmortems";
 }
 
 impl ArrowRecord for ConfirmedCause {

@@ -8,6 +8,14 @@
 //!  "environment":"production","author":"ana","kind":"deploy","spec_before":"…","spec_after":"…"}
 //! ```
 //!
+//! A confirmed cause (the causes input: `devloom.causes`, or a line of an input file);
+//! `service` instead of `candidate` names a service Devloom did not list, and `time`
+//! defaults to the transport's (the Kafka message timestamp):
+//!
+//! ```json
+//! {"incident_id":"inc-3f2a…","candidate":"deploy:payments@v1.9.0","confirmed_by":"ana","time":"2026-11-27T10:30:00Z"}
+//! ```
+//!
 //! Optional deploy keys tell how it was rolled out, for the rollback command:
 //! `tool` (`kubectl`, `helm`, `argocd`, `git`), `release` (Helm release, Argo CD
 //! application, `owner/repo`), `history_id` / `previous_history_id` (Helm revision,
@@ -20,9 +28,10 @@ use serde_json::Value;
 
 use super::{DecodeError, Format, from_json, json_time, stable_digest};
 use crate::alert::{Alert, AlertSource, AlertStatus, Severity};
+use crate::candidates::ConfirmedCause;
 use crate::deploy::{ChangeKind, Deploy, DeploySource, RolloutTool};
 use crate::event::Event;
-use crate::time::format_rfc3339;
+use crate::time::{TimestampNs, format_rfc3339};
 
 /// Devloom alert JSON as written on the wire.
 #[derive(Serialize, Deserialize)]
@@ -72,6 +81,21 @@ struct DeployWire {
     history_id: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     previous_history_id: Option<i64>,
+}
+
+/// Devloom cause JSON as written on the wire.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CauseWire {
+    incident_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    candidate: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    service: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    confirmed_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    time: Option<String>,
 }
 
 pub(crate) fn decode_alert(value: Value, out: &mut Vec<Event>) -> Result<(), DecodeError> {
@@ -129,6 +153,61 @@ pub(crate) fn decode_deploy(value: Value, out: &mut Vec<Event>) -> Result<(), De
         spec_path: w.spec_path,
     }));
     Ok(())
+}
+
+pub(crate) fn decode_cause(
+    value: Value,
+    fallback_time_ns: Option<TimestampNs>,
+    out: &mut Vec<Event>,
+) -> Result<(), DecodeError> {
+    const F: Format = Format::DevloomCause;
+    let w: CauseWire = from_json(F, value)?;
+    if w.incident_id.trim().is_empty() {
+        return Err(DecodeError::invalid(F, "incident_id", "is empty"));
+    }
+    let candidate = match (w.candidate, w.service) {
+        (Some(key), None) if !key.trim().is_empty() => key,
+        (None, Some(service)) if !service.trim().is_empty() => format!("service:{service}"),
+        (Some(_), Some(_)) => {
+            return Err(DecodeError::invalid(F, "service", "give candidate or service, not both"));
+        }
+        (None, None) => {
+            return Err(DecodeError::invalid(
+                F,
+                "candidate",
+                "missing: name the candidate key, or the service",
+            ));
+        }
+        (Some(_), None) => return Err(DecodeError::invalid(F, "candidate", "is empty")),
+        (None, Some(_)) => return Err(DecodeError::invalid(F, "service", "is empty")),
+    };
+    let time_ns = match (&w.time, fallback_time_ns) {
+        (Some(time), _) => json_time(F, "time", time)?,
+        (None, Some(fallback)) => fallback,
+        (None, None) => {
+            return Err(DecodeError::invalid(F, "time", "missing, and the transport gave no time"));
+        }
+    };
+    out.push(Event::Cause(ConfirmedCause {
+        incident_id: w.incident_id,
+        candidate,
+        time_ns,
+        confirmed_by: w.confirmed_by.filter(|by| !by.trim().is_empty()),
+    }));
+    Ok(())
+}
+
+/// Writes a confirmed cause as Devloom cause JSON (one line, no trailing newline): what
+/// the causes input reads.
+pub fn encode_cause(cause: &ConfirmedCause) -> String {
+    let w = CauseWire {
+        incident_id: cause.incident_id.clone(),
+        candidate: Some(cause.candidate.clone()),
+        service: None,
+        confirmed_by: cause.confirmed_by.clone(),
+        time: Some(format_rfc3339(cause.time_ns)),
+    };
+    serde_json::to_string(&w).unwrap_or_default()
 }
 
 /// Writes an alert as Devloom alert JSON (one line, no trailing newline).

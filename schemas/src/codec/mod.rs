@@ -8,7 +8,7 @@ mod alertmanager;
 mod argocd;
 mod cloudevents;
 mod devloom_json;
-pub use devloom_json::{encode_alert, encode_deploy};
+pub use devloom_json::{encode_alert, encode_cause, encode_deploy};
 mod github;
 mod json;
 pub mod otlp;
@@ -45,6 +45,8 @@ pub enum Format {
     ArgoCdApplication,
     /// GitHub `deployment_status` webhook.
     GithubDeploymentStatus,
+    /// Devloom cause JSON (a confirmed root cause).
+    DevloomCause,
     /// CloudEvents 1.0 structured mode (`application/cloudevents+json`).
     CloudEventsStructured,
 }
@@ -61,6 +63,7 @@ impl Format {
             Self::DevloomDeploy => "Devloom deploy JSON",
             Self::ArgoCdApplication => "Argo CD Application",
             Self::GithubDeploymentStatus => "GitHub deployment_status",
+            Self::DevloomCause => "Devloom cause JSON",
             Self::CloudEventsStructured => "CloudEvents structured JSON",
         }
     }
@@ -75,6 +78,7 @@ impl Format {
             Expect::Deploys => {
                 matches!(self, Self::DevloomDeploy | Self::ArgoCdApplication | Self::GithubDeploymentStatus)
             }
+            Expect::Causes => self == Self::DevloomCause,
         }
     }
 }
@@ -94,6 +98,8 @@ pub enum Expect {
     Alerts,
     /// Deploy / change formats only.
     Deploys,
+    /// Confirmed causes only.
+    Causes,
     /// Anything (files, stdin).
     #[default]
     Any,
@@ -105,6 +111,7 @@ impl fmt::Display for Expect {
             Self::Traces => "traces",
             Self::Alerts => "alerts",
             Self::Deploys => "deploys",
+            Self::Causes => "causes",
             Self::Any => "any",
         })
     }
@@ -345,6 +352,7 @@ fn decode_json(
         Format::DevloomDeploy => devloom_json::decode_deploy(value, out)?,
         Format::ArgoCdApplication => argocd::decode(value, out)?,
         Format::GithubDeploymentStatus => github::decode(value, out)?,
+        Format::DevloomCause => devloom_json::decode_cause(value, ctx.fallback_time_ns, out)?,
         // Never sniffed from JSON / unwrapped above; kept total without a panic.
         Format::OtlpProtobuf | Format::CloudEventsStructured => {
             return Err(DecodeError::WrongInput { format, expect });
@@ -365,6 +373,8 @@ fn sniff_json(value: &Value) -> Option<Format> {
         Format::AlertmanagerV4
     } else if has("event_action") {
         Format::PagerDutyV2
+    } else if has("incident_id") && (has("candidate") || has("service")) {
+        Format::DevloomCause
     } else if has("deployment_status") && has("deployment") {
         Format::GithubDeploymentStatus
     } else if obj.get("kind").and_then(Value::as_str) == Some("Application") {
@@ -391,7 +401,7 @@ fn expect_allows_protobuf(expect: Expect) -> bool {
 }
 
 fn accepted_list(expect: Expect) -> String {
-    const ALL: [Format; 9] = [
+    const ALL: [Format; 10] = [
         Format::OtlpProtobuf,
         Format::OtlpJson,
         Format::AlertmanagerV4,
@@ -400,6 +410,7 @@ fn accepted_list(expect: Expect) -> String {
         Format::DevloomDeploy,
         Format::ArgoCdApplication,
         Format::GithubDeploymentStatus,
+        Format::DevloomCause,
         Format::CloudEventsStructured,
     ];
     ALL.iter()
