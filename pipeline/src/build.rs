@@ -43,16 +43,18 @@ pub fn engine(config: &Config) -> Result<Engine, ScorerError> {
     })
 }
 
+/// The post-mortem template of `[postmortem] template`, else the built-in one.
+pub fn postmortem_template(config: &Config) -> Result<Template, TemplateError> {
+    config.postmortem.template.as_deref().map_or_else(|| Ok(Template::default()), Template::load)
+}
+
 /// The pipeline `config` describes, publishing to `sink`.
 pub fn pipeline<S: Sink>(
     config: &Config,
     sink: S,
     commits: ArchiveCommits,
 ) -> Result<Pipeline<S>, BuildError> {
-    let mut pipeline = Pipeline::new(engine(config)?, sink);
-    if let Some(path) = &config.postmortem.template {
-        pipeline = pipeline.postmortem_template(Template::load(path)?);
-    }
+    let mut pipeline = Pipeline::new(engine(config)?, sink).postmortem_template(postmortem_template(config)?);
     if let Some(archive) = config.history.archive() {
         let writer = match commits {
             ArchiveCommits::OnRoll => ArchiveWriter::open(archive, None, true)?,

@@ -18,7 +18,9 @@ use devloom::sinks::Collected;
 use devloom::sources::simulated;
 use devloom_operators::{Engine, EngineConfig};
 use devloom_schemas::codec::DecodeOptions;
-use devloom_schemas::{CandidateList, ImpactMap, IncidentStatus, RemediationPlan};
+use devloom_schemas::{
+    CandidateList, CauseStatus, ImpactMap, IncidentStatus, PostmortemDraft, RemediationPlan,
+};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
@@ -235,7 +237,6 @@ fn collector_alertmanager_and_deploy_messages_become_impact_maps() {
     let child = spawn(&config, &s.dir.path().join("a.log"));
     let messages =
         consume(&brokers, &kafka.topics.impact, resolved, "the resolved map", &s.dir.path().join("a.log"));
-    terminate(child);
     assert_eq!(maps(&messages), embedded("regression").0, "Kafka and embedded runs agree");
     let first = &messages[0];
     let map: ImpactMap = serde_json::from_slice(first.payload().unwrap()).unwrap();
@@ -281,6 +282,40 @@ fn collector_alertmanager_and_deploy_messages_become_impact_maps() {
         ["kubectl rollout undo deployment/payments --namespace production --to-revision=41"]
     );
 
+    // The post-mortem draft on resolve leaves the cause unconfirmed; a confirmation on
+    // the causes topic writes version 2, naming it.
+    let drafts = consume(
+        &brokers,
+        &kafka.topics.postmortems,
+        |ms| !ms.is_empty(),
+        "the draft",
+        &s.dir.path().join("a.log"),
+    );
+    let draft: PostmortemDraft = serde_json::from_slice(drafts[0].payload().unwrap()).unwrap();
+    assert_eq!(header(&drafts[0], "ce_type"), Some("dev.devloom.postmortem.v1"));
+    assert_eq!((draft.version, draft.root_cause.status), (1, CauseStatus::Unconfirmed));
+    assert!(draft.markdown.as_deref().unwrap().contains("**Unconfirmed.**"));
+    let cause = format!(
+        r#"{{"incident_id":"{}","candidate":"deploy:payments@v1.9.0","confirmed_by":"ana","time":"2026-11-27T12:00:00Z"}}"#,
+        map.incident_id
+    );
+    let p = producer(&s.kafka).unwrap();
+    send(&p, BaseRecord::<[u8], [u8]>::to(&kafka.topics.causes).payload(cause.as_bytes())).unwrap();
+    p.flush(Duration::from_secs(30)).unwrap();
+    let drafts = consume(
+        &brokers,
+        &kafka.topics.postmortems,
+        |ms| ms.len() >= 2,
+        "the confirmed draft",
+        &s.dir.path().join("a.log"),
+    );
+    let confirmed: PostmortemDraft = serde_json::from_slice(drafts[1].payload().unwrap()).unwrap();
+    assert_eq!((confirmed.version, confirmed.root_cause.status), (2, CauseStatus::Confirmed));
+    assert_eq!(confirmed.root_cause.key.as_deref(), Some("deploy:payments@v1.9.0"));
+    assert_eq!(confirmed.root_cause.confirmed_by.as_deref(), Some("ana"));
+    assert!(confirmed.markdown.as_deref().unwrap().contains("**Confirmed** by ana"));
+    terminate(child);
+
     // `devloom watch` draws what is on the topics.
     let mut watch = Command::new(env!("CARGO_BIN_EXE_devloom"))
         .args(["watch", "--config", config.to_str().unwrap(), "--from-beginning"])
@@ -323,16 +358,18 @@ fn malformed_messages_on_every_input_go_to_the_dead_letter_topic() {
             &s.kafka.topics.traces,
             &s.kafka.topics.alerts,
             &s.kafka.topics.deploys,
+            &s.kafka.topics.causes,
             &s.kafka.topics.deadletter,
         ],
     )
     .unwrap();
     let p = producer(&s.kafka).unwrap();
     let t = &s.kafka.topics;
-    let bad: [(&str, &[u8]); 3] = [
+    let bad: [(&str, &[u8]); 4] = [
         (&t.traces, b"\x0a\x05garbage"),
         (&t.alerts, b"{\"alerts\": 7"),
         (&t.deploys, b"{\"service\":\"cart\"}"),
+        (&t.causes, b"{\"incident_id\":\"inc-1\",\"service\":\"\"}"),
     ];
     for (topic, payload) in bad {
         let headers = OwnedHeaders::new().insert(Header { key: "x-origin", value: Some("test") });
@@ -345,7 +382,7 @@ fn malformed_messages_on_every_input_go_to_the_dead_letter_topic() {
     let (config, kafka) = s.config("a");
     let child = spawn(&config, &s.dir.path().join("a.log"));
     let log = s.dir.path().join("a.log");
-    let dead = consume(&brokers, &t.deadletter, |m| m.len() >= 3, "three dead letters", &log);
+    let dead = consume(&brokers, &t.deadletter, |m| m.len() >= 4, "four dead letters", &log);
     let impact = consume(&brokers, &kafka.topics.impact, |m| !m.is_empty(), "the good alert's map", &log);
     terminate(child);
     assert_eq!(maps(&impact)[0].root_services, ["checkout"], "later good messages are still processed");
@@ -370,6 +407,10 @@ fn malformed_messages_on_every_input_go_to_the_dead_letter_topic() {
         header(by_topic[t.deploys.as_str()], "devloom.error.reason")
             .unwrap()
             .contains("matches no known format")
+    );
+    assert_eq!(
+        header(by_topic[t.causes.as_str()], "devloom.error.reason"),
+        Some("Devloom cause JSON: invalid at service: is empty")
     );
 }
 
@@ -549,15 +590,18 @@ fn json_lines(path: &Path) -> Vec<String> {
     std::fs::read_to_string(path).unwrap().lines().map(|l| without_stamps(l.as_bytes())).collect()
 }
 
+/// What a run published, without wall-clock stamps: impact maps, candidate lists,
+/// remediation plans, post-mortem drafts.
+type Published = (Vec<String>, Vec<String>, Vec<String>, Vec<String>);
+
 /// Runs `source` through the pipeline `config` describes (scorer on, archive when
-/// configured) into the JSON-lines sink; returns its impact maps, candidate lists and
-/// remediation plans.
+/// configured) into the JSON-lines sink.
 fn through_json_lines(
     mut config: devloom::config::Config,
     out: &Path,
     name: &str,
     source: &mut dyn devloom::core::Source,
-) -> (Vec<String>, Vec<String>, Vec<String>) {
+) -> Published {
     use devloom::build::{ArchiveCommits, pipeline};
     use devloom::sinks::{JsonLines, routes};
     let file = |kind: &str| out.join(format!("{name}.{kind}"));
@@ -565,11 +609,13 @@ fn through_json_lines(
     config.output.path = impact.display().to_string();
     config.output.candidates = Some(candidates.display().to_string());
     config.output.remediations = Some(remediations.display().to_string());
+    let postmortems = file("postmortems");
+    config.output.postmortems = Some(postmortems.display().to_string());
     let sink = JsonLines::from_routes(&routes(&config)).unwrap();
     let mut p = pipeline(&config, sink, ArchiveCommits::OnRoll).unwrap();
     p.run(source).unwrap();
     p.finish().unwrap();
-    (json_lines(&impact), json_lines(&candidates), json_lines(&remediations))
+    (json_lines(&impact), json_lines(&candidates), json_lines(&remediations), json_lines(&postmortems))
 }
 
 #[test]
@@ -621,12 +667,15 @@ fn every_way_in_gives_byte_identical_outputs() {
             consume(&brokers, &kafka.topics.candidates, |ms| ms.iter().any(final_list), "lists", &log);
         let all_plans = |ms: &[OwnedMessage]| ms.len() >= live.2.len();
         let plans = consume(&brokers, &kafka.topics.remediations, all_plans, "remediations", &log);
+        let all_drafts = |ms: &[OwnedMessage]| ms.len() >= live.3.len();
+        let drafts = consume(&brokers, &kafka.topics.postmortems, all_drafts, "post-mortems", &log);
         terminate(child);
         let payloads = |ms: &[OwnedMessage]| -> Vec<String> {
             ms.iter().map(|m| without_stamps(m.payload().unwrap())).collect()
         };
+        assert_eq!(live.3.len(), 1, "{scenario}: one draft, on resolve");
         assert_eq!(
-            (payloads(&impact), payloads(&lists), payloads(&plans)),
+            (payloads(&impact), payloads(&lists), payloads(&plans), payloads(&drafts)),
             live,
             "{scenario}: Kafka = simulator"
         );

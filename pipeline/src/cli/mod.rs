@@ -7,6 +7,7 @@ pub mod docs;
 pub mod fault_cases;
 pub mod history;
 pub mod learning;
+pub mod postmortem;
 pub mod remediation;
 pub mod replay;
 pub mod run;
@@ -69,6 +70,9 @@ pub enum Command {
     /// diff of what they would change.
     #[command(subcommand)]
     Remediation(remediation::RemediationCommand),
+    /// The post-mortem draft of an archived incident (Markdown or JSON), the closed
+    /// incidents (`list`), or the built-in template (`template`).
+    Postmortem(postmortem::PostmortemArgs),
     /// Train the root-cause scorer on a history archive with confirmed causes.
     Train(learning::TrainArgs),
     /// Measure a model on held-out incidents beside the same model without time features,
@@ -98,6 +102,7 @@ pub fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Replay(args) => replay::run(args),
         Command::History(command) => history::run(command),
         Command::Remediation(command) => remediation::run(command),
+        Command::Postmortem(args) => postmortem::run(args),
         Command::Train(args) => learning::train(args),
         Command::Evaluate(args) => learning::evaluate(args),
         Command::FaultCases(args) => fault_cases::run(args),

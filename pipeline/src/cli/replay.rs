@@ -9,7 +9,7 @@ use clap::Args;
 
 use super::{history_dir, parse_time};
 use crate::build;
-use crate::config::Overrides;
+use crate::config::{Config, Overrides};
 use crate::core::{Pipeline, Sink};
 use crate::history::replay::{Replay, Selection};
 use crate::kafka::KafkaSink;
@@ -81,9 +81,9 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
     };
     let mut source = Replay::open(&dir, &selection, std::io::stderr().is_terminal())?;
     let maps = if to_kafka {
-        replay_into(build::engine(&config)?, KafkaSink::open(&config)?, &mut source)?
+        replay_into(&config, KafkaSink::open(&config)?, &mut source)?
     } else {
-        replay_into(build::engine(&config)?, JsonLines::from_routes(&routes(&config))?, &mut source)?
+        replay_into(&config, JsonLines::from_routes(&routes(&config))?, &mut source)?
     };
     let stats = source.finish();
     eprintln!(
@@ -98,12 +98,9 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
 }
 
 /// Runs the replay into `sink`; returns the impact-map versions published.
-fn replay_into<S: Sink>(
-    engine: devloom_operators::Engine,
-    sink: S,
-    source: &mut Replay,
-) -> anyhow::Result<u64> {
-    let mut pipeline = Pipeline::new(engine, sink);
+fn replay_into<S: Sink>(config: &Config, sink: S, source: &mut Replay) -> anyhow::Result<u64> {
+    let mut pipeline =
+        Pipeline::new(build::engine(config)?, sink).postmortem_template(build::postmortem_template(config)?);
     pipeline.run(source)?;
     Ok(pipeline.finish()?.1.engine.impact_maps)
 }

@@ -22,6 +22,7 @@ pub struct ValidateArgs {
 pub fn run(args: ValidateArgs) -> anyhow::Result<()> {
     let path = args.config.clone().or_else(|| std::env::var_os("DEVLOOM_CONFIG").map(PathBuf::from));
     let config = Overrides { config: args.config, ..Overrides::default() }.load()?;
+    crate::build::postmortem_template(&config)?;
     let shown = path.map_or_else(|| "defaults".to_string(), |p| p.display().to_string());
     let mut out = std::io::stdout().lock();
     writeln!(out, "{shown}: ok")?;

@@ -14,8 +14,6 @@ use minijinja::Environment;
 /// The built-in template.
 pub const BUILTIN: &str = include_str!("../../templates/postmortem.md.j2");
 
-const NAME: &str = "postmortem.md";
-
 /// A template that compiled.
 #[derive(Debug)]
 pub struct Template {
@@ -53,13 +51,13 @@ impl Template {
         env.add_filter("duration", |ms: u64| duration(ms));
         env.add_filter("percent", |ratio: f64| format!("{:.1}%", ratio * 100.0));
         env.add_filter("cell", |text: String| text.replace('|', "\\|").replace(['\n', '\r'], " "));
-        env.add_template_owned(NAME, source).map_err(|e| error(name, &e))?;
+        env.add_template_owned(name.to_string(), source).map_err(|e| error(name, &e))?;
         Ok(Self { env, name: name.to_string() })
     }
 
     /// The draft as Markdown.
     pub fn render(&self, draft: &PostmortemDraft) -> Result<String, TemplateError> {
-        let template = self.env.get_template(NAME).map_err(|e| error(&self.name, &e))?;
+        let template = self.env.get_template(&self.name).map_err(|e| error(&self.name, &e))?;
         template.render(draft).map_err(|e| error(&self.name, &e))
     }
 }
