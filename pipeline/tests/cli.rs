@@ -180,17 +180,20 @@ fn watch_draws_the_maps_and_candidates_of_a_file() {
     let (sim, maps) = (dir.path().join("sim.ndjson"), dir.path().join("out.ndjson"));
     let out = devloom(&["simulate", "--scenario", "regression", "--rate", "10", "-o", sim.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let (m, c) = (maps.to_str().unwrap(), dir.path().join("c.ndjson"));
-    let args = ["run", "--input", sim.to_str().unwrap(), "--output", m, "--candidates", c.to_str().unwrap()];
+    let (m, c, p) = (maps.to_str().unwrap(), dir.path().join("c.ndjson"), dir.path().join("p.ndjson"));
+    let (c, p) = (c.to_str().unwrap(), p.to_str().unwrap());
+    let args =
+        ["run", "--input", sim.to_str().unwrap(), "--output", m, "--candidates", c, "--postmortems", p];
     assert!(devloom(&args).status.success());
-    let both = format!("{}{}", std::fs::read_to_string(&maps).unwrap(), std::fs::read_to_string(&c).unwrap());
-    std::fs::write(&maps, both).unwrap();
+    let all: String = [m, c, p].iter().map(|f| std::fs::read_to_string(f).unwrap()).collect();
+    std::fs::write(&maps, all).unwrap();
     let out = devloom(&["watch", "--input", m]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     assert_eq!(stdout.matches("── inc-").count(), 3, "every map version: {stdout}");
     assert!(stdout.contains("payments RED"), "{stdout}");
     assert!(stdout.contains("root-cause candidates v1"), "{stdout}");
+    assert!(stdout.contains("post-mortem draft v1 for inc-"), "{stdout}");
 }
 
 #[test]

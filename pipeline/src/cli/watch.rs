@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use devloom_schemas::{CandidateList, ImpactMap, RemediationPlan};
+use devloom_schemas::{CandidateList, ImpactMap, PostmortemDraft, RemediationPlan};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 
@@ -22,11 +22,12 @@ use crate::sinks::terminal::TerminalSink;
 /// Flags of `devloom watch`.
 #[derive(Args)]
 pub struct WatchArgs {
-    /// Read the impact, candidates and remediations topics at these brokers (or [kafka] brokers).
+    /// Read the impact, candidates, remediations and postmortems topics at these brokers
+    /// (or [kafka] brokers).
     #[arg(long, conflicts_with = "input")]
     pub brokers: Option<String>,
-    /// Read JSON lines of impact maps, candidate lists and remediation plans from this
-    /// file (`-`: stdin).
+    /// Read JSON lines of impact maps, candidate lists, remediation plans and post-mortem
+    /// drafts from this file (`-`: stdin).
     #[arg(long, short)]
     pub input: Option<String>,
     /// With --input: keep reading as the file grows, like `tail -f`.
@@ -70,7 +71,12 @@ pub fn run(args: WatchArgs) -> anyhow::Result<()> {
     let reset = if args.from_beginning { "earliest" } else { "latest" };
     c.set("group.id", &group).set("enable.auto.commit", "false").set("auto.offset.reset", reset);
     let consumer: BaseConsumer = c.create().context("creating the Kafka consumer")?;
-    let topics = [k.topics.impact.as_str(), k.topics.candidates.as_str(), k.topics.remediations.as_str()];
+    let topics = [
+        k.topics.impact.as_str(),
+        k.topics.candidates.as_str(),
+        k.topics.remediations.as_str(),
+        k.topics.postmortems.as_str(),
+    ];
     consumer.subscribe(&topics).context("subscribing to the output topics")?;
     eprintln!("devloom: watching {} at {} (Ctrl-C stops)", topics.join(", "), k.brokers);
     while !stop.load(Ordering::SeqCst) {
@@ -107,8 +113,8 @@ fn watch_lines(
     Ok(())
 }
 
-/// Draws one published document: an impact map, a candidate list or a remediation plan
-/// (others skipped).
+/// Draws one published document: an impact map, a candidate list, a remediation plan or
+/// a post-mortem draft's headline (others skipped).
 fn show(json: &[u8], view: &mut impl Sink) -> anyhow::Result<()> {
     if json.iter().all(u8::is_ascii_whitespace) {
         return Ok(());
@@ -130,6 +136,10 @@ fn show(json: &[u8], view: &mut impl Sink) -> anyhow::Result<()> {
         Output::Remediation(
             serde_json::from_value::<RemediationPlan>(value).context("reading a remediation plan")?,
         )
+    } else if value.get("timeline").is_some() {
+        Output::Postmortem(Box::new(
+            serde_json::from_value::<PostmortemDraft>(value).context("reading a post-mortem draft")?,
+        ))
     } else {
         return Ok(());
     };

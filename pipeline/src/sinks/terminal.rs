@@ -199,7 +199,7 @@ pub fn render_postmortem(draft: &PostmortemDraft) -> String {
         _ => "cause unknown".to_string(),
     };
     format!(
-        "   post-mortem draft v{} for {}: {}\n   {cause}; the whole draft: devloom postmortem {} --history DIR\n",
+        "   post-mortem draft v{} for {}: {}\n   {cause}; the whole draft: --postmortems FILE, or devloom postmortem {} --history DIR\n",
         draft.version, draft.incident_id, draft.title, draft.incident_id
     )
 }
