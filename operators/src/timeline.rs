@@ -30,7 +30,8 @@ pub struct TimelineConfig {
     /// milliseconds.
     pub change_lookback_ms: u64,
     /// Entries kept per incident; later state changes and candidate versions are
-    /// counted, not kept (alerts, the mitigation, confirmations and the close always are).
+    /// counted, not kept (the first alert, the mitigation, confirmations and the close
+    /// always are). Also the most alerts and changes one incident keeps.
     pub max_entries: u32,
     /// A closed incident's timeline is kept this long (event time) for confirmations
     /// that come later, milliseconds.
@@ -283,6 +284,7 @@ impl IncidentTimeline {
                 rec.push(max, time, TimelineKind::AlertAcknowledged, Some(&alert.service), text);
             }
             (AlertStatus::Resolved, None) | (_, Some(_)) => {}
+            (_, None) if rec.alerts.len() >= max as usize => rec.dropped += 1,
             (status, None) => {
                 let fact = AlertFact {
                     name: name.clone(),
@@ -311,7 +313,11 @@ impl IncidentTimeline {
         let fact = ChangeFact::of(deploy);
         let max = self.config.max_entries;
         for rec in self.records.values_mut().filter(|r| r.is_open()) {
-            rec.changes.push(fact.clone());
+            if rec.changes.len() < max as usize {
+                rec.changes.push(fact.clone());
+            } else {
+                rec.dropped += 1;
+            }
             if rec.applied.is_none() && fact.time_ns >= rec.onset_ns && rec.suspects(&fact.service) {
                 let matches_suggestion = rec.suggested.iter().any(|s| {
                     s.service == fact.service && s.target_revision.as_deref() == Some(fact.revision.as_str())
