@@ -89,12 +89,14 @@ impl Setup {
         kafka.topics.impact = format!("{}-{instance}", kafka.topics.impact);
         kafka.topics.candidates = format!("{}-{instance}", kafka.topics.candidates);
         kafka.topics.remediations = format!("{}-{instance}", kafka.topics.remediations);
+        kafka.topics.postmortems = format!("{}-{instance}", kafka.topics.postmortems);
         let state = self.dir.path().join(format!("state-{instance}"));
         let props: String = kafka.properties.iter().map(|(k, v)| format!("\"{k}\" = \"{v}\"\n")).collect();
         let t = &kafka.topics;
         let text = format!(
             "[kafka]\nbrokers = \"{}\"\ngroup_id = \"{}\"\n[kafka.topics]\ntraces = \"{}\"\nalerts = \"{}\"\n\
-             deploys = \"{}\"\nimpact = \"{}\"\ncandidates = \"{}\"\nremediations = \"{}\"\ndeadletter = \"{}\"\n\
+             deploys = \"{}\"\ncauses = \"{}\"\nimpact = \"{}\"\ncandidates = \"{}\"\nremediations = \"{}\"\n\
+             postmortems = \"{}\"\ndeadletter = \"{}\"\n\
              [kafka.properties]\n{props}\
              [checkpoint]\nstate_dir = \"{}\"\ninterval_ms = 200\nmax_messages = 20\n\
              [history]\ndir = \"{}\"\n",
@@ -103,9 +105,11 @@ impl Setup {
             t.traces,
             t.alerts,
             t.deploys,
+            t.causes,
             t.impact,
             t.candidates,
             t.remediations,
+            t.postmortems,
             t.deadletter,
             state.display(),
             state.join("history").display()
@@ -118,6 +122,8 @@ impl Setup {
                 &kafka.topics.impact,
                 &kafka.topics.candidates,
                 &kafka.topics.remediations,
+                &kafka.topics.postmortems,
+                &kafka.topics.causes,
                 &kafka.topics.deadletter,
             ],
         )
