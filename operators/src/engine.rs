@@ -117,6 +117,10 @@ pub struct EngineCounters {
     /// …of which rejected (dead letters) because the stream did not follow them.
     #[serde(default)]
     pub future_rejected: u64,
+    /// Services evicted from the graph at `engine.graph.max_services` (kept by the graph;
+    /// filled in by [`Engine::counters`]).
+    #[serde(default)]
+    pub services_evicted: u64,
 }
 
 /// What the engine emits.
@@ -334,7 +338,8 @@ impl Engine {
 
     /// Counters of the engine and of span pairing.
     pub fn counters(&self) -> (EngineCounters, PairingCounters) {
-        (self.counters, self.stages.pairing.counters())
+        let counters = EngineCounters { services_evicted: self.stages.graph.evicted(), ..self.counters };
+        (counters, self.stages.pairing.counters())
     }
 
     /// Handles one event; the outputs it causes are appended to `out`.

@@ -7,7 +7,7 @@ use devloom_schemas::{HealthState, TimestampNs};
 use petgraph::Direction as PgDirection;
 use petgraph::stable_graph::{EdgeIndex, NodeIndex, StableDiGraph};
 use petgraph::visit::EdgeRef;
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde::{Deserialize, Serialize};
 
 use crate::health::{HealthConfig, wilson_lower_bound};
@@ -22,6 +22,10 @@ use crate::span_pairing::Observation;
 pub struct GraphConfig {
     /// Edges unseen this long (event time) expire, milliseconds.
     pub edge_ttl_ms: u64,
+    /// The most services (nodes) the graph holds. Reaching it, the least recently seen
+    /// tenth is evicted with their edges (counted), so a flood of distinct service names
+    /// cannot grow memory without bound.
+    pub max_services: usize,
     /// Window sizes.
     pub window: WindowConfig,
     /// Health thresholds.
@@ -30,13 +34,21 @@ pub struct GraphConfig {
 
 impl Default for GraphConfig {
     fn default() -> Self {
-        Self { edge_ttl_ms: 15 * 60_000, window: WindowConfig::default(), health: HealthConfig::default() }
+        Self {
+            edge_ttl_ms: 15 * 60_000,
+            max_services: 100_000,
+            window: WindowConfig::default(),
+            health: HealthConfig::default(),
+        }
     }
 }
 
 impl GraphConfig {
     /// Rejects settings that parse but cannot work (the message names the key).
     pub fn validate(&self) -> Result<(), String> {
+        if self.max_services < 10 {
+            return Err("max_services must be at least 10".into());
+        }
         self.window.validate().map_err(|e| format!("window.{e}"))?;
         self.health.validate().map_err(|e| format!("health.{e}"))
     }
@@ -122,6 +134,8 @@ pub struct HealthChange {
 pub struct GraphSnapshot {
     graph: StableDiGraph<NodeState, EdgeState>,
     next_tick_ns: TimestampNs,
+    #[serde(default)]
+    evicted: u64,
 }
 
 /// The service-graph + health operator.
@@ -132,6 +146,7 @@ pub struct ServiceGraph {
     index: FxHashMap<ServiceId, NodeIndex>,
     edges: FxHashMap<(NodeIndex, NodeIndex), EdgeIndex>,
     next_tick_ns: TimestampNs,
+    evicted: u64,
 }
 
 impl ServiceGraph {
@@ -161,6 +176,11 @@ impl ServiceGraph {
             self.graph.node_indices().filter(|&i| &*self.graph[i].id.name == name).collect();
         found.sort_by(|a, b| self.graph[*a].id.cmp(&self.graph[*b].id));
         found
+    }
+
+    /// Services evicted because the graph reached `max_services`.
+    pub fn evicted(&self) -> u64 {
+        self.evicted
     }
 
     /// Number of nodes and edges.
@@ -308,26 +328,76 @@ impl ServiceGraph {
 
     fn expire(&mut self, now: TimestampNs) {
         let cutoff = now.saturating_sub(self.config.edge_ttl_ms.saturating_mul(1_000_000));
-        let stale: Vec<EdgeIndex> =
+        let stale: FxHashSet<EdgeIndex> =
             self.graph.edge_indices().filter(|&e| self.graph[e].last_seen_ns < cutoff).collect();
-        for e in stale {
-            if let Some((a, b)) = self.graph.edge_endpoints(e) {
-                self.edges.remove(&(a, b));
-            }
-            self.graph.remove_edge(e);
-        }
-        let orphans: Vec<NodeIndex> = self
+        self.remove(&FxHashSet::default(), &stale);
+        let orphans: FxHashSet<NodeIndex> = self
             .graph
             .node_indices()
             .filter(|&n| {
                 self.graph[n].last_seen_ns < cutoff && self.graph.neighbors_undirected(n).next().is_none()
             })
             .collect();
-        for n in orphans {
-            if let Some(state) = self.graph.remove_node(n) {
-                self.index.remove(&state.id);
-            }
+        self.remove(&orphans, &FxHashSet::default());
+    }
+
+    /// The graph is full: the least recently seen tenth of the services go, with their
+    /// edges (ties broken by identity, so replay evicts the same ones).
+    fn evict_oldest(&mut self) {
+        let mut by_age: Vec<(TimestampNs, NodeIndex)> =
+            self.graph.node_indices().map(|n| (self.graph[n].last_seen_ns, n)).collect();
+        let count = (self.config.max_services / 10).max(1).min(by_age.len());
+        by_age.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| self.graph[a.1].id.cmp(&self.graph[b.1].id)));
+        let gone: FxHashSet<NodeIndex> = by_age[..count].iter().map(|&(_, n)| n).collect();
+        self.remove(&gone, &FxHashSet::default());
+        self.evicted += count as u64;
+    }
+
+    /// Removes `nodes` (with their edges) and `edges`, and their index entries. One by
+    /// one when they are few; otherwise in one pass over the graph, because removing an
+    /// edge walks its endpoints' edge lists and a hub's holds every caller (a thousand
+    /// callers of one hub removed one by one cost a million steps). Indices of what stays
+    /// are kept either way.
+    fn remove(&mut self, nodes: &FxHashSet<NodeIndex>, edges: &FxHashSet<EdgeIndex>) {
+        if nodes.is_empty() && edges.is_empty() {
+            return;
         }
+        if nodes.len() + edges.len() <= 32 {
+            // In index order, so the graph's free lists (and later indices) are the same
+            // on every run.
+            let (mut nodes, mut edges): (Vec<_>, Vec<_>) = (nodes.iter().collect(), edges.iter().collect());
+            nodes.sort();
+            edges.sort();
+            for e in edges.into_iter().copied() {
+                if let Some(ends) = self.graph.edge_endpoints(e) {
+                    self.edges.remove(&ends);
+                }
+                self.graph.remove_edge(e);
+            }
+            for n in nodes.into_iter().copied() {
+                let ends: Vec<(NodeIndex, NodeIndex)> = self
+                    .graph
+                    .edges_directed(n, PgDirection::Outgoing)
+                    .chain(self.graph.edges_directed(n, PgDirection::Incoming))
+                    .map(|e| (e.source(), e.target()))
+                    .collect();
+                for key in ends {
+                    self.edges.remove(&key);
+                }
+                if let Some(state) = self.graph.remove_node(n) {
+                    self.index.remove(&state.id);
+                }
+            }
+            return;
+        }
+        let graph = std::mem::take(&mut self.graph);
+        self.graph = graph.filter_map_owned(
+            |n, state| (!nodes.contains(&n)).then_some(state),
+            |e, state| (!edges.contains(&e)).then_some(state),
+        );
+        let graph = &self.graph;
+        self.index.retain(|_, n| graph.contains_node(*n));
+        self.edges.retain(|_, e| graph.edge_weight(*e).is_some());
     }
 
     /// Incoming (caller) or outgoing (callee) edges of `node`, sorted by the other end.
@@ -369,6 +439,9 @@ impl Operator for ServiceGraph {
     type Snapshot = GraphSnapshot;
 
     fn on_event(&mut self, _: &(), obs: &Observation, _out: &mut Vec<HealthChange>) {
+        if self.index.len() >= self.config.max_services {
+            self.evict_oldest();
+        }
         let window = self.config.window.clone();
         match obs {
             Observation::Request { service, time_ns, latency_ns, failed } => {
@@ -403,12 +476,13 @@ impl Operator for ServiceGraph {
     }
 
     fn snapshot(&self) -> GraphSnapshot {
-        GraphSnapshot { graph: self.graph.clone(), next_tick_ns: self.next_tick_ns }
+        GraphSnapshot { graph: self.graph.clone(), next_tick_ns: self.next_tick_ns, evicted: self.evicted }
     }
 
     fn restore(&mut self, s: GraphSnapshot) {
         self.graph = s.graph;
         self.next_tick_ns = s.next_tick_ns;
+        self.evicted = s.evicted;
         self.index = self.graph.node_indices().map(|i| (self.graph[i].id.clone(), i)).collect();
         self.edges = self
             .graph
@@ -482,6 +556,28 @@ mod tests {
         assert_eq!(g.size(), (3, 2));
         assert_eq!(g.names_within("db", 1), vec!["cart", "db"]);
         assert_eq!(g.names_within("db", 2), vec!["cart", "db", "frontend"]);
+    }
+
+    #[test]
+    fn a_flood_of_service_names_is_capped_evicting_the_least_recently_seen() {
+        let config = GraphConfig { max_services: 10, ..GraphConfig::default() };
+        let mut g = ServiceGraph::new(config.clone());
+        let mut out = Vec::new();
+        for i in 0..50u64 {
+            // gateway is seen all along; every other service once.
+            for o in call("gateway", &format!("svc-{i:02}"), i * S, 5, false) {
+                g.on_event(&(), &o, &mut out);
+                assert!(g.size().0 <= 10, "at most max_services: {}", g.size().0);
+            }
+        }
+        assert!(g.evicted() >= 40, "{}", g.evicted());
+        assert!(g.node_index(&id("gateway")).is_some(), "the recently seen hub stays");
+        assert!(g.node_index(&id("svc-49")).is_some() && g.node_index(&id("svc-00")).is_none());
+        let (nodes, edges) = g.size();
+        assert_eq!(edges, nodes - 1, "no edge left dangling: every remaining callee has its edge");
+        let mut restored = ServiceGraph::new(config);
+        restored.restore(g.snapshot());
+        assert_eq!(restored.evicted(), g.evicted());
     }
 
     #[test]

@@ -50,7 +50,8 @@ impl RunSummary {
     pub fn losses_line(&self) -> Option<String> {
         let (late, evicted, expired) = (self.engine.late, self.pairing.evicted, self.pairing.expired);
         let (held, rejected) = (self.engine.held_aside, self.engine.future_rejected);
-        (late + evicted + expired + held + self.pairing.links_dropped > 0).then(|| {
+        let services = self.engine.services_evicted;
+        (late + evicted + expired + held + self.pairing.links_dropped + services > 0).then(|| {
             let mut line = format!(
                 "data quality: {late} events arrived behind the watermark (counted late), {evicted} pairing \
                  entries evicted from a full store (edges may be missing), {expired} spans never met their \
@@ -59,6 +60,11 @@ impl RunSummary {
             if held > 0 {
                 line.push_str(&format!(
                     ", {held} events from too far ahead held aside ({rejected} of them rejected as dead letters)"
+                ));
+            }
+            if services > 0 {
+                line.push_str(&format!(
+                    ", {services} least recently seen services evicted at engine.graph.max_services"
                 ));
             }
             if self.pairing.links_dropped > 0 {
