@@ -50,6 +50,7 @@ fn incident() -> (ImpactMap, Vec<Deploy>) {
         verdict: Verdict::Spreading,
         nodes,
         edges,
+        data_quality: None,
         event_time_ns: ONSET,
         event_time: String::new(),
         alert_received_at: None,

@@ -282,6 +282,7 @@ fn build_map(
         verdict: if spreading { Verdict::Spreading } else { Verdict::Contained },
         nodes,
         edges,
+        data_quality: None,
         event_time_ns: time_ns,
         event_time: format_rfc3339(time_ns),
         alert_received_at: None,

@@ -7,6 +7,8 @@
 //! lines in [`Engine::on_event`] / [`Engine::advance`] that feed it. A stage may be
 //! optional (`Option<…>`: the candidate stage runs only with a model).
 
+use std::collections::VecDeque;
+
 use devloom_schemas::time::format_rfc3339;
 use devloom_schemas::{
     Alert, CandidateList, Event, ImpactMap, PostmortemDraft, RemediationPlan, TimestampNs,
@@ -100,6 +102,9 @@ pub struct EngineCounters {
     pub causes: u64,
     /// Events older than the watermark when they arrived (still processed).
     pub late: u64,
+    /// …of which spans.
+    #[serde(default)]
+    pub late_spans: u64,
     /// Impact-map versions out.
     pub impact_maps: u64,
     /// Candidate-list versions out.
@@ -148,6 +153,44 @@ impl Outputs {
             && self.rejected.is_empty()
     }
 }
+
+/// What the pipeline lost or could not use, cumulative.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct Losses {
+    late_spans: u64,
+    evicted: u64,
+    expired: u64,
+    links_dropped: u64,
+    held_aside: u64,
+    future_rejected: u64,
+    services_evicted: u64,
+}
+
+impl Losses {
+    /// What was lost since `earlier`, one line each, or none.
+    fn since(self, earlier: Losses, window_s: u64) -> Option<Vec<String>> {
+        let d = |now: u64, then: u64| now.saturating_sub(then);
+        let w = format!("in the last {window_s} s");
+        let lines: Vec<String> = [
+            (d(self.late_spans, earlier.late_spans), format!("spans arrived behind the watermark {w}: counted in a later window than they belong to")),
+            (d(self.evicted, earlier.evicted), format!("spans evicted from the full pairing store {w}: calls may be missing (engine.pairing.max_pending)")),
+            (d(self.expired, earlier.expired), format!("spans never met their other half {w} (sampling, or parents outside the trace): those calls are not counted")),
+            (d(self.links_dropped, earlier.links_dropped), format!("span links ignored {w} beyond engine.pairing.max_links_per_span")),
+            (d(self.held_aside, earlier.held_aside), format!("events from too far ahead held aside {w}")),
+            (d(self.future_rejected, earlier.future_rejected), format!("held-aside events rejected as dead letters {w}")),
+            (d(self.services_evicted, earlier.services_evicted), format!("least recently seen services evicted {w} at engine.graph.max_services")),
+        ]
+        .into_iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, text)| format!("{n} {text}"))
+        .collect();
+        (!lines.is_empty()).then_some(lines)
+    }
+}
+
+/// A mark of the cumulative losses every this many ns of event time; a map's note
+/// covers the short window to within one step.
+const LOSS_STEP_NS: TimestampNs = 10_000_000_000;
 
 /// How many of each output there were before a step: what the step added starts there.
 #[derive(Clone, Copy)]
@@ -275,6 +318,8 @@ pub struct EngineSnapshot {
     counters: EngineCounters,
     #[serde(default)]
     guard: FutureGuard,
+    #[serde(default)]
+    loss_marks: VecDeque<(TimestampNs, Losses)>,
     #[serde(flatten)]
     stages: StageStates,
 }
@@ -289,6 +334,8 @@ pub struct Engine {
     max_event_ns: TimestampNs,
     counters: EngineCounters,
     guard: FutureGuard,
+    /// Cumulative losses at past watermarks, covering the short window.
+    loss_marks: VecDeque<(TimestampNs, Losses)>,
     observations: Vec<Observation>,
     changes: Vec<HealthChange>,
     updates: Vec<IncidentUpdate>,
@@ -313,6 +360,7 @@ impl Engine {
             max_event_ns: 0,
             counters: EngineCounters::default(),
             guard: FutureGuard::default(),
+            loss_marks: VecDeque::new(),
             observations: Vec::new(),
             changes: Vec::new(),
             updates: Vec::new(),
@@ -418,6 +466,7 @@ impl Engine {
         let time = event.event_time_ns();
         if time < self.watermark_ns && !matches!(event, Event::Cause(_)) {
             self.counters.late += 1;
+            self.counters.late_spans += u64::from(matches!(event, Event::Span(_)));
         }
         let marks = Marks::of(out);
         let s = &mut self.stages;
@@ -463,6 +512,12 @@ impl Engine {
     /// The maps from `marks` on get scored, the lists planned, and everything new goes
     /// to the timeline, which then writes the drafts due.
     fn settle(&mut self, marks: Marks, out: &mut Outputs) {
+        if out.maps.len() > marks.maps {
+            let notes = self.loss_notes();
+            for map in &mut out.maps[marks.maps..] {
+                map.data_quality.clone_from(&notes);
+            }
+        }
         self.score_maps(marks.maps, out);
         self.plan_remediations(marks.lists, out);
         let timeline = &mut self.stages.timeline;
@@ -478,6 +533,41 @@ impl Engine {
         }
         timeline.on_watermark(&(), self.watermark_ns, drafts);
         self.counters.postmortems += (out.postmortems.len() - marks.drafts) as u64;
+    }
+
+    /// Cumulative losses now.
+    fn losses(&self) -> Losses {
+        let pairing = self.stages.pairing.counters();
+        Losses {
+            late_spans: self.counters.late_spans,
+            evicted: pairing.evicted,
+            expired: pairing.expired,
+            links_dropped: pairing.links_dropped,
+            held_aside: self.counters.held_aside,
+            future_rejected: self.counters.future_rejected,
+            services_evicted: self.stages.graph.evicted(),
+        }
+    }
+
+    /// What was lost over the short window before the watermark, for a map's note.
+    fn loss_notes(&self) -> Option<Vec<String>> {
+        let window_ms = self.config.graph.window.short_window_ms;
+        let base = self.loss_marks.front().map_or_else(Losses::default, |(_, l)| *l);
+        self.losses().since(base, window_ms / 1000)
+    }
+
+    /// Marks the cumulative losses every [`LOSS_STEP_NS`] of event time, keeping the
+    /// newest mark at least a short window old (or the oldest one) first.
+    fn mark_losses(&mut self, watermark: TimestampNs) {
+        if self.loss_marks.back().is_none_or(|(t, _)| watermark >= t.saturating_add(LOSS_STEP_NS)) {
+            let losses = self.losses();
+            self.loss_marks.push_back((watermark, losses));
+        }
+        let window = self.config.graph.window.short_window_ms.saturating_mul(1_000_000);
+        let start = watermark.saturating_sub(window);
+        while self.loss_marks.len() > 1 && self.loss_marks[1].0 <= start {
+            self.loss_marks.pop_front();
+        }
     }
 
     /// Counts the candidate lists from `before` on and plans their remediations.
@@ -541,6 +631,7 @@ impl Engine {
         if let Some(c) = &mut s.candidates {
             c.on_watermark(&(), watermark, &mut out.candidates);
         }
+        self.mark_losses(watermark);
     }
 
     /// The whole state.
@@ -550,6 +641,7 @@ impl Engine {
             max_event_ns: self.max_event_ns,
             counters: self.counters,
             guard: self.guard.clone(),
+            loss_marks: self.loss_marks.clone(),
             stages: self.stages.states(),
         }
     }
@@ -560,6 +652,7 @@ impl Engine {
         self.max_event_ns = snapshot.max_event_ns;
         self.counters = snapshot.counters;
         self.guard = snapshot.guard;
+        self.loss_marks = snapshot.loss_marks;
         self.stages.set_states(snapshot.stages);
     }
 }

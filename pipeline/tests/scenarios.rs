@@ -201,6 +201,40 @@ fn one_span_from_the_future_is_held_aside_and_the_maps_stay_as_without_it() {
 }
 
 #[test]
+fn a_late_span_before_the_alert_is_noted_on_the_map_and_gone_from_later_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let clean = ndjson(dir.path(), "regression");
+    let text = std::fs::read_to_string(&clean).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let alert = lines.iter().position(|l| l.contains("\"alerts\"")).unwrap();
+    let end_of = |line: &str| -> u128 {
+        let key = "\"endTimeUnixNano\":\"";
+        let at = line.find(key).unwrap() + key.len();
+        line[at..].split('"').next().unwrap().parse().unwrap()
+    };
+    let traces_before = lines[..alert].iter().rfind(|l| l.contains("resourceSpans")).unwrap();
+    let late = otlp_span_line("checkout", end_of(traces_before) - 30_000_000_000);
+    lines.insert(alert, late);
+    let dirty = dir.path().join("late.ndjson");
+    std::fs::write(&dirty, lines.join("\n") + "\n").unwrap();
+    let (maps, summary) = run_files(dir.path(), &[dirty]);
+    assert_eq!(summary.engine.late_spans, 1);
+    let first = maps[0].data_quality.as_deref().unwrap_or_default();
+    assert_eq!(
+        first,
+        [
+            "1 spans arrived behind the watermark in the last 60 s: counted in a later window than they belong to"
+        ]
+    );
+    let last = maps.last().unwrap();
+    assert!(last.event_time_ns > maps[0].event_time_ns + 70_000_000_000);
+    assert_eq!(last.data_quality, None, "a minute later the map is clean again");
+    let json = serde_json::to_string(&maps[0]).unwrap();
+    assert!(json.contains("\"data_quality\":[\"1 spans arrived behind the watermark"), "{json}");
+    assert!(!serde_json::to_string(last).unwrap().contains("data_quality"), "absent when nothing was lost");
+}
+
+#[test]
 fn engine_snapshot_mid_incident_restores_to_the_same_outputs() {
     // db-latency: maps and candidates; regression: also the deploy's remediation plans.
     for scenario in ["db-latency", "regression"] {

@@ -184,6 +184,12 @@ pub struct ImpactMap {
     pub nodes: Vec<ImpactNode>,
     /// Edges ordered by caller, callee.
     pub edges: Vec<ImpactEdge>,
+    /// What the pipeline lost or could not use over the last short window (late spans,
+    /// pairing-store evictions, unpaired spans, ignored links, events held aside,
+    /// evicted services), one line each, so a reader knows when the map may be
+    /// missing something. Absent when nothing was lost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_quality: Option<Vec<String>>,
     /// Event time of the map (the watermark it was computed at), ns since epoch.
     pub event_time_ns: TimestampNs,
     /// Event time as RFC 3339.

@@ -86,6 +86,9 @@ pub fn render_map(map: &ImpactMap, color: bool) -> String {
         let _ = write!(out, " · {ms:.2} ms after the alert was read");
     }
     out.push('\n');
+    for note in map.data_quality.iter().flatten() {
+        let _ = writeln!(out, "   data quality: {note}");
+    }
     // Children by (parent label, direction), from each node's path.
     let mut children: BTreeMap<(String, Direction), Vec<&ImpactNode>> = BTreeMap::new();
     for n in map.nodes.iter().filter(|n| n.direction != Direction::Root) {
@@ -279,6 +282,7 @@ mod tests {
                 ),
             ],
             edges: vec![],
+            data_quality: None,
             event_time_ns: 0,
             event_time: "2026-11-27T09:07:00.000Z".into(),
             alert_received_at: None,
