@@ -36,6 +36,10 @@ pub struct EngineConfig {
     /// span stamped in 2100 must not drag the watermark there and freeze every window),
     /// milliseconds; 0: no guard.
     pub max_future_skew_ms: u64,
+    /// A span ending further behind the watermark than this is a dead letter: it is
+    /// older than any window it could count in (a clock reset, a replayed backup),
+    /// milliseconds; 0: no limit. Alerts and changes are never refused for their age.
+    pub max_past_skew_ms: u64,
     /// Held-aside events are the new present once this many have arrived before as many
     /// on-time events did (the stream really jumped); if the on-time events get there
     /// first, the held ones are rejected as dead letters.
@@ -61,6 +65,7 @@ impl Default for EngineConfig {
         Self {
             allowed_lateness_ms: 2_000,
             max_future_skew_ms: 5 * 60_000,
+            max_past_skew_ms: 3_600_000,
             future_confirm_events: 1_000,
             pairing: PairingConfig::default(),
             graph: GraphConfig::default(),
@@ -122,6 +127,10 @@ pub struct EngineCounters {
     /// …of which rejected (dead letters) because the stream did not follow them.
     #[serde(default)]
     pub future_rejected: u64,
+    /// Spans rejected (dead letters) for ending more than `max_past_skew_ms` behind the
+    /// watermark.
+    #[serde(default)]
+    pub past_rejected: u64,
     /// Services evicted from the graph at `engine.graph.max_services` (kept by the graph;
     /// filled in by [`Engine::counters`]).
     #[serde(default)]
@@ -413,6 +422,19 @@ impl Engine {
         // the stream, so it neither moves the watermark nor waits for it.
         if matches!(event, Event::Cause(_)) {
             self.process(event, out);
+            return;
+        }
+        let past = self.config.max_past_skew_ms.saturating_mul(1_000_000);
+        if past > 0 && matches!(event, Event::Span(_)) && time.saturating_add(past) < self.watermark_ns {
+            self.counters.past_rejected += 1;
+            let behind_s = (self.watermark_ns - time) / 1_000_000_000;
+            let reason = format!(
+                "span ending {} is {behind_s} s behind the stream (watermark {}; engine.max_past_skew_ms = {}): older than any window it could count in",
+                format_rfc3339(time),
+                format_rfc3339(self.watermark_ns),
+                self.config.max_past_skew_ms
+            );
+            out.rejected.push((event.clone(), reason));
             return;
         }
         if skew > 0 && self.max_event_ns > 0 && time > self.max_event_ns.saturating_add(skew) {

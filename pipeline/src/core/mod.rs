@@ -51,7 +51,8 @@ impl RunSummary {
         let (late, evicted, expired) = (self.engine.late, self.pairing.evicted, self.pairing.expired);
         let (held, rejected) = (self.engine.held_aside, self.engine.future_rejected);
         let services = self.engine.services_evicted;
-        (late + evicted + expired + held + self.pairing.links_dropped + services > 0).then(|| {
+        let lost = late + evicted + expired + held + self.pairing.links_dropped + services;
+        (lost + self.engine.past_rejected > 0).then(|| {
             let mut line = format!(
                 "data quality: {late} events arrived behind the watermark (counted late), {evicted} pairing \
                  entries evicted from a full store (edges may be missing), {expired} spans never met their \
@@ -60,6 +61,12 @@ impl RunSummary {
             if held > 0 {
                 line.push_str(&format!(
                     ", {held} events from too far ahead held aside ({rejected} of them rejected as dead letters)"
+                ));
+            }
+            if self.engine.past_rejected > 0 {
+                line.push_str(&format!(
+                    ", {} spans from too far behind rejected as dead letters",
+                    self.engine.past_rejected
                 ));
             }
             if services > 0 {

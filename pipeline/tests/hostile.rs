@@ -1,0 +1,202 @@
+//! The hostile stream: the regression scenario with thirty kinds of bad records
+//! interleaved (and a byte-order mark), through `--input` and through stdin. The maps
+//! and candidates must equal the clean run's (wall-clock stamps aside; the maps' data
+//! quality notes say what the event-time guard held aside), every bad record must be a
+//! dead letter with its reason — and its line, or for the three the event-time guard
+//! refuses, its time — and the run must exit 0. Kafka's share is in `kafka.rs`.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use devloom::simulator::{SimConfig, Simulator, to_ndjson_line};
+use devloom_schemas::DeadLetter;
+
+fn devloom(args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_devloom"));
+    cmd.args(args).env_remove("DEVLOOM_CONFIG");
+    cmd
+}
+
+/// One OTLP JSON request with one SERVER span of `service` from `start` to `end` (ns).
+fn span(service: &str, start: &str, end: &str) -> String {
+    format!(
+        r#"{{"resourceSpans":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"{service}"}}}}]}},"scopeSpans":[{{"spans":[{{"traceId":"0af7651916cd43dd8448eb211c80319c","spanId":"b7ad6b7169203331","name":"GET /","kind":2,"startTimeUnixNano":"{start}","endTimeUnixNano":"{end}"}}]}}]}}]}}"#
+    )
+}
+
+/// Every kind of bad record, each on its own line (bytes: some are not UTF-8), with what
+/// its dead letter's reason must contain.
+fn bad_records() -> Vec<(&'static str, Vec<u8>, &'static str)> {
+    let deep = "[".repeat(5000) + &"]".repeat(5000);
+    let long = format!(r#"{{"service":"checkout","status":"firing","summary":"{}"}}"#, "x".repeat(3 << 20));
+    vec![
+        ("random bytes", b"\x8f\x01\xff\xfe garbage \x00\x07".to_vec(), "15 bytes of content-type"),
+        ("invalid UTF-8 in JSON", b"{\"service\":\"caf\xe9\",\"status\":\"firing\"}".to_vec(), "invalid unicode code point"),
+        ("truncated OTLP JSON", span("checkout", "1", "2").as_bytes()[..60].to_vec(), "EOF while parsing a string"),
+        ("plain text", b"hello, this is not telemetry".to_vec(), "starting \"hello, this is not telemetry\""),
+        ("deep nesting", deep.into_bytes(), "10000 bytes"),
+        ("JSON array", b"[1,2,3]".to_vec(), "starting \"[1,2,3]\""),
+        ("JSON number", b"42".to_vec(), "starting \"42\""),
+        ("JSON string", b"\"firing\"".to_vec(), "8 bytes"),
+        ("empty object", b"{}".to_vec(), "keys [] matches no known format"),
+        ("unknown object", br#"{"foo":1,"bar":[true]}"#.to_vec(), "keys [bar, foo] matches no known format"),
+        ("NaN", br#"{"service":"checkout","status":NaN}"#.to_vec(), "expected value at line 1 column 32"),
+        ("duplicate keys", br#"{"service":"checkout","status":"firing","status":"resolved","starts_at":"2026-11-27T09:00:00Z"}"#.to_vec(), "repeats the key"),
+        ("empty alert service", br#"{"service":"","status":"firing","starts_at":"2026-11-27T09:00:00Z"}"#.to_vec(), "an alert must name its service"),
+        ("bad alert status", br#"{"service":"checkout","status":"maybe","starts_at":"2026-11-27T09:00:00Z"}"#.to_vec(), "unknown variant `maybe`"),
+        ("bad alert time", br#"{"service":"checkout","status":"firing","starts_at":"yesterday"}"#.to_vec(), "not an RFC 3339 timestamp"),
+        ("resolved alert without end", br#"{"service":"checkout","status":"resolved","starts_at":"2026-11-27T09:00:00Z"}"#.to_vec(), "a resolved alert needs ends_at"),
+        ("Alertmanager alert without service", br#"{"version":"4","status":"firing","alerts":[{"status":"firing","labels":{"alertname":"X"},"startsAt":"2026-11-27T09:00:00Z"}]}"#.to_vec(), "alerts[0].labels: no service label"),
+        ("PagerDuty bad action", br#"{"event_action":"explode","routing_key":"k","payload":{"summary":"s","source":"checkout","severity":"critical"}}"#.to_vec(), "got \"explode\""),
+        ("empty deploy service", br#"{"service":"","revision":"v2","time":"2026-11-27T09:00:00Z"}"#.to_vec(), "a change must name its service"),
+        ("bad deploy kind", br#"{"service":"payments","revision":"v2","time":"2026-11-27T09:00:00Z","kind":"yolo"}"#.to_vec(), "unknown variant `yolo`"),
+        ("cause without candidate", br#"{"incident_id":"inc-1","confirmed_by":"ana","time":"2026-11-27T09:00:00Z"}"#.to_vec(), "keys [confirmed_by, incident_id, time]"),
+        ("cause with an empty service", br#"{"incident_id":"inc-1","service":"","time":"2026-11-27T09:00:00Z"}"#.to_vec(), "Devloom cause JSON: invalid at service: is empty"),
+        ("OTLP bad trace id", span("checkout", "1", "2").replace("0af7651916cd43dd8448eb211c80319c", "xyz").into_bytes(), "traceId: odd number of digits"),
+        ("OTLP end past 2262", span("checkout", "1", "18446744073709551615").into_bytes(), "out of range"),
+        ("OTLP time not a number", span("checkout", "soon", "later").into_bytes(), "invalid digit found in string"),
+        ("CloudEvent without data", br#"{"specversion":"1.0","type":"x","source":"y","id":"1"}"#.to_vec(), "the event carries no data"),
+        ("line over the record limit", long.into_bytes(), "over the 2097152-byte limit"),
+        ("far-future span", span("checkout", "4102444799000000000", "4102444800000000000").into_bytes(), "2100-01-01T00:00:00.000Z is"),
+        ("far-past span", span("checkout", "978307200000000000", "978307200100000000").into_bytes(), "span ending 2001-01-01T00:00:00.100Z is"),
+        ("far-future deploy", br#"{"service":"payments","revision":"v9","time":"2100-01-01T00:00:00Z"}"#.to_vec(), "2100-01-01T00:00:00.000Z is"),
+    ]
+}
+
+/// `clean` with a byte-order mark and every bad record interleaved (one every
+/// `len / 31` lines, so the far-future ones near the end are outvoted), and the line
+/// each bad record is on.
+fn hostile(clean: &str) -> (Vec<u8>, Vec<u64>) {
+    let lines: Vec<&str> = clean.lines().collect();
+    let bad = bad_records();
+    let every = lines.len() / (bad.len() + 1);
+    let mut out = b"\xef\xbb\xbf".to_vec();
+    let mut at = Vec::new();
+    let mut bad = bad.into_iter();
+    let mut line = 0;
+    for (i, clean_line) in lines.iter().enumerate() {
+        out.extend_from_slice(clean_line.as_bytes());
+        out.push(b'\n');
+        line += 1;
+        if i > 0
+            && i % every == 0
+            && let Some((_, bytes, _)) = bad.next()
+        {
+            out.extend_from_slice(&bytes);
+            out.push(b'\n');
+            line += 1;
+            at.push(line);
+        }
+    }
+    assert!(bad.next().is_none(), "every bad record placed");
+    (out, at)
+}
+
+/// Outputs without wall-clock stamps, and the maps' data-quality notes apart.
+fn stripped(path: &Path) -> (Vec<String>, Vec<serde_json::Value>) {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let o = v.as_object_mut().unwrap();
+            for key in ["published_at", "alert_received_at", "latency_ms"] {
+                o.remove(key);
+            }
+            let notes = o.remove("data_quality").unwrap_or_default();
+            (v.to_string(), notes)
+        })
+        .unzip()
+}
+
+/// Which versions differ (the documents are long).
+fn differing(a: &[String], b: &[String]) -> Vec<usize> {
+    (0..a.len().max(b.len())).filter(|&i| a.get(i) != b.get(i)).collect()
+}
+
+#[test]
+fn thirty_kinds_of_bad_records_change_no_map_and_each_is_a_dead_letter_with_its_reason_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name);
+    let sim = Simulator::shop("regression", SimConfig { rate_per_s: 10.0, ..SimConfig::default() }).unwrap();
+    let clean: String = sim.map(|r| to_ndjson_line(&r).unwrap() + "\n").collect();
+    std::fs::write(p("clean.ndjson"), &clean).unwrap();
+    let (bytes, lines) = hostile(&clean);
+    std::fs::write(p("hostile.ndjson"), &bytes).unwrap();
+    std::fs::write(p("devloom.toml"), "[decode]\nmax_record_bytes = 2097152\n").unwrap();
+    let config = p("devloom.toml");
+    let config = config.to_str().unwrap();
+
+    let run = |name: &str, input: Option<&str>| {
+        let (maps, candidates, dead) =
+            (p(&format!("{name}.maps")), p(&format!("{name}.c")), p(&format!("{name}.dead")));
+        let mut args = vec!["run", "--config", config, "-o", maps.to_str().unwrap()];
+        args.extend(["--candidates", candidates.to_str().unwrap(), "--dead-letter", dead.to_str().unwrap()]);
+        let mut cmd = devloom(&args);
+        let out = match input {
+            Some(file) => cmd.args(["--input", file]).output().unwrap(),
+            None => {
+                let mut child =
+                    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+                child.stdin.take().unwrap().write_all(&bytes).unwrap();
+                child.wait_with_output().unwrap()
+            }
+        };
+        assert!(
+            out.status.success(),
+            "{name}: exit {:?}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let dead: Vec<DeadLetter> = if dead.exists() {
+            std::fs::read_to_string(&dead)
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let (maps, notes) = stripped(&maps);
+        (maps, notes, stripped(&candidates).0, dead)
+    };
+    let (maps, clean_notes, candidates, none) = run("clean", Some(p("clean.ndjson").to_str().unwrap()));
+    assert!(none.is_empty() && maps.len() >= 3 && !candidates.is_empty());
+    assert!(clean_notes.iter().all(serde_json::Value::is_null), "a clean run loses nothing: {clean_notes:?}");
+
+    let hostile_file = p("hostile.ndjson");
+    for (name, input) in [("file", Some(hostile_file.to_str().unwrap())), ("stdin", None)] {
+        let (m, notes, c, dead) = run(name, input);
+        assert_eq!(differing(&m, &maps), Vec::<usize>::new(), "{name}: the maps of the clean run");
+        assert_eq!(
+            differing(&c, &candidates),
+            Vec::<usize>::new(),
+            "{name}: the candidate lists of the clean run"
+        );
+        // What the maps say was lost: the far-future records held aside near the end.
+        let said: Vec<String> = notes
+            .iter()
+            .flat_map(|n| n.as_array().cloned().unwrap_or_default())
+            .map(|n| n.to_string())
+            .collect();
+        assert!(said.iter().any(|n| n.contains("held aside")), "{name}: {notes:?}");
+        let expected = bad_records();
+        assert_eq!(dead.len(), expected.len(), "{name}: one dead letter per bad record: {dead:#?}");
+        let guard = |d: &&DeadLetter| d.source == "<event-time guard>";
+        for ((kind, _, reason), line) in expected.iter().zip(&lines) {
+            if kind.starts_with("far-") {
+                let n = dead.iter().filter(guard).filter(|d| d.reason.contains(reason)).count();
+                let want = expected.iter().filter(|(_, _, r)| r == reason).count();
+                assert_eq!(n, want, "{name}: {kind}: the event-time guard's dead letter ({reason:?})");
+                continue;
+            }
+            let d = dead.iter().find(|d| d.line == Some(*line));
+            let d = d.unwrap_or_else(|| panic!("{name}: {kind}: no dead letter at line {line}"));
+            assert!(d.reason.contains(reason), "{name}: {kind} at line {line}: {:?}", d.reason);
+            if name == "file" {
+                assert!(d.source.ends_with("hostile.ndjson"), "{}", d.source);
+            }
+        }
+    }
+}
