@@ -26,6 +26,9 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{BaseRecord, Producer};
 
+#[path = "common/bad_records.rs"]
+mod bad_records;
+
 const RATE: f64 = 10.0;
 
 fn env_or_skip(var: &str) -> Option<String> {
@@ -686,4 +689,52 @@ fn every_way_in_gives_byte_identical_outputs() {
             "{scenario}: Kafka = simulator"
         );
     }
+}
+
+#[test]
+fn a_hostile_stream_on_the_topics_changes_no_map_and_every_bad_message_is_a_dead_letter() {
+    let Some(brokers) = env_or_skip("KAFKA_TEST_BROKERS") else { return };
+    let s = setup("hostile", &brokers);
+    let records: Vec<_> = sim("regression").collect();
+    // Every kind of the file test but the oversized line (past the producer's own limit),
+    // each on the topic it looks meant for, published in its place in the stream (a
+    // partition is read in offset order).
+    let bad: Vec<_> = bad_records::bad_records()
+        .into_iter()
+        .filter(|(kind, ..)| *kind != "line over the record limit")
+        .collect();
+    let t = &s.kafka.topics;
+    let p = producer(&s.kafka).unwrap();
+    let every = records.len() / (bad.len() + 1);
+    for (j, chunk) in records.chunks(every).enumerate() {
+        publish_records(&s.kafka, chunk.iter().cloned(), None).unwrap();
+        let Some((kind, bytes, _)) = bad.get(j) else { continue };
+        let topic = match *kind {
+            k if k.contains("span") || k.contains("OTLP") || k == "random bytes" => &t.traces,
+            k if k.contains("deploy") => &t.deploys,
+            k if k.contains("cause") => &t.causes,
+            _ => &t.alerts,
+        };
+        let timestamp = (chunk.last().unwrap().time_ns / 1_000_000) as i64 + 1;
+        send(&p, BaseRecord::<[u8], [u8]>::to(topic).payload(bytes.as_slice()).timestamp(timestamp)).unwrap();
+        p.flush(Duration::from_secs(30)).unwrap();
+    }
+    p.flush(Duration::from_secs(30)).unwrap();
+    let (config, kafka) = s.config("a");
+    let log = s.dir.path().join("a.log");
+    let child = spawn(&config, &log);
+    let impact = consume(&brokers, &kafka.topics.impact, resolved, "the resolved map", &log);
+    let dead = consume(&brokers, &t.deadletter, |m| m.len() >= bad.len(), "every bad message", &log);
+    terminate(child);
+    let without_notes = |m: ImpactMap| ImpactMap { data_quality: None, ..m };
+    let maps: Vec<ImpactMap> = maps(&impact).into_iter().map(without_notes).collect();
+    assert_eq!(maps, embedded("regression").0, "the maps of the clean stream");
+    assert_eq!(dead.len(), bad.len(), "one dead letter per bad message");
+    let from_topics = dead.iter().filter(|m| header(m, "devloom.source.offset").is_some()).count();
+    assert_eq!(
+        from_topics,
+        bad.len() - 3,
+        "all but the three the event-time guard refuses name their offset"
+    );
+    assert!(dead.iter().all(|m| header(m, "devloom.error.reason").is_some_and(|r| !r.is_empty())));
 }
