@@ -50,6 +50,7 @@ fn incident() -> (ImpactMap, Vec<Deploy>) {
         verdict: Verdict::Spreading,
         nodes,
         edges,
+        omitted_nodes: None,
         data_quality: None,
         event_time_ns: ONSET,
         event_time: String::new(),

@@ -29,11 +29,26 @@ pub struct BlastConfig {
     pub min_interval_ms: u64,
     /// Deepest walk in hops from a root; 0 walks the whole connected graph.
     pub max_hops: u32,
+    /// The most services one map lists: the alerted ones, every red or amber one, then
+    /// the nearest clean ones, each with the services on its path; the rest are counted
+    /// in the map's `omitted_nodes`. A hub with 80,000 clean callees gives a map a person
+    /// can read, in milliseconds.
+    pub max_nodes: usize,
 }
 
 impl Default for BlastConfig {
     fn default() -> Self {
-        Self { min_interval_ms: 5_000, max_hops: 0 }
+        Self { min_interval_ms: 5_000, max_hops: 0, max_nodes: 1_000 }
+    }
+}
+
+impl BlastConfig {
+    /// Rejects settings that parse but cannot work (the message names the key).
+    pub fn validate(&self) -> Result<(), String> {
+        if self.max_nodes < 10 {
+            return Err("max_nodes must be at least 10".into());
+        }
+        Ok(())
     }
 }
 
@@ -169,7 +184,7 @@ fn stats_of(now: &WindowSummary, base: &WindowSummary) -> [NowVsBaseline; 3] {
 /// Builds the impact map of one incident from the graph as it is now.
 fn build_map(
     graph: &ServiceGraph,
-    max_hops: u32,
+    (max_hops, max_nodes): (u32, usize),
     id: &str,
     view: &View,
     status: IncidentStatus,
@@ -179,6 +194,9 @@ fn build_map(
     let mut roots: Vec<NodeIndex> = view.roots.iter().flat_map(|r| graph.nodes_named(r)).collect();
     roots.sort_by(|a, b| g[*a].id.cmp(&g[*b].id));
     let visits = walk(graph, &roots, max_hops);
+    let reached = visits.len();
+    let visits = nearest(graph, visits, max_nodes);
+    let omitted = reached - visits.len();
     let firing = |name: &str| {
         status == IncidentStatus::Open && view.firing.binary_search_by(|f| f.as_str().cmp(name)).is_ok()
     };
@@ -282,6 +300,7 @@ fn build_map(
         verdict: if spreading { Verdict::Spreading } else { Verdict::Contained },
         nodes,
         edges,
+        omitted_nodes: (omitted > 0).then_some(omitted as u32),
         data_quality: None,
         event_time_ns: time_ns,
         event_time: format_rfc3339(time_ns),
@@ -289,6 +308,47 @@ fn build_map(
         published_at: None,
         latency_ms: None,
     }
+}
+
+/// At most `max` of the walk's visits, in walk order: the roots, every red or amber
+/// node, then the nearest others — each with the nodes on its path, so every listed node
+/// hangs under a listed parent.
+fn nearest(graph: &ServiceGraph, visits: Vec<Visit>, max: usize) -> Vec<Visit> {
+    if visits.len() <= max {
+        return visits;
+    }
+    let g = graph.graph();
+    let at: FxHashMap<NodeIndex, usize> = visits.iter().enumerate().map(|(i, v)| (v.node, i)).collect();
+    let mut keep = vec![false; visits.len()];
+    let mut kept = 0;
+    let degraded = |v: &Visit| matches!(g[v.node].health.state, HealthState::Red | HealthState::Amber);
+    let roots = visits.iter().filter(|v| v.direction == Direction::Root);
+    let hurt = visits.iter().filter(|v| v.direction != Direction::Root && degraded(v));
+    let rest = visits.iter().filter(|v| v.direction != Direction::Root && !degraded(v));
+    for v in roots.chain(hurt).chain(rest) {
+        // The node and the ancestors not yet kept, if they all fit.
+        let mut chain = Vec::new();
+        let mut next = Some(v.node);
+        while let Some(n) = next {
+            let i = at[&n];
+            if keep[i] {
+                break;
+            }
+            chain.push(i);
+            next = visits[i].parent;
+        }
+        if kept + chain.len() > max {
+            continue;
+        }
+        kept += chain.len();
+        for i in chain {
+            keep[i] = true;
+        }
+        if kept == max {
+            break;
+        }
+    }
+    visits.into_iter().zip(keep).filter_map(|(v, k)| k.then_some(v)).collect()
 }
 
 /// `part` requests as a share (0–1) of `whole` requests.
@@ -320,7 +380,14 @@ impl Operator for BlastRadius {
                     UpdateKind::Stale => IncidentStatus::Stale,
                     UpdateKind::Opened | UpdateKind::Changed => IncidentStatus::Open,
                 };
-                let map = build_map(graph, self.config.max_hops, &u.incident_id, view, status, u.time_ns);
+                let map = build_map(
+                    graph,
+                    (self.config.max_hops, self.config.max_nodes),
+                    &u.incident_id,
+                    view,
+                    status,
+                    u.time_ns,
+                );
                 self.publish(map, out);
                 if status.is_closed() {
                     self.open.remove(&u.incident_id);
@@ -348,7 +415,14 @@ impl Operator for BlastRadius {
             let view = self.open.get_mut(&id).expect("dirty views are open");
             view.dirty = false;
             self.dirty.remove(&id);
-            let map = build_map(graph, self.config.max_hops, &id, view, IncidentStatus::Open, event_time);
+            let map = build_map(
+                graph,
+                (self.config.max_hops, self.config.max_nodes),
+                &id,
+                view,
+                IncidentStatus::Open,
+                event_time,
+            );
             if states_of(&map) != view.last_states {
                 self.publish(map, out);
             }
@@ -458,6 +532,46 @@ mod tests {
         assert_eq!(out[0].verdict, Verdict::Spreading);
         let edge = out[0].edges.iter().find(|e| e.callee == "db").unwrap();
         assert_eq!(edge.state, HealthState::Red);
+    }
+
+    #[test]
+    fn a_map_past_max_nodes_keeps_the_hurt_and_the_nearest_and_counts_the_rest() {
+        let mut g = graph(&["db"], 30);
+        let mut sink = Vec::new();
+        for i in 0..30 {
+            let callee = id(&format!("x-{i:02}"));
+            let call = Observation::Call {
+                caller: id("payments"),
+                callee,
+                time_ns: 29 * S,
+                latency_ns: 1_000_000,
+                failed: false,
+                asynchronous: false,
+            };
+            g.on_event(&(), &call, &mut sink);
+        }
+        let config = BlastConfig { max_nodes: 10, ..BlastConfig::default() };
+        let mut b = BlastRadius::new(config);
+        let mut out = Vec::new();
+        b.on_event(&g, &update(UpdateKind::Opened, &["payments"], &["payments"], 30), &mut out);
+        let map = &out[0];
+        let names: Vec<&str> = map.nodes.iter().map(|n| n.service.as_str()).collect();
+        assert_eq!(names.len(), 10);
+        assert_eq!(map.omitted_nodes, Some(24), "34 reached: {names:?}");
+        for kept in ["payments", "db", "checkout", "frontend", "x-00"] {
+            assert!(names.contains(&kept), "{kept} in {names:?}");
+        }
+        assert!(!names.contains(&"x-29"), "the farthest clean callee goes first");
+        assert_eq!(map.verdict, Verdict::Spreading, "the red dependency is kept");
+        for n in &map.nodes {
+            let parent = n.path.len().checked_sub(2).map(|i| n.path[i].as_str());
+            assert!(parent.is_none_or(|p| names.contains(&p)), "{} hangs under a listed parent", n.service);
+        }
+        assert!(
+            map.edges
+                .iter()
+                .all(|e| names.contains(&e.caller.as_str()) && names.contains(&e.callee.as_str()))
+        );
     }
 
     #[test]

@@ -86,6 +86,7 @@ impl EngineConfig {
             return Err("engine.future_confirm_events must be at least 1".into());
         }
         self.pairing.validate().map_err(|e| format!("engine.pairing.{e}"))?;
+        self.blast.validate().map_err(|e| format!("engine.blast.{e}"))?;
         self.graph.validate().map_err(|e| format!("engine.graph.{e}"))?;
         self.candidates.validate().map_err(|e| format!("engine.candidates.{e}"))?;
         self.remediation.validate().map_err(|e| format!("engine.remediation.{e}"))?;

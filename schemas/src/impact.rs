@@ -184,6 +184,11 @@ pub struct ImpactMap {
     pub nodes: Vec<ImpactNode>,
     /// Edges ordered by caller, callee.
     pub edges: Vec<ImpactEdge>,
+    /// Services of the blast radius left out of `nodes` (beyond `[engine.blast]
+    /// max_nodes`: the map keeps the alerted, every red or amber, then the nearest clean
+    /// ones). Absent when none were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub omitted_nodes: Option<u32>,
     /// What the pipeline lost or could not use over the last short window (late spans,
     /// pairing-store evictions, unpaired spans, ignored links, events held aside,
     /// evicted services), one line each, so a reader knows when the map may be

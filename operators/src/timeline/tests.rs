@@ -32,6 +32,7 @@ fn map(version: u32, at_s: u64, status: IncidentStatus, nodes: &[(&str, HealthSt
         verdict: if spreading { Verdict::Spreading } else { Verdict::Contained },
         nodes: nodes.iter().map(|(s, st)| node(s, *st, 0.1 * version as f64)).collect(),
         edges: Vec::new(),
+        omitted_nodes: None,
         data_quality: None,
         event_time_ns: T0 + at_s * S,
         event_time: format_rfc3339(T0 + at_s * S),

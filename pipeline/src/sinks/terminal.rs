@@ -89,6 +89,12 @@ pub fn render_map(map: &ImpactMap, color: bool) -> String {
     for note in map.data_quality.iter().flatten() {
         let _ = writeln!(out, "   data quality: {note}");
     }
+    if let Some(n) = map.omitted_nodes {
+        let _ = writeln!(
+            out,
+            "   {n} more clean services in the blast radius not listed (engine.blast.max_nodes)"
+        );
+    }
     // Children by (parent label, direction), from each node's path.
     let mut children: BTreeMap<(String, Direction), Vec<&ImpactNode>> = BTreeMap::new();
     for n in map.nodes.iter().filter(|n| n.direction != Direction::Root) {
@@ -282,6 +288,7 @@ mod tests {
                 ),
             ],
             edges: vec![],
+            omitted_nodes: None,
             data_quality: None,
             event_time_ns: 0,
             event_time: "2026-11-27T09:07:00.000Z".into(),

@@ -183,6 +183,7 @@ mod tests {
                 gap_ms: None,
                 caller_error_rate: None,
             }],
+            omitted_nodes: None,
             data_quality: Some(vec!["3 spans arrived behind the watermark".into()]),
             event_time_ns: 5,
             event_time: "1970-01-01T00:00:00.000Z".into(),
