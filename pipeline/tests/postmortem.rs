@@ -291,14 +291,17 @@ fn a_team_template_renders_the_draft_and_a_broken_one_is_refused_naming_the_file
 
     let ours = dir.path().join("ours.md.j2");
     std::fs::write(&ours, "## {{ incident_id }}\nlasted {{ impact.duration_ms | duration }}; peak {{ impact.services[0].peak_error_rate | percent }}\n").unwrap();
-    let out = devloom(&[
-        "postmortem",
-        &incident,
-        "--history",
-        history.to_str().unwrap(),
-        "--template",
-        ours.to_str().unwrap(),
-    ]);
+    let with_template = |template: &Path| {
+        devloom(&[
+            "postmortem",
+            &incident,
+            "--history",
+            history.to_str().unwrap(),
+            "--template",
+            template.to_str().unwrap(),
+        ])
+    };
+    let out = with_template(&ours);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.starts_with(&format!("## {incident}\nlasted ")), "{text}");
@@ -306,14 +309,7 @@ fn a_team_template_renders_the_draft_and_a_broken_one_is_refused_naming_the_file
 
     let broken = dir.path().join("broken.md.j2");
     std::fs::write(&broken, "# {{ title }}\n\n{% for e in timeline %}\n").unwrap();
-    let out = devloom(&[
-        "postmortem",
-        &incident,
-        "--history",
-        history.to_str().unwrap(),
-        "--template",
-        broken.to_str().unwrap(),
-    ]);
+    let out = with_template(&broken);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&format!("(in {}:3)", broken.display())), "{err}");
