@@ -268,6 +268,10 @@ fn decode_payload(
             accepted: accepted_list(expect),
         });
     }
+    if Format::OtlpJson.accepted_by(expect) && starts_otlp_json(payload) {
+        otlp::decode_json_bytes(payload, out)?;
+        return Ok(Format::OtlpJson);
+    }
     let value: Value = match json::parse(payload) {
         Ok(value) => value,
         // An OTLP request starts with 0x0a (a newline to a sniffer) and its first
@@ -386,6 +390,15 @@ fn sniff_json(value: &Value) -> Option<Format> {
     } else {
         return None;
     })
+}
+
+/// A JSON object whose first key is `resourceSpans` (or `resource_spans`): OTLP JSON as
+/// every exporter writes it, read without sniffing through a `Value` first.
+fn starts_otlp_json(payload: &[u8]) -> bool {
+    let rest = payload.trim_ascii_start();
+    let Some(rest) = rest.strip_prefix(b"{") else { return false };
+    let rest = rest.trim_ascii_start();
+    rest.starts_with(b"\"resourceSpans\"") || rest.starts_with(b"\"resource_spans\"")
 }
 
 fn looks_like_json(payload: &[u8]) -> bool {

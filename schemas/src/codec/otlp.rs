@@ -25,6 +25,18 @@ pub fn decode_reference(bytes: &[u8], out: &mut Vec<Event>) -> Result<(), Decode
 
 /// Decodes an OTLP JSON document (hex ids in either case, integer enums, 64-bit integers
 /// as numbers or strings).
+/// Decodes OTLP JSON straight from its bytes into the generated types: no `Value` tree
+/// in between (the hot path of JSON trace files and topics). A repeated field is an
+/// error here too (`duplicate field`), as in every other JSON Devloom reads.
+pub(crate) fn decode_json_bytes(bytes: &[u8], out: &mut Vec<Event>) -> Result<(), DecodeError> {
+    const F: Format = Format::OtlpJson;
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let request: ExportTraceServiceRequest = serde_path_to_error::deserialize(&mut de)
+        .map_err(|e| DecodeError::invalid(F, e.path().to_string(), e.into_inner()))?;
+    de.end().map_err(|e| DecodeError::invalid(F, ".", e))?;
+    normalize(&request, F, out)
+}
+
 pub(crate) fn decode_json(value: Value, out: &mut Vec<Event>) -> Result<(), DecodeError> {
     let request: ExportTraceServiceRequest = from_json(Format::OtlpJson, value)?;
     normalize(&request, Format::OtlpJson, out)

@@ -445,3 +445,23 @@ fn a_repeated_key_or_an_empty_service_is_refused_with_the_reason() {
         "Devloom deploy JSON: invalid at service: is empty: a change must name its service"
     );
 }
+
+#[test]
+fn otlp_json_read_straight_from_its_bytes_still_refuses_a_repeated_field_and_trailing_data() {
+    let span = r#"{"traceId":"0af7651916cd43dd8448eb211c80319c","spanId":"b7ad6b7169203331","name":"GET /","kind":2,"startTimeUnixNano":"1","endTimeUnixNano":"2"}"#;
+    let doc = |spans: &str| format!(r#"{{"resourceSpans":[{{"scopeSpans":[{{"spans":[{spans}]}}]}}]}}"#);
+    let (format, events) = decode_all(Message::bytes(doc(span).as_bytes()), Expect::Traces).unwrap();
+    assert_eq!((format, events.len()), (Format::OtlpJson, 1));
+    let twice = span.replace(r#""kind":2"#, r#""kind":2,"kind":3"#);
+    let e = decode_all(Message::bytes(doc(&twice).as_bytes()), Expect::Traces).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "OTLP JSON: invalid at resourceSpans[0].scopeSpans[0].spans[0]: duplicate field `kind` at line 1 column 147"
+    );
+    let trailing = doc(span) + " {}";
+    let e = decode_all(Message::bytes(trailing.as_bytes()), Expect::Traces).unwrap_err();
+    assert!(e.to_string().starts_with("OTLP JSON: invalid at .: trailing characters"), "{e}");
+    // On an alerts input the same document is still refused as the wrong family.
+    let e = decode_all(Message::bytes(doc(span).as_bytes()), Expect::Alerts).unwrap_err();
+    assert_eq!(e.to_string(), "OTLP JSON is not accepted on a alerts input");
+}
