@@ -114,8 +114,12 @@ fn main() -> std::io::Result<()> {
     println!("impact maps: {}; dead letters: {}", count.0, summary.dead_letters);
     if let Some(l) = summary.latency {
         println!(
-            "alert → map latency: p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms ({} maps)",
-            l.p50_ms, l.p99_ms, l.max_ms, l.count
+            "alert → map latency: p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms ({} maps); the first map {:.3} ms",
+            l.p50_ms,
+            l.p99_ms,
+            l.max_ms,
+            l.count,
+            summary.first_map_ms.unwrap_or_default()
         );
     }
     Ok(())
