@@ -245,3 +245,8 @@ pub fn duration(ms: u64) -> String {
         _ => format!("{}h {}m", s / 3600, (s % 3600) / 60),
     }
 }
+
+/// The snake_case name serde gives a unit enum variant (`critical`, `spreading`).
+pub fn variant_name<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_value(value).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+}

@@ -289,8 +289,8 @@ impl IncidentTimeline {
                 let fact = AlertFact {
                     name: name.clone(),
                     service: alert.service.clone(),
-                    severity: serde_name(&alert.severity),
-                    source: serde_name(&alert.source),
+                    severity: postmortem::variant_name(&alert.severity),
+                    source: postmortem::variant_name(&alert.source),
                     fired_at: format_rfc3339(alert.starts_at_ns),
                     resolved_at: None,
                 };
@@ -386,7 +386,7 @@ impl IncidentTimeline {
             let text = format!(
                 "first impact map: {} services in the blast radius, {degraded} red or amber, {}",
                 map.nodes.len(),
-                serde_name(&map.verdict)
+                postmortem::variant_name(&map.verdict)
             );
             rec.push(max, t, TimelineKind::FirstMap, None, text);
         }
@@ -460,7 +460,7 @@ impl IncidentTimeline {
         }
         rec.peak_nodes = rec.peak_nodes.max(map.nodes.len() as u32);
         if rec.last_verdict.is_some_and(|v| v != map.verdict) {
-            let text = format!("verdict: {}", serde_name(&map.verdict));
+            let text = format!("verdict: {}", postmortem::variant_name(&map.verdict));
             rec.push(max, t, TimelineKind::VerdictChange, None, text);
         }
         rec.ever_spreading |= map.verdict == Verdict::Spreading;
@@ -533,11 +533,6 @@ impl IncidentTimeline {
 
 fn is_degraded(state: HealthState) -> bool {
     matches!(state, HealthState::Red | HealthState::Amber)
-}
-
-/// The snake_case name serde gives a unit enum variant.
-fn serde_name<T: Serialize>(value: &T) -> String {
-    serde_json::to_value(value).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
 }
 
 impl Operator for IncidentTimeline {

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
+use devloom_operators::postmortem::variant_name;
 use devloom_schemas::{CauseStatus, ConfirmedCause, ImpactMap, PostmortemDraft};
 
 use super::history_dir;
@@ -165,21 +166,16 @@ fn list(archive: ArchiveArgs) -> anyhow::Result<()> {
     for map in &closed {
         let draft = drafts.iter().filter(|d| d.incident_id == map.incident_id).max_by_key(|d| d.version);
         let draft = draft.map_or("(rebuilt on request)".to_string(), |d| {
-            format!("v{}, cause {}", d.version, name(&d.root_cause.status))
+            format!("v{}, cause {}", d.version, variant_name(&d.root_cause.status))
         });
         println!(
             "{:<24} {:<26} {:<10} {:<10} {:<24} {draft}",
             map.incident_id,
             map.event_time,
-            name(&map.status),
-            name(&map.verdict),
+            variant_name(&map.status),
+            variant_name(&map.verdict),
             map.root_services.join(",")
         );
     }
     Ok(())
-}
-
-/// The snake_case name serde gives a unit variant.
-fn name<T: serde::Serialize>(value: &T) -> String {
-    serde_json::to_value(value).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
 }

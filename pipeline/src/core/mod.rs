@@ -48,37 +48,42 @@ impl RunSummary {
     /// What the run may have missed, when anything: events behind the watermark, pairing
     /// entries evicted from a full store, halves that never met.
     pub fn losses_line(&self) -> Option<String> {
-        let (late, evicted, expired) = (self.engine.late, self.pairing.evicted, self.pairing.expired);
-        let (held, rejected) = (self.engine.held_aside, self.engine.future_rejected);
-        let services = self.engine.services_evicted;
-        let lost = late + evicted + expired + held + self.pairing.links_dropped + services;
-        (lost + self.engine.past_rejected > 0).then(|| {
+        let (e, p) = (&self.engine, &self.pairing);
+        let (late, evicted, expired) = (e.late, p.evicted, p.expired);
+        let optional = [
+            (
+                e.held_aside,
+                format!(
+                    "{} events from too far ahead held aside ({} of them rejected as dead letters)",
+                    e.held_aside, e.future_rejected
+                ),
+            ),
+            (
+                e.past_rejected,
+                format!("{} spans from too far behind rejected as dead letters", e.past_rejected),
+            ),
+            (
+                e.services_evicted,
+                format!(
+                    "{} least recently seen services evicted at engine.graph.max_services",
+                    e.services_evicted
+                ),
+            ),
+            (
+                p.links_dropped,
+                format!("{} span links beyond engine.pairing.max_links_per_span ignored", p.links_dropped),
+            ),
+        ];
+        let any_optional = optional.iter().any(|(n, _)| *n > 0);
+        (late + evicted + expired > 0 || any_optional).then(|| {
             let mut line = format!(
                 "data quality: {late} events arrived behind the watermark (counted late), {evicted} pairing \
                  entries evicted from a full store (edges may be missing), {expired} spans never met their \
                  other half"
             );
-            if held > 0 {
-                line.push_str(&format!(
-                    ", {held} events from too far ahead held aside ({rejected} of them rejected as dead letters)"
-                ));
-            }
-            if self.engine.past_rejected > 0 {
-                line.push_str(&format!(
-                    ", {} spans from too far behind rejected as dead letters",
-                    self.engine.past_rejected
-                ));
-            }
-            if services > 0 {
-                line.push_str(&format!(
-                    ", {services} least recently seen services evicted at engine.graph.max_services"
-                ));
-            }
-            if self.pairing.links_dropped > 0 {
-                line.push_str(&format!(
-                    ", {} span links beyond engine.pairing.max_links_per_span ignored",
-                    self.pairing.links_dropped
-                ));
+            for (_, part) in optional.iter().filter(|(n, _)| *n > 0) {
+                line.push_str(", ");
+                line.push_str(part);
             }
             line
         })
