@@ -394,6 +394,11 @@ impl Engine {
         &self.stages.graph
     }
 
+    /// Spans waiting in the pairing store for their other half.
+    pub fn pending_spans(&self) -> usize {
+        self.stages.pairing.pending()
+    }
+
     /// Counters of the engine and of span pairing.
     pub fn counters(&self) -> (EngineCounters, PairingCounters) {
         let counters = EngineCounters { services_evicted: self.stages.graph.evicted(), ..self.counters };

@@ -12,6 +12,7 @@ use crate::build;
 use crate::config::{Config, Overrides};
 use crate::core::{Pipeline, Sink};
 use crate::history::replay::{Replay, Selection};
+use crate::http;
 use crate::kafka::KafkaSink;
 use crate::sinks::{JsonLines, routes};
 
@@ -56,6 +57,13 @@ pub struct ReplayArgs {
     /// Publish impact maps and candidate lists to the Kafka topics at these brokers.
     #[arg(long, conflicts_with = "output")]
     pub brokers: Option<String>,
+    /// Serve the HTTP API during the replay and after it, until Ctrl-C or SIGTERM
+    /// (on [http] listen, or --listen).
+    #[arg(long)]
+    pub serve: bool,
+    /// With --serve: where the HTTP API listens (port 0 picks a free one).
+    #[arg(long, value_name = "ADDR", requires = "serve")]
+    pub listen: Option<String>,
 }
 
 /// Runs the command.
@@ -69,6 +77,8 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
         postmortems: args.postmortems,
         brokers: args.brokers,
         model: args.model,
+        listen: args.listen,
+        no_http: !args.serve,
         ..Overrides::default()
     }
     .load()?;
@@ -80,10 +90,14 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
         filter: args.filter,
     };
     let mut source = Replay::open(&dir, &selection, std::io::stderr().is_terminal())?;
+    let server = http::Server::start(&config.http, &config.telemetry)?;
+    if let Some(server) = &server {
+        eprintln!("devloom: HTTP API on http://{}", server.addr());
+    }
     let maps = if to_kafka {
-        replay_into(&config, KafkaSink::open(&config)?, &mut source)?
+        replay_into(&config, KafkaSink::open(&config)?, &mut source, server.as_ref())?
     } else {
-        replay_into(&config, JsonLines::from_routes(&routes(&config))?, &mut source)?
+        replay_into(&config, JsonLines::from_routes(&routes(&config))?, &mut source, server.as_ref())?
     };
     let stats = source.finish();
     eprintln!(
@@ -94,13 +108,24 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
         stats.elapsed.as_secs_f64(),
         stats.events_per_s()
     );
+    if let Some(server) = &server {
+        server.serve_until_signalled()?;
+    }
     Ok(())
 }
 
 /// Runs the replay into `sink`; returns the impact-map versions published.
-fn replay_into<S: Sink>(config: &Config, sink: S, source: &mut Replay) -> anyhow::Result<u64> {
+fn replay_into<S: Sink>(
+    config: &Config,
+    sink: S,
+    source: &mut Replay,
+    server: Option<&http::Server>,
+) -> anyhow::Result<u64> {
     let mut pipeline =
         Pipeline::new(build::engine(config)?, sink).postmortem_template(build::postmortem_template(config)?);
+    if let Some(server) = server {
+        pipeline = server.attach(pipeline);
+    }
     pipeline.run(source)?;
     Ok(pipeline.finish()?.1.engine.impact_maps)
 }

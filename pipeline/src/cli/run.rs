@@ -13,9 +13,11 @@ use super::{SimArgs, print_run_notes};
 use crate::build::{self, ArchiveCommits};
 use crate::config::{Config, Overrides};
 use crate::core::{OutputKind, Source};
+use crate::http;
 use crate::simulator::scenario::SCENARIOS;
 use crate::sinks::{JsonLines, routes};
 use crate::sources::file::Files;
+use crate::sources::paced::Paced;
 use crate::sources::{Decoding, simulated, stdin};
 
 /// Flags of `devloom run`.
@@ -73,6 +75,20 @@ pub struct RunArgs {
     /// Score candidates with this model file (default: [scorer] model, else built in).
     #[arg(long)]
     pub model: Option<PathBuf>,
+    /// Serve the HTTP API here (default: [http] listen, 127.0.0.1:9464); port 0 picks a
+    /// free one. The address is printed at start.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Do not serve the HTTP API.
+    #[arg(long, conflicts_with = "listen")]
+    pub no_http: bool,
+    /// After the input ends, keep serving the HTTP API until Ctrl-C or SIGTERM.
+    #[arg(long, conflicts_with_all = ["no_http", "brokers"])]
+    pub serve: bool,
+    /// Play files or the simulator in event time, this many times faster than it
+    /// happened (1 = real time), instead of as fast as possible.
+    #[arg(long, value_name = "FACTOR", conflicts_with = "brokers")]
+    pub speed: Option<f64>,
 }
 
 /// Runs the command.
@@ -92,15 +108,33 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         state_dir: args.state_dir,
         history: args.history,
         model: args.model,
+        listen: args.listen,
+        no_http: args.no_http,
     }
     .load()?;
     if !config.kafka.brokers.is_empty() {
         return run_kafka(&config);
     }
+    if let Some(speed) = args.speed
+        && !(speed > 0.0 && speed.is_finite())
+    {
+        bail!("--speed must be a number above 0, got {speed}");
+    }
     let sim = |scenario: &str| SimArgs { scenario: scenario.to_string(), seed: args.seed, rate: args.rate };
     let mut source = source(&config, sim)?;
+    if let Some(speed) = args.speed {
+        source = Box::new(Paced::new(source, speed));
+    }
+    if args.serve && !config.http.enabled {
+        bail!("--serve keeps the HTTP API up, but [http] enabled is false");
+    }
+    let server = http::Server::start(&config.http, &config.telemetry)?;
     let sink = JsonLines::from_routes(&routes(&config))?;
     let mut pipeline = build::pipeline(&config, sink, ArchiveCommits::OnRoll)?;
+    if let Some(server) = &server {
+        eprintln!("devloom: HTTP API on http://{}", server.addr());
+        pipeline = server.attach(pipeline);
+    }
     pipeline.run(source.as_mut())?;
     let (_, summary) = pipeline.finish()?;
     let e = &summary.engine;
@@ -123,6 +157,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         }
     );
     print_run_notes(&summary);
+    if let Some(server) = server.as_ref().filter(|_| args.serve) {
+        server.serve_until_signalled()?;
+    }
     if summary.records > 0 && summary.dead_letters == summary.records {
         bail!(
             "every record ({}) was a dead letter: the input is in no format Devloom reads (OTLP JSON or \

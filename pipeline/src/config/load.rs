@@ -120,6 +120,7 @@ impl Config {
     /// runtime's.
     pub fn check(&self) -> Result<(), String> {
         self.engine.validate()?;
+        self.http.validate()?;
         if !self.kafka.brokers.is_empty() && (self.kafka.partitions < 1 || self.kafka.replication < 1) {
             return Err("kafka.partitions and kafka.replication must be at least 1".into());
         }
@@ -177,6 +178,10 @@ pub struct Overrides {
     pub history: Option<PathBuf>,
     /// `--model`: `[scorer] model`.
     pub model: Option<PathBuf>,
+    /// `--listen`: `[http] listen`.
+    pub listen: Option<String>,
+    /// `--no-http`: `[http] enabled = false`.
+    pub no_http: bool,
 }
 
 impl Overrides {
@@ -210,6 +215,8 @@ impl Overrides {
         replace(&mut c.checkpoint.state_dir, self.state_dir);
         replace(&mut c.history.dir, self.history.map(Some));
         replace(&mut c.scorer.model, self.model.map(Some));
+        replace(&mut c.http.listen, self.listen);
+        c.http.enabled &= !self.no_http;
     }
 }
 

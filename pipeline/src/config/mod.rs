@@ -7,7 +7,7 @@
 //! `[engine.graph.health] failure_threshold`. Values are read as TOML when they parse
 //! (numbers, booleans, arrays) and as strings otherwise. Only variables whose first part
 //! names a section (`INPUT`, `OUTPUT`, `DECODE`, `ENGINE`, `KAFKA`, `CHECKPOINT`,
-//! `HISTORY`, `SCORER`) are read; `DEVLOOM_LOG` (log filter), `DEVLOOM_CONFIG` (config
+//! `HISTORY`, `SCORER`, `POSTMORTEM`, `HTTP`, `TELEMETRY`) are read; `DEVLOOM_LOG` (log filter), `DEVLOOM_CONFIG` (config
 //! path) and any other `DEVLOOM_*` variable are not keys.
 
 mod load;
@@ -20,6 +20,7 @@ use devloom_schemas::codec::DecodeOptions;
 use serde::{Deserialize, Serialize};
 
 use crate::history::ArchiveConfig;
+use crate::http::{HttpConfig, TelemetryConfig};
 pub use load::{ConfigError, Overrides, load};
 
 /// Environment variables that are not configuration keys.
@@ -47,6 +48,10 @@ pub struct Config {
     pub scorer: ScorerConfig,
     /// Post-mortem drafts.
     pub postmortem: PostmortemConfig,
+    /// The HTTP API.
+    pub http: HttpConfig,
+    /// Devloom's own metrics.
+    pub telemetry: TelemetryConfig,
 }
 
 /// `[postmortem]`.

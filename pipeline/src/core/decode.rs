@@ -19,9 +19,39 @@ pub struct Rejected {
     pub record: RawRecord,
     /// Why it failed, naming the format tried and the field or path.
     pub reason: String,
+    /// Why it failed, as one of a few words (a metric label).
+    pub kind: RejectKind,
     /// Events from the valid parts of the record (the good alerts of a webhook whose
     /// other alerts are invalid); processed as usual after the dead letter.
     pub salvaged: Vec<Event>,
+}
+
+/// The few kinds of dead letter, for counting them by reason without the reason's text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RejectKind {
+    /// Over `[decode] max_record_bytes`.
+    TooLarge,
+    /// In no format Devloom reads.
+    Unrecognized,
+    /// In a format Devloom reads, but invalid.
+    Invalid,
+    /// Some items of a many-item payload invalid, the rest decoded.
+    Partial,
+    /// An event the event-time guard refused (too far ahead or behind).
+    EventTime,
+}
+
+impl RejectKind {
+    /// The metric label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::TooLarge => "too_large",
+            Self::Unrecognized => "unrecognized",
+            Self::Invalid => "invalid",
+            Self::Partial => "partial",
+            Self::EventTime => "event_time",
+        }
+    }
 }
 
 impl Rejected {
@@ -61,7 +91,7 @@ pub fn decode_record(record: RawRecord, opts: &DecodeOptions) -> Result<Vec<Even
             opts.max_record_bytes,
             record.payload.len()
         );
-        return Err(Box::new(Rejected { record, reason, salvaged: Vec::new() }));
+        return Err(Box::new(Rejected { record, reason, kind: RejectKind::TooLarge, salvaged: Vec::new() }));
     }
     let mut events = Vec::new();
     let result = {
@@ -79,15 +109,18 @@ pub fn decode_record(record: RawRecord, opts: &DecodeOptions) -> Result<Vec<Even
         };
         decode(&msg, record.expect, opts, &mut events)
     };
-    let (reason, salvaged) = match result {
+    let (reason, kind, salvaged) = match result {
         Ok(_) => return Ok(events),
-        Err(e @ DecodeError::Partial { .. }) => (e.to_string(), events),
-        Err(e) => (e.to_string(), Vec::new()),
+        Err(e @ DecodeError::Partial { .. }) => (e.to_string(), RejectKind::Partial, events),
+        Err(e @ (DecodeError::Unrecognized { .. } | DecodeError::WrongInput { .. })) => {
+            (e.to_string(), RejectKind::Unrecognized, Vec::new())
+        }
+        Err(e) => (e.to_string(), RejectKind::Invalid, Vec::new()),
     };
     // A dead letter keeps the record as it arrived, except a Secret's values.
     let mut record = record;
     if let Some(scrubbed) = redact::scrub_payload(&record.payload) {
         record.payload = scrubbed;
     }
-    Err(Box::new(Rejected { record, reason, salvaged }))
+    Err(Box::new(Rejected { record, reason, kind, salvaged }))
 }

@@ -20,7 +20,7 @@ use devloom_schemas::time::format_rfc3339;
 
 use crate::sinks::postmortem_markdown::Template;
 
-pub use decode::{Rejected, decode_record};
+pub use decode::{RejectKind, Rejected, decode_record};
 pub use latency::{LatencyStats, LatencySummary, wall_clock_ns};
 pub use output::{Output, OutputKind, Sink};
 pub use record::{Input, Origin, RawRecord, ReadStamp, Source};
@@ -100,8 +100,48 @@ impl RunSummary {
     }
 }
 
+/// Where the input stands, as a [`Watcher`] sees it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Progress {
+    /// Records read so far.
+    pub records: u64,
+    /// Records that became dead letters so far.
+    pub dead_letters: u64,
+    /// When the source last had nothing more to give (idle, or at its end): the
+    /// pipeline was caught up then.
+    pub caught_up_at: Option<Instant>,
+    /// When outputs were last made durable (a checkpoint, in the Kafka runtime).
+    pub committed_at: Option<Instant>,
+    /// The input has ended and the operators are flushed.
+    pub ended: bool,
+}
+
+/// Reads the operators' state between inputs: at most once per [`Watcher::interval`],
+/// whenever the source is idle, and at the end. The HTTP API's graph view and the
+/// telemetry gauges look at the engine this way, never from inside the hot path.
+pub trait Watcher: Send {
+    /// The shortest time between two looks.
+    fn interval(&self) -> Duration;
+
+    /// One look.
+    fn watch(&mut self, engine: &Engine, progress: &Progress);
+}
+
+struct Watching {
+    watcher: Box<dyn Watcher>,
+    last: Option<Instant>,
+}
+
+/// Pushes between two checks of the watchers' clocks: reading the clock per span would
+/// cost more than the look it schedules.
+const WATCH_CHECK_EVERY: u64 = 256;
+
 /// The operator loop with its sink and taps.
 pub struct Pipeline<S: Sink> {
+    watchers: Vec<Watching>,
+    pushes: u64,
+    caught_up_at: Option<Instant>,
+    committed_at: Option<Instant>,
     engine: Engine,
     postmortem_template: Template,
     sink: S,
@@ -118,6 +158,10 @@ impl<S: Sink> Pipeline<S> {
     /// The operators of `engine` publishing to `sink`.
     pub fn new(engine: Engine, sink: S) -> Self {
         Self {
+            watchers: Vec::new(),
+            pushes: 0,
+            caught_up_at: None,
+            committed_at: None,
             engine,
             postmortem_template: Template::default(),
             sink,
@@ -143,6 +187,12 @@ impl<S: Sink> Pipeline<S> {
         self
     }
 
+    /// Lets `watcher` look at the operators between inputs.
+    pub fn watch(mut self, watcher: Box<dyn Watcher>) -> Self {
+        self.watchers.push(Watching { watcher, last: None });
+        self
+    }
+
     /// Feeds every input of `source` until it ends.
     pub fn run(&mut self, source: &mut dyn Source) -> io::Result<()> {
         while let Some(input) = source.next_input() {
@@ -153,6 +203,38 @@ impl<S: Sink> Pipeline<S> {
 
     /// Feeds one input.
     pub fn push(&mut self, input: Input) -> io::Result<()> {
+        let idle = matches!(input, Input::Idle);
+        self.feed(input)?;
+        if !self.watchers.is_empty() {
+            self.pushes += 1;
+            if idle {
+                self.caught_up_at = Some(Instant::now());
+            }
+            if idle || self.pushes.is_multiple_of(WATCH_CHECK_EVERY) {
+                self.look(false);
+            }
+        }
+        Ok(())
+    }
+
+    /// Lets each watcher whose interval has passed (every one, when `all`) look.
+    fn look(&mut self, all: bool) {
+        let progress = Progress {
+            records: self.records,
+            dead_letters: self.dead_letters,
+            caught_up_at: self.caught_up_at,
+            committed_at: self.committed_at,
+            ended: all,
+        };
+        for w in &mut self.watchers {
+            if all || w.last.is_none_or(|last| last.elapsed() >= w.watcher.interval()) {
+                w.watcher.watch(&self.engine, &progress);
+                w.last = Some(Instant::now());
+            }
+        }
+    }
+
+    fn feed(&mut self, input: Input) -> io::Result<()> {
         match input {
             Input::Record(events, read) => {
                 self.records += 1;
@@ -198,7 +280,12 @@ impl<S: Sink> Pipeline<S> {
             let payload = serde_json::to_vec(&event).map_err(io::Error::other)?;
             let record = RawRecord::new(payload, Expect::Any, Origin::Guard);
             tracing::warn!(%reason, "event held aside and rejected");
-            self.publish(&Output::DeadLetter(Box::new(Rejected { record, reason, salvaged: Vec::new() })))?;
+            self.publish(&Output::DeadLetter(Box::new(Rejected {
+                record,
+                reason,
+                kind: RejectKind::EventTime,
+                salvaged: Vec::new(),
+            })))?;
         }
         for mut map in std::mem::take(&mut self.outputs.maps) {
             map.published_at = Some(format_rfc3339(wall_clock_ns()));
@@ -240,6 +327,7 @@ impl<S: Sink> Pipeline<S> {
         for tap in &mut self.taps {
             position = position.or(tap.commit()?);
         }
+        self.committed_at = Some(Instant::now());
         Ok(position)
     }
 
@@ -248,6 +336,8 @@ impl<S: Sink> Pipeline<S> {
         self.engine.flush(&mut self.outputs);
         self.publish_outputs(None)?;
         self.commit()?;
+        self.caught_up_at = Some(Instant::now());
+        self.look(true);
         let summary = self.summary();
         Ok((self.sink, summary))
     }

@@ -153,3 +153,9 @@ pub trait Source {
     /// The next input, `None` when the source has ended (or was told to stop).
     fn next_input(&mut self) -> Option<std::io::Result<Input>>;
 }
+
+impl<S: Source + ?Sized> Source for Box<S> {
+    fn next_input(&mut self) -> Option<std::io::Result<Input>> {
+        (**self).next_input()
+    }
+}

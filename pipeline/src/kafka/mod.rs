@@ -77,4 +77,7 @@ pub enum KafkaRunError {
     /// The pipeline could not be built (scorer model, history archive).
     #[error(transparent)]
     Build(#[from] crate::build::BuildError),
+    /// The HTTP API could not start.
+    #[error(transparent)]
+    Http(#[from] crate::http::HttpError),
 }

@@ -10,6 +10,7 @@ use super::{KafkaRunError, KafkaSink, KafkaSource, check_brokers, create_topics,
 use crate::build::{self, ArchiveCommits};
 use crate::config::Config;
 use crate::core::{Input, Pipeline, RunSummary, Sink, Source};
+use crate::http::Server;
 
 /// Runs until `stop` is set, then checkpoints and returns.
 pub fn run(config: &Config, stop: &AtomicBool) -> Result<RunSummary, KafkaRunError> {
@@ -23,6 +24,20 @@ pub fn run(config: &Config, stop: &AtomicBool) -> Result<RunSummary, KafkaRunErr
     let checkpoint = store.load()?;
     let commits = ArchiveCommits::AtCheckpoint(checkpoint.as_ref().and_then(|c| c.archive_seq));
     let mut pipeline = build::pipeline(config, KafkaSink::open(config)?, commits)?;
+    let server = Server::start(&config.http, &config.telemetry)?;
+    if let Some(server) = &server {
+        eprintln!("devloom: HTTP API on http://{}", server.addr());
+        // Ready only while checkpoints keep coming: three intervals without one is stuck.
+        server
+            .state()
+            .require_checkpoints(Duration::from_millis(config.checkpoint.interval_ms.saturating_mul(3)));
+        pipeline = server.attach(pipeline);
+    }
+    let checkpoint_duration = opentelemetry::global::meter(crate::telemetry::SCOPE)
+        .f64_histogram("devloom.checkpoint.duration")
+        .with_description("Making outputs durable and saving the checkpoint")
+        .with_unit("s")
+        .build();
     let mut offsets = Default::default();
     if let Some(c) = checkpoint {
         tracing::info!(offsets = ?c.offsets, "restored checkpoint");
@@ -40,7 +55,9 @@ pub fn run(config: &Config, stop: &AtomicBool) -> Result<RunSummary, KafkaRunErr
         if since_checkpoint > 0
             && (since_checkpoint >= config.checkpoint.max_messages || last_checkpoint.elapsed() >= interval)
         {
+            let started = Instant::now();
             save_checkpoint(&store, &source, &mut pipeline)?;
+            checkpoint_duration.record(started.elapsed().as_secs_f64(), &[]);
             since_checkpoint = 0;
             last_checkpoint = Instant::now();
         }

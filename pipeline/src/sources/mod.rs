@@ -4,6 +4,7 @@
 
 pub mod documents;
 pub mod file;
+pub mod paced;
 pub mod stdin;
 
 use std::io;

@@ -1,0 +1,226 @@
+//! The HTTP server of every long-running mode: a read-only JSON API under `/v1/`, the
+//! output stream as Server-Sent Events, `/healthz` and `/readyz`, and `/metrics`.
+//!
+//! It runs on its own thread (a single-threaded tokio runtime with axum) and never
+//! touches the operators: the pipeline hands it every output through a tap and a
+//! view of the graph through a watcher, so a slow or hostile client costs the
+//! operator loop nothing.
+
+pub mod api;
+pub mod openapi;
+pub mod state;
+pub mod stream;
+pub mod views;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::core::{Pipeline, Sink};
+use crate::telemetry::{Telemetry, TelemetryError};
+use state::{ApiState, ApiTap, ApiWatcher};
+
+/// `[http]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Serve the API in `devloom run` and `devloom replay --serve` (`--no-http` turns it off).
+    pub enabled: bool,
+    /// Address to listen on (`--listen`). Loopback by default: see the README before
+    /// exposing it.
+    pub listen: String,
+    /// Outputs the stream keeps for clients resuming with `Last-Event-ID`, and how far a
+    /// client may fall behind before it is disconnected.
+    pub stream_buffer: usize,
+    /// Versions of each output kind kept per incident for `/history`.
+    pub max_versions: usize,
+    /// Incidents kept (open ones last to go).
+    pub max_incidents: usize,
+    /// `/readyz` fails when the input has not been drained for this long, ms.
+    pub ready_max_lag_ms: u64,
+    /// The graph view and the telemetry gauges are refreshed at most this often, ms.
+    pub refresh_ms: u64,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: "127.0.0.1:9464".into(),
+            stream_buffer: 4096,
+            max_versions: 256,
+            max_incidents: 256,
+            ready_max_lag_ms: 30_000,
+            refresh_ms: 1_000,
+        }
+    }
+}
+
+impl HttpConfig {
+    /// Checks the values.
+    pub fn validate(&self) -> Result<(), String> {
+        for (name, value) in [
+            ("stream_buffer", self.stream_buffer as u64),
+            ("max_versions", self.max_versions as u64),
+            ("max_incidents", self.max_incidents as u64),
+            ("refresh_ms", self.refresh_ms),
+        ] {
+            if value == 0 {
+                return Err(format!("http.{name} must be above 0"));
+            }
+        }
+        if self.enabled && self.listen.parse::<SocketAddr>().is_err() {
+            return Err(format!("http.listen must be an address like 127.0.0.1:9464, not {:?}", self.listen));
+        }
+        Ok(())
+    }
+}
+
+/// `[telemetry]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// Measure Devloom itself and serve the measurements on `/metrics`.
+    pub enabled: bool,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self { enabled: true }
+    }
+}
+
+/// The server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    /// The address is taken or not ours.
+    #[error("http: cannot listen on {addr}: {source} (set --listen ADDR or [http] listen, or --no-http)")]
+    Bind {
+        /// `[http] listen`.
+        addr: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The runtime or thread could not start.
+    #[error("http: {0}")]
+    Start(#[from] std::io::Error),
+    /// Telemetry could not start.
+    #[error(transparent)]
+    Telemetry(#[from] TelemetryError),
+}
+
+/// A running server. Dropping it stops it.
+pub struct Server {
+    addr: SocketAddr,
+    state: Arc<ApiState>,
+    telemetry: Option<Arc<Telemetry>>,
+    refresh: Duration,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Server {
+    /// Listens on `[http] listen` and serves from its own thread; `None` when
+    /// `[http] enabled` is false.
+    pub fn start(http: &HttpConfig, telemetry: &TelemetryConfig) -> Result<Option<Self>, HttpError> {
+        if !http.enabled {
+            return Ok(None);
+        }
+        let listener = match std::net::TcpListener::bind(&http.listen) {
+            Ok(listener) => listener,
+            // The default port taken (another Devloom on this host): run without the API
+            // rather than refuse to read a file. An address asked for is a hard error.
+            Err(e)
+                if e.kind() == std::io::ErrorKind::AddrInUse
+                    && http.listen == HttpConfig::default().listen =>
+            {
+                eprintln!(
+                    "devloom: warning: HTTP API off: {} is in use (set --listen ADDR, or --no-http)",
+                    http.listen
+                );
+                return Ok(None);
+            }
+            Err(source) => return Err(HttpError::Bind { addr: http.listen.clone(), source }),
+        };
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let telemetry = if telemetry.enabled { Some(Arc::new(Telemetry::start()?)) } else { None };
+        let state = Arc::new(ApiState::new(http.clone()));
+        let router = api::router(api::Shared { state: state.clone(), telemetry: telemetry.clone() });
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_io().enable_time().build()?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new().name("devloom-http".into()).spawn(move || {
+            runtime.block_on(async move {
+                let listener = match tokio::net::TcpListener::from_std(listener) {
+                    Ok(l) => l,
+                    Err(e) => return tracing::error!("http: {e}"),
+                };
+                let serve = std::pin::pin!(axum::serve(listener, router).into_future());
+                // Not graceful: event streams never end by themselves.
+                if let futures_util::future::Either::Left((Err(e), _)) =
+                    futures_util::future::select(serve, stopped).await
+                {
+                    tracing::error!("http: {e}");
+                }
+            });
+        })?;
+        tracing::info!(%addr, "serving the HTTP API");
+        Ok(Some(Self {
+            addr,
+            state,
+            telemetry,
+            refresh: Duration::from_millis(http.refresh_ms),
+            stop: Some(stop),
+            thread: Some(thread),
+        }))
+    }
+
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The API's state (the Kafka runtime marks it as checkpointing).
+    pub fn state(&self) -> &Arc<ApiState> {
+        &self.state
+    }
+
+    /// `pipeline`, publishing to the API and its telemetry as well.
+    pub fn attach<S: Sink>(&self, pipeline: Pipeline<S>) -> Pipeline<S> {
+        let mut pipeline = pipeline
+            .tap(Box::new(ApiTap(self.state.clone())))
+            .watch(Box::new(ApiWatcher(self.state.clone())));
+        if let Some(t) = &self.telemetry {
+            pipeline = pipeline.tap(Box::new(t.tap())).watch(Box::new(t.watcher(self.refresh)));
+        }
+        pipeline
+    }
+
+    /// Keeps serving until SIGINT or SIGTERM (`--serve`, after the input ended).
+    pub fn serve_until_signalled(&self) -> std::io::Result<()> {
+        let stop = Arc::new(AtomicBool::new(false));
+        for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+            signal_hook::flag::register(signal, stop.clone())?;
+        }
+        eprintln!("devloom: input ended; serving http://{} until Ctrl-C or SIGTERM", self.addr);
+        while !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
