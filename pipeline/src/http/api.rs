@@ -72,6 +72,13 @@ pub const ROUTES: &[Route] = &[
         not_found: true,
     },
     Route {
+        path: "/v1/incidents/{id}/map.svg",
+        summary: "The latest impact map as a standalone SVG picture (callers above, callees below), with the top candidates",
+        response: Response200::Media("image/svg+xml"),
+        params: &[("id", "path", "string", "The incident id outputs carry")],
+        not_found: true,
+    },
+    Route {
         path: "/v1/graph",
         summary: "The live service graph with health; with service and hops, only that neighbourhood",
         response: Response200::Json("GraphView"),
@@ -130,6 +137,13 @@ pub const ROUTES: &[Route] = &[
         not_found: false,
     },
     Route {
+        path: "/",
+        summary: "The live impact-map page (HTML, updated from the event stream)",
+        response: Response200::Media("text/html"),
+        params: &[],
+        not_found: false,
+    },
+    Route {
         path: "/v1/openapi.json",
         summary: "This document",
         response: Response200::Media("application/json"),
@@ -177,6 +191,19 @@ async fn incident(State(s): State<Shared>, Path(id): Path<String>) -> Response {
 
 async fn history(State(s): State<Shared>, Path(id): Path<String>) -> Response {
     s.state.history(&id).map_or_else(|| no_incident(&id), |h| Json(h).into_response())
+}
+
+async fn map_svg(State(s): State<Shared>, Path(id): Path<String>) -> Response {
+    let Some(detail) = s.state.incident(&id) else { return no_incident(&id) };
+    let Some(map) = &detail.impact else {
+        return error(StatusCode::NOT_FOUND, format!("incident {id:?} has no impact map yet"));
+    };
+    let svg = super::picture::map_svg(map, detail.candidates.as_ref());
+    ([(header::CONTENT_TYPE, "image/svg+xml; charset=utf-8")], svg).into_response()
+}
+
+async fn page() -> Response {
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], include_str!("page.html")).into_response()
 }
 
 async fn graph(State(s): State<Shared>, Query(query): Query<HashMap<String, String>>) -> Response {
@@ -241,7 +268,7 @@ async fn events(
             return error(StatusCode::BAD_REQUEST, "Last-Event-ID must be an event id (a whole number)");
         }
     };
-    stream::events(&s.state, last).into_response()
+    stream::response(&s.state, last).into_response()
 }
 
 async fn healthz(State(s): State<Shared>) -> Response {
@@ -290,6 +317,7 @@ pub fn router(shared: Shared) -> Router {
         .route("/v1/incidents", get(incidents))
         .route("/v1/incidents/{id}", get(incident))
         .route("/v1/incidents/{id}/history", get(history))
+        .route("/v1/incidents/{id}/map.svg", get(map_svg))
         .route("/v1/graph", get(graph))
         .route("/v1/services/{name}", get(service))
         .route("/v1/stream", get(events))
@@ -297,6 +325,7 @@ pub fn router(shared: Shared) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/v1/openapi.json", get(openapi))
+        .route("/", get(page))
         .fallback(not_found)
         .method_not_allowed_fallback(read_only)
         .with_state(shared)

@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod openapi;
+pub mod picture;
 pub mod state;
 pub mod stream;
 pub mod views;

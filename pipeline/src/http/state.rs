@@ -244,6 +244,7 @@ impl ApiState {
             records: progress.map_or(0, |p| p.records),
             caught_up_ms_ago: progress.and_then(|p| p.caught_up_at).map(ms_ago),
             checkpoint_ms_ago: progress.and_then(|p| p.committed_at).map(ms_ago),
+            stream_clients: self.events.receiver_count() as u64,
         }
     }
 

@@ -183,6 +183,8 @@ pub struct Probe {
     pub caught_up_ms_ago: Option<u64>,
     /// Milliseconds since the last checkpoint; absent where nothing checkpoints.
     pub checkpoint_ms_ago: Option<u64>,
+    /// Clients connected to `/v1/stream`.
+    pub stream_clients: u64,
 }
 
 fn now_vs(now: f64, baseline: f64) -> NowVsBaseline {
