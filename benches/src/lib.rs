@@ -60,6 +60,7 @@ pub fn graph_of(services: usize) -> (ServiceGraph, Vec<String>) {
                         callee: id(d.callee),
                         time_ns,
                         latency_ns: 5_000_000,
+                        server_ns: 5_000_000,
                         failed: false,
                         asynchronous: false,
                     },

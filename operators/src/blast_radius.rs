@@ -471,6 +471,7 @@ mod tests {
                         callee: id(b),
                         time_ns,
                         latency_ns: 1_000_000,
+                        server_ns: 1_000_000,
                         failed,
                         asynchronous: false,
                     },
@@ -545,6 +546,7 @@ mod tests {
                 callee,
                 time_ns: 29 * S,
                 latency_ns: 1_000_000,
+                server_ns: 1_000_000,
                 failed: false,
                 asynchronous: false,
             };

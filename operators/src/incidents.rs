@@ -285,6 +285,7 @@ mod tests {
                 callee: id(b),
                 time_ns: 1,
                 latency_ns: 1,
+                server_ns: 1,
                 failed: false,
                 asynchronous: false,
             };

@@ -99,6 +99,42 @@ pub struct NodeState {
     pub last_seen_ns: TimestampNs,
 }
 
+/// Upper bounds of the latency buckets of [`EdgeTotals`], seconds: the OpenTelemetry
+/// Collector servicegraph connector's default `latency_histogram_buckets`.
+pub const LATENCY_BUCKETS_S: [f64; 16] =
+    [0.002, 0.004, 0.006, 0.008, 0.01, 0.05, 0.1, 0.2, 0.4, 0.8, 1.0, 1.4, 2.0, 5.0, 10.0, 15.0];
+
+/// Latencies counted per bucket of [`LATENCY_BUCKETS_S`] (the last counts the rest).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LatencyHistogram {
+    /// Observations per bucket, not cumulative.
+    pub counts: [u64; LATENCY_BUCKETS_S.len() + 1],
+    /// Sum of the observations, seconds.
+    pub sum_s: f64,
+}
+
+impl LatencyHistogram {
+    fn record(&mut self, ns: u64) {
+        let s = ns as f64 / 1e9;
+        self.counts[LATENCY_BUCKETS_S.partition_point(|b| *b < s)] += 1;
+        self.sum_s += s;
+    }
+}
+
+/// Everything a call relationship carried since it was first seen, never windowed: what
+/// service-graph metrics in the Tempo / Collector shape export as counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct EdgeTotals {
+    /// Calls.
+    pub calls: u64,
+    /// Failed calls.
+    pub failed: u64,
+    /// Latency the caller saw.
+    pub client: LatencyHistogram,
+    /// Duration of the callee's span.
+    pub server: LatencyHistogram,
+}
+
 /// A call relationship in the graph.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct EdgeState {
@@ -114,6 +150,9 @@ pub struct EdgeState {
     pub last_seen_ns: TimestampNs,
     /// Producer → consumer.
     pub asynchronous: bool,
+    /// Counts since it was first seen.
+    #[serde(default)]
+    pub totals: EdgeTotals,
 }
 
 /// A node's health state changed at a bucket boundary.
@@ -238,6 +277,7 @@ impl ServiceGraph {
                     health: Health::default(),
                     last_seen_ns: time_ns,
                     asynchronous: false,
+                    totals: EdgeTotals::default(),
                 };
                 let e = self.graph.add_edge(a, b, edge);
                 self.edges.insert((a, b), e);
@@ -448,11 +488,16 @@ impl Operator for ServiceGraph {
                 let i = self.node(service, *time_ns);
                 self.graph[i].stats.record(&window, *time_ns, *latency_ns, *failed);
             }
-            Observation::Call { caller, callee, time_ns, latency_ns, failed, asynchronous } => {
+            Observation::Call { caller, callee, time_ns, latency_ns, server_ns, failed, asynchronous } => {
                 let e = self.edge(caller, callee, *time_ns);
                 let edge = &mut self.graph[e];
                 edge.asynchronous |= *asynchronous;
                 edge.stats.record(&window, *time_ns, *latency_ns, *failed);
+                let totals = &mut edge.totals;
+                totals.calls += 1;
+                totals.failed += u64::from(*failed);
+                totals.client.record(*latency_ns);
+                totals.server.record(*server_ns);
             }
             Observation::SelfTime { service, time_ns, self_ns } => {
                 let i = self.node(service, *time_ns);
@@ -512,6 +557,7 @@ mod tests {
                 callee: id(callee),
                 time_ns: t,
                 latency_ns: ms * 1_000_000,
+                server_ns: ms * 1_000_000,
                 failed,
                 asynchronous: false,
             },
@@ -540,6 +586,25 @@ mod tests {
             g.on_event(&(), o, &mut out);
         }
         out
+    }
+
+    #[test]
+    fn edge_totals_count_every_call_into_the_collector_buckets() {
+        let mut g = ServiceGraph::default();
+        let mut obs = call("cart", "db", S, 5, false).to_vec();
+        obs.extend(call("cart", "db", 2 * S, 300, true));
+        obs.extend(call("cart", "db", 3 * S, 20_000, false));
+        drive(&mut g, &obs);
+        let e = g.graph().edge_indices().next().unwrap();
+        let t = g.graph()[e].totals;
+        assert_eq!((t.calls, t.failed), (3, 1));
+        // 5 ms ≤ 6 ms (bucket 2), 300 ms ≤ 400 ms (bucket 8), 20 s past 15 s (the last).
+        let mut expected = [0; LATENCY_BUCKETS_S.len() + 1];
+        expected[2] = 1;
+        expected[8] = 1;
+        expected[16] = 1;
+        assert_eq!(t.client.counts, expected);
+        assert!((t.client.sum_s - 20.305).abs() < 1e-9);
     }
 
     #[test]

@@ -75,6 +75,8 @@ pub enum Observation {
         time_ns: TimestampNs,
         /// Latency the caller saw (the consumer's processing time for async calls).
         latency_ns: u64,
+        /// Duration of the callee's span (the caller's for a virtual node, which has none).
+        server_ns: u64,
         /// Failed on either side.
         failed: bool,
         /// Producer → consumer hand-off.
@@ -294,6 +296,7 @@ impl SpanPairer {
             callee: callee.service.clone(),
             time_ns,
             latency_ns,
+            server_ns: callee.duration(),
             failed: caller.failed || callee.failed,
             asynchronous,
         });
@@ -313,6 +316,7 @@ impl SpanPairer {
             callee,
             time_ns: caller.end_ns,
             latency_ns: caller.duration(),
+            server_ns: caller.duration(),
             failed: caller.failed,
             asynchronous: caller.kind == SpanKind::Producer,
         });

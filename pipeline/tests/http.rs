@@ -347,7 +347,8 @@ fn two_hundred_stream_clients_each_get_every_output_and_the_run_is_unchanged() {
     let clients: Vec<_> = (0..200).map(|_| subscribe(&run.base, None, |e| e.event == "postmortem")).collect();
     run.wait_for("input ended; serving");
     let streams: Vec<Vec<Sse>> = clients.into_iter().map(|c| c.join().unwrap()).collect();
-    let file_maps: Vec<String> = std::fs::read_to_string(&maps).unwrap().lines().map(str::to_string).collect();
+    let file_maps: Vec<String> =
+        std::fs::read_to_string(&maps).unwrap().lines().map(str::to_string).collect();
     assert!(file_maps.len() >= 3);
     for (i, s) in streams.iter().enumerate() {
         let streamed: Vec<&str> = s.iter().filter(|e| e.event == "impact").map(|e| e.data.as_str()).collect();

@@ -38,6 +38,12 @@ struct Args {
     /// Inject an alert (alternately firing and resolving) every this many trace batches.
     #[arg(long, default_value_t = 10)]
     alert_every: usize,
+    /// Serve the HTTP API with telemetry on a free loopback port while running.
+    #[arg(long)]
+    http: bool,
+    /// With --http: this many clients reading /v1/stream throughout.
+    #[arg(long, default_value_t = 0, requires = "http")]
+    sse_clients: usize,
 }
 
 /// A sink that only counts.
@@ -89,6 +95,20 @@ fn main() -> std::io::Result<()> {
 
     let engine = devloom::build::engine(&Default::default()).map_err(std::io::Error::other)?;
     let mut pipeline = Pipeline::new(engine, Count(0));
+    let http = devloom::http::HttpConfig { listen: "127.0.0.1:0".into(), ..Default::default() };
+    let server = if args.http {
+        devloom::http::Server::start(&http, &Default::default()).map_err(std::io::Error::other)?
+    } else {
+        None
+    };
+    if let Some(server) = &server {
+        pipeline = server.attach(pipeline);
+        for _ in 0..args.sse_clients {
+            let url = format!("http://{}/v1/stream", server.addr());
+            let mut body = ureq::get(url).call().map_err(std::io::Error::other)?.into_body().into_reader();
+            std::thread::spawn(move || std::io::copy(&mut body, &mut std::io::sink()));
+        }
+    }
     let start = Instant::now();
     let rate = args.spans_per_s;
     let mut offered = 0u64;

@@ -50,6 +50,7 @@ fn main() {
             callee: hub.clone(),
             time_ns,
             latency_ns: 5_000_000,
+            server_ns: 5_000_000,
             failed: false,
             asynchronous: false,
         };

@@ -87,11 +87,14 @@ impl HttpConfig {
 pub struct TelemetryConfig {
     /// Measure Devloom itself and serve the measurements on `/metrics`.
     pub enabled: bool,
+    /// Export the service graph as `traces_service_graph_*` series for at most this many
+    /// edges (the busiest); 0 turns that export off.
+    pub service_graph_max_edges: usize,
 }
 
 impl Default for TelemetryConfig {
     fn default() -> Self {
-        Self { enabled: true }
+        Self { enabled: true, service_graph_max_edges: 10_000 }
     }
 }
 
@@ -149,7 +152,7 @@ impl Server {
         };
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
-        let telemetry = if telemetry.enabled { Some(Arc::new(Telemetry::start()?)) } else { None };
+        let telemetry = if telemetry.enabled { Some(Arc::new(Telemetry::start(telemetry)?)) } else { None };
         let state = Arc::new(ApiState::new(http.clone()));
         let router = api::router(api::Shared { state: state.clone(), telemetry: telemetry.clone() });
         let runtime = tokio::runtime::Builder::new_current_thread().enable_io().enable_time().build()?;

@@ -6,7 +6,10 @@
 //! copied at most once per `[http] refresh_ms` ([`TelemetryWatcher`]) and reported by
 //! observable instruments when scraped. Other code records through
 //! `opentelemetry::global::meter("devloom")` (the Kafka checkpoint duration), which is a
-//! no-op when telemetry is off.
+//! no-op when telemetry is off. The service graph is exported the way Grafana draws
+//! one ([`service_graph`]).
+
+pub mod service_graph;
 
 use std::io;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -19,6 +22,8 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::SdkMeterProvider;
 
 use crate::core::{Output, OutputKind, Progress, Sink, Watcher, wall_clock_ns};
+use crate::http::TelemetryConfig;
+use service_graph::{GraphCollector, GraphExport};
 
 /// The instrumentation scope of every Devloom instrument.
 pub const SCOPE: &str = "devloom";
@@ -51,12 +56,20 @@ pub struct Telemetry {
     provider: SdkMeterProvider,
     registry: prometheus::Registry,
     gauges: Arc<Mutex<Gauges>>,
+    graph: Arc<Mutex<GraphExport>>,
+    max_edges: usize,
 }
 
 impl Telemetry {
     /// Starts the SDK with a Prometheus reader and makes it the global meter provider.
-    pub fn start() -> Result<Self, TelemetryError> {
+    pub fn start(config: &TelemetryConfig) -> Result<Self, TelemetryError> {
         let registry = prometheus::Registry::new();
+        let graph = Arc::default();
+        if config.service_graph_max_edges > 0 {
+            let collector =
+                GraphCollector::new(Arc::clone(&graph)).map_err(|e| TelemetryError(e.to_string()))?;
+            registry.register(Box::new(collector)).map_err(|e| TelemetryError(e.to_string()))?;
+        }
         let exporter = opentelemetry_prometheus::exporter()
             .with_registry(registry.clone())
             .build()
@@ -64,7 +77,13 @@ impl Telemetry {
         let resource = Resource::builder().with_service_name("devloom").build();
         let provider = SdkMeterProvider::builder().with_resource(resource).with_reader(exporter).build();
         opentelemetry::global::set_meter_provider(provider.clone());
-        let telemetry = Self { provider, registry, gauges: Arc::default() };
+        let telemetry = Self {
+            provider,
+            registry,
+            gauges: Arc::default(),
+            graph,
+            max_edges: config.service_graph_max_edges,
+        };
         telemetry.observe_gauges();
         Ok(telemetry)
     }
@@ -198,7 +217,12 @@ impl Telemetry {
     /// The watcher that copies the engine's counters and sizes for the observable
     /// instruments, at most every `interval`.
     pub fn watcher(&self, interval: Duration) -> TelemetryWatcher {
-        TelemetryWatcher { gauges: self.gauges.clone(), interval }
+        TelemetryWatcher {
+            gauges: self.gauges.clone(),
+            graph: self.graph.clone(),
+            max_edges: self.max_edges,
+            interval,
+        }
     }
 }
 
@@ -239,6 +263,8 @@ impl Sink for TelemetryTap {
 /// Copies the engine's counters and sizes for the observable instruments.
 pub struct TelemetryWatcher {
     gauges: Arc<Mutex<Gauges>>,
+    graph: Arc<Mutex<GraphExport>>,
+    max_edges: usize,
     interval: Duration,
 }
 
@@ -267,5 +293,9 @@ impl Watcher for TelemetryWatcher {
             watermark_lag_s: (watermark > 0).then(|| (wall_clock_ns() as f64 - watermark as f64) / 1e9),
         };
         *self.gauges.lock().unwrap_or_else(PoisonError::into_inner) = g;
+        if self.max_edges > 0 {
+            let export = GraphExport::of(engine, self.max_edges);
+            *self.graph.lock().unwrap_or_else(PoisonError::into_inner) = export;
+        }
     }
 }
