@@ -356,3 +356,63 @@ fn two_hundred_stream_clients_each_get_every_output_and_the_run_is_unchanged() {
         assert_eq!(s, &streams[0], "client {i} saw the same stream as client 0");
     }
 }
+
+#[test]
+fn metrics_are_pushed_over_otlp_http_when_an_endpoint_is_set() {
+    use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+    use prost::Message;
+
+    // A real OTLP/HTTP receiver: POST /v1/metrics, protobuf bodies kept for the test.
+    let (tx, rx) = mpsc::channel::<(String, Vec<u8>)>();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let endpoint = format!("http://{}/v1/metrics", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async move {
+            let app = axum::Router::new().route(
+                "/v1/metrics",
+                axum::routing::post(
+                    move |headers: axum::http::HeaderMap, body: axum::body::Bytes| async move {
+                        let content_type = headers["content-type"].to_str().unwrap().to_string();
+                        let _ = tx.send((content_type, body.to_vec()));
+                        ""
+                    },
+                ),
+            );
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            axum::serve(listener, app).await.unwrap();
+        });
+    });
+
+    let out = Command::new(env!("CARGO_BIN_EXE_devloom"))
+        .args(["run", "--simulate", "regression", "--listen", "127.0.0.1:0", "-o", "/dev/null"])
+        .env_remove("DEVLOOM_CONFIG")
+        .env("DEVLOOM_TELEMETRY__OTLP_ENDPOINT", &endpoint)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // The run ends by flushing its metrics to the endpoint.
+    let (content_type, body) = rx.recv_timeout(Duration::from_secs(30)).expect("an OTLP export");
+    assert_eq!(content_type, "application/x-protobuf");
+    let request = ExportMetricsServiceRequest::decode(body.as_slice()).unwrap();
+    let resource = request.resource_metrics[0].resource.as_ref().unwrap();
+    assert!(
+        resource
+            .attributes
+            .iter()
+            .any(|a| a.key == "service.name" && format!("{:?}", a.value).contains("devloom"))
+    );
+    let names: Vec<&str> = request
+        .resource_metrics
+        .iter()
+        .flat_map(|r| &r.scope_metrics)
+        .flat_map(|s| &s.metrics)
+        .map(|m| m.name.as_str())
+        .collect();
+    for name in
+        ["devloom.input.events", "devloom.outputs", "devloom.alert_to_map.duration", "devloom.graph.services"]
+    {
+        assert!(names.contains(&name), "{name} exported: {names:?}");
+    }
+}

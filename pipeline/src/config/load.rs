@@ -121,6 +121,7 @@ impl Config {
     pub fn check(&self) -> Result<(), String> {
         self.engine.validate()?;
         self.http.validate()?;
+        self.telemetry.validate()?;
         if !self.kafka.brokers.is_empty() && (self.kafka.partitions < 1 || self.kafka.replication < 1) {
             return Err("kafka.partitions and kafka.replication must be at least 1".into());
         }

@@ -90,11 +90,42 @@ pub struct TelemetryConfig {
     /// Export the service graph as `traces_service_graph_*` series for at most this many
     /// edges (the busiest); 0 turns that export off.
     pub service_graph_max_edges: usize,
+    /// Also push the metrics over OTLP/HTTP (protobuf) to this URL, e.g.
+    /// `http://collector:4318/v1/metrics`; unset: only when `OTEL_EXPORTER_OTLP_ENDPOINT`
+    /// or `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT` is set.
+    pub otlp_endpoint: Option<String>,
+    /// How often the OTLP export runs, ms.
+    pub otlp_interval_ms: u64,
+    /// Give up on one OTLP export after this long, ms.
+    pub otlp_timeout_ms: u64,
 }
 
 impl Default for TelemetryConfig {
     fn default() -> Self {
-        Self { enabled: true, service_graph_max_edges: 10_000 }
+        Self {
+            enabled: true,
+            service_graph_max_edges: 10_000,
+            otlp_endpoint: None,
+            otlp_interval_ms: 60_000,
+            otlp_timeout_ms: 10_000,
+        }
+    }
+}
+
+impl TelemetryConfig {
+    /// Checks the values.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.otlp_interval_ms == 0 || self.otlp_timeout_ms == 0 {
+            return Err("telemetry.otlp_interval_ms and telemetry.otlp_timeout_ms must be above 0".into());
+        }
+        if let Some(endpoint) = &self.otlp_endpoint
+            && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+        {
+            return Err(format!(
+                "telemetry.otlp_endpoint must be an http:// URL like http://localhost:4318/v1/metrics, not {endpoint:?}"
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -220,6 +251,9 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        if let Some(t) = &self.telemetry {
+            t.shutdown();
+        }
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }

@@ -9,6 +9,7 @@
 //! no-op when telemetry is off. The service graph is exported the way Grafana draws
 //! one ([`service_graph`]).
 
+pub mod otlp;
 pub mod service_graph;
 
 use std::io;
@@ -75,7 +76,11 @@ impl Telemetry {
             .build()
             .map_err(|e| TelemetryError(e.to_string()))?;
         let resource = Resource::builder().with_service_name("devloom").build();
-        let provider = SdkMeterProvider::builder().with_resource(resource).with_reader(exporter).build();
+        let mut provider = SdkMeterProvider::builder().with_resource(resource).with_reader(exporter);
+        if let Some(reader) = otlp::reader(config)? {
+            provider = provider.with_reader(reader);
+        }
+        let provider = provider.build();
         opentelemetry::global::set_meter_provider(provider.clone());
         let telemetry = Self {
             provider,
@@ -186,6 +191,13 @@ impl Telemetry {
                 }
             })
             .build();
+    }
+
+    /// Sends what is left to the OTLP endpoint, if there is one.
+    pub fn shutdown(&self) {
+        if let Err(e) = self.provider.shutdown() {
+            tracing::warn!("telemetry: {e}");
+        }
     }
 
     /// Everything measured so far, as Prometheus text exposition (format 0.0.4).
