@@ -5,7 +5,7 @@
 //! dead letter with its reason — and its line, or for the three the event-time guard
 //! refuses, its time — and the run must exit 0. Kafka's share is in `kafka.rs`.
 
-use std::io::Write;
+use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -157,4 +157,63 @@ fn thirty_kinds_of_bad_records_change_no_map_and_each_is_a_dead_letter_with_its_
             }
         }
     }
+}
+
+#[test]
+fn the_losses_of_a_hostile_stream_are_metrics_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name);
+    let sim = Simulator::shop("regression", SimConfig { rate_per_s: 10.0, ..SimConfig::default() }).unwrap();
+    let clean: String = sim.map(|r| to_ndjson_line(&r).unwrap() + "\n").collect();
+    std::fs::write(p("hostile.ndjson"), hostile(&clean).0).unwrap();
+    std::fs::write(p("devloom.toml"), "[decode]\nmax_record_bytes = 2097152\n").unwrap();
+    let mut child =
+        devloom(&["run", "--config", p("devloom.toml").to_str().unwrap(), "--listen", "127.0.0.1:0"])
+            .args([
+                "--serve",
+                "-o",
+                p("maps").to_str().unwrap(),
+                "--dead-letter",
+                p("dead").to_str().unwrap(),
+            ])
+            .args(["--input", p("hostile.ndjson").to_str().unwrap()])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+    let mut base = None;
+    for line in BufReader::new(child.stderr.take().unwrap()).lines().map_while(Result::ok) {
+        if let Some(addr) = line.strip_prefix("devloom: HTTP API on ") {
+            base = Some(addr.to_string());
+        }
+        if line.contains("input ended; serving") {
+            break;
+        }
+    }
+    let text =
+        ureq::get(format!("{}/metrics", base.unwrap())).call().unwrap().body_mut().read_to_string().unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap();
+    let value = |name: &str, label: Option<(&str, &str)>| -> f64 {
+        scrape
+            .samples
+            .iter()
+            .filter(|s| s.metric == name && label.is_none_or(|(k, v)| s.labels.get(k) == Some(v)))
+            .map(|s| match s.value {
+                prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Gauge(v) => v,
+                _ => panic!("{name}: not a counter"),
+            })
+            .sum()
+    };
+    assert_eq!(
+        value("devloom_dead_letters_total", None),
+        bad_records().len() as f64,
+        "every dead letter counted"
+    );
+    assert_eq!(value("devloom_dead_letters_total", Some(("reason", "event_time"))), 3.0, "the guard's three");
+    assert_eq!(value("devloom_dead_letters_total", Some(("reason", "too_large"))), 1.0, "the long line");
+    assert!(value("devloom_dead_letters_total", Some(("reason", "unrecognized"))) >= 5.0);
+    assert!(value("devloom_dead_letters_total", Some(("reason", "invalid"))) >= 5.0);
+    assert!(value("devloom_held_aside_total", None) >= 2.0, "the far-future span and deploy held aside");
+    assert_eq!(value("devloom_outputs_total", Some(("kind", "deadletter"))), bad_records().len() as f64);
 }

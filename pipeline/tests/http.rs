@@ -245,6 +245,21 @@ fn api_stream_probes_and_metrics_of_a_running_simulation() {
     assert_eq!(status, 200);
     assert_eq!(history["impact"].as_array().unwrap(), &file_maps, "every version");
 
+    // The map as a picture for chat and tickets.
+    let mut svg = agent().get(format!("{base}/v1/incidents/{incident}/map.svg")).call().unwrap();
+    assert_eq!(svg.headers()["content-type"], "image/svg+xml; charset=utf-8");
+    let svg = svg.body_mut().read_to_string().unwrap();
+    let last_map = file_maps.last().unwrap();
+    assert!(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""), "{svg}");
+    for node in last_map["nodes"].as_array().unwrap() {
+        let drawn = format!(
+            "data-service=\"{}\" data-state=\"{}\"",
+            node["service"].as_str().unwrap(),
+            node["state"].as_str().unwrap()
+        );
+        assert!(svg.contains(&drawn), "{drawn} in the picture");
+    }
+
     // The graph, a neighbourhood, a service.
     let (status, graph) = get_json(&base, "/v1/graph");
     assert_eq!(status, 200);
@@ -415,4 +430,40 @@ fn metrics_are_pushed_over_otlp_http_when_an_endpoint_is_set() {
     {
         assert!(names.contains(&name), "{name} exported: {names:?}");
     }
+}
+
+#[test]
+fn a_replay_serves_the_archived_incidents_with_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    let history = dir.path().join("history");
+    let maps = dir.path().join("maps.ndjson");
+    let out = Command::new(env!("CARGO_BIN_EXE_devloom"))
+        .args(["run", "--simulate", "regression", "--no-http", "--history", history.to_str().unwrap()])
+        .args(["-o", maps.to_str().unwrap()])
+        .env_remove("DEVLOOM_CONFIG")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let run = Devloom::start(&[
+        "replay",
+        "--history",
+        history.to_str().unwrap(),
+        "--serve",
+        "--listen",
+        "127.0.0.1:0",
+        "-o",
+        dir.path().join("replayed.ndjson").to_str().unwrap(),
+    ]);
+    run.wait_for("input ended; serving");
+    let live: Vec<Value> =
+        std::fs::read_to_string(&maps).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let id = live[0]["incident_id"].as_str().unwrap();
+    let (status, history) = get_json(&run.base, &format!("/v1/incidents/{id}/history"));
+    assert_eq!(status, 200);
+    let versions: Vec<&Value> = history["impact"].as_array().unwrap().iter().map(|m| &m["version"]).collect();
+    assert_eq!(
+        versions,
+        live.iter().map(|m| &m["version"]).collect::<Vec<_>>(),
+        "every replayed version served"
+    );
 }

@@ -102,7 +102,7 @@ impl Setup {
              postmortems = \"{}\"\ndeadletter = \"{}\"\n\
              [kafka.properties]\n{props}\
              [checkpoint]\nstate_dir = \"{}\"\ninterval_ms = 200\nmax_messages = 20\n\
-             [history]\ndir = \"{}\"\n",
+             [history]\ndir = \"{}\"\n[http]\nlisten = \"127.0.0.1:0\"\n",
             kafka.brokers,
             kafka.group_id,
             t.traces,
@@ -155,6 +155,52 @@ fn spawn(config: &Path, log: &Path) -> KillOnDrop {
         .spawn()
         .map(KillOnDrop)
         .unwrap()
+}
+
+/// The HTTP API of the instance logging to `log`: ready (checkpoints fresh), with the
+/// consumer lag of every input partition drained to 0 and checkpoint durations measured.
+fn runtime_metrics(log: &Path, kafka: &KafkaConfig) {
+    let text = std::fs::read_to_string(log).unwrap();
+    let base = text
+        .lines()
+        .find_map(|l| l.strip_prefix("devloom: HTTP API on "))
+        .expect("the HTTP address")
+        .to_string();
+    let get = |path: &str| {
+        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+        let mut r = agent.get(format!("{base}{path}")).call().unwrap();
+        (r.status().as_u16(), r.body_mut().read_to_string().unwrap())
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (ready, why) = get("/readyz");
+        let (_, text) = get("/metrics");
+        let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap();
+        let lags: Vec<(String, f64)> = scrape
+            .samples
+            .iter()
+            .filter(|s| {
+                s.metric == "devloom_kafka_consumer_lag"
+                    && s.labels.get("messaging_destination_name") == Some(kafka.topics.traces.as_str())
+                    && s.labels.get("messaging_consumer_group_name") == Some(kafka.group_id.as_str())
+            })
+            .map(|s| match s.value {
+                prometheus_parse::Value::Gauge(v) => {
+                    (s.labels.get("messaging_destination_partition_id").unwrap().to_string(), v)
+                }
+                _ => panic!("a gauge"),
+            })
+            .collect();
+        let checkpoints = scrape.samples.iter().any(|s| s.metric == "devloom_checkpoint_duration_seconds");
+        if ready == 200 && lags.len() == 3 && lags.iter().all(|(_, lag)| *lag == 0.0) && checkpoints {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "readyz {ready} {why}; traces lag {lags:?}; checkpoint histogram {checkpoints}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 fn terminate(mut child: KillOnDrop) {
@@ -323,6 +369,7 @@ fn collector_alertmanager_and_deploy_messages_become_impact_maps() {
     assert_eq!(confirmed.root_cause.key.as_deref(), Some("deploy:payments@v1.9.0"));
     assert_eq!(confirmed.root_cause.confirmed_by.as_deref(), Some("ana"));
     assert!(confirmed.markdown.as_deref().unwrap().contains("**Confirmed** by ana"));
+    runtime_metrics(&s.dir.path().join("a.log"), &kafka);
     terminate(child);
 
     // `devloom watch` draws what is on the topics.

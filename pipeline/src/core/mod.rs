@@ -112,6 +112,9 @@ pub struct Progress {
     pub caught_up_at: Option<Instant>,
     /// When outputs were last made durable (a checkpoint, in the Kafka runtime).
     pub committed_at: Option<Instant>,
+    /// When the oldest input not yet made durable was read; `None` when everything read
+    /// is committed.
+    pub uncommitted_since: Option<Instant>,
     /// The input has ended and the operators are flushed.
     pub ended: bool,
 }
@@ -142,6 +145,7 @@ pub struct Pipeline<S: Sink> {
     pushes: u64,
     caught_up_at: Option<Instant>,
     committed_at: Option<Instant>,
+    uncommitted_since: Option<Instant>,
     engine: Engine,
     postmortem_template: Template,
     sink: S,
@@ -162,6 +166,7 @@ impl<S: Sink> Pipeline<S> {
             pushes: 0,
             caught_up_at: None,
             committed_at: None,
+            uncommitted_since: None,
             engine,
             postmortem_template: Template::default(),
             sink,
@@ -209,6 +214,8 @@ impl<S: Sink> Pipeline<S> {
             self.pushes += 1;
             if idle {
                 self.caught_up_at = Some(Instant::now());
+            } else if self.uncommitted_since.is_none() {
+                self.uncommitted_since = Some(Instant::now());
             }
             if idle || self.pushes.is_multiple_of(WATCH_CHECK_EVERY) {
                 self.look(false);
@@ -224,6 +231,7 @@ impl<S: Sink> Pipeline<S> {
             dead_letters: self.dead_letters,
             caught_up_at: self.caught_up_at,
             committed_at: self.committed_at,
+            uncommitted_since: self.uncommitted_since,
             ended: all,
         };
         for w in &mut self.watchers {
@@ -328,6 +336,7 @@ impl<S: Sink> Pipeline<S> {
             position = position.or(tap.commit()?);
         }
         self.committed_at = Some(Instant::now());
+        self.uncommitted_since = None;
         Ok(position)
     }
 

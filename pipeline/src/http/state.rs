@@ -249,7 +249,9 @@ impl ApiState {
     }
 
     /// `/readyz`: caught up with the input within `[http] ready_max_lag_ms` (or at its
-    /// end), and, where the runtime checkpoints, a checkpoint fresh enough.
+    /// end), and, where the runtime checkpoints, nothing read longer ago than the
+    /// checkpoint's allowance still waiting for one (an idle pipeline has nothing to
+    /// checkpoint and stays ready).
     pub fn readiness(&self) -> Probe {
         let mut probe = self.health();
         let progress = *self.progress.lock().unwrap_or_else(PoisonError::into_inner);
@@ -267,10 +269,11 @@ impl ApiState {
         }
         if let Some(max_age) = *self.checkpoint_max_age.lock().unwrap_or_else(PoisonError::into_inner) {
             let max_ms = max_age.as_millis() as u64;
-            match probe.checkpoint_ms_ago {
-                Some(ms) if ms <= max_ms => {}
-                Some(ms) => probe.reasons.push(format!("last checkpoint {ms} ms ago (over {max_ms} ms)")),
-                None => probe.reasons.push("no checkpoint yet".into()),
+            if let Some(ms) = progress.and_then(|p| p.uncommitted_since).map(ms_ago).filter(|ms| *ms > max_ms)
+            {
+                probe
+                    .reasons
+                    .push(format!("input read {ms} ms ago is not checkpointed yet (allowed: {max_ms} ms)"));
             }
         }
         probe.ok = probe.reasons.is_empty();

@@ -3,8 +3,13 @@
 //! `[checkpoint] interval_ms` or `max_messages`, until SIGTERM / SIGINT.
 
 use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::ObservableGauge;
 use std::time::{Duration, Instant};
 
+use super::assignment::split_key;
 use super::checkpoint::{Checkpoint, CheckpointStore};
 use super::{KafkaRunError, KafkaSink, KafkaSource, check_brokers, create_topics, input_topics};
 use crate::build::{self, ArchiveCommits};
@@ -45,6 +50,9 @@ pub fn run(config: &Config, stop: &AtomicBool) -> Result<RunSummary, KafkaRunErr
         offsets = c.offsets;
     }
     let mut source = KafkaSource::open(k, config.decode.options(), offsets, stop)?;
+    let lag = Arc::new(Mutex::new(Vec::new()));
+    let _lag_gauge = lag_gauge(&lag, &k.group_id);
+    let mut lag_at = Instant::now();
     let mut since_checkpoint = 0u64;
     let mut last_checkpoint = Instant::now();
     let interval = Duration::from_millis(config.checkpoint.interval_ms);
@@ -52,6 +60,10 @@ pub fn run(config: &Config, stop: &AtomicBool) -> Result<RunSummary, KafkaRunErr
         let input = input?;
         since_checkpoint += u64::from(!matches!(input, Input::Idle));
         pipeline.push(input)?;
+        if lag_at.elapsed() >= LAG_EVERY {
+            *lag.lock().unwrap_or_else(PoisonError::into_inner) = source.lag();
+            lag_at = Instant::now();
+        }
         if since_checkpoint > 0
             && (since_checkpoint >= config.checkpoint.max_messages || last_checkpoint.elapsed() >= interval)
         {
@@ -66,6 +78,34 @@ pub fn run(config: &Config, stop: &AtomicBool) -> Result<RunSummary, KafkaRunErr
     // Stopped, not at the end of input: no final flush of the operators, so a restart
     // continues exactly where this run left off.
     Ok(pipeline.summary())
+}
+
+/// How often the consumer lag gauge is brought up to date.
+const LAG_EVERY: Duration = Duration::from_secs(1);
+
+/// `devloom.kafka.consumer.lag` per partition, with the messaging semantic conventions'
+/// attribute names, read from what the run loop last copied.
+fn lag_gauge(lag: &Arc<Mutex<Vec<(String, i64)>>>, group: &str) -> ObservableGauge<i64> {
+    let (lag, group) = (Arc::clone(lag), group.to_string());
+    opentelemetry::global::meter(crate::telemetry::SCOPE)
+        .i64_observable_gauge("devloom.kafka.consumer.lag")
+        .with_description("Messages in a partition after the last one Devloom handed to its operators")
+        .with_unit("{message}")
+        .with_callback(move |observer| {
+            for (key, lag) in lag.lock().unwrap_or_else(PoisonError::into_inner).iter() {
+                let (topic, partition) = split_key(key);
+                observer.observe(
+                    *lag,
+                    &[
+                        KeyValue::new("messaging.system", "kafka"),
+                        KeyValue::new("messaging.consumer.group.name", group.clone()),
+                        KeyValue::new("messaging.destination.name", topic.to_string()),
+                        KeyValue::new("messaging.destination.partition.id", partition.to_string()),
+                    ],
+                );
+            }
+        })
+        .build()
 }
 
 fn save_checkpoint<S: Sink>(

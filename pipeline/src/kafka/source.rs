@@ -151,6 +151,21 @@ impl<'a> KafkaSource<'a> {
         Ok(())
     }
 
+    /// Per partition (`topic/partition`), the messages after the last one handed on:
+    /// the high watermark librdkafka last saw minus Devloom's position. Partitions whose
+    /// high watermark is not known yet are left out.
+    pub fn lag(&self) -> Vec<(String, i64)> {
+        self.start
+            .iter()
+            .filter_map(|(key, &start)| {
+                let (topic, partition) = split_key(key);
+                let at = self.next.get(key).copied().unwrap_or(start);
+                let high = cached_high_watermark(&self.consumer, topic, partition)?;
+                Some((key.clone(), (high - at).max(0)))
+            })
+            .collect()
+    }
+
     /// Which partitions have been read to their end (nothing waiting, at the high
     /// watermark).
     fn caught_up(&self) -> BTreeMap<String, bool> {

@@ -43,6 +43,8 @@ struct Gauges {
     deploys: u64,
     causes: u64,
     late: u64,
+    held_aside: u64,
+    links_dropped: u64,
     pairing_pending: u64,
     pairing_evicted: u64,
     pairing_expired: u64,
@@ -101,7 +103,7 @@ impl Telemetry {
     fn observe_gauges(&self) {
         let meter = self.meter();
         type Read = fn(&Gauges) -> u64;
-        let counters: [(&'static str, &'static str, Read, Option<KeyValue>); 8] = [
+        let counters: [(&'static str, &'static str, Read, Option<KeyValue>); 10] = [
             (
                 "devloom.input.records",
                 "Records read (messages, lines, simulator batches)",
@@ -140,6 +142,18 @@ impl Telemetry {
                 None,
             ),
             ("devloom.pairing.expired", "Spans that never met their other half", |g| g.pairing_expired, None),
+            (
+                "devloom.held_aside",
+                "Events from too far ahead held aside by the event-time guard",
+                |g| g.held_aside,
+                None,
+            ),
+            (
+                "devloom.pairing.links_dropped",
+                "Span links beyond engine.pairing.max_links_per_span",
+                |g| g.links_dropped,
+                None,
+            ),
         ];
         // One observable counter per name, reporting each of its attribute sets.
         let mut names: Vec<&'static str> = counters.iter().map(|c| c.0).collect();
@@ -296,6 +310,8 @@ impl Watcher for TelemetryWatcher {
             deploys: e.deploys,
             causes: e.causes,
             late: e.late,
+            held_aside: e.held_aside,
+            links_dropped: p.links_dropped,
             pairing_pending: engine.pending_spans() as u64,
             pairing_evicted: p.evicted,
             pairing_expired: p.expired,
