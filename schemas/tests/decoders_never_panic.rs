@@ -1,7 +1,7 @@
 //! Property tests: random, truncated and type-confused inputs never panic a decoder, and
 //! the selective OTLP decoder agrees with the generated types on every request.
 
-use devloom_schemas::codec::{DecodeOptions, Expect, Message, decode, otlp, otlp_fast};
+use devloom_schemas::codec::{DecodeOptions, Expect, Message, decode, otlp, otlp_fast, otlp_json};
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status, span};
@@ -271,6 +271,46 @@ proptest! {
         }
     }
 
+    /// Differential test of the selective JSON decoder: a request as the generated types
+    /// write it as JSON reads the same through both, errors included.
+    #[test]
+    fn selective_otlp_json_equals_reference(request in otlp_request(), upper in any::<bool>()) {
+        let mut json = serde_json::to_string(&request).unwrap();
+        if upper {
+            // Hex ids in upper case are the same ids.
+            let doc: Value = serde_json::from_str(&json).unwrap();
+            json = serde_json::to_string(&upper_ids(doc)).unwrap();
+        }
+        let mut reference = Vec::new();
+        let r = otlp::decode_json_reference(json.as_bytes(), &mut reference);
+        let mut selective = Vec::new();
+        let s = otlp_json::decode(json.as_bytes(), &mut selective);
+        match r {
+            Ok(()) => {
+                prop_assert!(s.is_ok(), "{:?}", s);
+                prop_assert_eq!(selective, reference);
+            }
+            Err(e) => prop_assert_eq!(s.unwrap_err().to_string(), e.to_string()),
+        }
+    }
+
+    /// Fixtures with a value swapped for another: whatever the generated types still
+    /// accept, the selective decoder reads identically.
+    #[test]
+    fn selective_otlp_json_accepts_what_reference_accepts(pick in any::<u64>(), replacement in json_value()) {
+        let json = std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/otlp_trace.json")).unwrap();
+        let mut doc: Value = serde_json::from_slice(&json).unwrap();
+        confuse(&mut doc, pick, replacement);
+        let bytes = serde_json::to_vec(&doc).unwrap();
+        let mut reference = Vec::new();
+        if otlp::decode_json_reference(&bytes, &mut reference).is_ok() {
+            let mut selective = Vec::new();
+            let s = otlp_json::decode(&bytes, &mut selective);
+            prop_assert!(s.is_ok(), "{:?}", s);
+            prop_assert_eq!(selective, reference);
+        }
+    }
+
     /// Random bytes the generated types accept are read identically by the fast path.
     #[test]
     fn fast_otlp_decoder_accepts_what_reference_accepts(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
@@ -279,6 +319,24 @@ proptest! {
             prop_assert!(otlp_fast::decode(&bytes, &mut fast).is_ok());
             prop_assert_eq!(fast, reference);
         }
+    }
+}
+
+/// `doc` with every id string in upper case.
+fn upper_ids(doc: Value) -> Value {
+    match doc {
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| match (k.as_str(), v) {
+                    ("traceId" | "spanId" | "parentSpanId", Value::String(s)) => {
+                        (k, Value::String(s.to_uppercase()))
+                    }
+                    (_, v) => (k, upper_ids(v)),
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.into_iter().map(upper_ids).collect()),
+        other => other,
     }
 }
 

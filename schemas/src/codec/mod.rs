@@ -14,6 +14,7 @@ mod json;
 pub mod otlp;
 mod otlp_attributes;
 pub mod otlp_fast;
+pub mod otlp_json;
 mod pagerduty;
 pub mod redact;
 
@@ -269,7 +270,7 @@ fn decode_payload(
         });
     }
     if Format::OtlpJson.accepted_by(expect) && starts_otlp_json(payload) {
-        otlp::decode_json_bytes(payload, out)?;
+        otlp_json::decode(payload, out)?;
         return Ok(Format::OtlpJson);
     }
     let value: Value = match json::parse(payload) {

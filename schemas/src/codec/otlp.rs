@@ -2,6 +2,8 @@
 //! (the selective decoder in [`super::otlp_fast`] is tested against it) and the OTLP JSON
 //! decoder.
 
+use std::sync::Arc;
+
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use prost::Message as _;
 use serde_json::Value;
@@ -24,11 +26,10 @@ pub fn decode_reference(bytes: &[u8], out: &mut Vec<Event>) -> Result<(), Decode
 }
 
 /// Decodes an OTLP JSON document (hex ids in either case, integer enums, 64-bit integers
-/// as numbers or strings).
-/// Decodes OTLP JSON straight from its bytes into the generated types: no `Value` tree
-/// in between (the hot path of JSON trace files and topics). A repeated field is an
-/// error here too (`duplicate field`), as in every other JSON Devloom reads.
-pub(crate) fn decode_json_bytes(bytes: &[u8], out: &mut Vec<Event>) -> Result<(), DecodeError> {
+/// as numbers or strings) into the generated types, then normalizes: the reference the
+/// selective JSON decoder is tested against. A repeated field is an error
+/// (`duplicate field`), as in every other JSON Devloom reads.
+pub fn decode_json_reference(bytes: &[u8], out: &mut Vec<Event>) -> Result<(), DecodeError> {
     const F: Format = Format::OtlpJson;
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let request: ExportTraceServiceRequest = serde_path_to_error::deserialize(&mut de)
@@ -70,30 +71,66 @@ pub fn normalize(
                             .ok_or_else(|| DecodeError::invalid(format, at(&format!("links[{l}]")), BAD_LINK))
                     })
                     .collect::<Result<Vec<_>, _>>()?;
-                let status = span.status.as_ref().map_or(0, |st| st.code);
-                check_span_times(span.start_time_unix_nano, span.end_time_unix_nano)
-                    .map_err(|(field, reason)| DecodeError::invalid(format, at(field), reason))?;
-                out.push(Event::Span(Span {
-                    trace_id: TraceId::from_bytes(&span.trace_id)
-                        .ok_or_else(|| DecodeError::invalid(format, at("traceId"), BAD_TRACE_ID))?,
-                    span_id: SpanId::from_bytes(&span.span_id)
-                        .ok_or_else(|| DecodeError::invalid(format, at("spanId"), BAD_SPAN_ID))?,
-                    parent_span_id: parent_id(&span.parent_span_id)
-                        .ok_or_else(|| DecodeError::invalid(format, at("parentSpanId"), BAD_PARENT_ID))?,
+                let parts = SpanParts {
+                    trace_id: &span.trace_id,
+                    span_id: &span.span_id,
+                    parent: &span.parent_span_id,
                     links,
-                    service: service.clone(),
-                    region: region.clone(),
-                    kind: SpanKind::from_otlp(span.kind),
-                    name: span.name.clone(),
-                    start_ns: span.start_time_unix_nano,
-                    end_ns: span.end_time_unix_nano,
-                    failed: attrs.failed(status),
-                    peer: attrs.peer,
-                }));
+                    kind: span.kind,
+                    name: &span.name,
+                    start: span.start_time_unix_nano,
+                    end: span.end_time_unix_nano,
+                    status: span.status.as_ref().map_or(0, |st| st.code),
+                    attrs,
+                };
+                let span = parts
+                    .into_span(&service, &region)
+                    .map_err(|(field, reason)| DecodeError::invalid(format, at(field), reason))?;
+                out.push(Event::Span(span));
             }
         }
     }
     Ok(())
+}
+
+/// One span's fields as a decoder read them, before they are checked: what the three
+/// OTLP decoders (generated types, selective protobuf, selective JSON) have in common.
+pub(crate) struct SpanParts<'a> {
+    pub trace_id: &'a [u8],
+    pub span_id: &'a [u8],
+    pub parent: &'a [u8],
+    pub links: Vec<SpanLink>,
+    pub kind: i32,
+    pub name: &'a str,
+    pub start: u64,
+    pub end: u64,
+    pub status: i32,
+    pub attrs: SpanAttributes,
+}
+
+impl SpanParts<'_> {
+    /// The normalized span, or the field that is wrong and why.
+    pub(crate) fn into_span(
+        self,
+        service: &Arc<str>,
+        region: &Option<Arc<str>>,
+    ) -> Result<Span, (&'static str, &'static str)> {
+        check_span_times(self.start, self.end)?;
+        Ok(Span {
+            trace_id: TraceId::from_bytes(self.trace_id).ok_or(("traceId", BAD_TRACE_ID))?,
+            span_id: SpanId::from_bytes(self.span_id).ok_or(("spanId", BAD_SPAN_ID))?,
+            parent_span_id: parent_id(self.parent).ok_or(("parentSpanId", BAD_PARENT_ID))?,
+            links: self.links,
+            service: service.clone(),
+            region: region.clone(),
+            kind: SpanKind::from_otlp(self.kind),
+            name: self.name.to_string(),
+            start_ns: self.start,
+            end_ns: self.end,
+            failed: self.attrs.failed(self.status),
+            peer: self.attrs.peer,
+        })
+    }
 }
 
 pub(crate) const BAD_TRACE_ID: &str = "trace id must be 16 bytes";

@@ -5,13 +5,11 @@
 
 use std::sync::Arc;
 
-use super::otlp::{BAD_LINK, BAD_PARENT_ID, BAD_SPAN_ID, BAD_TRACE_ID, link_ids, parent_id};
+use super::otlp::{BAD_LINK, SpanParts, link_ids};
 use super::otlp_attributes::{AttrValue, ResourceAttributes, SpanAttributes, is_resource_key, is_span_key};
 use super::{DecodeError, Format};
 use crate::event::Event;
-use crate::ids::{SpanId, TraceId};
-use crate::span::{Span, SpanKind, SpanLink};
-use crate::time::check_span_times;
+use crate::span::{Span, SpanLink};
 
 /// Decodes OTLP protobuf bytes into normalized spans, appending to `out`.
 pub fn decode(bytes: &[u8], out: &mut Vec<Event>) -> Result<(), DecodeError> {
@@ -135,21 +133,9 @@ fn span(bytes: &[u8], service: &Arc<str>, region: &Option<Arc<str>>) -> Result<S
         }
     }
     let name = std::str::from_utf8(name).map_err(|_| ("name".to_string(), INVALID_UTF8))?;
-    check_span_times(start, end).map_err(|(field, reason)| (field.to_string(), reason))?;
-    Ok(Span {
-        trace_id: TraceId::from_bytes(trace_id).ok_or_else(|| ("traceId".to_string(), BAD_TRACE_ID))?,
-        span_id: SpanId::from_bytes(span_id).ok_or_else(|| ("spanId".to_string(), BAD_SPAN_ID))?,
-        parent_span_id: parent_id(parent).ok_or_else(|| ("parentSpanId".to_string(), BAD_PARENT_ID))?,
-        links,
-        service: service.clone(),
-        region: region.clone(),
-        kind: SpanKind::from_otlp(kind),
-        name: name.to_string(),
-        start_ns: start,
-        end_ns: end,
-        failed: attrs.failed(status),
-        peer: attrs.peer,
-    })
+    SpanParts { trace_id, span_id, parent, links, kind, name, start, end, status, attrs }
+        .into_span(service, region)
+        .map_err(|(field, reason)| (field.to_string(), reason))
 }
 
 fn span_link(bytes: &[u8]) -> Result<SpanLink, &'static str> {
