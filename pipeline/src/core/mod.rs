@@ -105,8 +105,6 @@ impl RunSummary {
 pub struct Progress {
     /// Records read so far.
     pub records: u64,
-    /// Records that became dead letters so far.
-    pub dead_letters: u64,
     /// When the source last had nothing more to give (idle, or at its end): the
     /// pipeline was caught up then.
     pub caught_up_at: Option<Instant>,
@@ -228,7 +226,6 @@ impl<S: Sink> Pipeline<S> {
     fn look(&mut self, all: bool) {
         let progress = Progress {
             records: self.records,
-            dead_letters: self.dead_letters,
             caught_up_at: self.caught_up_at,
             committed_at: self.committed_at,
             uncommitted_since: self.uncommitted_since,

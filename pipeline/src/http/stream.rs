@@ -8,7 +8,6 @@
 //! whole buffer behind is disconnected, never waited on, and resumes by reconnecting.
 
 use std::convert::Infallible;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -36,8 +35,9 @@ pub fn events(
     state: &ApiState,
     last_id: Option<u64>,
 ) -> impl Stream<Item = Result<Event, Infallible>> + use<> {
+    // The receiver starts right after the backlog: both are taken under the lock that
+    // publishing holds, so nothing is missed or sent twice.
     let (backlog, gap, receiver) = state.subscribe(last_id);
-    let mut seen = backlog.last().map(|e| e.id).or(last_id).unwrap_or(0);
     let gap = gap.map(|first| {
         Event::default()
             .event("gap")
@@ -47,21 +47,18 @@ pub fn events(
         stream::iter(gap.into_iter().chain(backlog.iter().map(|e| sse(e))).map(Ok).collect::<Vec<_>>());
     let live = stream::unfold(receiver, |mut receiver| async move {
         match receiver.recv().await {
-            Ok(e) => Some((Some(e), receiver)),
+            Ok(e) => Some((Ok(sse(&e)), receiver)),
             // Lagged a whole buffer behind: drop this client (it resumes from its last id).
             Err(broadcast::error::RecvError::Lagged(_) | broadcast::error::RecvError::Closed) => None,
         }
-    })
-    .filter_map(move |e: Option<Arc<StreamEvent>>| {
-        // The backlog and the receiver overlap by whatever was published in between.
-        let fresh = e.filter(|e| e.id > seen).inspect(|e| seen = e.id);
-        std::future::ready(fresh.map(|e| Ok(sse(&e))))
     });
     head.chain(live)
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use devloom_schemas::{CandidateList, IncidentStatus};
 
     use super::*;
