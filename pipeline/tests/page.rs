@@ -72,20 +72,26 @@ impl Cdp {
         }
     }
 
-    /// Evaluates `expression` in the page (awaiting a promise) and returns its value.
-    fn eval(&mut self, expression: &str) -> Value {
+    /// Evaluates `expression` in the page (awaiting a promise): its value, or the
+    /// exception it threw.
+    fn try_eval(&mut self, expression: &str) -> Result<Value, Value> {
         let result = self.call(
             "Runtime.evaluate",
             json!({ "expression": expression, "returnByValue": true, "awaitPromise": true }),
         );
-        assert!(result["exceptionDetails"].is_null(), "{expression}: {result}");
-        result["result"]["value"].clone()
+        if result["exceptionDetails"].is_null() { Ok(result["result"]["value"].clone()) } else { Err(result) }
     }
 
-    /// Waits until `expression` is true.
+    /// Evaluates `expression` in the page and returns its value.
+    fn eval(&mut self, expression: &str) -> Value {
+        self.try_eval(expression).unwrap_or_else(|e| panic!("{expression}: {e}"))
+    }
+
+    /// Waits until `expression` is true (an exception, as while the page is still
+    /// loading, counts as not yet).
     fn wait_until(&mut self, expression: &str, what: &str) {
         let deadline = Instant::now() + Duration::from_secs(90);
-        while self.eval(expression) != json!(true) {
+        while self.try_eval(expression) != Ok(json!(true)) {
             assert!(Instant::now() < deadline, "timed out waiting for {what}");
             std::thread::sleep(Duration::from_millis(100));
         }
