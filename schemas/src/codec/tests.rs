@@ -461,6 +461,18 @@ fn otlp_json_read_straight_from_its_bytes_still_refuses_a_repeated_field_and_tra
     let trailing = doc(span) + " {}";
     let e = decode_all(Message::bytes(trailing.as_bytes()), Expect::Traces).unwrap_err();
     assert!(e.to_string().starts_with("OTLP JSON: invalid at .: trailing characters"), "{e}");
+    // What JSON forbids inside strings is refused, with serde_json's words, whichever
+    // parser read the document first.
+    for (bad, says) in [
+        ("GET\u{1}/", "control character (\\u0000-\\u001F) found while parsing a string"),
+        ("GET \\x41", "invalid escape"),
+        ("GET \\ud800", "hex escape"),
+    ] {
+        let doc = doc(&span.replace("GET /", bad));
+        let e = decode_all(Message::bytes(doc.as_bytes()), Expect::Traces).unwrap_err().to_string();
+        assert!(e.starts_with("OTLP JSON: invalid at resourceSpans[0].scopeSpans[0].spans[0].name: "), "{e}");
+        assert!(e.contains(says), "{e}");
+    }
     // On an alerts input the same document is still refused as the wrong family.
     let e = decode_all(Message::bytes(doc(span).as_bytes()), Expect::Alerts).unwrap_err();
     assert_eq!(e.to_string(), "OTLP JSON is not accepted on a alerts input");
