@@ -51,6 +51,24 @@ impl Devloom {
         me
     }
 
+    /// The db-latency scenario played at `speed`, maps to `maps`, serving on a free port
+    /// until dropped.
+    fn db_latency(speed: &str, maps: &std::path::Path) -> Self {
+        let maps = maps.to_str().unwrap();
+        Self::start(&[
+            "run",
+            "--simulate",
+            "db-latency",
+            "--speed",
+            speed,
+            "--listen",
+            "127.0.0.1:0",
+            "--serve",
+            "-o",
+            maps,
+        ])
+    }
+
     /// Waits for a stderr line containing `text`.
     fn wait_for(&self, text: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(120);
@@ -160,18 +178,7 @@ fn scrape(base: &str) -> prometheus_parse::Scrape {
 fn api_stream_probes_and_metrics_of_a_running_simulation() {
     let dir = tempfile::tempdir().unwrap();
     let maps = dir.path().join("maps.ndjson");
-    let run = Devloom::start(&[
-        "run",
-        "--simulate",
-        "db-latency",
-        "--speed",
-        "90",
-        "--listen",
-        "127.0.0.1:0",
-        "--serve",
-        "-o",
-        maps.to_str().unwrap(),
-    ]);
+    let run = Devloom::db_latency("90", &maps);
     let base = run.base.clone();
     // Subscribed before the first alert: every output arrives live.
     let live = subscribe(&base, None, |e| e.event == "postmortem");
@@ -347,18 +354,7 @@ fn explicit_listen_address_in_use_is_a_clear_error() {
 fn two_hundred_stream_clients_each_get_every_output_and_the_run_is_unchanged() {
     let dir = tempfile::tempdir().unwrap();
     let maps = dir.path().join("maps.ndjson");
-    let run = Devloom::start(&[
-        "run",
-        "--simulate",
-        "db-latency",
-        "--speed",
-        "120",
-        "--listen",
-        "127.0.0.1:0",
-        "--serve",
-        "-o",
-        maps.to_str().unwrap(),
-    ]);
+    let run = Devloom::db_latency("120", &maps);
     let clients: Vec<_> = (0..200).map(|_| subscribe(&run.base, None, |e| e.event == "postmortem")).collect();
     run.wait_for("input ended; serving");
     let streams: Vec<Vec<Sse>> = clients.into_iter().map(|c| c.join().unwrap()).collect();
