@@ -330,3 +330,38 @@ pub fn router(shared: Shared) -> Router {
         .method_not_allowed_fallback(read_only)
         .with_state(shared)
 }
+
+#[cfg(test)]
+mod tests {
+    use tower::ServiceExt as _;
+
+    use super::*;
+    use crate::http::HttpConfig;
+
+    /// The route table the OpenAPI document is made from and the router list the same
+    /// paths: each documented path reaches a handler, not the fallback.
+    #[test]
+    fn every_documented_route_is_served() {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let shared = Shared { state: Arc::new(ApiState::new(HttpConfig::default())), telemetry: None };
+        for route in ROUTES {
+            let path = route.path.replace("{id}", "inc-x").replace("{name}", "checkout");
+            let response = runtime.block_on(
+                router(shared.clone())
+                    .oneshot(axum::http::Request::get(&path).body(axum::body::Body::empty()).unwrap()),
+            );
+            let response = response.unwrap();
+            if route.path == "/v1/stream" {
+                assert_eq!(response.status(), StatusCode::OK, "the stream is routed");
+            }
+            let body = runtime.block_on(async {
+                if route.path == "/v1/stream" {
+                    return String::new(); // an endless stream: its status says enough
+                }
+                let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+                String::from_utf8_lossy(&bytes).into_owned()
+            });
+            assert!(!body.contains("no route"), "{} is documented but not routed: {body}", route.path);
+        }
+    }
+}
