@@ -54,6 +54,8 @@ pub fn graph_of(services: usize) -> (ServiceGraph, Vec<String>) {
                         time_ns,
                         latency_ns: 5_000_000,
                         failed: false,
+                        version: None,
+                        environment: None,
                     },
                     Observation::Call {
                         caller: id(i),

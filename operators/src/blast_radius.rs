@@ -465,7 +465,14 @@ mod tests {
             for (a, b) in edges {
                 let failed = failing.contains(&b);
                 for obs in [
-                    Observation::Request { service: id(b), time_ns, latency_ns: 1_000_000, failed },
+                    Observation::Request {
+                        service: id(b),
+                        time_ns,
+                        latency_ns: 1_000_000,
+                        failed,
+                        version: None,
+                        environment: None,
+                    },
                     Observation::Call {
                         caller: id(a),
                         callee: id(b),

@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 
 use devloom_schemas::time::format_rfc3339;
 use devloom_schemas::{
-    Alert, CandidateList, Event, ImpactMap, PostmortemDraft, RemediationPlan, TimestampNs,
+    Alert, CandidateList, Event, ImpactMap, PostmortemDraft, RemediationPlan, RolloutDecision, TimestampNs,
 };
 use serde::{Deserialize, Serialize};
 
@@ -20,6 +20,7 @@ use crate::candidates::{CandidateInput, CandidateScorer, CandidatesConfig, PastI
 use crate::incidents::{IncidentConfig, IncidentTracker, IncidentUpdate};
 use crate::operator::Operator;
 use crate::remediation::{RemediationConfig, RemediationPlanner};
+use crate::rollout::{RolloutAnalyzer, RolloutConfig};
 use crate::scorer::Scorer;
 use crate::self_time::SelfTimer;
 use crate::service_graph::{GraphConfig, HealthChange, ServiceGraph};
@@ -58,6 +59,8 @@ pub struct EngineConfig {
     pub remediation: RemediationConfig,
     /// Incident timelines and post-mortem drafts.
     pub timeline: TimelineConfig,
+    /// Staged-rollout analysis (canary vs stable).
+    pub rollouts: RolloutConfig,
 }
 
 impl Default for EngineConfig {
@@ -74,6 +77,7 @@ impl Default for EngineConfig {
             candidates: CandidatesConfig::default(),
             remediation: RemediationConfig::default(),
             timeline: TimelineConfig::default(),
+            rollouts: RolloutConfig::default(),
         }
     }
 }
@@ -90,7 +94,8 @@ impl EngineConfig {
         self.graph.validate().map_err(|e| format!("engine.graph.{e}"))?;
         self.candidates.validate().map_err(|e| format!("engine.candidates.{e}"))?;
         self.remediation.validate().map_err(|e| format!("engine.remediation.{e}"))?;
-        self.timeline.validate().map_err(|e| format!("engine.timeline.{e}"))
+        self.timeline.validate().map_err(|e| format!("engine.timeline.{e}"))?;
+        self.rollouts.validate().map_err(|e| format!("engine.rollouts.{e}"))
     }
 }
 
@@ -122,6 +127,9 @@ pub struct EngineCounters {
     /// Post-mortem draft versions out.
     #[serde(default)]
     pub postmortems: u64,
+    /// Rollout decisions out.
+    #[serde(default)]
+    pub rollout_decisions: u64,
     /// Events held aside for being too far ahead of the stream.
     #[serde(default)]
     pub held_aside: u64,
@@ -149,6 +157,8 @@ pub struct Outputs {
     pub remediations: Vec<RemediationPlan>,
     /// Post-mortem draft versions (when incidents close, and on later confirmations).
     pub postmortems: Vec<PostmortemDraft>,
+    /// Rollout decisions (when a canary's verdict changes).
+    pub rollouts: Vec<RolloutDecision>,
     /// Events the event-time guard held aside and rejected, with the reason.
     pub rejected: Vec<(Event, String)>,
 }
@@ -160,6 +170,7 @@ impl Outputs {
             && self.candidates.is_empty()
             && self.remediations.is_empty()
             && self.postmortems.is_empty()
+            && self.rollouts.is_empty()
             && self.rejected.is_empty()
     }
 }
@@ -318,6 +329,8 @@ stages! {
     remediation: RemediationPlanner,
     /// Alerts, changes, causes and every output above → timelines and post-mortem drafts.
     timeline: IncidentTimeline,
+    /// Requests by version → rollout decisions.
+    rollouts: RolloutAnalyzer,
 }
 
 /// The engine's whole state, for checkpoints.
@@ -364,6 +377,7 @@ impl Engine {
                 candidates: None,
                 remediation: RemediationPlanner::new(config.remediation.clone()),
                 timeline: IncidentTimeline::new(config.timeline.clone()),
+                rollouts: RolloutAnalyzer::new(config.rollouts.clone()),
             },
             config,
             watermark_ns: 0,
@@ -392,6 +406,11 @@ impl Engine {
     /// The service graph.
     pub fn graph(&self) -> &ServiceGraph {
         &self.stages.graph
+    }
+
+    /// Rollout analysis: per-version health of services with two versions serving.
+    pub fn rollouts(&self) -> &RolloutAnalyzer {
+        &self.stages.rollouts
     }
 
     /// Spans waiting in the pairing store for their other half.
@@ -504,6 +523,7 @@ impl Engine {
                 s.pairing.on_event(&(), span, &mut self.observations);
                 s.self_time.on_event(&(), span, &mut self.observations);
                 for obs in self.observations.drain(..) {
+                    s.rollouts.on_event(&(), &obs, &mut out.rollouts);
                     s.graph.on_event(&(), &obs, &mut self.changes);
                 }
             }
@@ -642,8 +662,12 @@ impl Engine {
         s.pairing.on_watermark(&(), watermark, &mut self.observations);
         s.self_time.on_watermark(&(), watermark, &mut self.observations);
         for obs in self.observations.drain(..) {
+            s.rollouts.on_event(&(), &obs, &mut out.rollouts);
             s.graph.on_event(&(), &obs, &mut self.changes);
         }
+        let decisions = out.rollouts.len();
+        s.rollouts.on_watermark(&(), watermark, &mut out.rollouts);
+        self.counters.rollout_decisions += (out.rollouts.len() - decisions) as u64;
         s.incidents.on_watermark(&s.graph, watermark, &mut self.updates);
         for u in self.updates.drain(..) {
             s.blast.on_event(&s.graph, &BlastInput::Incident(u), &mut out.maps);

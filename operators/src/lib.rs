@@ -8,6 +8,7 @@
 //! ImpactMap, Deploy, HealthChange ─► CandidateScorer (with its Scorer) ─► CandidateList
 //! CandidateList ─► RemediationPlanner (reads the changes) ─► RemediationPlan
 //! Alert, Deploy, ConfirmedCause + every output above ─► IncidentTimeline ─► PostmortemDraft
+//! Observation (requests with `service.version`) ─► RolloutAnalyzer ─► RolloutDecision
 //! ```
 //! [`Engine`] wires them in that order and drives the watermark.
 
@@ -21,6 +22,7 @@ pub mod operator;
 pub mod postmortem;
 pub mod remediation;
 pub mod rolling_stats;
+pub mod rollout;
 pub mod scorer;
 pub mod self_time;
 pub mod service_graph;
@@ -37,6 +39,7 @@ pub use incidents::{IncidentConfig, IncidentTracker, IncidentUpdate};
 pub use operator::Operator;
 pub use remediation::{RemediationConfig, RemediationPlanner};
 pub use rolling_stats::{RollingStats, WindowConfig, WindowSummary};
+pub use rollout::{RolloutAnalyzer, RolloutConfig};
 pub use scorer::{Model, Scorer};
 pub use self_time::{SelfTimeCounters, SelfTimer};
 pub use service_graph::{GraphConfig, HealthChange, ServiceGraph};

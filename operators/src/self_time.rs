@@ -308,6 +308,8 @@ mod tests {
             links: vec![],
             service: Arc::from(service),
             region: None,
+            version: None,
+            environment: None,
             kind,
             name: "op".into(),
             start_ns: start_ms * 1_000_000,

@@ -484,7 +484,7 @@ impl Operator for ServiceGraph {
         }
         let window = self.config.window.clone();
         match obs {
-            Observation::Request { service, time_ns, latency_ns, failed } => {
+            Observation::Request { service, time_ns, latency_ns, failed, .. } => {
                 let i = self.node(service, *time_ns);
                 self.graph[i].stats.record(&window, *time_ns, *latency_ns, *failed);
             }
@@ -551,7 +551,14 @@ mod tests {
 
     fn call(caller: &str, callee: &str, t: u64, ms: u64, failed: bool) -> [Observation; 2] {
         [
-            Observation::Request { service: id(callee), time_ns: t, latency_ns: ms * 1_000_000, failed },
+            Observation::Request {
+                service: id(callee),
+                time_ns: t,
+                latency_ns: ms * 1_000_000,
+                failed,
+                version: None,
+                environment: None,
+            },
             Observation::Call {
                 caller: id(caller),
                 callee: id(callee),
@@ -709,6 +716,8 @@ mod tests {
                 time_ns: t,
                 latency_ns: 30_000_000,
                 failed: web_failed,
+                version: None,
+                environment: None,
             }];
             let down = on && fault == Fault::Down;
             let slow = on && fault == Fault::SlowWire;

@@ -64,6 +64,10 @@ pub enum Observation {
         latency_ns: u64,
         /// Whether it failed.
         failed: bool,
+        /// `service.version` of the span that served it (none for a virtual node).
+        version: Option<Arc<str>>,
+        /// `deployment.environment.name` of that span.
+        environment: Option<Arc<str>>,
     },
     /// One call from a caller to a callee.
     Call {
@@ -132,6 +136,12 @@ struct Half {
     failed: bool,
     /// Virtual node name for an unpaired client / producer.
     peer: Option<Arc<str>>,
+    /// `service.version`, for per-version health during rollouts.
+    #[serde(default)]
+    version: Option<Arc<str>>,
+    /// `deployment.environment.name`.
+    #[serde(default)]
+    environment: Option<Arc<str>>,
 }
 
 impl Half {
@@ -151,6 +161,8 @@ impl Half {
             end_ns: span.end_ns,
             failed: span.failed,
             peer: peer.map(Arc::from),
+            version: span.version.clone(),
+            environment: span.environment.clone(),
         }
     }
 
@@ -310,6 +322,8 @@ impl SpanPairer {
             time_ns: caller.end_ns,
             latency_ns: caller.duration(),
             failed: caller.failed,
+            version: None,
+            environment: None,
         });
         out.push(Observation::Call {
             caller: caller.service.clone(),
@@ -330,6 +344,8 @@ fn request(half: &Half) -> Observation {
         time_ns: half.end_ns,
         latency_ns: half.duration(),
         failed: half.failed,
+        version: half.version.clone(),
+        environment: half.environment.clone(),
     }
 }
 
@@ -473,6 +489,8 @@ mod tests {
             links: vec![],
             service: Arc::from(service),
             region: None,
+            version: None,
+            environment: None,
             kind,
             name: "op".into(),
             start_ns: (end_ms - 10) * 1_000_000,

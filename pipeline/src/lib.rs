@@ -17,6 +17,7 @@ pub mod build;
 pub mod cli;
 pub mod config;
 pub mod core;
+pub mod gate;
 pub mod history;
 pub mod http;
 pub mod kafka;

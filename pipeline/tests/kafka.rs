@@ -69,6 +69,7 @@ fn setup(name: &str, brokers: &str) -> Setup {
             candidates: format!("{prefix}.candidates"),
             remediations: format!("{prefix}.remediations"),
             postmortems: format!("{prefix}.postmortems"),
+            rollouts: format!("{prefix}.rollouts"),
             deadletter: format!("{prefix}.deadletter"),
         },
         // One record per batch: tansu 0.6 answers a fetch from an offset inside a record

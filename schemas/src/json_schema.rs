@@ -8,6 +8,7 @@ use crate::dead_letter::DeadLetter;
 use crate::impact::ImpactMap;
 use crate::postmortem::PostmortemDraft;
 use crate::remediation::RemediationPlan;
+use crate::rollout::RolloutDecision;
 
 /// `(file name, pretty JSON)` of every output's JSON Schema, in a fixed order.
 pub fn output_schemas() -> Vec<(&'static str, String)> {
@@ -16,6 +17,7 @@ pub fn output_schemas() -> Vec<(&'static str, String)> {
         ("candidates.schema.json", render::<CandidateList>()),
         ("remediation.schema.json", render::<RemediationPlan>()),
         ("postmortem.schema.json", render::<PostmortemDraft>()),
+        ("rollout.schema.json", render::<RolloutDecision>()),
         ("dead_letter.schema.json", render::<DeadLetter>()),
     ]
 }

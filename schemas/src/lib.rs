@@ -1,5 +1,5 @@
 //! Devloom's vocabulary: normalized events ([`Span`], [`Alert`], [`Deploy`]), outputs
-//! ([`ImpactMap`], [`CandidateList`], [`RemediationPlan`], [`PostmortemDraft`],
+//! ([`ImpactMap`], [`CandidateList`], [`RemediationPlan`], [`PostmortemDraft`], [`RolloutDecision`],
 //! [`DeadLetter`]), wire codecs for what existing producers write
 //! ([`codec`]), Arrow schemas ([`arrow`]) and JSON Schemas ([`json_schema`]).
 //!
@@ -17,6 +17,7 @@ pub mod impact;
 pub mod json_schema;
 pub mod postmortem;
 pub mod remediation;
+pub mod rollout;
 pub mod span;
 pub mod time;
 
@@ -37,6 +38,9 @@ pub use postmortem::{
 pub use remediation::{
     ChangeRef, DiffLine, FileDiff, Hunk, KeyChange, LineTag, Manifest, ObjectChange,
     REMEDIATION_SCHEMA_VERSION, Remediation, RemediationAction, RemediationPlan, SpecFormat,
+};
+pub use rollout::{
+    ROLLOUT_SCHEMA_VERSION, RolloutComparison, RolloutDecision, RolloutVerdict, VersionHealth,
 };
 pub use span::{PeerAttributes, Span, SpanKind, SpanLink};
 pub use time::TimestampNs;

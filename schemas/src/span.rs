@@ -107,6 +107,13 @@ pub struct Span {
     /// Resource `cloud.region`, when present.
     #[serde(default)]
     pub region: Option<Arc<str>>,
+    /// Resource `service.version`, when present: what tells a canary from the stable
+    /// version during a staged rollout.
+    #[serde(default)]
+    pub version: Option<Arc<str>>,
+    /// Resource `deployment.environment.name` (or the older `deployment.environment`).
+    #[serde(default)]
+    pub environment: Option<Arc<str>>,
     /// Span kind.
     pub kind: SpanKind,
     /// Span name.

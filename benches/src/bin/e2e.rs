@@ -97,7 +97,8 @@ fn main() -> std::io::Result<()> {
     let mut pipeline = Pipeline::new(engine, Count(0));
     let http = devloom::http::HttpConfig { listen: "127.0.0.1:0".into(), ..Default::default() };
     let server = if args.http {
-        devloom::http::Server::start(&http, &Default::default()).map_err(std::io::Error::other)?
+        devloom::http::Server::start(&http, &Default::default(), &Default::default())
+            .map_err(std::io::Error::other)?
     } else {
         None
     };

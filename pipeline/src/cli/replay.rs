@@ -51,6 +51,9 @@ pub struct ReplayArgs {
     /// when an incident closes, another when its cause is confirmed afterwards.
     #[arg(long, conflicts_with = "brokers")]
     pub postmortems: Option<String>,
+    /// Where rollout decisions go (JSON lines).
+    #[arg(long, conflicts_with = "brokers")]
+    pub rollouts: Option<String>,
     /// Score candidates with this model file (default: [scorer] model, else built in).
     #[arg(long)]
     pub model: Option<PathBuf>,
@@ -75,6 +78,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
         candidates: args.candidates,
         remediations: args.remediations,
         postmortems: args.postmortems,
+        rollouts: args.rollouts,
         brokers: args.brokers,
         model: args.model,
         listen: args.listen,
@@ -90,7 +94,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
         filter: args.filter,
     };
     let mut source = Replay::open(&dir, &selection, std::io::stderr().is_terminal())?;
-    let server = http::Server::start(&config.http, &config.telemetry)?;
+    let server = http::Server::start(&config.http, &config.telemetry, &config.gate)?;
     if let Some(server) = &server {
         eprintln!("devloom: HTTP API on http://{}", server.addr());
     }

@@ -72,6 +72,10 @@ pub struct RunArgs {
     /// when an incident closes, another when its cause is confirmed afterwards.
     #[arg(long)]
     pub postmortems: Option<String>,
+    /// Where rollout decisions (canary vs stable: continue / halt / inconclusive) go
+    /// (JSON lines) in embedded mode.
+    #[arg(long)]
+    pub rollouts: Option<String>,
     /// Score candidates with this model file (default: [scorer] model, else built in).
     #[arg(long)]
     pub model: Option<PathBuf>,
@@ -101,6 +105,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         candidates: args.candidates,
         remediations: args.remediations,
         postmortems: args.postmortems,
+        rollouts: args.rollouts,
         dead_letter: args.dead_letter,
         append: args.append,
         brokers: args.brokers,
@@ -128,7 +133,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     if args.serve && !config.http.enabled {
         bail!("--serve keeps the HTTP API up, but [http] enabled is false");
     }
-    let server = http::Server::start(&config.http, &config.telemetry)?;
+    let server = http::Server::start(&config.http, &config.telemetry, &config.gate)?;
     let sink = JsonLines::from_routes(&routes(&config))?;
     let mut pipeline = build::pipeline(&config, sink, ArchiveCommits::OnRoll)?;
     if let Some(server) = &server {

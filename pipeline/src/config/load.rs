@@ -122,6 +122,7 @@ impl Config {
         self.engine.validate()?;
         self.http.validate()?;
         self.telemetry.validate()?;
+        self.gate.validate()?;
         if !self.kafka.brokers.is_empty() && (self.kafka.partitions < 1 || self.kafka.replication < 1) {
             return Err("kafka.partitions and kafka.replication must be at least 1".into());
         }
@@ -165,6 +166,8 @@ pub struct Overrides {
     pub remediations: Option<String>,
     /// `--postmortems`: `[output] postmortems`.
     pub postmortems: Option<String>,
+    /// `--rollouts`: `[output] rollouts`.
+    pub rollouts: Option<String>,
     /// `--dead-letter`: `[output] dead_letter`.
     pub dead_letter: Option<PathBuf>,
     /// `--append`: `[output] append = true`.
@@ -209,6 +212,7 @@ impl Overrides {
         replace(&mut c.output.candidates, self.candidates.map(Some));
         replace(&mut c.output.remediations, self.remediations.map(Some));
         replace(&mut c.output.postmortems, self.postmortems.map(Some));
+        replace(&mut c.output.rollouts, self.rollouts.map(Some));
         replace(&mut c.output.dead_letter, self.dead_letter);
         c.output.append |= self.append;
         replace(&mut c.kafka.brokers, self.brokers);

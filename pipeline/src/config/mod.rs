@@ -7,7 +7,7 @@
 //! `[engine.graph.health] failure_threshold`. Values are read as TOML when they parse
 //! (numbers, booleans, arrays) and as strings otherwise. Only variables whose first part
 //! names a section (`INPUT`, `OUTPUT`, `DECODE`, `ENGINE`, `KAFKA`, `CHECKPOINT`,
-//! `HISTORY`, `SCORER`, `POSTMORTEM`, `HTTP`, `TELEMETRY`) are read; `DEVLOOM_LOG` (log filter), `DEVLOOM_CONFIG` (config
+//! `HISTORY`, `SCORER`, `POSTMORTEM`, `HTTP`, `TELEMETRY`, `GATE`) are read; `DEVLOOM_LOG` (log filter), `DEVLOOM_CONFIG` (config
 //! path) and any other `DEVLOOM_*` variable are not keys.
 
 mod load;
@@ -19,6 +19,7 @@ use devloom_operators::EngineConfig;
 use devloom_schemas::codec::DecodeOptions;
 use serde::{Deserialize, Serialize};
 
+use crate::gate::GateConfig;
 use crate::history::ArchiveConfig;
 use crate::http::{HttpConfig, TelemetryConfig};
 pub use load::{ConfigError, Overrides, load};
@@ -52,6 +53,8 @@ pub struct Config {
     pub http: HttpConfig,
     /// Devloom's own metrics.
     pub telemetry: TelemetryConfig,
+    /// `[gate]`: the deployment gate (`/v1/gate`, `devloom gate`).
+    pub gate: GateConfig,
 }
 
 /// `[postmortem]`.
@@ -139,6 +142,8 @@ pub struct TopicsConfig {
     pub remediations: String,
     /// Post-mortem drafts out.
     pub postmortems: String,
+    /// Rollout decisions out.
+    pub rollouts: String,
     /// Undecodable input out.
     pub deadletter: String,
 }
@@ -155,6 +160,7 @@ impl Default for TopicsConfig {
             candidates: "devloom.candidates".into(),
             remediations: "devloom.remediations".into(),
             postmortems: "devloom.postmortems".into(),
+            rollouts: "devloom.rollouts".into(),
             deadletter: "devloom.deadletter".into(),
         }
     }
@@ -229,6 +235,8 @@ pub struct OutputConfig {
     pub remediations: Option<String>,
     /// Post-mortem drafts as JSON lines (a file, or `-`); unset: not written.
     pub postmortems: Option<String>,
+    /// Rollout decisions as JSON lines (a file, or `-`); unset: not written.
+    pub rollouts: Option<String>,
     /// Dead letters as JSON lines (created on the first one).
     pub dead_letter: PathBuf,
     /// Append to these files instead of replacing them on each run.
@@ -242,6 +250,7 @@ impl Default for OutputConfig {
             candidates: None,
             remediations: None,
             postmortems: None,
+            rollouts: None,
             dead_letter: PathBuf::from("devloom-deadletter.ndjson"),
             append: false,
         }

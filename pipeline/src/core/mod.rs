@@ -322,6 +322,10 @@ impl<S: Sink> Pipeline<S> {
             draft.published_at = Some(format_rfc3339(wall_clock_ns()));
             self.publish(&Output::Postmortem(Box::new(draft)))?;
         }
+        for mut decision in std::mem::take(&mut self.outputs.rollouts) {
+            decision.published_at = Some(format_rfc3339(wall_clock_ns()));
+            self.publish(&Output::Rollout(Box::new(decision)))?;
+        }
         Ok(())
     }
 

@@ -5,7 +5,7 @@
 
 use std::io;
 
-use devloom_schemas::{CandidateList, Event, ImpactMap, PostmortemDraft, RemediationPlan};
+use devloom_schemas::{CandidateList, Event, ImpactMap, PostmortemDraft, RemediationPlan, RolloutDecision};
 use serde::Serialize;
 
 use super::decode::Rejected;
@@ -21,6 +21,8 @@ pub enum Output {
     Remediation(RemediationPlan),
     /// A post-mortem draft version.
     Postmortem(Box<PostmortemDraft>),
+    /// A staged rollout's verdict changed.
+    Rollout(Box<RolloutDecision>),
     /// An input that could not be decoded.
     DeadLetter(Box<Rejected>),
 }
@@ -36,14 +38,22 @@ pub enum OutputKind {
     Remediation,
     /// [`Output::Postmortem`].
     Postmortem,
+    /// [`Output::Rollout`].
+    Rollout,
     /// [`Output::DeadLetter`].
     DeadLetter,
 }
 
 impl OutputKind {
     /// Every kind.
-    pub const ALL: [Self; 5] =
-        [Self::Impact, Self::Candidates, Self::Remediation, Self::Postmortem, Self::DeadLetter];
+    pub const ALL: [Self; 6] = [
+        Self::Impact,
+        Self::Candidates,
+        Self::Remediation,
+        Self::Postmortem,
+        Self::Rollout,
+        Self::DeadLetter,
+    ];
 
     /// The CloudEvents `type` of the kind's events (dead letters are republished as
     /// they arrived, without one).
@@ -53,6 +63,7 @@ impl OutputKind {
             Self::Candidates => Some("dev.devloom.candidates.v1"),
             Self::Remediation => Some("dev.devloom.remediation.v1"),
             Self::Postmortem => Some("dev.devloom.postmortem.v1"),
+            Self::Rollout => Some("dev.devloom.rollout.v1"),
             Self::DeadLetter => None,
         }
     }
@@ -66,18 +77,35 @@ impl Output {
             Self::Candidates(_) => OutputKind::Candidates,
             Self::Remediation(_) => OutputKind::Remediation,
             Self::Postmortem(_) => OutputKind::Postmortem,
+            Self::Rollout(_) => OutputKind::Rollout,
             Self::DeadLetter(_) => OutputKind::DeadLetter,
         }
     }
 
-    /// `(incident_id, version)`: the key consumers dedupe on; none for dead letters.
+    /// `(incident_id, version)`: the key consumers dedupe on; none for dead letters and
+    /// rollout decisions (see [`Output::key`]).
     pub fn incident_version(&self) -> Option<(&str, u32)> {
         match self {
             Self::Impact(m) => Some((&m.incident_id, m.version)),
             Self::Candidates(l) => Some((&l.incident_id, l.version)),
             Self::Remediation(p) => Some((&p.incident_id, p.version)),
             Self::Postmortem(d) => Some((&d.incident_id, d.version)),
-            Self::DeadLetter(_) => None,
+            Self::Rollout(_) | Self::DeadLetter(_) => None,
+        }
+    }
+
+    /// `(key, version)` consumers dedupe on: the incident for incident outputs, the
+    /// service (and environment, `service/environment`) for rollout decisions.
+    pub fn key_version(&self) -> Option<(String, u32)> {
+        match self {
+            Self::Rollout(d) => {
+                let key = match &d.environment {
+                    Some(env) => format!("{}/{env}", d.service),
+                    None => d.service.clone(),
+                };
+                Some((key, d.sequence))
+            }
+            _ => self.incident_version().map(|(id, v)| (id.to_string(), v)),
         }
     }
 
@@ -88,6 +116,7 @@ impl Output {
             Self::Candidates(l) => l.published_at.as_deref(),
             Self::Remediation(p) => p.published_at.as_deref(),
             Self::Postmortem(d) => d.published_at.as_deref(),
+            Self::Rollout(d) => d.published_at.as_deref(),
             Self::DeadLetter(_) => None,
         }
     }
@@ -102,6 +131,7 @@ impl Output {
             Self::Candidates(l) => json(l),
             Self::Remediation(p) => json(p),
             Self::Postmortem(d) => json(d),
+            Self::Rollout(d) => json(d),
             Self::DeadLetter(r) => json(&r.dead_letter()),
         }
     }

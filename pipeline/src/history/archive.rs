@@ -358,6 +358,8 @@ pub(crate) mod tests {
             links: vec![],
             service: format!("svc-{}", i % 7).into(),
             region: None,
+            version: None,
+            environment: None,
             kind: SpanKind::Server,
             name: "GET /".into(),
             // Two UTC days: partitions by date.

@@ -22,7 +22,9 @@ impl Sink for ArchiveSink {
             Output::Candidates(list) => self.0.append_candidates(list),
             Output::Remediation(plan) => self.0.append_remediation(plan),
             Output::Postmortem(draft) => self.0.append_postmortem(draft),
-            Output::DeadLetter(_) => Ok(()),
+            // Rollout decisions are derived again by replay; dead letters have their own
+            // file or topic.
+            Output::Rollout(_) | Output::DeadLetter(_) => Ok(()),
         }
         .map_err(io::Error::other)
     }

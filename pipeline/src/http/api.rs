@@ -1,19 +1,24 @@
-//! The routes: read-only JSON under `/v1/`, the event stream, the probes and
-//! `/metrics`. [`ROUTES`] lists them once, for the router and the OpenAPI document.
+//! The routes: JSON under `/v1/`, the event stream, the probes and `/metrics`. Only
+//! the gate and rollout routes take POST (the webhook bodies controllers send); nothing
+//! changes Devloom's state. [`ROUTES`] lists them once, for the router and the OpenAPI
+//! document.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Json;
 use axum::Router;
+use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use devloom_schemas::RolloutVerdict;
 
 use super::state::ApiState;
 use super::stream;
-use super::views::ApiError;
+use super::views::{ApiError, RolloutStatus};
+use crate::gate::{FlaggerWebhook, GateVerdict};
 use crate::telemetry::Telemetry;
 
 /// What a handler reads.
@@ -38,6 +43,11 @@ pub struct Route {
     pub params: &'static [(&'static str, &'static str, &'static str, &'static str)],
     /// Whether it answers 404 (an unknown incident or service).
     pub not_found: bool,
+    /// Also answers POST with a body of this component (a controller's webhook).
+    pub post: Option<&'static str>,
+    /// Answers a refusal (block, halt) with `[gate] block_status` / `halt_status`
+    /// (409 by default) and the same body.
+    pub conflict: bool,
 }
 
 /// The body of a route's 200 response.
@@ -56,6 +66,8 @@ pub const ROUTES: &[Route] = &[
         response: Response200::Json("IncidentList"),
         params: &[],
         not_found: false,
+        post: None,
+        conflict: false,
     },
     Route {
         path: "/v1/incidents/{id}",
@@ -63,6 +75,8 @@ pub const ROUTES: &[Route] = &[
         response: Response200::Json("IncidentDetail"),
         params: &[("id", "path", "string", "The incident id outputs carry")],
         not_found: true,
+        post: None,
+        conflict: false,
     },
     Route {
         path: "/v1/incidents/{id}/history",
@@ -70,6 +84,8 @@ pub const ROUTES: &[Route] = &[
         response: Response200::Json("IncidentHistory"),
         params: &[("id", "path", "string", "The incident id outputs carry")],
         not_found: true,
+        post: None,
+        conflict: false,
     },
     Route {
         path: "/v1/incidents/{id}/map.svg",
@@ -77,6 +93,8 @@ pub const ROUTES: &[Route] = &[
         response: Response200::Media("image/svg+xml"),
         params: &[("id", "path", "string", "The incident id outputs carry")],
         not_found: true,
+        post: None,
+        conflict: false,
     },
     Route {
         path: "/v1/graph",
@@ -92,6 +110,8 @@ pub const ROUTES: &[Route] = &[
             ("hops", "query", "integer", "Calls from `service`, 0 to 10 (default 1)"),
         ],
         not_found: true,
+        post: None,
+        conflict: false,
     },
     Route {
         path: "/v1/services/{name}",
@@ -99,6 +119,53 @@ pub const ROUTES: &[Route] = &[
         response: Response200::Json("ServiceDetail"),
         params: &[("name", "path", "string", "The service name (`service.name`)")],
         not_found: true,
+        post: None,
+        conflict: false,
+    },
+    Route {
+        path: "/v1/gate",
+        summary: "Deployment gate: pass / warn / block for shipping a service now, with reasons and its blast radius. A Flagger webhook (POST body accepted) and an Argo Rollouts web metric (jsonPath $.ok, $.blocking)",
+        response: Response200::Json("GateDecision"),
+        params: &[
+            (
+                "service",
+                "query",
+                "string",
+                "The service about to ship (for POST: else metadata.service, else the canary name)",
+            ),
+            ("revision", "query", "string", "The revision about to ship (for POST: else metadata.revision)"),
+            (
+                "mode",
+                "query",
+                "string",
+                "`metric`: answer 200 whatever the decision (Argo Rollouts treats non-2xx as an error, not a failure)",
+            ),
+        ],
+        not_found: false,
+        post: Some("FlaggerWebhook"),
+        conflict: true,
+    },
+    Route {
+        path: "/v1/rollouts",
+        summary: "The latest rollout decision (canary vs stable) of every service seen with two versions serving",
+        response: Response200::Json("RolloutList"),
+        params: &[],
+        not_found: false,
+        post: None,
+        conflict: false,
+    },
+    Route {
+        path: "/v1/rollouts/{service}",
+        summary: "The rollout of one service: continue / inconclusive (200) or halt (409): a Flagger rollout webhook (POST body accepted) and an Argo Rollouts web metric (jsonPath $.ok)",
+        response: Response200::Json("RolloutStatus"),
+        params: &[
+            ("service", "path", "string", "The service (`service.name`)"),
+            ("environment", "query", "string", "Only this `deployment.environment.name`"),
+            ("mode", "query", "string", "`metric`: answer 200 whatever the verdict"),
+        ],
+        not_found: true,
+        post: Some("FlaggerWebhook"),
+        conflict: true,
     },
     Route {
         path: "/v1/stream",
@@ -114,6 +181,8 @@ pub const ROUTES: &[Route] = &[
             ("last_event_id", "query", "integer", "The same, for clients that cannot set headers"),
         ],
         not_found: false,
+        post: None,
+        conflict: false,
     },
     Route {
         path: "/healthz",
@@ -121,6 +190,8 @@ pub const ROUTES: &[Route] = &[
         response: Response200::Json("Probe"),
         params: &[],
         not_found: false,
+        post: None,
+        conflict: false,
     },
     Route {
         path: "/readyz",
@@ -128,6 +199,8 @@ pub const ROUTES: &[Route] = &[
         response: Response200::Json("Probe"),
         params: &[],
         not_found: false,
+        post: None,
+        conflict: false,
     },
     Route {
         path: "/metrics",
@@ -135,6 +208,8 @@ pub const ROUTES: &[Route] = &[
         response: Response200::Media("text/plain; version=0.0.4"),
         params: &[],
         not_found: false,
+        post: None,
+        conflict: false,
     },
     Route {
         path: "/",
@@ -142,6 +217,8 @@ pub const ROUTES: &[Route] = &[
         response: Response200::Media("text/html"),
         params: &[],
         not_found: false,
+        post: None,
+        conflict: false,
     },
     Route {
         path: "/v1/openapi.json",
@@ -149,6 +226,8 @@ pub const ROUTES: &[Route] = &[
         response: Response200::Media("application/json"),
         params: &[],
         not_found: false,
+        post: None,
+        conflict: false,
     },
 ];
 
@@ -252,6 +331,129 @@ async fn service(State(s): State<Shared>, Path(name): Path<String>) -> Response 
     .into_response()
 }
 
+/// A controller's webhook body: none when empty; what is wrong when it is not a
+/// Flagger body.
+fn webhook(body: &[u8]) -> Result<Option<FlaggerWebhook>, String> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    serde_json::from_slice(body).map(Some).map_err(|e| {
+        format!("the body is not a Flagger webhook payload ({{\"name\", \"namespace\", \"phase\", \"metadata\"}}): {e}")
+    })
+}
+
+/// `?mode=metric`: answer 200 whatever the verdict.
+fn metric_mode(query: &HashMap<String, String>) -> Result<bool, String> {
+    match query.get("mode").map(String::as_str) {
+        None => Ok(false),
+        Some("metric") => Ok(true),
+        Some(other) => Err(format!("mode must be \"metric\" (always answer 200), not {other:?}")),
+    }
+}
+
+fn refusal_status(code: u16) -> StatusCode {
+    StatusCode::from_u16(code).unwrap_or(StatusCode::CONFLICT)
+}
+
+async fn gate_get(State(s): State<Shared>, Query(query): Query<HashMap<String, String>>) -> Response {
+    gate(&s, &query, None)
+}
+
+async fn gate_post(
+    State(s): State<Shared>,
+    Query(query): Query<HashMap<String, String>>,
+    body: Bytes,
+) -> Response {
+    match webhook(&body) {
+        Ok(hook) => gate(&s, &query, hook),
+        Err(why) => error(StatusCode::BAD_REQUEST, why),
+    }
+}
+
+fn gate(s: &Shared, query: &HashMap<String, String>, hook: Option<FlaggerWebhook>) -> Response {
+    if let Some(bad) = unknown_params(query, &["service", "revision", "mode"]) {
+        return bad;
+    }
+    let metric = match metric_mode(query) {
+        Ok(m) => m,
+        Err(why) => return error(StatusCode::BAD_REQUEST, why),
+    };
+    let service =
+        query.get("service").map(String::as_str).or(hook.as_ref().and_then(FlaggerWebhook::service));
+    let Some(service) = service.filter(|s| !s.is_empty()) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "service=NAME is required (or a Flagger webhook body with metadata.service or name)",
+        );
+    };
+    let revision = query.get("revision").or(hook.as_ref().and_then(|h| h.metadata.get("revision")));
+    let mut decision = s.state.gate(service, revision.map(String::as_str));
+    decision.flagger = hook;
+    let status = if decision.decision == GateVerdict::Block && !metric {
+        refusal_status(s.state.gate_config().block_status)
+    } else {
+        StatusCode::OK
+    };
+    (status, Json(decision)).into_response()
+}
+
+async fn rollouts(State(s): State<Shared>) -> Response {
+    Json(s.state.rollouts()).into_response()
+}
+
+async fn rollout_get(
+    State(s): State<Shared>,
+    Path(service): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    rollout(&s, &service, &query)
+}
+
+async fn rollout_post(
+    State(s): State<Shared>,
+    Path(service): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    body: Bytes,
+) -> Response {
+    match webhook(&body) {
+        Ok(_) => rollout(&s, &service, &query),
+        Err(why) => error(StatusCode::BAD_REQUEST, why),
+    }
+}
+
+fn rollout(s: &Shared, service: &str, query: &HashMap<String, String>) -> Response {
+    if let Some(bad) = unknown_params(query, &["environment", "mode"]) {
+        return bad;
+    }
+    let metric = match metric_mode(query) {
+        Ok(m) => m,
+        Err(why) => return error(StatusCode::BAD_REQUEST, why),
+    };
+    let status = match s.state.rollout(service, query.get("environment").map(String::as_str)) {
+        Some(status) => status,
+        None if s.state.graph().services.iter().any(|v| v.service == service) => RolloutStatus {
+            service: service.to_string(),
+            verdict: RolloutVerdict::Inconclusive,
+            ok: true,
+            decisions: Vec::new(),
+        },
+        None => {
+            return error(
+                StatusCode::NOT_FOUND,
+                format!(
+                    "no service {service:?} in the graph and no rollout of it; GET /v1/rollouts lists them"
+                ),
+            );
+        }
+    };
+    let code = if status.verdict == RolloutVerdict::Halt && !metric {
+        refusal_status(s.state.gate_config().halt_status)
+    } else {
+        StatusCode::OK
+    };
+    (code, Json(status)).into_response()
+}
+
 async fn events(
     State(s): State<Shared>,
     headers: HeaderMap,
@@ -307,7 +509,10 @@ async fn not_found(method: Method, uri: Uri) -> Response {
 async fn read_only(method: Method, uri: Uri) -> Response {
     error(
         StatusCode::METHOD_NOT_ALLOWED,
-        format!("{method} {}: the API is read-only, every route answers GET only", uri.path()),
+        format!(
+            "{method} {}: the API is read-only; routes answer GET, and only /v1/gate and /v1/rollouts/{{service}} also take a webhook POST",
+            uri.path()
+        ),
     )
 }
 
@@ -320,6 +525,9 @@ pub fn router(shared: Shared) -> Router {
         .route("/v1/incidents/{id}/map.svg", get(map_svg))
         .route("/v1/graph", get(graph))
         .route("/v1/services/{name}", get(service))
+        .route("/v1/gate", get(gate_get).post(gate_post))
+        .route("/v1/rollouts", get(rollouts))
+        .route("/v1/rollouts/{service}", get(rollout_get).post(rollout_post))
         .route("/v1/stream", get(events))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -343,9 +551,16 @@ mod tests {
     #[test]
     fn every_documented_route_is_served() {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        let shared = Shared { state: Arc::new(ApiState::new(HttpConfig::default())), telemetry: None };
+        let shared = Shared {
+            state: Arc::new(ApiState::new(HttpConfig::default(), Default::default())),
+            telemetry: None,
+        };
         for route in ROUTES {
-            let path = route.path.replace("{id}", "inc-x").replace("{name}", "checkout");
+            let path = route
+                .path
+                .replace("{id}", "inc-x")
+                .replace("{name}", "checkout")
+                .replace("{service}", "checkout");
             let response = runtime.block_on(
                 router(shared.clone())
                     .oneshot(axum::http::Request::get(&path).body(axum::body::Body::empty()).unwrap()),

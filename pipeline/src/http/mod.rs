@@ -1,5 +1,6 @@
-//! The HTTP server of every long-running mode: a read-only JSON API under `/v1/`, the
-//! output stream as Server-Sent Events, `/healthz` and `/readyz`, and `/metrics`.
+//! The HTTP server of every long-running mode: a JSON API under `/v1/` (read-only but
+//! for the deployment gate's webhooks), the output stream as Server-Sent Events,
+//! `/healthz` and `/readyz`, and `/metrics`.
 //!
 //! It runs on its own thread (a single-threaded tokio runtime with axum) and never
 //! touches the operators: the pipeline hands it every output through a tap and a
@@ -22,6 +23,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::core::{Pipeline, Sink};
+use crate::gate::GateConfig;
 use crate::telemetry::{Telemetry, TelemetryError};
 use state::{ApiState, ApiTap, ApiWatcher};
 
@@ -161,7 +163,11 @@ pub struct Server {
 impl Server {
     /// Listens on `[http] listen` and serves from its own thread; `None` when
     /// `[http] enabled` is false.
-    pub fn start(http: &HttpConfig, telemetry: &TelemetryConfig) -> Result<Option<Self>, HttpError> {
+    pub fn start(
+        http: &HttpConfig,
+        telemetry: &TelemetryConfig,
+        gate: &GateConfig,
+    ) -> Result<Option<Self>, HttpError> {
         if !http.enabled {
             return Ok(None);
         }
@@ -184,7 +190,7 @@ impl Server {
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let telemetry = if telemetry.enabled { Some(Arc::new(Telemetry::start(telemetry)?)) } else { None };
-        let state = Arc::new(ApiState::new(http.clone()));
+        let state = Arc::new(ApiState::new(http.clone(), gate.clone()));
         let router = api::router(api::Shared { state: state.clone(), telemetry: telemetry.clone() });
         let runtime = tokio::runtime::Builder::new_current_thread().enable_io().enable_time().build()?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

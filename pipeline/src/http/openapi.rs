@@ -26,6 +26,10 @@ pub fn generate() -> Value {
     generator.subschema_for::<views::ServiceDetail>();
     generator.subschema_for::<views::Probe>();
     generator.subschema_for::<views::ApiError>();
+    generator.subschema_for::<views::RolloutList>();
+    generator.subschema_for::<views::RolloutStatus>();
+    generator.subschema_for::<crate::gate::GateDecision>();
+    generator.subschema_for::<crate::gate::FlaggerWebhook>();
     let schemas: Map<String, Value> = generator.take_definitions(true).into_iter().collect();
     let mut paths = Map::new();
     for route in ROUTES {
@@ -58,6 +62,14 @@ pub fn generate() -> Value {
         if route.not_found {
             responses.insert("404".into(), json!({ "description": "Not found", "content": error }));
         }
+        if route.conflict {
+            let Response200::Json(component) = route.response else { continue };
+            responses.insert(
+                "409".into(),
+                json!({ "description": "Refused (block / halt; the status is [gate] block_status / halt_status): the same body, saying why",
+                        "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{component}") } } } }),
+            );
+        }
         if route.path == "/readyz" {
             responses.insert(
                 "503".into(),
@@ -65,20 +77,32 @@ pub fn generate() -> Value {
                         "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Probe" } } } }),
             );
         }
+        let id = route.path.trim_start_matches('/').replace(['/', '{', '}', '.'], "_");
         let operation = json!({
-            "operationId": route.path.trim_start_matches('/').replace(['/', '{', '}', '.'], "_"),
+            "operationId": id,
             "summary": route.summary,
             "parameters": parameters,
             "responses": responses,
         });
-        paths.insert(route.path.to_string(), json!({ "get": operation }));
+        let mut methods = Map::new();
+        if let Some(body) = route.post {
+            let mut post = operation.clone();
+            post["operationId"] = json!(format!("{id}_webhook"));
+            post["requestBody"] = json!({
+                "required": false,
+                "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{body}") } } },
+            });
+            methods.insert("post".into(), post);
+        }
+        methods.insert("get".into(), operation);
+        paths.insert(route.path.to_string(), Value::Object(methods));
     }
     json!({
         "openapi": "3.1.0",
         "info": {
             "title": "Devloom HTTP API",
             "version": "1",
-            "description": "Read-only: every route answers GET; nothing changes Devloom's state.",
+            "description": "Read-only: every route answers GET, and the gate and rollout routes also take the webhook POST controllers send; nothing changes Devloom's state.",
         },
         "paths": paths,
         "components": { "schemas": schemas },

@@ -2,22 +2,25 @@
 //! bounded), the stream's replay buffer, the graph view and the pipeline's progress. The
 //! pipeline writes it through [`ApiTap`] and [`ApiWatcher`]; handlers only read it.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use devloom_operators::Engine;
 use devloom_schemas::{
-    CandidateList, HealthState, ImpactMap, IncidentStatus, PostmortemDraft, RemediationPlan,
+    CandidateList, Deploy, Event, HealthState, ImpactMap, IncidentStatus, PostmortemDraft, RemediationPlan,
+    RolloutDecision, RolloutVerdict, TimestampNs,
 };
 use tokio::sync::broadcast;
 
 use super::HttpConfig;
 use super::views::{
-    GraphView, IncidentDetail, IncidentHistory, IncidentSummary, Probe, TopCandidate, Versions,
+    GraphView, IncidentDetail, IncidentHistory, IncidentSummary, Probe, RolloutList, RolloutStatus,
+    TopCandidate, Versions,
 };
 use crate::core::{Output, Progress, Sink, Watcher};
+use crate::gate::{self, GateConfig, GateDecision, GateFacts};
 use crate::telemetry::kind_label;
 
 /// One output as the stream sends it: its id (1, 2, … in publish order), its kind as
@@ -57,9 +60,15 @@ fn keep<T>(versions: &mut VecDeque<T>, item: T, max: usize) -> u64 {
     over as u64
 }
 
+/// Recent changes the gate remembers (for failed deploys).
+const MAX_CHANGES: usize = 1024;
+
 #[derive(Default)]
 struct Store {
     incidents: HashMap<String, Incident>,
+    /// The latest decision per (service, environment).
+    rollouts: BTreeMap<(String, Option<String>), RolloutDecision>,
+    changes: VecDeque<Deploy>,
     log: VecDeque<Arc<StreamEvent>>,
     next_id: u64,
     clock: u64,
@@ -68,6 +77,8 @@ struct Store {
 /// The API's state, shared by the pipeline thread and the server.
 pub struct ApiState {
     config: HttpConfig,
+    gate: GateConfig,
+    watermark_ns: Mutex<TimestampNs>,
     store: Mutex<Store>,
     graph: RwLock<Arc<GraphView>>,
     progress: Mutex<Option<Progress>>,
@@ -76,11 +87,13 @@ pub struct ApiState {
 }
 
 impl ApiState {
-    /// Empty, with the bounds of `config`.
-    pub fn new(config: HttpConfig) -> Self {
+    /// Empty, with the bounds of `config` and the gate's settings.
+    pub fn new(config: HttpConfig, gate: GateConfig) -> Self {
         let (events, _) = broadcast::channel(config.stream_buffer.max(1));
         Self {
             config,
+            gate,
+            watermark_ns: Mutex::default(),
             store: Mutex::default(),
             graph: RwLock::default(),
             progress: Mutex::default(),
@@ -109,6 +122,16 @@ impl ApiState {
         store.log.push_back(event.clone());
         let over = store.log.len().saturating_sub(self.config.stream_buffer.max(1));
         store.log.drain(..over);
+        if let Output::Rollout(d) = output {
+            store.rollouts.insert((d.service.clone(), d.environment.clone()), (**d).clone());
+            while store.rollouts.len() > self.config.max_incidents.max(1) {
+                let oldest =
+                    store.rollouts.iter().min_by_key(|(_, d)| d.event_time_ns).map(|(k, _)| k.clone());
+                if let Some(key) = oldest {
+                    store.rollouts.remove(&key);
+                }
+            }
+        }
         if let Some((id, _)) = output.incident_version() {
             let (clock, max) = (store.clock, self.config.max_versions);
             let incident = store.incidents.entry(id.to_string()).or_default();
@@ -119,7 +142,7 @@ impl ApiState {
                 Output::Candidates(l) => keep(&mut incident.candidates, l.clone(), max),
                 Output::Remediation(p) => keep(&mut incident.remediation, p.clone(), max),
                 Output::Postmortem(d) => keep(&mut incident.postmortem, (**d).clone(), max),
-                Output::DeadLetter(_) => 0,
+                Output::Rollout(_) | Output::DeadLetter(_) => 0,
             };
             self.evict(&mut store);
         }
@@ -213,6 +236,64 @@ impl ApiState {
         ids
     }
 
+    /// The latest rollout decision of every (service, environment), by service.
+    pub fn rollouts(&self) -> RolloutList {
+        RolloutList { rollouts: self.store().rollouts.values().cloned().collect() }
+    }
+
+    /// The rollout of `service` (every environment, or only `environment`): its latest
+    /// decisions and the worst verdict over them; `None` when none was ever made.
+    pub fn rollout(&self, service: &str, environment: Option<&str>) -> Option<RolloutStatus> {
+        let store = self.store();
+        let decisions: Vec<RolloutDecision> = store
+            .rollouts
+            .iter()
+            .filter(|((s, e), _)| s == service && environment.is_none_or(|want| e.as_deref() == Some(want)))
+            .map(|(_, d)| d.clone())
+            .collect();
+        let verdict = decisions.iter().map(|d| d.verdict).max_by_key(|v| match v {
+            RolloutVerdict::Halt => 2,
+            RolloutVerdict::Inconclusive => 1,
+            RolloutVerdict::Continue => 0,
+        })?;
+        Some(RolloutStatus {
+            service: service.to_string(),
+            verdict,
+            ok: verdict != RolloutVerdict::Halt,
+            decisions,
+        })
+    }
+
+    /// The gate's decision for `service` (and `revision`) on what is known now.
+    pub fn gate(&self, service: &str, revision: Option<&str>) -> GateDecision {
+        let graph = self.graph();
+        let (open_maps, changes, rollouts) = {
+            let store = self.store();
+            let open: Vec<ImpactMap> = store
+                .incidents
+                .values()
+                .filter(|i| i.open())
+                .filter_map(|i| i.impact.back().cloned())
+                .collect();
+            let rollouts: Vec<RolloutDecision> = store.rollouts.values().cloned().collect();
+            (open, store.changes.clone(), rollouts)
+        };
+        let now_ns = *self.watermark_ns.lock().unwrap_or_else(PoisonError::into_inner);
+        let facts = GateFacts {
+            graph: &graph,
+            open_maps: &open_maps,
+            changes: &changes,
+            rollouts: &rollouts,
+            now_ns,
+        };
+        gate::decide(&facts, &self.gate, service, revision)
+    }
+
+    /// `[gate]`.
+    pub fn gate_config(&self) -> &GateConfig {
+        &self.gate
+    }
+
     /// The graph as of the last look.
     pub fn graph(&self) -> Arc<GraphView> {
         self.graph.read().unwrap_or_else(PoisonError::into_inner).clone()
@@ -289,6 +370,18 @@ fn ms_ago(at: Instant) -> u64 {
 pub struct ApiTap(pub Arc<ApiState>);
 
 impl Sink for ApiTap {
+    /// Remembers changes, for the gate's failed-deploy check.
+    fn input(&mut self, event: &Event) -> io::Result<()> {
+        if let Event::Deploy(d) = event {
+            let mut store = self.0.store();
+            store.changes.push_back(d.clone());
+            if store.changes.len() > MAX_CHANGES {
+                store.changes.pop_front();
+            }
+        }
+        Ok(())
+    }
+
     fn publish(&mut self, output: &Output) -> io::Result<()> {
         self.0.record(output)
     }
@@ -305,6 +398,7 @@ impl Watcher for ApiWatcher {
     fn watch(&mut self, engine: &Engine, progress: &Progress) {
         let view = Arc::new(GraphView::of(engine));
         *self.0.graph.write().unwrap_or_else(PoisonError::into_inner) = view;
+        *self.0.watermark_ns.lock().unwrap_or_else(PoisonError::into_inner) = engine.watermark_ns();
         *self.0.progress.lock().unwrap_or_else(PoisonError::into_inner) = Some(*progress);
     }
 }

@@ -84,7 +84,10 @@ mod tests {
 
     #[test]
     fn a_client_a_whole_buffer_behind_is_dropped_and_publishing_never_waits() {
-        let state = Arc::new(ApiState::new(HttpConfig { stream_buffer: 4, ..HttpConfig::default() }));
+        let state = Arc::new(ApiState::new(
+            HttpConfig { stream_buffer: 4, ..HttpConfig::default() },
+            Default::default(),
+        ));
         let mut tap = ApiTap(state.clone());
         tap.publish(&list(1)).unwrap();
         let slow = events(&state, None);

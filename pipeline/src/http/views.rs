@@ -5,7 +5,7 @@ use devloom_operators::Engine;
 use devloom_operators::service_graph::NodeState;
 use devloom_schemas::{
     CandidateList, HealthState, ImpactMap, IncidentStatus, NowVsBaseline, PostmortemDraft, RemediationPlan,
-    Verdict,
+    RolloutDecision, RolloutVerdict, Verdict, VersionHealth,
 };
 use schemars::JsonSchema;
 use serde::Serialize;
@@ -122,6 +122,9 @@ pub struct ServiceView {
     pub requests_per_s: NowVsBaseline,
     /// Event time it was last seen (RFC 3339).
     pub last_seen: String,
+    /// Per-version health while two or more versions serve (a staged rollout), over the
+    /// rollout's comparison window; empty otherwise.
+    pub versions: Vec<VersionHealth>,
 }
 
 /// One call relationship of the live graph.
@@ -170,6 +173,26 @@ pub struct ServiceDetail {
     pub incidents: Vec<String>,
 }
 
+/// `GET /v1/rollouts/{service}`: the latest rollout decisions of one service.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct RolloutStatus {
+    /// The service.
+    pub service: String,
+    /// The worst verdict over its environments (halt > inconclusive > continue).
+    pub verdict: RolloutVerdict,
+    /// `verdict != halt`: the boolean an Argo Rollouts `web` metric's `jsonPath` reads.
+    pub ok: bool,
+    /// The latest decision per environment.
+    pub decisions: Vec<RolloutDecision>,
+}
+
+/// `GET /v1/rollouts`: the latest decision of every rollout seen.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct RolloutList {
+    /// By service, then environment.
+    pub rollouts: Vec<RolloutDecision>,
+}
+
 /// `GET /readyz` and `GET /healthz`.
 #[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct Probe {
@@ -191,7 +214,7 @@ fn now_vs(now: f64, baseline: f64) -> NowVsBaseline {
     NowVsBaseline { now, baseline }
 }
 
-fn service_view(n: &NodeState) -> ServiceView {
+fn service_view(n: &NodeState, engine: &Engine) -> ServiceView {
     let (now, base) = (&n.health.now, &n.health.baseline);
     ServiceView {
         service: n.id.name.to_string(),
@@ -202,14 +225,21 @@ fn service_view(n: &NodeState) -> ServiceView {
         p99_ms: now_vs(now.p99_ms, base.p99_ms),
         requests_per_s: now_vs(now.per_second, base.per_second),
         last_seen: devloom_schemas::time::format_rfc3339(n.last_seen_ns),
+        versions: if n.id.virtual_node { Vec::new() } else { versions(engine, &n.id.name) },
     }
+}
+
+/// The versions of `service` while two or more serve.
+fn versions(engine: &Engine, service: &str) -> Vec<VersionHealth> {
+    let all = engine.rollouts().versions(service);
+    if all.len() < 2 { Vec::new() } else { all.into_iter().map(|(_, v)| v).collect() }
 }
 
 impl GraphView {
     /// The engine's graph now.
     pub fn of(engine: &Engine) -> Self {
         let g = engine.graph().graph();
-        let mut services: Vec<ServiceView> = g.node_weights().map(service_view).collect();
+        let mut services: Vec<ServiceView> = g.node_weights().map(|n| service_view(n, engine)).collect();
         services.sort_by(|a, b| (&a.service, &a.region).cmp(&(&b.service, &b.region)));
         let mut edges: Vec<EdgeView> = g
             .edge_indices()

@@ -29,7 +29,7 @@ pub fn run(config: &Config, stop: &AtomicBool) -> Result<RunSummary, KafkaRunErr
     let checkpoint = store.load()?;
     let commits = ArchiveCommits::AtCheckpoint(checkpoint.as_ref().and_then(|c| c.archive_seq));
     let mut pipeline = build::pipeline(config, KafkaSink::open(config)?, commits)?;
-    let server = Server::start(&config.http, &config.telemetry)?;
+    let server = Server::start(&config.http, &config.telemetry, &config.gate)?;
     if let Some(server) = &server {
         eprintln!("devloom: HTTP API on http://{}", server.addr());
         // Ready only while checkpoints keep coming: three intervals without one is stuck.

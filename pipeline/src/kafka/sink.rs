@@ -51,7 +51,8 @@ impl KafkaSink {
     }
 
     fn cloud_event(&self, topic: &str, output: &Output, ce_type: &str) -> io::Result<()> {
-        let (incident, version) = output.incident_version().unwrap_or_default();
+        let (key, version) = output.key_version().unwrap_or_default();
+        let incident = key.as_str();
         let id = format!("{incident}/{version}");
         let payload = output.to_json()?;
         let headers = OwnedHeaders::new()

@@ -14,7 +14,9 @@ pub mod terminal;
 
 use std::io;
 
-use devloom_schemas::{CandidateList, DeadLetter, ImpactMap, PostmortemDraft, RemediationPlan};
+use devloom_schemas::{
+    CandidateList, DeadLetter, ImpactMap, PostmortemDraft, RemediationPlan, RolloutDecision,
+};
 
 use crate::core::{Output, Sink};
 pub use json_lines::{JsonLines, open_output};
@@ -31,6 +33,8 @@ pub struct Collected {
     pub remediations: Vec<RemediationPlan>,
     /// Post-mortem draft versions in publish order.
     pub postmortems: Vec<PostmortemDraft>,
+    /// Rollout decisions in publish order.
+    pub rollouts: Vec<RolloutDecision>,
     /// Dead letters in publish order.
     pub dead_letters: Vec<DeadLetter>,
 }
@@ -42,6 +46,7 @@ impl Sink for Collected {
             Output::Candidates(l) => self.candidates.push(l.clone()),
             Output::Remediation(p) => self.remediations.push(p.clone()),
             Output::Postmortem(d) => self.postmortems.push((**d).clone()),
+            Output::Rollout(d) => self.rollouts.push((**d).clone()),
             Output::DeadLetter(r) => self.dead_letters.push(r.dead_letter()),
         }
         Ok(())

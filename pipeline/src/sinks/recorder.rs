@@ -60,7 +60,7 @@ impl<S: Sink> Sink for Recorder<S> {
                     list.candidates.first().map(|c| format!("{:.1} {}", c.confidence, c.summary));
             }
             Output::Remediation(_) => self.remediation_plans += 1,
-            Output::Postmortem(_) | Output::DeadLetter(_) => {}
+            Output::Postmortem(_) | Output::Rollout(_) | Output::DeadLetter(_) => {}
         }
         self.inner.publish(output)
     }

@@ -29,6 +29,7 @@ pub fn routes(config: &Config) -> Vec<Route> {
                 OutputKind::Candidates => (&topics.candidates, files.candidates.clone()),
                 OutputKind::Remediation => (&topics.remediations, files.remediations.clone()),
                 OutputKind::Postmortem => (&topics.postmortems, files.postmortems.clone()),
+                OutputKind::Rollout => (&topics.rollouts, files.rollouts.clone()),
                 OutputKind::DeadLetter => (&topics.deadletter, Some(files.dead_letter.display().to_string())),
             };
             Route { kind, topic: topic.clone(), file, append: files.append }

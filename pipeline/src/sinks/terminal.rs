@@ -8,7 +8,7 @@ use std::io::{self, Write};
 use anstyle::{AnsiColor, Style};
 use devloom_schemas::{
     CandidateList, CauseStatus, Direction, EdgeOrigin, HealthState, ImpactEdge, ImpactMap, ImpactNode,
-    IncidentStatus, PostmortemDraft, Remediation, RemediationPlan, Verdict,
+    IncidentStatus, PostmortemDraft, Remediation, RemediationPlan, RolloutDecision, RolloutVerdict, Verdict,
 };
 
 use super::remediation_view::{render_remediation, render_rescored};
@@ -193,6 +193,7 @@ impl<W: Write> Sink for TerminalSink<W> {
             Output::Candidates(list) => render_candidates(list, self.color),
             Output::Remediation(plan) => self.remediation(plan),
             Output::Postmortem(draft) => render_postmortem(draft),
+            Output::Rollout(decision) => render_rollout(decision, self.color),
             Output::DeadLetter(_) => return Ok(()),
         };
         writeln!(self.out, "{text}")?;
@@ -211,6 +212,40 @@ pub fn render_postmortem(draft: &PostmortemDraft) -> String {
         "   post-mortem draft v{} for {}: {}\n   {cause}; the whole draft: --postmortems FILE, or devloom postmortem {} --history DIR\n",
         draft.version, draft.incident_id, draft.title, draft.incident_id
     )
+}
+
+/// A rollout decision: the verdict (colored), the two versions and the reasons.
+pub fn render_rollout(d: &RolloutDecision, color: bool) -> String {
+    let verdict = d.verdict.as_str().to_uppercase();
+    let styled = if color {
+        let c = match d.verdict {
+            RolloutVerdict::Halt => AnsiColor::Red,
+            RolloutVerdict::Continue => AnsiColor::Green,
+            RolloutVerdict::Inconclusive => AnsiColor::Yellow,
+        };
+        let s = Style::new().fg_color(Some(c.into())).bold();
+        format!("{s}{verdict}{s:#}")
+    } else {
+        verdict
+    };
+    let env = d.environment.as_deref().map(|e| format!(" ({e})")).unwrap_or_default();
+    let mut text = format!(
+        "── rollout {}{env} #{}  {}  canary {} ({} req, {:.2}% failed) vs stable {} ({} req, {:.2}% failed) @ {}\n",
+        d.service,
+        d.sequence,
+        styled,
+        d.canary.version,
+        d.canary.requests,
+        100.0 * d.canary.error_rate,
+        d.stable.version,
+        d.stable.requests,
+        100.0 * d.stable.error_rate,
+        d.event_time
+    );
+    for r in &d.reasons {
+        let _ = writeln!(text, "   {r}");
+    }
+    text
 }
 
 /// The candidate list under a map: the top five with confidence, the flag when set.

@@ -266,6 +266,7 @@ pub fn kind_label(kind: OutputKind) -> &'static str {
         OutputKind::Candidates => "candidates",
         OutputKind::Remediation => "remediation",
         OutputKind::Postmortem => "postmortem",
+        OutputKind::Rollout => "rollout",
         OutputKind::DeadLetter => "deadletter",
     }
 }

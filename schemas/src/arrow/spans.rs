@@ -34,6 +34,8 @@ pub(super) fn spans_from_batch(batch: &RecordBatch) -> Result<Vec<Span>, ArrowEr
         link_span_id: typed(link_targets.column_by_name("span_id"), "links.span_id")?,
         service: column(batch, "service")?,
         region: column(batch, "region")?,
+        version: optional_column(batch, "version")?,
+        environment: optional_column(batch, "environment")?,
         kinds: kinds(batch.column_by_name("kind"))?,
         name: column(batch, "name")?,
         start_ns: column(batch, "start_ns")?,
@@ -58,6 +60,8 @@ struct Columns<'a> {
     link_span_id: &'a StringArray,
     service: &'a StringArray,
     region: &'a StringArray,
+    version: Option<&'a StringArray>,
+    environment: Option<&'a StringArray>,
     kinds: Vec<SpanKind>,
     name: &'a StringArray,
     start_ns: &'a UInt64Array,
@@ -88,6 +92,8 @@ impl<'a> Columns<'a> {
             links,
             service: names.get(self.service.value(row)),
             region: optional(self.region, row).map(|r| names.get(r)),
+            version: self.version.and_then(|c| optional(c, row)).map(|v| names.get(v)),
+            environment: self.environment.and_then(|c| optional(c, row)).map(|e| names.get(e)),
             kind: self.kinds[row],
             name: self.name.value(row).to_string(),
             start_ns: self.start_ns.value(row),
@@ -163,6 +169,11 @@ fn column<'a, T: Array + 'static>(batch: &'a RecordBatch, name: &str) -> Result<
     typed(batch.column_by_name(name), name)
 }
 
+/// A column archives written before it existed lack: absent is all nulls.
+fn optional_column<'a>(batch: &'a RecordBatch, name: &str) -> Result<Option<&'a StringArray>, ArrowError> {
+    batch.column_by_name(name).map(|c| typed(Some(c), name)).transpose()
+}
+
 fn typed<'a, T: Array + 'static>(array: Option<&'a ArrayRef>, name: &str) -> Result<&'a T, ArrowError> {
     let array = array.ok_or_else(|| missing(name))?;
     array.as_any().downcast_ref::<T>().ok_or_else(|| wrong_type(name, array))
@@ -197,6 +208,8 @@ mod tests {
             links in proptest::collection::vec(link(), 0..3),
             service in "[a-c]",
             region in proptest::option::of("(eu|us)-[12]"),
+            version in proptest::option::of("v[12]"),
+            environment in proptest::option::of("(prod|staging)"),
             kind in 0i32..6,
             name in text(),
             times in (any::<u64>(), any::<u64>(), any::<bool>()),
@@ -209,6 +222,8 @@ mod tests {
                 links,
                 service: service.into(),
                 region: region.map(Into::into),
+                version: version.map(Into::into),
+                environment: environment.map(Into::into),
                 kind: SpanKind::from_otlp(kind),
                 name,
                 start_ns: times.0,
@@ -241,6 +256,8 @@ mod tests {
             links: Vec::new(),
             service: "checkout".into(),
             region: Some("eu-west-1".into()),
+            version: Some("1.4.2".into()),
+            environment: None,
             kind: SpanKind::Server,
             name: "POST /pay".into(),
             start_ns: 10,
@@ -248,6 +265,18 @@ mod tests {
             failed: false,
             peer: PeerAttributes::default(),
         }
+    }
+
+    #[test]
+    fn archives_from_before_the_version_columns_still_read() {
+        let batch = Span::to_batch(&[example()]).unwrap();
+        let keep: Vec<usize> = (0..batch.num_columns())
+            .filter(|i| !matches!(batch.schema().field(*i).name().as_str(), "version" | "environment"))
+            .collect();
+        let old = batch.project(&keep).unwrap();
+        let spans = Span::from_batch(&old).unwrap();
+        assert_eq!(spans[0].version, None);
+        assert_eq!(spans[0].service.as_ref(), "checkout");
     }
 
     #[test]

@@ -2,15 +2,13 @@
 //! (the selective decoder in [`super::otlp_fast`] is tested against it) and the OTLP JSON
 //! decoder.
 
-use std::sync::Arc;
-
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use prost::Message as _;
 use serde_json::Value;
 
 pub use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 
-use super::otlp_attributes::{AttrValue, ResourceAttributes, SpanAttributes};
+use super::otlp_attributes::{AttrValue, ResourceAttributes, ResourceParts, SpanAttributes};
 use super::{DecodeError, Format, from_json};
 use crate::event::Event;
 use crate::ids::{SpanId, TraceId};
@@ -54,7 +52,7 @@ pub fn normalize(
         for kv in rs.resource.iter().flat_map(|res| &res.attributes) {
             resource.apply(&kv.key, attr_value(kv));
         }
-        let (service, region) = resource.into_parts();
+        let resource = resource.into_parts();
         for (s, ss) in rs.scope_spans.iter().enumerate() {
             for (i, span) in ss.spans.iter().enumerate() {
                 let at = |field: &str| format!("resourceSpans[{r}].scopeSpans[{s}].spans[{i}].{field}");
@@ -84,7 +82,7 @@ pub fn normalize(
                     attrs,
                 };
                 let span = parts
-                    .into_span(&service, &region)
+                    .into_span(&resource)
                     .map_err(|(field, reason)| DecodeError::invalid(format, at(field), reason))?;
                 out.push(Event::Span(span));
             }
@@ -110,19 +108,17 @@ pub(crate) struct SpanParts<'a> {
 
 impl SpanParts<'_> {
     /// The normalized span, or the field that is wrong and why.
-    pub(crate) fn into_span(
-        self,
-        service: &Arc<str>,
-        region: &Option<Arc<str>>,
-    ) -> Result<Span, (&'static str, &'static str)> {
+    pub(crate) fn into_span(self, resource: &ResourceParts) -> Result<Span, (&'static str, &'static str)> {
         check_span_times(self.start, self.end)?;
         Ok(Span {
             trace_id: TraceId::from_bytes(self.trace_id).ok_or(("traceId", BAD_TRACE_ID))?,
             span_id: SpanId::from_bytes(self.span_id).ok_or(("spanId", BAD_SPAN_ID))?,
             parent_span_id: parent_id(self.parent).ok_or(("parentSpanId", BAD_PARENT_ID))?,
             links: self.links,
-            service: service.clone(),
-            region: region.clone(),
+            service: resource.service.clone(),
+            region: resource.region.clone(),
+            version: resource.version.clone(),
+            environment: resource.environment.clone(),
             kind: SpanKind::from_otlp(self.kind),
             name: self.name.to_string(),
             start_ns: self.start,

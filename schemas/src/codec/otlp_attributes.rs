@@ -58,7 +58,14 @@ pub(crate) fn is_span_key(key: &str) -> bool {
 
 /// Is `key` one that [`ResourceAttributes::apply`] reads?
 pub(crate) fn is_resource_key(key: &str) -> bool {
-    matches!(key, "service.name" | "cloud.region")
+    matches!(
+        key,
+        "service.name"
+            | "cloud.region"
+            | "service.version"
+            | "deployment.environment.name"
+            | "deployment.environment"
+    )
 }
 
 /// Span attributes Devloom keeps. New semantic-convention names win over old ones,
@@ -174,6 +181,16 @@ fn set_pref<T>(slot: &mut Option<(T, bool)>, v: T, new_name: bool) {
 pub(crate) struct ResourceAttributes {
     service: Option<Arc<str>>,
     region: Option<Arc<str>>,
+    version: Option<Arc<str>>,
+    environment: Option<(Arc<str>, bool)>,
+}
+
+/// What every span of one resource shares.
+pub(crate) struct ResourceParts {
+    pub service: Arc<str>,
+    pub region: Option<Arc<str>>,
+    pub version: Option<Arc<str>>,
+    pub environment: Option<Arc<str>>,
 }
 
 impl ResourceAttributes {
@@ -185,13 +202,21 @@ impl ResourceAttributes {
         match key {
             "service.name" => self.service = Some(Arc::from(s)),
             "cloud.region" => self.region = Some(Arc::from(s)),
+            "service.version" => self.version = Some(Arc::from(s)),
+            "deployment.environment.name" => set_pref(&mut self.environment, Arc::from(s), true),
+            "deployment.environment" => set_pref(&mut self.environment, Arc::from(s), false),
             _ => {}
         }
     }
 
     /// `service.name`, or `unknown_service` as the SDKs report a missing one.
-    pub(crate) fn into_parts(self) -> (Arc<str>, Option<Arc<str>>) {
-        (self.service.unwrap_or_else(|| Arc::from("unknown_service")), self.region)
+    pub(crate) fn into_parts(self) -> ResourceParts {
+        ResourceParts {
+            service: self.service.unwrap_or_else(|| Arc::from("unknown_service")),
+            region: self.region,
+            version: self.version,
+            environment: self.environment.map(|(e, _)| e),
+        }
     }
 }
 

@@ -3,10 +3,10 @@
 //! no trace state). Differentially tested against [`super::otlp::decode_reference`]: for
 //! every request the generated types accept, the two produce identical spans.
 
-use std::sync::Arc;
-
 use super::otlp::{BAD_LINK, SpanParts, link_ids};
-use super::otlp_attributes::{AttrValue, ResourceAttributes, SpanAttributes, is_resource_key, is_span_key};
+use super::otlp_attributes::{
+    AttrValue, ResourceAttributes, ResourceParts, SpanAttributes, is_resource_key, is_span_key,
+};
 use super::{DecodeError, Format};
 use crate::event::Event;
 use crate::span::{Span, SpanLink};
@@ -57,7 +57,7 @@ fn resource_spans(bytes: &[u8], out: &mut Vec<Event>) -> Result<(), PathError> {
             reader.skip(field, wire).map_err(at("resource"))?;
         }
     }
-    let (service, region) = resource.into_parts();
+    let resource = resource.into_parts();
     // Pass 2: the spans.
     let mut reader = Reader::new(bytes);
     let mut s = 0;
@@ -69,7 +69,7 @@ fn resource_spans(bytes: &[u8], out: &mut Vec<Event>) -> Result<(), PathError> {
             while let Some((f, w)) = sr.tag().map_err(|e| (format!("scopeSpans[{s}]"), e))? {
                 if f == 2 {
                     let sp = sr.len_delimited(w).map_err(|e| (format!("scopeSpans[{s}].spans[{i}]"), e))?;
-                    let span = span(sp, &service, &region)
+                    let span = span(sp, &resource)
                         .map_err(|(p, e)| (format!("scopeSpans[{s}].spans[{i}].{p}"), e))?;
                     out.push(Event::Span(span));
                     i += 1;
@@ -85,7 +85,7 @@ fn resource_spans(bytes: &[u8], out: &mut Vec<Event>) -> Result<(), PathError> {
     Ok(())
 }
 
-fn span(bytes: &[u8], service: &Arc<str>, region: &Option<Arc<str>>) -> Result<Span, PathError> {
+fn span(bytes: &[u8], resource: &ResourceParts) -> Result<Span, PathError> {
     let mut trace_id: &[u8] = &[];
     let mut span_id: &[u8] = &[];
     let mut parent: &[u8] = &[];
@@ -134,7 +134,7 @@ fn span(bytes: &[u8], service: &Arc<str>, region: &Option<Arc<str>>) -> Result<S
     }
     let name = std::str::from_utf8(name).map_err(|_| ("name".to_string(), INVALID_UTF8))?;
     SpanParts { trace_id, span_id, parent, links, kind, name, start, end, status, attrs }
-        .into_span(service, region)
+        .into_span(resource)
         .map_err(|(field, reason)| (field.to_string(), reason))
 }
 

@@ -42,7 +42,7 @@ pub fn decode(bytes: &[u8], out: &mut Vec<Event>) -> Result<(), DecodeError> {
     };
     for (r, rs) in request.resource_spans.into_iter().enumerate() {
         let resource = rs.resource.map(|r| r.attributes.0).unwrap_or_default();
-        let (service, region) = resource.into_parts();
+        let resource = resource.into_parts();
         for (s, ss) in rs.scope_spans.into_iter().enumerate() {
             for (i, span) in ss.spans.into_iter().enumerate() {
                 let at = |field: &str| format!("resourceSpans[{r}].scopeSpans[{s}].spans[{i}].{field}");
@@ -68,7 +68,7 @@ pub fn decode(bytes: &[u8], out: &mut Vec<Event>) -> Result<(), DecodeError> {
                     attrs: span.attributes.0,
                 };
                 let span = parts
-                    .into_span(&service, &region)
+                    .into_span(&resource)
                     .map_err(|(field, reason)| DecodeError::invalid(F, at(field), reason))?;
                 out.push(Event::Span(span));
             }

@@ -229,6 +229,12 @@ fn otlp_json_hex_case_int_enums_and_string_or_number_int64() {
     assert_eq!(s[1].parent_span_id, Some(s[0].span_id));
     assert_eq!(&*s[0].service, "frontend");
     assert_eq!(s[0].region.as_deref(), Some("eu-west-1"));
+    assert_eq!(s[0].version.as_deref(), Some("2.4.1"), "resource service.version");
+    assert_eq!(
+        s[0].environment.as_deref(),
+        Some("production"),
+        "deployment.environment.name wins over the older deployment.environment, in any order"
+    );
     assert_eq!((s[0].kind, s[1].kind, s[3].kind), (SpanKind::Server, SpanKind::Client, SpanKind::Consumer));
     assert_eq!(s[0].end_ns - s[0].start_ns, 120_000_000, "string and number int64 both read");
     assert!(!s[0].failed);
@@ -237,6 +243,7 @@ fn otlp_json_hex_case_int_enums_and_string_or_number_int64() {
     assert_eq!(s[1].peer.server_address.as_deref(), Some("cart.internal"));
     assert_eq!(&*s[2].service, "cart");
     assert_eq!(s[2].region, None);
+    assert_eq!((s[2].version.clone(), s[2].environment.clone()), (None, None));
     assert_eq!(s[2].peer.db_system.as_deref(), Some("postgresql"), "new name wins");
     assert_eq!(s[3].links.len(), 1);
     assert_eq!(s[3].links[0].span_id, s[1].span_id);
