@@ -384,6 +384,7 @@ fn a_run_that_starts_a_minute_before_the_fault_still_sees_it() {
             summary: "checkout p99 above 150 ms",
         }],
         changes: vec![],
+        canary: None,
     };
     let config = SimConfig { rate_per_s: 20.0, ..SimConfig::default() };
     let records = Simulator::new(Topology::shop(), scenario, config).map(RawRecord::from).collect();
@@ -426,6 +427,7 @@ fn a_service_whose_own_time_jumped_is_amber_though_its_callees_dominate_its_late
             summary: "always firing: the map of the whole shop",
         }],
         changes: vec![],
+        canary: None,
     };
     let config = SimConfig { rate_per_s: 40.0, ..SimConfig::default() };
     let records = Simulator::new(Topology::shop(), scenario, config).map(RawRecord::from).collect();

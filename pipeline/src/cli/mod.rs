@@ -5,6 +5,7 @@
 pub mod demo;
 pub mod docs;
 pub mod fault_cases;
+pub mod gate;
 pub mod history;
 pub mod learning;
 pub mod postmortem;
@@ -16,6 +17,7 @@ pub mod validate;
 pub mod watch;
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use std::io::IsTerminal;
 
@@ -82,6 +84,9 @@ pub enum Command {
     /// return, dependency down; four trace styles) for `evaluate --cases` and
     /// `train --cases`.
     FaultCases(fault_cases::FaultCasesArgs),
+    /// Deployment gate for CI: pass / warn / block for shipping a service now (exit 0,
+    /// 0, 1; 2 when it cannot be asked), from a running Devloom or a history archive.
+    Gate(gate::GateArgs),
     /// Check a configuration file (and DEVLOOM_* overrides) without running anything.
     Validate(validate::ValidateArgs),
     /// Draw impact maps, candidate lists and remediation plans from their Kafka topics or a JSON-lines file
@@ -93,23 +98,25 @@ pub enum Command {
     Man,
 }
 
-/// Runs a command.
-pub fn dispatch(command: Command) -> anyhow::Result<()> {
+/// Runs a command; its exit status (`gate`'s is its decision).
+pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
+    let done = |r: anyhow::Result<()>| r.map(|()| ExitCode::SUCCESS);
     match command {
-        Command::Demo(args) => demo::run(args),
-        Command::Run(args) => run::run(args),
-        Command::Simulate(args) => simulate::run(args),
-        Command::Replay(args) => replay::run(args),
-        Command::History(command) => history::run(command),
-        Command::Remediation(command) => remediation::run(command),
-        Command::Postmortem(args) => postmortem::run(args),
-        Command::Train(args) => learning::train(args),
-        Command::Evaluate(args) => learning::evaluate(args),
-        Command::FaultCases(args) => fault_cases::run(args),
-        Command::Validate(args) => validate::run(args),
-        Command::Watch(args) => watch::run(args),
-        Command::Completions(args) => docs::completions(args),
-        Command::Man => docs::man(),
+        Command::Demo(args) => done(demo::run(args)),
+        Command::Run(args) => done(run::run(args)),
+        Command::Simulate(args) => done(simulate::run(args)),
+        Command::Replay(args) => done(replay::run(args)),
+        Command::History(command) => done(history::run(command)),
+        Command::Remediation(command) => done(remediation::run(command)),
+        Command::Postmortem(args) => done(postmortem::run(args)),
+        Command::Train(args) => done(learning::train(args)),
+        Command::Evaluate(args) => done(learning::evaluate(args)),
+        Command::FaultCases(args) => done(fault_cases::run(args)),
+        Command::Validate(args) => done(validate::run(args)),
+        Command::Gate(args) => Ok(gate::run(args)),
+        Command::Watch(args) => done(watch::run(args)),
+        Command::Completions(args) => done(docs::completions(args)),
+        Command::Man => done(docs::man()),
     }
 }
 
@@ -131,7 +138,8 @@ pub fn init_logging(format: LogFormat) {
 /// The simulator's flags.
 #[derive(Args, Clone, Debug)]
 pub struct SimArgs {
-    /// Scenario: regression (contained), db-latency (spreading), async-consumer, steady.
+    /// Scenario: regression (contained), db-latency (spreading), async-consumer, canary
+    /// (a staged rollout that halts), steady.
     #[arg(long, short, default_value = "regression", value_parser = clap::builder::PossibleValuesParser::new(SCENARIOS))]
     pub scenario: String,
     /// RNG seed: the same seed gives the same events.

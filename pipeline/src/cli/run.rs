@@ -146,7 +146,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let dead_path =
         routes(&config).into_iter().find(|r| r.kind == OutputKind::DeadLetter).and_then(|r| r.file);
     eprintln!(
-        "devloom: {} records, {} spans, {} alerts, {} deploys → {} impact-map versions, {} candidate lists, {} remediation plans, {} post-mortem drafts; {} dead letters{}",
+        "devloom: {} records, {} spans, {} alerts, {} deploys → {} impact-map versions, {} candidate lists, {} remediation plans, {} post-mortem drafts, {} rollout decisions; {} dead letters{}",
         summary.records,
         e.spans,
         e.alerts,
@@ -155,6 +155,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         e.candidate_lists,
         e.remediation_plans,
         e.postmortems,
+        e.rollout_decisions,
         summary.dead_letters,
         match dead_path {
             Some(path) if summary.dead_letters > 0 => format!(" (in {path})"),

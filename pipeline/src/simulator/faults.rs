@@ -145,6 +145,7 @@ pub fn fault_case(seed: u64, index: u64, rate_per_s: f64) -> FaultCase {
         faults: vec![fault],
         rules: vec![],
         changes: vec![],
+        canary: None,
     };
     let config = SimConfig { seed: rng.random(), rate_per_s, ..SimConfig::default() };
     let start_ns = config.start_ns;

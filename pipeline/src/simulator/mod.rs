@@ -165,7 +165,7 @@ impl Simulator {
             let Reverse(job) = self.consumers.pop().expect("peeked");
             self.builder.consume(&ctx, &job, &mut batch, &mut self.consumers, &mut served);
         }
-        let (request, spans) = traces::encode(&self.topology, batch);
+        let (request, spans) = traces::encode(&self.topology, &self.scenario, batch);
         self.spans += spans;
         if spans > 0 {
             records.push((

@@ -114,6 +114,27 @@ pub struct Change {
     pub author: &'static str,
 }
 
+/// A staged rollout: from `from_s`, a `share` of one service's requests is served by a
+/// new version that fails `extra_error_rate` more often and is `latency_factor` slower.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Canary {
+    /// Node name.
+    pub target: &'static str,
+    /// Start, seconds.
+    pub from_s: u64,
+    /// Share of the node's requests the canary serves.
+    pub share: f64,
+    /// Added to the node's own failure probability on the canary.
+    pub extra_error_rate: f64,
+    /// Multiplies the canary's own latency.
+    pub latency_factor: f64,
+    /// `service.version` of the canary.
+    pub version: &'static str,
+}
+
+/// `service.version` every simulated service reports (the canary aside).
+pub const STABLE_VERSION: &str = "1.0.0";
+
 /// A whole scenario.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Scenario {
@@ -129,10 +150,12 @@ pub struct Scenario {
     pub rules: Vec<AlertRule>,
     /// Deploys and other changes.
     pub changes: Vec<Change>,
+    /// A staged rollout, if any.
+    pub canary: Option<Canary>,
 }
 
 /// Names accepted by [`Scenario::named`].
-pub const SCENARIOS: [&str; 4] = ["regression", "db-latency", "async-consumer", "steady"];
+pub const SCENARIOS: [&str; 5] = ["regression", "db-latency", "async-consumer", "canary", "steady"];
 
 const MIN: u64 = 60;
 
@@ -143,6 +166,7 @@ impl Scenario {
             "regression" => Self::regression(),
             "db-latency" => Self::db_latency(),
             "async-consumer" => Self::async_consumer(),
+            "canary" => Self::canary(0.08, 0.1),
             "steady" => Self::steady(12 * MIN),
             _ => return None,
         })
@@ -157,6 +181,7 @@ impl Scenario {
             faults: vec![],
             rules: vec![],
             changes: vec![],
+            canary: None,
         }
     }
 
@@ -201,6 +226,7 @@ impl Scenario {
                     author: "oncall-bot",
                 },
             ],
+            canary: None,
         }
     }
 
@@ -246,6 +272,7 @@ impl Scenario {
                 previous: "",
                 author: "cron",
             }],
+            canary: None,
         }
     }
 
@@ -281,7 +308,41 @@ impl Scenario {
                 previous: "v2.7.1",
                 author: "lee",
             }],
+            canary: None,
         }
+    }
+
+    /// A staged rollout of frontend 1.1.0 from minute 2, serving `share` of its requests
+    /// and failing `extra_error_rate` more of them; seven minutes, no alerts.
+    pub fn canary(extra_error_rate: f64, share: f64) -> Self {
+        Self {
+            name: "canary",
+            description: "frontend 1.1.0 takes 10% of traffic at minute 2 and fails 8% more requests than 1.0.0: the rollout decision flips to halt",
+            duration_s: 7 * MIN,
+            faults: vec![],
+            rules: vec![],
+            changes: vec![Change {
+                at_s: 2 * MIN,
+                service: "frontend",
+                kind: ChangeKind::Deploy,
+                revision: "1.1.0",
+                previous: STABLE_VERSION,
+                author: "flagger",
+            }],
+            canary: Some(Canary {
+                target: "frontend",
+                from_s: 2 * MIN,
+                share,
+                extra_error_rate,
+                latency_factor: 1.0,
+                version: "1.1.0",
+            }),
+        }
+    }
+
+    /// The canary serving requests of `node` at `at_s`, if one does.
+    pub fn canary_on(&self, node: &str, at_s: f64) -> Option<&Canary> {
+        self.canary.as_ref().filter(|c| c.target == node && at_s >= c.from_s as f64)
     }
 
     /// What the faults on `node` do at `at_s`, overlapping faults combined.

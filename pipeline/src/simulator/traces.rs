@@ -17,7 +17,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, LogNormal, Poisson};
 
-use super::scenario::Scenario;
+use super::scenario::{STABLE_VERSION, Scenario};
 use super::topology::{Role, Topology};
 
 /// What the trace builder reads.
@@ -45,8 +45,8 @@ pub(super) struct Served {
     pub failed: bool,
 }
 
-/// Spans waiting to be batched, by the node that emitted them.
-pub(super) type Batch = BTreeMap<usize, Vec<Span>>;
+/// Spans waiting to be batched, by the node that emitted them and whether its canary did.
+pub(super) type Batch = BTreeMap<(usize, bool), Vec<Span>>;
 
 pub(super) struct TraceBuilder {
     rng: ChaCha8Rng,
@@ -146,11 +146,17 @@ impl TraceBuilder {
         let effect = ctx.scenario.fault_on(&n.name, at_s);
         // Draws only for effects that are on: a run without faults keeps its random stream.
         let starved = effect.affected >= 1.0 || self.rng.random_bool(effect.affected.max(0.0));
-        let factor = if starved { effect.latency_factor } else { 1.0 };
+        let canary =
+            ctx.scenario.canary_on(&n.name, at_s).filter(|c| self.rng.random_bool(c.share.clamp(0.0, 1.0)));
+        let on_canary = canary.is_some();
+        let factor =
+            if starved { effect.latency_factor } else { 1.0 } * canary.map_or(1.0, |c| c.latency_factor);
         let own = (self.latency_ns(n.latency_ms) as f64 * factor) as u64;
         let span_id = self.id8();
         let mut t = start_ns + own / 2;
-        let mut failed = self.rng.random_bool(effect.error_rate.unwrap_or(n.error_rate).clamp(0.0, 1.0));
+        let own_error =
+            effect.error_rate.unwrap_or(n.error_rate) + canary.map_or(0.0, |c| c.extra_error_rate);
+        let mut failed = self.rng.random_bool(own_error.clamp(0.0, 1.0));
         for dep in &n.calls {
             if !self.rng.random_bool(dep.probability.clamp(0.0, 1.0)) {
                 continue;
@@ -239,7 +245,7 @@ impl TraceBuilder {
                     (end + 300_000 + back_wait, bad, attrs, SpanKind::Client, format!("GET /{}", callee.name))
                 }
             };
-            batch.entry(node).or_default().push(Span {
+            batch.entry((node, on_canary)).or_default().push(Span {
                 trace_id: trace.to_vec(),
                 span_id: client_id.to_vec(),
                 parent_span_id: span_id.to_vec(),
@@ -270,7 +276,7 @@ impl TraceBuilder {
         } else {
             http_server(&n.name, if failed { 500 } else { 200 })
         };
-        batch.entry(node).or_default().push(Span {
+        batch.entry((node, on_canary)).or_default().push(Span {
             trace_id: trace.to_vec(),
             span_id: span_id.to_vec(),
             parent_span_id: parent.map(|p| p.to_vec()).unwrap_or_default(),
@@ -343,20 +349,24 @@ fn http_client(peer: &str, status: i64) -> Vec<KeyValue> {
     ]
 }
 
-/// Encodes a batch as one `ExportTraceServiceRequest` (one `ResourceSpans` per service),
-/// returning the bytes and the span count.
-pub(super) fn encode(topology: &Topology, batch: Batch) -> (Vec<u8>, u64) {
+/// Encodes a batch as one `ExportTraceServiceRequest` (one `ResourceSpans` per service
+/// and version), returning the bytes and the span count.
+pub(super) fn encode(topology: &Topology, scenario: &Scenario, batch: Batch) -> (Vec<u8>, u64) {
     let mut count = 0;
     let resource_spans = batch
         .into_iter()
-        .map(|(node, spans)| {
+        .map(|((node, on_canary), spans)| {
             count += spans.len() as u64;
             let name = &topology.nodes[node].name;
+            let version = match &scenario.canary {
+                Some(c) if on_canary => c.version,
+                _ => STABLE_VERSION,
+            };
             ResourceSpans {
                 resource: Some(Resource {
                     attributes: vec![
                         s("service.name", name),
-                        s("service.version", "1.0.0"),
+                        s("service.version", version),
                         s("service.namespace", "shop"),
                         s("deployment.environment.name", "production"),
                         s("host.name", &format!("{name}-7d9f8")),

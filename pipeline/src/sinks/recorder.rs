@@ -25,6 +25,8 @@ pub struct Recorder<S> {
     pub top_candidate: Option<String>,
     /// Remediation-plan versions published.
     pub remediation_plans: u64,
+    /// The last rollout decision per service: `service version verdict`, in order.
+    pub rollouts: Vec<String>,
 }
 
 impl<S> Recorder<S> {
@@ -39,6 +41,7 @@ impl<S> Recorder<S> {
             candidate_lists: 0,
             top_candidate: None,
             remediation_plans: 0,
+            rollouts: Vec::new(),
         }
     }
 }
@@ -60,7 +63,14 @@ impl<S: Sink> Sink for Recorder<S> {
                     list.candidates.first().map(|c| format!("{:.1} {}", c.confidence, c.summary));
             }
             Output::Remediation(_) => self.remediation_plans += 1,
-            Output::Postmortem(_) | Output::Rollout(_) | Output::DeadLetter(_) => {}
+            Output::Rollout(d) => self.rollouts.push(format!(
+                "{} {} {} (event time {})",
+                d.service,
+                d.canary.version,
+                d.verdict.as_str(),
+                d.event_time
+            )),
+            Output::Postmortem(_) | Output::DeadLetter(_) => {}
         }
         self.inner.publish(output)
     }
@@ -98,6 +108,9 @@ pub fn write_summary<S>(out: &mut dyn Write, recorder: &Recorder<S>, summary: &R
     }
     if recorder.remediation_plans > 0 {
         writeln!(out, "remediation plans: {} versions", recorder.remediation_plans)?;
+    }
+    if let Some(last) = recorder.rollouts.last() {
+        writeln!(out, "rollout decisions: {}; last: {last}", recorder.rollouts.len())?;
     }
     match (summary.first_map_ms, summary.latency) {
         (Some(first), Some(l)) => writeln!(
