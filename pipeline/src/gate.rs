@@ -247,8 +247,14 @@ pub fn decide(
     revision: Option<&str>,
 ) -> GateDecision {
     let graph = facts.graph;
+    // A service's state: the worse of its live health and its state on an open
+    // incident's map (an alerted root is red there while its traffic is merely amber).
     let state_of = |name: &str| {
-        graph.services.iter().filter(|s| s.service == name).map(|s| s.state).max_by_key(|s| severity(*s))
+        let live = graph.services.iter().filter(|s| s.service == name).map(|s| s.state);
+        let mapped =
+            facts.open_maps.iter().flat_map(|m| &m.nodes).filter(|n| n.service == name).map(|n| n.state);
+        let known = graph.services.iter().any(|s| s.service == name);
+        live.chain(mapped).max_by_key(|s| severity(*s)).filter(|_| known)
     };
     let entry = |(name, hops): (String, u32)| GateService {
         state: state_of(&name).unwrap_or(HealthState::Unknown),
@@ -452,21 +458,16 @@ pub fn markdown(d: &GateDecision) -> String {
             format!(", reaching {}", d.blast_radius.entry_points.join(", "))
         }
     );
-    let rows: Vec<&GateService> = d
+    let rows: Vec<(&GateService, &str)> = d
         .degraded_dependencies
         .iter()
-        .chain(&d.degraded_callers)
-        .chain(d.blast_radius.callers.iter().take(10))
+        .map(|s| (s, "dependency"))
+        .chain(d.degraded_callers.iter().map(|s| (s, "caller")))
+        .chain(d.blast_radius.callers.iter().take(10).map(|s| (s, "in blast radius")))
         .collect();
     if !rows.is_empty() {
         text.push_str("| service | relation | hops | state |\n|---|---|---:|---|\n");
-        for (s, relation) in d
-            .degraded_dependencies
-            .iter()
-            .map(|s| (s, "dependency"))
-            .chain(d.degraded_callers.iter().map(|s| (s, "caller")))
-            .chain(d.blast_radius.callers.iter().take(10).map(|s| (s, "in blast radius")))
-        {
+        for (s, relation) in rows {
             let _ = writeln!(text, "| {} | {relation} | {} | {} |", s.service, s.hops, state_word(s.state));
         }
         if d.blast_radius.callers.len() > 10 {
@@ -474,4 +475,209 @@ pub fn markdown(d: &GateDecision) -> String {
         }
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use devloom_schemas::impact::IMPACT_MAP_SCHEMA_VERSION;
+    use devloom_schemas::{Direction, ImpactNode, IncidentStatus, NowVsBaseline, Verdict};
+
+    use super::*;
+    use crate::http::views::{EdgeView, ServiceView};
+
+    const S: u64 = 1_000_000_000;
+
+    fn service(name: &str, state: HealthState) -> ServiceView {
+        ServiceView {
+            service: name.into(),
+            region: None,
+            virtual_node: false,
+            state,
+            error_rate: NowVsBaseline::default(),
+            p99_ms: NowVsBaseline::default(),
+            requests_per_s: NowVsBaseline::default(),
+            last_seen: String::new(),
+            versions: Vec::new(),
+        }
+    }
+
+    fn edge(caller: &str, callee: &str) -> EdgeView {
+        EdgeView {
+            caller: caller.into(),
+            callee: callee.into(),
+            asynchronous: false,
+            state: HealthState::Gray,
+            calls_per_s: NowVsBaseline::default(),
+            error_rate: NowVsBaseline::default(),
+            p99_ms: NowVsBaseline::default(),
+        }
+    }
+
+    /// gateway → frontend → checkout → payments → postgres, with the given states.
+    fn shop(states: [HealthState; 5]) -> GraphView {
+        let names = ["gateway", "frontend", "checkout", "payments", "postgres"];
+        GraphView {
+            as_of: Some("2026-11-27T09:08:00.000Z".into()),
+            services: names.iter().zip(states).map(|(n, s)| service(n, s)).collect(),
+            edges: names.windows(2).map(|w| edge(w[0], w[1])).collect(),
+            omitted_services: 0,
+        }
+    }
+
+    fn open_map(root: &str, showing: &[(&str, HealthState)]) -> ImpactMap {
+        ImpactMap {
+            schema_version: IMPACT_MAP_SCHEMA_VERSION,
+            incident_id: format!("inc-{root}"),
+            version: 1,
+            status: IncidentStatus::Open,
+            root_services: vec![root.into()],
+            verdict: Verdict::Contained,
+            nodes: showing
+                .iter()
+                .map(|(name, state)| ImpactNode {
+                    service: (*name).into(),
+                    region: None,
+                    virtual_node: false,
+                    state: *state,
+                    hops: 0,
+                    direction: Direction::Root,
+                    path: vec![],
+                    error_rate: NowVsBaseline::default(),
+                    p99_ms: NowVsBaseline::default(),
+                    requests_per_s: NowVsBaseline::default(),
+                    self_time_ms: None,
+                })
+                .collect(),
+            edges: vec![],
+            omitted_nodes: None,
+            data_quality: None,
+            event_time_ns: 0,
+            event_time: String::new(),
+            alert_received_at: None,
+            published_at: None,
+            latency_ms: None,
+        }
+    }
+
+    fn gate(
+        graph: &GraphView,
+        maps: &[ImpactMap],
+        changes: &[Deploy],
+        service: &str,
+        rev: Option<&str>,
+    ) -> GateDecision {
+        let changes: VecDeque<Deploy> = changes.iter().cloned().collect();
+        let facts = GateFacts { graph, open_maps: maps, changes: &changes, rollouts: &[], now_ns: 600 * S };
+        decide(&facts, &GateConfig::default(), service, rev)
+    }
+
+    use HealthState::{Amber, Gray, Red};
+
+    #[test]
+    fn passes_on_a_healthy_graph_with_the_blast_radius_it_would_have() {
+        let d = gate(&shop([Gray; 5]), &[], &[], "checkout", None);
+        assert_eq!((d.decision, d.ok, d.blocking, d.warnings), (GateVerdict::Pass, true, 0, 0), "{d:#?}");
+        let callers: Vec<(&str, u32)> =
+            d.blast_radius.callers.iter().map(|c| (c.service.as_str(), c.hops)).collect();
+        assert_eq!(callers, [("frontend", 1), ("gateway", 2)]);
+        assert_eq!(d.blast_radius.entry_points, ["gateway"]);
+    }
+
+    #[test]
+    fn blocks_when_a_dependency_downstream_is_red_and_warns_when_amber() {
+        let d = gate(&shop([Gray, Gray, Gray, Gray, Red]), &[], &[], "checkout", None);
+        assert_eq!((d.decision, d.ok), (GateVerdict::Block, false), "{d:#?}");
+        assert_eq!(d.reasons[0].check, "red_dependency");
+        assert!(
+            d.reasons[0].message.contains("postgres is red (2 calls downstream)"),
+            "{}",
+            d.reasons[0].message
+        );
+        assert_eq!(d.degraded_dependencies[0].service, "postgres");
+
+        let d = gate(&shop([Gray, Gray, Gray, Amber, Gray]), &[], &[], "checkout", None);
+        assert_eq!(d.decision, GateVerdict::Warn);
+        assert_eq!(d.reasons[0].check, "amber_dependency");
+
+        let beyond = gate(&shop([Gray, Gray, Gray, Gray, Red]), &[], &[], "frontend", None);
+        assert_eq!(
+            beyond.decision,
+            GateVerdict::Pass,
+            "postgres is 3 calls from frontend, beyond downstream_hops"
+        );
+    }
+
+    #[test]
+    fn warns_on_an_open_incident_upstream_and_on_a_degraded_caller() {
+        // checkout alerted; its incident's map shows payments (downstream of the alert).
+        let map = open_map("checkout", &[("checkout", Red), ("payments", Gray)]);
+        let d = gate(&shop([Gray, Gray, Gray, Gray, Gray]), &[map], &[], "payments", None);
+        assert_eq!(d.decision, GateVerdict::Warn, "{d:#?}");
+        assert_eq!(d.open_incidents, ["inc-checkout"]);
+        let messages: Vec<&str> = d.reasons.iter().map(|r| r.message.as_str()).collect();
+        assert!(
+            messages.iter().any(|m| m.contains("open incident inc-checkout (alerted on checkout)")),
+            "{messages:?}"
+        );
+        assert!(
+            messages.iter().any(|m| m.contains("its caller checkout is red")),
+            "red on the incident's map though its traffic looks healthy: {messages:?}"
+        );
+
+        let d = gate(&shop([Gray, Gray, Red, Gray, Gray]), &[], &[], "payments", None);
+        assert_eq!(d.decision, GateVerdict::Warn);
+        assert_eq!(d.reasons[0].check, "degraded_caller");
+    }
+
+    #[test]
+    fn a_rolled_back_revision_blocks_and_another_revision_warns() {
+        let rollback = Deploy {
+            service: "payments".into(),
+            revision: "v1.8.2".into(),
+            previous_revision: Some("v1.9.0".into()),
+            time_ns: 500 * S,
+            kind: ChangeKind::Rollback,
+            ..Deploy::default()
+        };
+        let graph = shop([Gray; 5]);
+        let again = gate(&graph, &[], std::slice::from_ref(&rollback), "payments", Some("v1.9.0"));
+        assert_eq!(again.decision, GateVerdict::Block);
+        assert!(again.reasons[0].message.contains("v1.9.0 was rolled back to v1.8.2"));
+        let other = gate(&graph, &[], &[rollback], "payments", Some("v1.9.1"));
+        assert_eq!(other.decision, GateVerdict::Warn);
+    }
+
+    #[test]
+    fn an_unknown_service_warns() {
+        let d = gate(&shop([Gray; 5]), &[], &[], "nope", None);
+        assert_eq!(d.decision, GateVerdict::Warn);
+        assert_eq!(d.reasons[0].check, "unknown_service");
+    }
+
+    /// The body Flagger POSTs to every webhook, as its documentation shows it.
+    #[test]
+    fn reads_flaggers_webhook_payload() {
+        let body = r#"{"name": "podinfo", "namespace": "test", "phase": "Progressing",
+                       "metadata": {"test": "all", "token": "16688eb5e9f289f1991c"}}"#;
+        let hook: FlaggerWebhook = serde_json::from_str(body).unwrap();
+        assert_eq!(
+            (hook.name.as_str(), hook.namespace.as_str(), hook.phase.as_str()),
+            ("podinfo", "test", "Progressing")
+        );
+        assert_eq!(hook.service(), Some("podinfo"), "the canary name, without metadata.service");
+        let named: FlaggerWebhook =
+            serde_json::from_str(r#"{"name": "podinfo", "metadata": {"service": "frontend"}}"#).unwrap();
+        assert_eq!(named.service(), Some("frontend"));
+    }
+
+    #[test]
+    fn markdown_has_the_verdict_the_reasons_and_a_table() {
+        let d = gate(&shop([Gray, Gray, Gray, Gray, Red]), &[], &[], "checkout", Some("abc123"));
+        let text = markdown(&d);
+        assert!(text.starts_with("### ⛔ Devloom deploy gate: **block** for `checkout` `abc123`"), "{text}");
+        assert!(text.contains("- **block** (red_dependency): postgres is red"));
+        assert!(text.contains("| service | relation | hops | state |"));
+        assert!(text.contains("| postgres | dependency | 2 | red |"));
+        assert!(text.contains("| gateway | in blast radius | 2 | healthy |"));
+    }
 }

@@ -3,6 +3,7 @@
 //! Alertmanager webhook payloads when a service breaks its SLO, and Devloom deploy JSON.
 //! Tests, benches and `devloom demo` all use it.
 
+pub mod canaries;
 pub mod faults;
 pub mod history;
 pub mod scenario;

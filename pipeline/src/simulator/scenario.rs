@@ -166,7 +166,7 @@ impl Scenario {
             "regression" => Self::regression(),
             "db-latency" => Self::db_latency(),
             "async-consumer" => Self::async_consumer(),
-            "canary" => Self::canary(0.08, 0.1),
+            "canary" => Self::canary("frontend", 0.1, 0.08),
             "steady" => Self::steady(12 * MIN),
             _ => return None,
         })
@@ -312,9 +312,10 @@ impl Scenario {
         }
     }
 
-    /// A staged rollout of frontend 1.1.0 from minute 2, serving `share` of its requests
-    /// and failing `extra_error_rate` more of them; seven minutes, no alerts.
-    pub fn canary(extra_error_rate: f64, share: f64) -> Self {
+    /// A staged rollout of `target` 1.1.0 from minute 2, serving `share` of its requests
+    /// and failing `extra_error_rate` more of them; seven minutes, no alerts. The named
+    /// scenario `canary` is frontend, 10%, 8% more.
+    pub fn canary(target: &'static str, share: f64, extra_error_rate: f64) -> Self {
         Self {
             name: "canary",
             description: "frontend 1.1.0 takes 10% of traffic at minute 2 and fails 8% more requests than 1.0.0: the rollout decision flips to halt",
@@ -323,14 +324,14 @@ impl Scenario {
             rules: vec![],
             changes: vec![Change {
                 at_s: 2 * MIN,
-                service: "frontend",
+                service: target,
                 kind: ChangeKind::Deploy,
                 revision: "1.1.0",
                 previous: STABLE_VERSION,
                 author: "flagger",
             }],
             canary: Some(Canary {
-                target: "frontend",
+                target,
                 from_s: 2 * MIN,
                 share,
                 extra_error_rate,
