@@ -1,12 +1,15 @@
-//! The operator hot paths: span pairing + service graph (spans/s), and blast radius on
-//! 1k- and 10k-service graphs.
+//! The operator hot paths: span pairing + service graph (spans/s), what per-version
+//! tracking for rollout analysis adds to it, and blast radius on 1k- and 10k-service
+//! graphs.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use devloom_benches::{graph_of, otlp_batches, spans};
+use devloom::simulator::Scenario;
+use devloom_benches::{graph_of, otlp_batches, records, spans};
 use devloom_operators::incidents::UpdateKind;
 use devloom_operators::{
-    BlastInput, BlastRadius, IncidentUpdate, Operator, SelfTimer, ServiceGraph, SpanPairer,
+    BlastInput, BlastRadius, IncidentUpdate, Operator, RolloutAnalyzer, SelfTimer, ServiceGraph, SpanPairer,
 };
+use devloom_schemas::Span;
 
 fn pairing_and_graph(c: &mut Criterion) {
     let spans = spans(&otlp_batches(50.0, 30));
@@ -60,6 +63,62 @@ fn pairing_and_graph(c: &mut Criterion) {
     group.finish();
 }
 
+/// Pairing + self time + graph over `spans`, with the rollout stage when `rollouts`.
+fn operators(spans: &[Span], rollouts: bool) -> usize {
+    let (mut obs, mut changes, mut decisions) = (Vec::new(), Vec::new(), Vec::new());
+    let mut pairer = SpanPairer::default();
+    let mut timer = SelfTimer::default();
+    let mut graph = ServiceGraph::default();
+    let mut analyzer = RolloutAnalyzer::default();
+    for (i, s) in spans.iter().enumerate() {
+        if rollouts {
+            analyzer.on_span(s);
+        }
+        pairer.on_event(&(), s, &mut obs);
+        timer.on_event(&(), s, &mut obs);
+        if i % 1000 == 999 {
+            let watermark = s.end_ns.saturating_sub(2_000_000_000);
+            timer.on_watermark(&(), watermark, &mut obs);
+            if rollouts {
+                analyzer.on_watermark(&(), watermark, &mut decisions);
+            }
+        }
+        for o in obs.drain(..) {
+            if rollouts {
+                analyzer.on_event(&(), &o, &mut decisions);
+            }
+            graph.on_event(&(), &o, &mut changes);
+        }
+    }
+    graph.size().0 + decisions.len()
+}
+
+/// A minute of the canary scenario (frontend 1.0.0 and 1.1.0 both serving), with and
+/// without `service.version` / `deployment.environment` on the spans: what tracking
+/// health per version costs the hot path.
+fn per_version(c: &mut Criterion) {
+    let minute: Vec<Vec<u8>> = records(Scenario::canary("frontend", 0.1, 0.08), 50.0, 42, 1000)
+        .into_iter()
+        .filter(|r| r.expect == devloom_schemas::codec::Expect::Traces)
+        .skip(120)
+        .take(60)
+        .map(|r| r.payload)
+        .collect();
+    let versioned = spans(&minute);
+    let bare: Vec<Span> =
+        versioned.iter().cloned().map(|s| Span { version: None, environment: None, ..s }).collect();
+    let mut group = c.benchmark_group("per_version");
+    group.throughput(Throughput::Elements(versioned.len() as u64));
+    group.sample_size(20);
+    group.bench_function("pairing + self time + graph, spans without versions", |b| {
+        b.iter(|| operators(&bare, false))
+    });
+    group.bench_function("pairing + self time + graph + rollout analysis, two versions serving", |b| {
+        b.iter(|| operators(&versioned, true))
+    });
+    group.finish();
+}
+
 fn blast_radius(c: &mut Criterion) {
     let mut group = c.benchmark_group("blast_radius");
     group.sample_size(20);
@@ -99,5 +158,5 @@ fn blast_radius(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, pairing_and_graph, blast_radius);
+criterion_group!(benches, pairing_and_graph, per_version, blast_radius);
 criterion_main!(benches);

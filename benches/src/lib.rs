@@ -54,8 +54,7 @@ pub fn graph_of(services: usize) -> (ServiceGraph, Vec<String>) {
                         time_ns,
                         latency_ns: 5_000_000,
                         failed: false,
-                        version: None,
-                        environment: None,
+                        release: None,
                     },
                     Observation::Call {
                         caller: id(i),

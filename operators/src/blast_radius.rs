@@ -470,8 +470,7 @@ mod tests {
                         time_ns,
                         latency_ns: 1_000_000,
                         failed,
-                        version: None,
-                        environment: None,
+                        release: None,
                     },
                     Observation::Call {
                         caller: id(a),

@@ -520,6 +520,7 @@ impl Engine {
         match event {
             Event::Span(span) => {
                 self.counters.spans += 1;
+                s.rollouts.on_span(span);
                 s.pairing.on_event(&(), span, &mut self.observations);
                 s.self_time.on_event(&(), span, &mut self.observations);
                 for obs in self.observations.drain(..) {

@@ -1,6 +1,7 @@
 //! Staged rollouts: per-version health, and the canary compared with the stable version.
 //!
-//! Every request a service serves carries its span's `service.version`. One version per
+//! Every request a service serves comes with its span's `service.version` (a server or
+//! consumer span directly, a kind-less one through pairing). One version per
 //! (service, environment) costs a lookup and two stamps; from the moment a second
 //! version serves traffic, both are counted in event-time buckets (requests, failures, a
 //! DDSketch of latency), so the two are compared over the same window: from the
@@ -25,7 +26,8 @@ use std::sync::Arc;
 
 use devloom_schemas::time::format_rfc3339;
 use devloom_schemas::{
-    ROLLOUT_SCHEMA_VERSION, RolloutComparison, RolloutDecision, RolloutVerdict, TimestampNs, VersionHealth,
+    ROLLOUT_SCHEMA_VERSION, RolloutComparison, RolloutDecision, RolloutVerdict, Span, SpanKind, TimestampNs,
+    VersionHealth,
 };
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
@@ -233,6 +235,15 @@ impl RolloutAnalyzer {
     /// An analyzer with `config`.
     pub fn new(config: RolloutConfig) -> Self {
         Self { config, ..Self::default() }
+    }
+
+    /// A server or consumer span: one request its version served. Read from the span
+    /// itself, so the hot path copies nothing; other kinds are left to pairing.
+    pub fn on_span(&mut self, span: &Span) {
+        if let (SpanKind::Server | SpanKind::Consumer, Some(version)) = (span.kind, &span.version) {
+            let request = (span.end_ns, span.duration_ns(), span.failed);
+            self.record(&span.service, &span.environment, version, request);
+        }
     }
 
     /// Services forgotten at `max_services`.
@@ -525,18 +536,11 @@ impl Operator for RolloutAnalyzer {
     type Ctx = ();
     type Snapshot = RolloutSnapshot;
 
+    /// A request a kind-less span was found to serve (server and consumer spans come
+    /// through [`RolloutAnalyzer::on_span`]).
     fn on_event(&mut self, _ctx: &(), obs: &Observation, _out: &mut Vec<RolloutDecision>) {
-        if let Observation::Request {
-            service,
-            time_ns,
-            latency_ns,
-            failed,
-            version: Some(version),
-            environment,
-            ..
-        } = obs
-        {
-            self.record(&service.name, environment, version, (*time_ns, *latency_ns, *failed));
+        if let Observation::Request { service, time_ns, latency_ns, failed, release: Some(r) } = obs {
+            self.record(&service.name, &r.environment, &r.version, (*time_ns, *latency_ns, *failed));
         }
     }
 
@@ -572,19 +576,42 @@ impl Operator for RolloutAnalyzer {
 
 #[cfg(test)]
 mod tests {
+    use devloom_schemas::{PeerAttributes, SpanId, TraceId};
+
     use super::*;
     use crate::service_id::ServiceId;
+    use crate::span_pairing::Release;
 
     const S: u64 = 1_000_000_000;
 
-    fn request(version: &str, time_ns: u64, latency_ms: u64, failed: bool) -> Observation {
-        Observation::Request {
-            service: ServiceId::service("frontend".into(), None),
-            time_ns,
-            latency_ns: latency_ms * 1_000_000,
-            failed,
+    /// A server span of frontend `version` ending at `time_ns`.
+    fn request(version: &str, time_ns: u64, latency_ms: u64, failed: bool) -> Span {
+        Span {
+            trace_id: TraceId(1),
+            span_id: SpanId(time_ns),
+            parent_span_id: None,
+            links: vec![],
+            service: "frontend".into(),
+            region: None,
             version: Some(version.into()),
             environment: Some("production".into()),
+            kind: SpanKind::Server,
+            name: "GET /".into(),
+            start_ns: time_ns - latency_ms * 1_000_000,
+            end_ns: time_ns,
+            failed,
+            peer: PeerAttributes::default(),
+        }
+    }
+
+    /// The same request as pairing reports it for a kind-less span.
+    fn observed(span: &Span) -> Observation {
+        Observation::Request {
+            service: ServiceId::service(span.service.clone(), None),
+            time_ns: span.end_ns,
+            latency_ns: span.duration_ns(),
+            failed: span.failed,
+            release: Release::of(span),
         }
     }
 
@@ -603,7 +630,7 @@ mod tests {
                 } else {
                     request("1.0.0", t, 10, n.is_multiple_of(1000))
                 };
-                op.on_event(&(), &obs, &mut out);
+                op.on_span(&obs);
             }
             op.on_watermark(&(), sec * S, &mut out);
         }
@@ -643,11 +670,29 @@ mod tests {
         let mut op = RolloutAnalyzer::new(RolloutConfig::default());
         let mut out = Vec::new();
         for sec in 100..400 {
-            op.on_event(&(), &request("1.0.0", sec * S, 10, sec % 7 == 0), &mut out);
+            op.on_span(&request("1.0.0", sec * S, 10, sec % 7 == 0));
             op.on_watermark(&(), sec * S, &mut out);
         }
         assert!(out.is_empty());
         assert!(op.rollouts.values().flatten().all(|r| r.versions.iter().all(|t| t.buckets.is_empty())));
+    }
+
+    #[test]
+    fn kind_less_requests_count_as_server_spans_do() {
+        let (mut spans, mut paired) = (RolloutAnalyzer::default(), RolloutAnalyzer::default());
+        let (mut from_spans, mut from_pairing) = (Vec::new(), Vec::new());
+        for sec in 100..250 {
+            for i in 0..20u64 {
+                let v = if sec >= 130 && i % 4 == 0 { "2.0.0" } else { "1.0.0" };
+                let span = request(v, sec * S + i * 1_000, 10, v == "2.0.0" && i % 8 == 0);
+                spans.on_span(&span);
+                paired.on_event(&(), &observed(&span), &mut from_pairing);
+            }
+            spans.on_watermark(&(), sec * S, &mut from_spans);
+            paired.on_watermark(&(), sec * S, &mut from_pairing);
+        }
+        assert_eq!(from_spans.last().map(|d| d.verdict), Some(RolloutVerdict::Halt));
+        assert_eq!(from_spans, from_pairing);
     }
 
     #[test]
@@ -668,7 +713,9 @@ mod tests {
             for sec in secs {
                 for i in 0..20u64 {
                     let v = if i % 5 == 0 { "2.0.0" } else { "1.0.0" };
-                    op.on_event(&(), &request(v, sec * S + i, 10, v == "2.0.0" && i % 10 == 0), out);
+                    let span = request(v, sec * S + i, 10, v == "2.0.0" && i % 10 == 0);
+                    // Half as server spans, half as kind-less requests found by pairing.
+                    if i % 2 == 0 { op.on_span(&span) } else { op.on_event(&(), &observed(&span), out) }
                 }
                 op.on_watermark(&(), sec * S, out);
             }

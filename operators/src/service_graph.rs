@@ -556,8 +556,7 @@ mod tests {
                 time_ns: t,
                 latency_ns: ms * 1_000_000,
                 failed,
-                version: None,
-                environment: None,
+                release: None,
             },
             Observation::Call {
                 caller: id(caller),
@@ -716,8 +715,7 @@ mod tests {
                 time_ns: t,
                 latency_ns: 30_000_000,
                 failed: web_failed,
-                version: None,
-                environment: None,
+                release: None,
             }];
             let down = on && fault == Fault::Down;
             let slow = on && fault == Fault::SlowWire;

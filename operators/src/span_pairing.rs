@@ -64,10 +64,11 @@ pub enum Observation {
         latency_ns: u64,
         /// Whether it failed.
         failed: bool,
-        /// `service.version` of the span that served it (none for a virtual node).
-        version: Option<Arc<str>>,
-        /// `deployment.environment.name` of that span.
-        environment: Option<Arc<str>>,
+        /// The release of a kind-less span found to have served it, for the rollout
+        /// analysis. Server and consumer spans reach that stage themselves
+        /// ([`crate::rollout::RolloutAnalyzer::on_span`]): copying their release into
+        /// every request would cost the hot path.
+        release: Option<Box<Release>>,
     },
     /// One call from a caller to a callee.
     Call {
@@ -110,6 +111,24 @@ pub enum Observation {
     },
 }
 
+/// What version of a service served a request: resource `service.version` and
+/// `deployment.environment.name`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Release {
+    /// `service.version`.
+    pub version: Arc<str>,
+    /// `deployment.environment.name`.
+    pub environment: Option<Arc<str>>,
+}
+
+impl Release {
+    /// The span's release, when it names a version.
+    pub fn of(span: &Span) -> Option<Box<Self>> {
+        let version = span.version.clone()?;
+        Some(Box::new(Self { version, environment: span.environment.clone() }))
+    }
+}
+
 /// Counters of the pairing store.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PairingCounters {
@@ -136,16 +155,15 @@ struct Half {
     failed: bool,
     /// Virtual node name for an unpaired client / producer.
     peer: Option<Arc<str>>,
-    /// `service.version`, for per-version health during rollouts.
+    /// The span's release, kept only for a kind-less span: the one kind that may turn
+    /// out later to have served a request.
     #[serde(default)]
-    version: Option<Arc<str>>,
-    /// `deployment.environment.name`.
-    #[serde(default)]
-    environment: Option<Arc<str>>,
+    release: Option<Box<Release>>,
 }
 
 impl Half {
     fn of(span: &Span) -> Self {
+        let kind_less = span.kind == SpanKind::Unspecified;
         let peer = match span.kind {
             SpanKind::Producer => span.peer.messaging_destination.as_deref(),
             SpanKind::Client => span.peer.virtual_node_name(),
@@ -161,8 +179,7 @@ impl Half {
             end_ns: span.end_ns,
             failed: span.failed,
             peer: peer.map(Arc::from),
-            version: span.version.clone(),
-            environment: span.environment.clone(),
+            release: if kind_less { Release::of(span) } else { None },
         }
     }
 
@@ -322,8 +339,7 @@ impl SpanPairer {
             time_ns: caller.end_ns,
             latency_ns: caller.duration(),
             failed: caller.failed,
-            version: None,
-            environment: None,
+            release: None,
         });
         out.push(Observation::Call {
             caller: caller.service.clone(),
@@ -344,8 +360,7 @@ fn request(half: &Half) -> Observation {
         time_ns: half.end_ns,
         latency_ns: half.duration(),
         failed: half.failed,
-        version: half.version.clone(),
-        environment: half.environment.clone(),
+        release: half.release.clone(),
     }
 }
 
@@ -576,6 +591,37 @@ mod tests {
             ],
         );
         assert_eq!(calls(&out), vec![("web".into(), "legacy-billing".into(), false)]);
+    }
+
+    #[test]
+    fn kind_less_requests_carry_their_release_and_server_spans_leave_it_on_the_span() {
+        let versioned = |mut s: Span, v: &str| {
+            s.version = Some(v.into());
+            s.environment = Some("production".into());
+            s
+        };
+        let mut p = SpanPairer::default();
+        let out = run(
+            &mut p,
+            &[
+                versioned(span(1, 10, None, "web", SpanKind::Server, 100), "2.0.0"),
+                versioned(span(2, 20, None, "legacy", SpanKind::Unspecified, 100), "0.9"),
+                versioned(span(2, 21, Some(20), "billing", SpanKind::Unspecified, 95), "4.1"),
+            ],
+        );
+        let releases: Vec<(String, Option<String>)> = out
+            .iter()
+            .filter_map(|o| match o {
+                Observation::Request { service, release, .. } => {
+                    Some((service.to_string(), release.as_ref().map(|r| r.version.to_string())))
+                }
+                _ => None,
+            })
+            .collect();
+        let want = |s: &str, v: Option<&str>| (s.to_string(), v.map(str::to_string));
+        for expected in [want("web", None), want("legacy", Some("0.9")), want("billing", Some("4.1"))] {
+            assert!(releases.contains(&expected), "{expected:?} in {releases:?}");
+        }
     }
 
     fn requests(out: &[Observation]) -> Vec<String> {

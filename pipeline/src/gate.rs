@@ -350,7 +350,10 @@ pub fn decide(
             format!("{bad} was rolled back to {} at {}{again}", c.revision, format_rfc3339(c.time_ns)),
         );
     }
-    for d in facts.rollouts.iter().filter(|d| d.service == service && d.verdict == RolloutVerdict::Halt) {
+    let halted = |d: &&RolloutDecision| {
+        d.service == service && d.verdict == RolloutVerdict::Halt && d.event_time_ns >= since
+    };
+    for d in facts.rollouts.iter().filter(halted) {
         let same = revision.is_some_and(|r| r == d.canary.version);
         let severity = if same { GateVerdict::Block } else { config.failed_deploy };
         reason(

@@ -19,7 +19,8 @@ use devloom::sources::simulated;
 use devloom_operators::{Engine, EngineConfig};
 use devloom_schemas::codec::DecodeOptions;
 use devloom_schemas::{
-    CandidateList, CauseStatus, ImpactMap, IncidentStatus, PostmortemDraft, RemediationPlan,
+    CandidateList, CauseStatus, ImpactMap, IncidentStatus, PostmortemDraft, RemediationPlan, RolloutDecision,
+    RolloutVerdict,
 };
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -94,13 +95,14 @@ impl Setup {
         kafka.topics.candidates = format!("{}-{instance}", kafka.topics.candidates);
         kafka.topics.remediations = format!("{}-{instance}", kafka.topics.remediations);
         kafka.topics.postmortems = format!("{}-{instance}", kafka.topics.postmortems);
+        kafka.topics.rollouts = format!("{}-{instance}", kafka.topics.rollouts);
         let state = self.dir.path().join(format!("state-{instance}"));
         let props: String = kafka.properties.iter().map(|(k, v)| format!("\"{k}\" = \"{v}\"\n")).collect();
         let t = &kafka.topics;
         let text = format!(
             "[kafka]\nbrokers = \"{}\"\ngroup_id = \"{}\"\n[kafka.topics]\ntraces = \"{}\"\nalerts = \"{}\"\n\
              deploys = \"{}\"\ncauses = \"{}\"\nimpact = \"{}\"\ncandidates = \"{}\"\nremediations = \"{}\"\n\
-             postmortems = \"{}\"\ndeadletter = \"{}\"\n\
+             postmortems = \"{}\"\nrollouts = \"{}\"\ndeadletter = \"{}\"\n\
              [kafka.properties]\n{props}\
              [checkpoint]\nstate_dir = \"{}\"\ninterval_ms = 200\nmax_messages = 20\n\
              [history]\ndir = \"{}\"\n[http]\nlisten = \"127.0.0.1:0\"\n",
@@ -114,6 +116,7 @@ impl Setup {
             t.candidates,
             t.remediations,
             t.postmortems,
+            t.rollouts,
             t.deadletter,
             state.display(),
             state.join("history").display()
@@ -127,6 +130,7 @@ impl Setup {
                 &kafka.topics.candidates,
                 &kafka.topics.remediations,
                 &kafka.topics.postmortems,
+                &kafka.topics.rollouts,
                 &kafka.topics.causes,
                 &kafka.topics.deadletter,
             ],
@@ -673,6 +677,38 @@ fn through_json_lines(
     p.run(source).unwrap();
     p.finish().unwrap();
     (json_lines(&impact), json_lines(&candidates), json_lines(&remediations), json_lines(&postmortems))
+}
+
+#[test]
+fn a_canary_on_the_topics_publishes_its_rollout_decisions_as_cloudevents() {
+    let Some(brokers) = env_or_skip("KAFKA_TEST_BROKERS") else { return };
+    let s = setup("rollouts", &brokers);
+    let mut pipeline = Pipeline::new(Engine::new(EngineConfig::default()), Collected::default());
+    pipeline.run(&mut simulated(sim("canary"), DecodeOptions::default())).unwrap();
+    let embedded: Vec<RolloutDecision> = pipeline.finish().unwrap().0.rollouts;
+    let halt = embedded.iter().position(|d| d.verdict == RolloutVerdict::Halt).expect("the canary halts");
+
+    publish_records(&s.kafka, sim("canary"), None).unwrap();
+    let (config, kafka) = s.config("k");
+    let log = s.dir.path().join("k.log");
+    let child = spawn(&config, &log);
+    let decision =
+        |m: &OwnedMessage| serde_json::from_slice::<RolloutDecision>(m.payload().unwrap()).unwrap();
+    let halted = |ms: &[OwnedMessage]| ms.iter().any(|m| decision(m).verdict == RolloutVerdict::Halt);
+    let messages = consume(&brokers, &kafka.topics.rollouts, halted, "a halt", &log);
+    terminate(child);
+    let unstamped = |d: RolloutDecision| RolloutDecision { published_at: None, ..d };
+    let published: Vec<RolloutDecision> = messages.iter().map(|m| unstamped(decision(m))).collect();
+    let expected: Vec<RolloutDecision> = embedded.into_iter().take(halt + 1).map(unstamped).collect();
+    assert_eq!(published, expected, "Kafka = embedded, up to the halt");
+    for (m, d) in messages.iter().zip(&published) {
+        assert_eq!(header(m, "ce_type"), Some("dev.devloom.rollout.v1"));
+        assert_eq!(header(m, "ce_specversion"), Some("1.0"));
+        assert_eq!(header(m, "ce_subject"), Some("frontend/production"));
+        let id = format!("frontend/production/{}", d.sequence);
+        assert_eq!(header(m, "ce_id"), Some(id.as_str()));
+        assert_eq!(m.key(), Some("frontend/production".as_bytes()), "keyed by service/environment");
+    }
 }
 
 #[test]

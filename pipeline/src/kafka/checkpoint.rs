@@ -11,7 +11,8 @@ use devloom_operators::EngineSnapshot;
 use serde::{Deserialize, Serialize};
 
 const FILE: &str = "checkpoint.json";
-const FORMAT_VERSION: u32 = 4;
+/// 5: the engine state holds the rollout analysis.
+const FORMAT_VERSION: u32 = 5;
 
 /// What a checkpoint holds.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -87,14 +88,20 @@ impl CheckpointStore {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(source) => return Err(CheckpointError::Io { path, source }),
         };
-        let checkpoint: Checkpoint = serde_json::from_slice(&bytes)
-            .map_err(|e| CheckpointError::Corrupt { path: path.clone(), reason: e.to_string() })?;
-        if checkpoint.format_version != FORMAT_VERSION {
+        let corrupt =
+            |e: serde_json::Error| CheckpointError::Corrupt { path: path.clone(), reason: e.to_string() };
+        // The version first: another build's state may not parse as this one's.
+        #[derive(Deserialize)]
+        struct Format {
+            format_version: u32,
+        }
+        let format: Format = serde_json::from_slice(&bytes).map_err(corrupt)?;
+        if format.format_version != FORMAT_VERSION {
             let reason =
-                format!("format version {} (this build reads {FORMAT_VERSION})", checkpoint.format_version);
+                format!("format version {} (this build reads {FORMAT_VERSION})", format.format_version);
             return Err(CheckpointError::Corrupt { path, reason });
         }
-        Ok(Some(checkpoint))
+        serde_json::from_slice(&bytes).map(Some).map_err(corrupt)
     }
 
     /// Writes `checkpoint` durably, replacing the previous one atomically.
@@ -140,5 +147,11 @@ mod tests {
         std::fs::write(dir.path().join("state/checkpoint.json"), b"{\"format_version\":1").unwrap();
         let err = store.load().unwrap_err().to_string();
         assert!(err.contains("is unreadable") && err.contains("move it away"), "{err}");
+
+        // An older build's checkpoint is named by its version, not by a field it lacks.
+        std::fs::write(dir.path().join("state/checkpoint.json"), b"{\"format_version\":4,\"engine\":{}}")
+            .unwrap();
+        let err = store.load().unwrap_err().to_string();
+        assert!(err.contains("format version 4 (this build reads 5)"), "{err}");
     }
 }
