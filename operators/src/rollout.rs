@@ -251,11 +251,12 @@ impl RolloutAnalyzer {
         self.forgotten
     }
 
-    /// The versions of `service` seen serving (every environment), with their health
-    /// over the current comparison window while two or more serve; newest last.
+    /// The versions of `service` in each environment where two or more serve, with
+    /// their health over the comparison window; empty for a service with one version
+    /// (which costs nothing to ask).
     pub fn versions(&self, service: &str) -> Vec<(Option<Arc<str>>, VersionHealth)> {
         let mut out = Vec::new();
-        for r in self.rollouts.get(service).into_iter().flatten() {
+        for r in self.rollouts.get(service).into_iter().flatten().filter(|r| r.versions.len() >= 2) {
             let from = self.window_start(r);
             for t in &r.versions {
                 out.push((r.environment.clone(), t.health(from, TimestampNs::MAX).0));
@@ -424,22 +425,14 @@ impl RolloutAnalyzer {
                     100.0 * c.min_error_rate_increase
                 ));
             }
-            if p99 {
+            let slower = [
+                (p99, "p99", k.p99_ms, comparison.p99_ratio, s.p99_ms, c.max_p99_ratio),
+                (median, "median", k.p50_ms, comparison.median_ratio, s.p50_ms, c.max_median_ratio),
+            ];
+            for (_, what, canary_ms, ratio, stable_ms, max) in slower.into_iter().filter(|l| l.0) {
                 reasons.push(format!(
-                    "canary p99 {:.1} ms is {:.2}× stable's {:.1} ms (halts at {}×)",
-                    k.p99_ms,
-                    comparison.p99_ratio.unwrap_or(0.0),
-                    s.p99_ms,
-                    c.max_p99_ratio
-                ));
-            }
-            if median {
-                reasons.push(format!(
-                    "canary median {:.1} ms is {:.2}× stable's {:.1} ms (halts at {}×)",
-                    k.p50_ms,
-                    comparison.median_ratio.unwrap_or(0.0),
-                    s.p50_ms,
-                    c.max_median_ratio
+                    "canary {what} {canary_ms:.1} ms is {:.2}× stable's {stable_ms:.1} ms (halts at {max}×)",
+                    ratio.unwrap_or(0.0)
                 ));
             }
             if errors || p99 || median {

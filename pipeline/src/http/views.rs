@@ -231,8 +231,7 @@ fn service_view(n: &NodeState, engine: &Engine) -> ServiceView {
 
 /// The versions of `service` while two or more serve.
 fn versions(engine: &Engine, service: &str) -> Vec<VersionHealth> {
-    let all = engine.rollouts().versions(service);
-    if all.len() < 2 { Vec::new() } else { all.into_iter().map(|(_, v)| v).collect() }
+    engine.rollouts().versions(service).into_iter().map(|(_, v)| v).collect()
 }
 
 impl GraphView {
