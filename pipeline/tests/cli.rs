@@ -197,6 +197,21 @@ fn watch_draws_the_maps_and_candidates_of_a_file() {
 }
 
 #[test]
+fn watch_draws_rollout_decisions_and_run_writes_them_with_rollouts() {
+    let dir = tempfile::tempdir().unwrap();
+    let decisions = dir.path().join("rollouts.ndjson");
+    let d = decisions.to_str().unwrap();
+    let out = devloom(&["run", "--simulate", "canary", "--no-http", "-o", "/dev/null", "--rollouts", d]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("2 rollout decisions"), "{}", text(&out.stderr));
+    let out = devloom(&["watch", "--input", d]);
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("── rollout frontend (production) #1  INCONCLUSIVE"), "{stdout}");
+    assert!(stdout.contains("── rollout frontend (production) #2  HALT  canary 1.1.0"), "{stdout}");
+    assert!(stdout.contains("fails 11.76% of 136 requests vs stable 1.0.0"), "{stdout}");
+}
+
+#[test]
 fn an_unreachable_broker_is_named_at_once_and_demo_reads_the_configured_brokers() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let brokers = format!("127.0.0.1:{port}");

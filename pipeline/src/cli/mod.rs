@@ -89,8 +89,8 @@ pub enum Command {
     Gate(gate::GateArgs),
     /// Check a configuration file (and DEVLOOM_* overrides) without running anything.
     Validate(validate::ValidateArgs),
-    /// Draw impact maps, candidate lists and remediation plans from their Kafka topics or a JSON-lines file
-    /// as they arrive, as the demo does.
+    /// Draw impact maps, candidate lists, remediation plans and rollout decisions from
+    /// their Kafka topics or a JSON-lines file as they arrive, as the demo does.
     Watch(watch::WatchArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(docs::CompletionsArgs),

@@ -1,6 +1,7 @@
 //! `devloom watch`: the demo's terminal picture for outputs Devloom published elsewhere:
-//! impact maps, candidate lists and remediation plans on their Kafka topics, or JSON
-//! lines in a file (or stdin), drawn as they arrive.
+//! impact maps, candidate lists, remediation plans, post-mortem headlines and rollout
+//! decisions on their Kafka topics, or JSON lines in a file (or stdin), drawn as they
+//! arrive.
 
 use std::io::{BufRead, BufReader, IsTerminal, Write};
 use std::path::PathBuf;
@@ -10,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use devloom_schemas::{CandidateList, ImpactMap, PostmortemDraft, RemediationPlan};
+use devloom_schemas::{CandidateList, ImpactMap, PostmortemDraft, RemediationPlan, RolloutDecision};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 
@@ -22,8 +23,8 @@ use crate::sinks::terminal::TerminalSink;
 /// Flags of `devloom watch`.
 #[derive(Args)]
 pub struct WatchArgs {
-    /// Read the impact, candidates, remediations and postmortems topics at these brokers
-    /// (or [kafka] brokers).
+    /// Read the impact, candidates, remediations, postmortems and rollouts topics at these
+    /// brokers (or [kafka] brokers).
     #[arg(long, conflicts_with = "input")]
     pub brokers: Option<String>,
     /// Read JSON lines of impact maps, candidate lists, remediation plans and post-mortem
@@ -76,6 +77,7 @@ pub fn run(args: WatchArgs) -> anyhow::Result<()> {
         k.topics.candidates.as_str(),
         k.topics.remediations.as_str(),
         k.topics.postmortems.as_str(),
+        k.topics.rollouts.as_str(),
     ];
     consumer.subscribe(&topics).context("subscribing to the output topics")?;
     eprintln!("devloom: watching {} at {} (Ctrl-C stops)", topics.join(", "), k.brokers);
@@ -113,8 +115,8 @@ fn watch_lines(
     Ok(())
 }
 
-/// Draws one published document: an impact map, a candidate list, a remediation plan or
-/// a post-mortem draft's headline (others skipped).
+/// Draws one published document: an impact map, a candidate list, a remediation plan, a
+/// post-mortem draft's headline or a rollout decision (others skipped).
 fn show(json: &[u8], view: &mut impl Sink) -> anyhow::Result<()> {
     if json.iter().all(u8::is_ascii_whitespace) {
         return Ok(());
@@ -139,6 +141,10 @@ fn show(json: &[u8], view: &mut impl Sink) -> anyhow::Result<()> {
     } else if value.get("timeline").is_some() {
         Output::Postmortem(Box::new(
             serde_json::from_value::<PostmortemDraft>(value).context("reading a post-mortem draft")?,
+        ))
+    } else if value.get("canary").is_some() {
+        Output::Rollout(Box::new(
+            serde_json::from_value::<RolloutDecision>(value).context("reading a rollout decision")?,
         ))
     } else {
         return Ok(());
