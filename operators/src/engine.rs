@@ -144,6 +144,10 @@ pub struct EngineCounters {
     /// filled in by [`Engine::counters`]).
     #[serde(default)]
     pub services_evicted: u64,
+    /// Services the rollout analysis forgot at `engine.rollouts.max_services` (kept by
+    /// the analyzer; filled in by [`Engine::counters`]).
+    #[serde(default)]
+    pub rollouts_forgotten: u64,
 }
 
 /// What the engine emits.
@@ -420,7 +424,11 @@ impl Engine {
 
     /// Counters of the engine and of span pairing.
     pub fn counters(&self) -> (EngineCounters, PairingCounters) {
-        let counters = EngineCounters { services_evicted: self.stages.graph.evicted(), ..self.counters };
+        let counters = EngineCounters {
+            services_evicted: self.stages.graph.evicted(),
+            rollouts_forgotten: self.stages.rollouts.forgotten(),
+            ..self.counters
+        };
         (counters, self.stages.pairing.counters())
     }
 

@@ -689,6 +689,20 @@ mod tests {
     }
 
     #[test]
+    fn services_beyond_max_services_forget_the_least_recently_seen() {
+        let config = RolloutConfig { max_services: 10, ..RolloutConfig::default() };
+        let mut op = RolloutAnalyzer::new(config);
+        for i in 0..11u64 {
+            let mut span = request("1.0.0", (100 + i) * S, 10, false);
+            span.service = format!("svc-{i}").into();
+            op.on_span(&span);
+        }
+        assert_eq!(op.forgotten(), 1);
+        assert_eq!(op.rollouts.len(), 10);
+        assert!(!op.rollouts.contains_key("svc-0"), "the least recently seen went");
+    }
+
+    #[test]
     fn the_z_test_matches_a_worked_example() {
         // 30/200 vs 20/400, pooled p = 50/600: z = (0.1 − 0.00375) / 0.02394 ≈ 4.02.
         let (z, p) = two_proportion_z(30, 200, 20, 400);

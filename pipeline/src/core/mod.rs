@@ -73,6 +73,13 @@ impl RunSummary {
                 p.links_dropped,
                 format!("{} span links beyond engine.pairing.max_links_per_span ignored", p.links_dropped),
             ),
+            (
+                e.rollouts_forgotten,
+                format!(
+                    "{} least recently seen services' rollouts forgotten at engine.rollouts.max_services",
+                    e.rollouts_forgotten
+                ),
+            ),
         ];
         let any_optional = optional.iter().any(|(n, _)| *n > 0);
         (late + evicted + expired > 0 || any_optional).then(|| {
