@@ -257,7 +257,9 @@ impl RolloutAnalyzer {
     pub fn versions(&self, service: &str) -> Vec<(Option<Arc<str>>, VersionHealth)> {
         let mut out = Vec::new();
         for r in self.rollouts.get(service).into_iter().flatten().filter(|r| r.versions.len() >= 2) {
-            let from = self.window_start(r);
+            // The last boundary evaluated.
+            let now_ns = self.next_bucket_ns.saturating_sub(self.config.bucket_ns());
+            let from = self.window_start(r, now_ns);
             for t in &r.versions {
                 out.push((r.environment.clone(), t.health(from, TimestampNs::MAX).0));
             }
@@ -265,9 +267,11 @@ impl RolloutAnalyzer {
         out
     }
 
-    fn window_start(&self, r: &Rollout) -> TimestampNs {
+    /// Where the comparison at `now_ns` starts: the bucket of the newest version's first
+    /// request, or `window_ms` before `now_ns` if that is later.
+    fn window_start(&self, r: &Rollout, now_ns: TimestampNs) -> TimestampNs {
         let newest = r.versions.iter().map(|t| t.first_seen_ns).max().unwrap_or(0);
-        let floor = self.next_bucket_ns.saturating_sub(self.config.window_ms.saturating_mul(1_000_000));
+        let floor = now_ns.saturating_sub(self.config.window_ms.saturating_mul(1_000_000));
         let bucket_ns = self.config.bucket_ns().max(1);
         (newest - newest % bucket_ns).max(floor)
     }
@@ -392,7 +396,7 @@ impl RolloutAnalyzer {
     fn decide(&self, r: &Rollout, now_ns: TimestampNs) -> RolloutDecision {
         let c = &self.config;
         let (stable, canary) = r.stable_and_canary();
-        let from = self.window_start(r);
+        let from = self.window_start(r, now_ns);
         let (s, s_sketch) = stable.health(from, now_ns);
         let (k, k_sketch) = canary.health(from, now_ns);
         let comparison = compare(&s, &k, s_sketch.is_some() && k_sketch.is_some());
