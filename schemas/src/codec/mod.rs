@@ -38,6 +38,8 @@ pub enum Format {
     AlertmanagerV4,
     /// PagerDuty Events API v2.
     PagerDutyV2,
+    /// PagerDuty webhooks v3 (webhook subscriptions).
+    PagerDutyWebhookV3,
     /// Devloom alert JSON.
     DevloomAlert,
     /// Devloom deploy JSON.
@@ -60,6 +62,7 @@ impl Format {
             Self::OtlpJson => "OTLP JSON",
             Self::AlertmanagerV4 => "Alertmanager webhook v4",
             Self::PagerDutyV2 => "PagerDuty Events v2",
+            Self::PagerDutyWebhookV3 => "PagerDuty webhook v3",
             Self::DevloomAlert => "Devloom alert JSON",
             Self::DevloomDeploy => "Devloom deploy JSON",
             Self::ArgoCdApplication => "Argo CD Application",
@@ -74,7 +77,10 @@ impl Format {
             Expect::Any => true,
             Expect::Traces => matches!(self, Self::OtlpProtobuf | Self::OtlpJson),
             Expect::Alerts => {
-                matches!(self, Self::AlertmanagerV4 | Self::PagerDutyV2 | Self::DevloomAlert)
+                matches!(
+                    self,
+                    Self::AlertmanagerV4 | Self::PagerDutyV2 | Self::PagerDutyWebhookV3 | Self::DevloomAlert
+                )
             }
             Expect::Deploys => {
                 matches!(self, Self::DevloomDeploy | Self::ArgoCdApplication | Self::GithubDeploymentStatus)
@@ -353,6 +359,7 @@ fn decode_json(
         Format::OtlpJson => otlp::decode_json(value, out)?,
         Format::AlertmanagerV4 => alertmanager::decode(value, ctx, out)?,
         Format::PagerDutyV2 => pagerduty::decode(value, ctx, out)?,
+        Format::PagerDutyWebhookV3 => pagerduty::webhook::decode(value, ctx, out)?,
         Format::DevloomAlert => devloom_json::decode_alert(value, out)?,
         Format::DevloomDeploy => devloom_json::decode_deploy(value, out)?,
         Format::ArgoCdApplication => argocd::decode(value, out)?,
@@ -378,6 +385,8 @@ fn sniff_json(value: &Value) -> Option<Format> {
         Format::AlertmanagerV4
     } else if has("event_action") {
         Format::PagerDutyV2
+    } else if obj.get("event").is_some_and(|e| e.get("event_type").is_some()) {
+        Format::PagerDutyWebhookV3
     } else if has("incident_id") && (has("candidate") || has("service")) {
         Format::DevloomCause
     } else if has("deployment_status") && has("deployment") {
@@ -415,11 +424,12 @@ fn expect_allows_protobuf(expect: Expect) -> bool {
 }
 
 fn accepted_list(expect: Expect) -> String {
-    const ALL: [Format; 10] = [
+    const ALL: [Format; 11] = [
         Format::OtlpProtobuf,
         Format::OtlpJson,
         Format::AlertmanagerV4,
         Format::PagerDutyV2,
+        Format::PagerDutyWebhookV3,
         Format::DevloomAlert,
         Format::DevloomDeploy,
         Format::ArgoCdApplication,

@@ -105,6 +105,59 @@ fn one_bad_alert_does_not_take_the_good_ones_of_its_webhook_with_it() {
     assert_eq!(out.len(), total - 1, "the other alerts are decoded");
 }
 
+/// The v3 webhook as PagerDuty's webhook overview documents it: `event.event_type`,
+/// `event.occurred_at`, `event.data` an `incident` with `incident_key`, `service.summary`,
+/// `priority.summary`, `urgency`.
+#[test]
+fn pagerduty_webhook_v3_incident_events() {
+    let bytes = fixture("pagerduty_webhook_v3.json");
+    let (format, events) = decode_all(Message::bytes(&bytes), Expect::Alerts).unwrap();
+    assert_eq!(format, Format::PagerDutyWebhookV3);
+    let a = &alerts(events)[0];
+    assert_eq!(
+        a.fingerprint, "d3640fbd41094207a1c11e58e46b1662",
+        "the incident_key, as the Events API's dedup_key"
+    );
+    assert_eq!(
+        (a.service.as_str(), a.status, a.severity),
+        ("payments", AlertStatus::Firing, Severity::Critical)
+    );
+    assert_eq!(a.starts_at_ns, ts("2026-11-27T03:10:05.169Z"));
+    assert_eq!(a.summary, "payments: error rate above 5%");
+    assert_eq!(
+        (
+            a.labels["incident_id"].as_str(),
+            a.labels["escalation_policy"].as_str(),
+            a.labels["teams"].as_str()
+        ),
+        ("PGR0VU2", "Default", "Engineering")
+    );
+
+    let text = String::from_utf8(bytes).unwrap();
+    let resolved = text
+        .replace("\"incident.triggered\"", "\"incident.resolved\"")
+        .replace("\"status\": \"triggered\"", "\"status\": \"resolved\"")
+        .replace("03:10:05.169Z", "03:40:00Z");
+    let a = &alerts(decode_all(Message::bytes(resolved.as_bytes()), Expect::Alerts).unwrap().1)[0];
+    assert_eq!(a.status, AlertStatus::Resolved);
+    assert_eq!(
+        (a.starts_at_ns, a.ends_at_ns),
+        (ts("2026-11-27T03:10:05Z"), Some(ts("2026-11-27T03:40:00Z")))
+    );
+
+    let note = r#"{"event":{"id":"1","event_type":"incident.annotated","resource_type":"incident",
+        "occurred_at":"2026-11-27T03:11:00Z","data":{"id":"P2LA89X","type":"incident_note","content":"looking"}}}"#;
+    let (format, events) = decode_all(Message::bytes(note.as_bytes()), Expect::Alerts).unwrap();
+    assert_eq!((format, events.len()), (Format::PagerDutyWebhookV3, 0), "a note carries no alert state");
+
+    let bad = text.replace("\"status\": \"triggered\"", "\"status\": \"snoozed\"");
+    let err = decode_all(Message::bytes(bad.as_bytes()), Expect::Alerts).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "PagerDuty webhook v3: invalid at event.data.status: expected triggered, acknowledged or resolved, got \"snoozed\""
+    );
+}
+
 #[test]
 fn pagerduty_trigger_acknowledge_resolve() {
     let bytes = fixture("pagerduty_trigger.json");
