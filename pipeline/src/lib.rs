@@ -7,8 +7,9 @@
 //!   collected outputs, and the routing table of output kinds;
 //! - [`kafka`]: Kafka as a source and a sink, with checkpoints; [`history`]: the Parquet
 //!   archive (a sink), replay (a source), queries and import;
-//! - [`http`]: the read-only HTTP API, event stream and probes; [`telemetry`]:
-//!   Devloom's own metrics on the OpenTelemetry SDK;
+//! - [`http`]: the read-only HTTP API, event stream and probes; [`receivers`]: input
+//!   over HTTP (webhooks, OTLP); [`telemetry`]: Devloom's own metrics on the
+//!   OpenTelemetry SDK;
 //! - [`build`]: the pipeline a [`config`] describes; [`cli`]: one file per command;
 //! - offline work: [`learning`] (scorer model, training, evaluation) and the
 //!   [`simulator`].
@@ -22,6 +23,7 @@ pub mod history;
 pub mod http;
 pub mod kafka;
 pub mod learning;
+pub mod receivers;
 pub mod simulator;
 pub mod sinks;
 pub mod sources;

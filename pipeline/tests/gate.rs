@@ -38,7 +38,7 @@ fn serve(records: Vec<RawRecord>) -> (Server, String) {
         telemetry: TelemetryConfig { enabled: false, ..TelemetryConfig::default() },
         ..Config::default()
     };
-    let server = Server::start(&config.http, &config.telemetry, &config.gate).unwrap().unwrap();
+    let server = Server::start(&config, None).unwrap().unwrap();
     let mut pipeline =
         server.attach(Pipeline::new(Engine::new(EngineConfig::default()), Collected::default()));
     pipeline.run(&mut Decoding::start(records.into_iter().map(Ok), DecodeOptions::default())).unwrap();

@@ -95,10 +95,12 @@ fn main() -> std::io::Result<()> {
 
     let engine = devloom::build::engine(&Default::default()).map_err(std::io::Error::other)?;
     let mut pipeline = Pipeline::new(engine, Count(0));
-    let http = devloom::http::HttpConfig { listen: "127.0.0.1:0".into(), ..Default::default() };
+    let config = devloom::config::Config {
+        http: devloom::http::HttpConfig { listen: "127.0.0.1:0".into(), ..Default::default() },
+        ..Default::default()
+    };
     let server = if args.http {
-        devloom::http::Server::start(&http, &Default::default(), &Default::default())
-            .map_err(std::io::Error::other)?
+        devloom::http::Server::start(&config, None).map_err(std::io::Error::other)?
     } else {
         None
     };

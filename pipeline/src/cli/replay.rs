@@ -94,7 +94,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
         filter: args.filter,
     };
     let mut source = Replay::open(&dir, &selection, std::io::stderr().is_terminal())?;
-    let server = http::Server::start(&config.http, &config.telemetry, &config.gate)?;
+    let server = http::Server::start(&config, None)?;
     if let Some(server) = &server {
         eprintln!("devloom: HTTP API on http://{}", server.addr());
     }

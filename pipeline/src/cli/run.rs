@@ -14,10 +14,13 @@ use crate::build::{self, ArchiveCommits};
 use crate::config::{Config, Overrides};
 use crate::core::{OutputKind, Source};
 use crate::http;
+use crate::receivers::Intake;
+use crate::receivers::webhooks::Receivers;
 use crate::simulator::scenario::SCENARIOS;
 use crate::sinks::{JsonLines, routes};
 use crate::sources::file::Files;
 use crate::sources::paced::Paced;
+use crate::sources::received::Received;
 use crate::sources::{Decoding, simulated, stdin};
 
 /// Flags of `devloom run`.
@@ -89,6 +92,17 @@ pub struct RunArgs {
     /// After the input ends, keep serving the HTTP API until Ctrl-C or SIGTERM.
     #[arg(long, conflicts_with_all = ["no_http", "brokers"])]
     pub serve: bool,
+    /// Take input over HTTP instead of files: the webhook receivers
+    /// (POST /v1/receivers/{alertmanager,pagerduty,github,argocd,cloudevents} on the API
+    /// address) and OTLP/HTTP (POST /v1/traces on --otlp-listen). Runs until Ctrl-C or
+    /// SIGTERM, then processes everything it accepted. With --brokers, receivers produce
+    /// to the input topics instead.
+    #[arg(long, conflicts_with_all = ["input", "simulate", "no_http", "serve"])]
+    pub receive: bool,
+    /// Where OTLP/HTTP listens with --receive (default: [receivers] otlp_http_listen,
+    /// 127.0.0.1:4318); port 0 picks a free one, "" turns it off.
+    #[arg(long, value_name = "ADDR")]
+    pub otlp_listen: Option<String>,
     /// Play files or the simulator in event time, this many times faster than it
     /// happened (1 = real time), instead of as fast as possible.
     #[arg(long, value_name = "FACTOR", conflicts_with = "brokers")]
@@ -115,6 +129,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         model: args.model,
         listen: args.listen,
         no_http: args.no_http,
+        receive: args.receive,
+        otlp_listen: args.otlp_listen,
     }
     .load()?;
     if !config.kafka.brokers.is_empty() {
@@ -126,18 +142,34 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         bail!("--speed must be a number above 0, got {speed}");
     }
     let sim = |scenario: &str| SimArgs { scenario: scenario.to_string(), seed: args.seed, rate: args.rate };
-    let mut source = source(&config, sim)?;
+    let (mut source, receivers) = if config.receivers.enabled {
+        if args.speed.is_some() {
+            bail!("--speed paces files or the simulator; received input arrives at its own pace");
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+            signal_hook::flag::register(signal, stop.clone()).context("installing signal handlers")?;
+        }
+        let (intake, queue) = Intake::embedded(&config);
+        let source: Box<dyn Source> = Box::new(Received::new(queue, stop));
+        (source, Some(Receivers::new(config.receivers.clone(), intake)))
+    } else {
+        (source(&config, sim)?, None)
+    };
     if let Some(speed) = args.speed {
         source = Box::new(Paced::new(source, speed));
     }
     if args.serve && !config.http.enabled {
         bail!("--serve keeps the HTTP API up, but [http] enabled is false");
     }
-    let server = http::Server::start(&config.http, &config.telemetry, &config.gate)?;
+    let server = http::Server::start(&config, receivers)?;
     let sink = JsonLines::from_routes(&routes(&config))?;
     let mut pipeline = build::pipeline(&config, sink, ArchiveCommits::OnRoll)?;
     if let Some(server) = &server {
         eprintln!("devloom: HTTP API on http://{}", server.addr());
+        if config.receivers.enabled {
+            crate::receivers::print_addresses(server);
+        }
         pipeline = server.attach(pipeline);
     }
     pipeline.run(source.as_mut())?;

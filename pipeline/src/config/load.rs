@@ -123,6 +123,7 @@ impl Config {
         self.http.validate()?;
         self.telemetry.validate()?;
         self.gate.validate()?;
+        self.receivers.validate()?;
         if !self.kafka.brokers.is_empty() && (self.kafka.partitions < 1 || self.kafka.replication < 1) {
             return Err("kafka.partitions and kafka.replication must be at least 1".into());
         }
@@ -186,6 +187,10 @@ pub struct Overrides {
     pub listen: Option<String>,
     /// `--no-http`: `[http] enabled = false`.
     pub no_http: bool,
+    /// `--receive`: `[receivers] enabled = true`.
+    pub receive: bool,
+    /// `--otlp-listen`: `[receivers] otlp_http_listen`.
+    pub otlp_listen: Option<String>,
 }
 
 impl Overrides {
@@ -222,6 +227,8 @@ impl Overrides {
         replace(&mut c.scorer.model, self.model.map(Some));
         replace(&mut c.http.listen, self.listen);
         c.http.enabled &= !self.no_http;
+        c.receivers.enabled |= self.receive;
+        replace(&mut c.receivers.otlp_http_listen, self.otlp_listen);
     }
 }
 

@@ -7,7 +7,7 @@
 //! `[engine.graph.health] failure_threshold`. Values are read as TOML when they parse
 //! (numbers, booleans, arrays) and as strings otherwise. Only variables whose first part
 //! names a section (`INPUT`, `OUTPUT`, `DECODE`, `ENGINE`, `KAFKA`, `CHECKPOINT`,
-//! `HISTORY`, `SCORER`, `POSTMORTEM`, `HTTP`, `TELEMETRY`, `GATE`) are read; `DEVLOOM_LOG` (log filter), `DEVLOOM_CONFIG` (config
+//! `HISTORY`, `SCORER`, `POSTMORTEM`, `HTTP`, `TELEMETRY`, `GATE`, `RECEIVERS`) are read; `DEVLOOM_LOG` (log filter), `DEVLOOM_CONFIG` (config
 //! path) and any other `DEVLOOM_*` variable are not keys.
 
 mod load;
@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::gate::GateConfig;
 use crate::history::ArchiveConfig;
 use crate::http::{HttpConfig, TelemetryConfig};
+use crate::receivers::ReceiversConfig;
 pub use load::{ConfigError, Overrides, load};
 
 /// Environment variables that are not configuration keys.
@@ -55,6 +56,8 @@ pub struct Config {
     pub telemetry: TelemetryConfig,
     /// `[gate]`: the deployment gate (`/v1/gate`, `devloom gate`).
     pub gate: GateConfig,
+    /// `[receivers]`: input over HTTP (webhooks, OTLP).
+    pub receivers: ReceiversConfig,
 }
 
 /// `[postmortem]`.

@@ -63,6 +63,7 @@ impl Rejected {
             Origin::File { path, line } => (path.to_string(), None, None, *line),
             Origin::Stdin { line } => ("<stdin>".to_string(), None, None, Some(*line)),
             Origin::Simulator => ("<simulator>".to_string(), None, None, None),
+            Origin::Http { route } => (format!("POST {route}"), None, None, None),
             Origin::Guard => ("<event-time guard>".to_string(), None, None, None),
             Origin::Kafka { topic, partition, offset, .. } => {
                 (topic.to_string(), Some(*partition), Some(*offset), None)

@@ -28,6 +28,12 @@ pub enum Origin {
     },
     /// The built-in simulator.
     Simulator,
+    /// A request to one of the HTTP receivers, by its path (`/v1/receivers/github`,
+    /// `/v1/traces`).
+    Http {
+        /// The route it was posted to.
+        route: &'static str,
+    },
     /// An event the event-time guard held aside and rejected (its payload is the
     /// normalized event as JSON; the record it came from was processed otherwise).
     Guard,
@@ -51,6 +57,7 @@ impl fmt::Display for Origin {
             Self::File { path, line: None } => f.write_str(path),
             Self::Stdin { line } => write!(f, "<stdin>:{line}"),
             Self::Simulator => f.write_str("<simulator>"),
+            Self::Http { route } => write!(f, "POST {route}"),
             Self::Guard => f.write_str("<event-time guard>"),
             Self::Kafka { topic, partition, offset, .. } => write!(f, "{topic}/{partition}@{offset}"),
         }

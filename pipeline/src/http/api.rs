@@ -9,16 +9,18 @@ use std::sync::Arc;
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::DefaultBodyLimit;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use devloom_schemas::RolloutVerdict;
 
 use super::state::ApiState;
 use super::stream;
 use super::views::{ApiError, RolloutStatus};
 use crate::gate::{FlaggerWebhook, GateVerdict};
+use crate::receivers::webhooks::{self, Receivers};
 use crate::telemetry::Telemetry;
 
 /// What a handler reads.
@@ -28,6 +30,8 @@ pub struct Shared {
     pub state: Arc<ApiState>,
     /// The metrics, when telemetry is on.
     pub telemetry: Option<Arc<Telemetry>>,
+    /// The webhook receivers, when they are on.
+    pub receivers: Option<Arc<Receivers>>,
 }
 
 /// One route: path, summary, the response's schema (a component name), its parameters
@@ -234,7 +238,8 @@ pub const ROUTES: &[Route] = &[
 /// Deepest neighbourhood `/v1/graph` answers.
 const MAX_HOPS: u32 = 10;
 
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
+/// An [`ApiError`] answer.
+pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(ApiError { status: status.as_u16(), error: message.into() })).into_response()
 }
 
@@ -510,7 +515,7 @@ async fn read_only(method: Method, uri: Uri) -> Response {
     error(
         StatusCode::METHOD_NOT_ALLOWED,
         format!(
-            "{method} {}: the API is read-only; routes answer GET, and only /v1/gate and /v1/rollouts/{{service}} also take a webhook POST",
+            "{method} {}: the API is read-only; routes answer GET, and only /v1/gate and /v1/rollouts/{{service}} also take a webhook POST (input is POSTed to /v1/receivers/{{name}})",
             uri.path()
         ),
     )
@@ -529,6 +534,12 @@ pub fn router(shared: Shared) -> Router {
         .route("/v1/rollouts", get(rollouts))
         .route("/v1/rollouts/{service}", get(rollout_get).post(rollout_post))
         .route("/v1/stream", get(events))
+        .route(
+            "/v1/receivers/{name}",
+            post(webhooks::receive).with_state(shared.receivers.clone()).layer(DefaultBodyLimit::max(
+                shared.receivers.as_ref().map_or(0, |r| r.config.max_body_bytes),
+            )),
+        )
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -554,6 +565,7 @@ mod tests {
         let shared = Shared {
             state: Arc::new(ApiState::new(HttpConfig::default(), Default::default())),
             telemetry: None,
+            receivers: None,
         };
         for route in ROUTES {
             let path = route

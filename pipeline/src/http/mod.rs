@@ -22,8 +22,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::Config;
 use crate::core::{Pipeline, Sink};
-use crate::gate::GateConfig;
+use crate::receivers::otlp;
+use crate::receivers::webhooks::Receivers;
 use crate::telemetry::{Telemetry, TelemetryError};
 use state::{ApiState, ApiTap, ApiWatcher};
 
@@ -152,32 +154,81 @@ pub enum HttpError {
 
 /// A running server. Dropping it stops it.
 pub struct Server {
-    addr: SocketAddr,
+    api: Serving,
+    otlp: Option<Serving>,
     state: Arc<ApiState>,
     telemetry: Option<Arc<Telemetry>>,
     refresh: Duration,
+}
+
+/// One listener served from its own thread (a single-threaded tokio runtime).
+struct Serving {
+    addr: SocketAddr,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
 
+impl Drop for Serving {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Serves `router` on `listener` from a new thread until the returned sender fires.
+fn serve(
+    name: &str,
+    listener: std::net::TcpListener,
+    router: axum::Router,
+) -> std::io::Result<(tokio::sync::oneshot::Sender<()>, JoinHandle<()>)> {
+    listener.set_nonblocking(true)?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_io().enable_time().build()?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::Builder::new().name(name.into()).spawn(move || {
+        runtime.block_on(async move {
+            let listener = match tokio::net::TcpListener::from_std(listener) {
+                Ok(l) => l,
+                Err(e) => return tracing::error!("http: {e}"),
+            };
+            let serve = std::pin::pin!(axum::serve(listener, router).into_future());
+            // Not graceful: event streams never end by themselves.
+            if let futures_util::future::Either::Left((Err(e), _)) =
+                futures_util::future::select(serve, stopped).await
+            {
+                tracing::error!("http: {e}");
+            }
+        });
+    })?;
+    Ok((stop, thread))
+}
+
 impl Server {
     /// Listens on `[http] listen` and serves from its own thread; `None` when
-    /// `[http] enabled` is false.
-    pub fn start(
-        http: &HttpConfig,
-        telemetry: &TelemetryConfig,
-        gate: &GateConfig,
-    ) -> Result<Option<Self>, HttpError> {
+    /// `[http] enabled` is false. With `receivers`, the webhook routes take input and
+    /// OTLP/HTTP listens on `[receivers] otlp_http_listen` from a thread of its own.
+    pub fn start(config: &Config, receivers: Option<Arc<Receivers>>) -> Result<Option<Self>, HttpError> {
+        let http = &config.http;
         if !http.enabled {
+            if receivers.is_some() {
+                return Err(HttpError::Start(std::io::Error::other(
+                    "the receivers are served by the HTTP server, but [http] enabled is false",
+                )));
+            }
             return Ok(None);
         }
         let listener = match std::net::TcpListener::bind(&http.listen) {
             Ok(listener) => listener,
             // The default port taken (another Devloom on this host): run without the API
-            // rather than refuse to read a file. An address asked for is a hard error.
+            // rather than refuse to read a file. An address asked for (or receivers, which
+            // are the input) is a hard error.
             Err(e)
                 if e.kind() == std::io::ErrorKind::AddrInUse
-                    && http.listen == HttpConfig::default().listen =>
+                    && http.listen == HttpConfig::default().listen
+                    && receivers.is_none() =>
             {
                 eprintln!(
                     "devloom: warning: HTTP API off: {} is in use (set --listen ADDR, or --no-http)",
@@ -187,42 +238,46 @@ impl Server {
             }
             Err(source) => return Err(HttpError::Bind { addr: http.listen.clone(), source }),
         };
-        listener.set_nonblocking(true)?;
+        let otlp = match receivers.as_ref().filter(|_| !config.receivers.otlp_http_listen.is_empty()) {
+            Some(receivers) => {
+                let addr = &config.receivers.otlp_http_listen;
+                let listener = std::net::TcpListener::bind(addr)
+                    .map_err(|source| HttpError::Bind { addr: addr.clone(), source })?;
+                let local = listener.local_addr()?;
+                let (stop, thread) = serve("devloom-otlp", listener, otlp::router(receivers.clone()))?;
+                tracing::info!(addr = %local, "serving OTLP/HTTP");
+                Some(Serving { addr: local, stop: Some(stop), thread: Some(thread) })
+            }
+            None => None,
+        };
         let addr = listener.local_addr()?;
-        let telemetry = if telemetry.enabled { Some(Arc::new(Telemetry::start(telemetry)?)) } else { None };
-        let state = Arc::new(ApiState::new(http.clone(), gate.clone()));
-        let router = api::router(api::Shared { state: state.clone(), telemetry: telemetry.clone() });
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_io().enable_time().build()?;
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::Builder::new().name("devloom-http".into()).spawn(move || {
-            runtime.block_on(async move {
-                let listener = match tokio::net::TcpListener::from_std(listener) {
-                    Ok(l) => l,
-                    Err(e) => return tracing::error!("http: {e}"),
-                };
-                let serve = std::pin::pin!(axum::serve(listener, router).into_future());
-                // Not graceful: event streams never end by themselves.
-                if let futures_util::future::Either::Left((Err(e), _)) =
-                    futures_util::future::select(serve, stopped).await
-                {
-                    tracing::error!("http: {e}");
-                }
-            });
-        })?;
+        let telemetry = if config.telemetry.enabled {
+            Some(Arc::new(Telemetry::start(&config.telemetry)?))
+        } else {
+            None
+        };
+        let state = Arc::new(ApiState::new(http.clone(), config.gate.clone()));
+        let router =
+            api::router(api::Shared { state: state.clone(), telemetry: telemetry.clone(), receivers });
+        let (stop, thread) = serve("devloom-http", listener, router)?;
         tracing::info!(%addr, "serving the HTTP API");
         Ok(Some(Self {
-            addr,
+            api: Serving { addr, stop: Some(stop), thread: Some(thread) },
+            otlp,
             state,
             telemetry,
             refresh: Duration::from_millis(http.refresh_ms),
-            stop: Some(stop),
-            thread: Some(thread),
         }))
     }
 
     /// Where it listens.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.api.addr
+    }
+
+    /// Where OTLP/HTTP listens, when the receivers are on.
+    pub fn otlp_addr(&self) -> Option<SocketAddr> {
+        self.otlp.as_ref().map(|o| o.addr)
     }
 
     /// The API's state (the Kafka runtime marks it as checkpointing).
@@ -247,7 +302,7 @@ impl Server {
         for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
             signal_hook::flag::register(signal, stop.clone())?;
         }
-        eprintln!("devloom: input ended; serving http://{} until Ctrl-C or SIGTERM", self.addr);
+        eprintln!("devloom: input ended; serving http://{} until Ctrl-C or SIGTERM", self.api.addr);
         while !stop.load(Ordering::Relaxed) {
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -259,12 +314,6 @@ impl Drop for Server {
     fn drop(&mut self) {
         if let Some(t) = &self.telemetry {
             t.shutdown();
-        }
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
         }
     }
 }

@@ -16,6 +16,8 @@ use crate::build::{self, ArchiveCommits};
 use crate::config::Config;
 use crate::core::{Input, Pipeline, RunSummary, Sink, Source};
 use crate::http::Server;
+use crate::receivers::Intake;
+use crate::receivers::webhooks::Receivers;
 
 /// Runs until `stop` is set, then checkpoints and returns.
 pub fn run(config: &Config, stop: &AtomicBool) -> Result<RunSummary, KafkaRunError> {
@@ -29,9 +31,17 @@ pub fn run(config: &Config, stop: &AtomicBool) -> Result<RunSummary, KafkaRunErr
     let checkpoint = store.load()?;
     let commits = ArchiveCommits::AtCheckpoint(checkpoint.as_ref().and_then(|c| c.archive_seq));
     let mut pipeline = build::pipeline(config, KafkaSink::open(config)?, commits)?;
-    let server = Server::start(&config.http, &config.telemetry, &config.gate)?;
+    // Receivers produce to the input topics this loop consumes: one reader, exact replay.
+    let receivers = match config.receivers.enabled {
+        true => Some(Receivers::new(config.receivers.clone(), Intake::kafka(config)?)),
+        false => None,
+    };
+    let server = Server::start(config, receivers)?;
     if let Some(server) = &server {
         eprintln!("devloom: HTTP API on http://{}", server.addr());
+        if config.receivers.enabled {
+            crate::receivers::print_addresses(server);
+        }
         // Ready only while checkpoints keep coming: three intervals without one is stuck.
         server
             .state()

@@ -67,24 +67,8 @@ impl KafkaSink {
     }
 
     fn dead_letter(&mut self, topic: &str, output: &Output, rejected: &Rejected) -> io::Result<()> {
+        let headers = dead_letter_headers(rejected);
         let r = &rejected.record;
-        let mut headers = OwnedHeaders::new();
-        for (k, v) in &r.headers {
-            headers = headers.insert(Header { key: k.as_str(), value: Some(v.as_slice()) });
-        }
-        let mut provenance = vec![("devloom.error.reason", rejected.reason.clone())];
-        match &r.origin {
-            Origin::Kafka { topic, partition, offset, timestamp_ms } => provenance.extend([
-                ("devloom.source.topic", topic.to_string()),
-                ("devloom.source.partition", partition.to_string()),
-                ("devloom.source.offset", offset.to_string()),
-                ("devloom.source.timestamp", timestamp_ms.to_string()),
-            ]),
-            other => provenance.push(("devloom.source", other.to_string())),
-        }
-        for (key, value) in &provenance {
-            headers = headers.insert(Header { key, value: Some(value.as_str()) });
-        }
         let mut record = BaseRecord::to(topic).payload(r.payload.as_slice()).headers(headers);
         if let Some(key) = &r.key {
             record = record.key(key.as_slice());
@@ -98,6 +82,31 @@ impl KafkaSink {
         }
         Ok(())
     }
+}
+
+/// A dead letter's Kafka headers: the record's own, then `devloom.error.reason` and
+/// where it came from (`devloom.source.*` for a Kafka message, `devloom.source`
+/// otherwise).
+pub(crate) fn dead_letter_headers(rejected: &Rejected) -> OwnedHeaders {
+    let r = &rejected.record;
+    let mut headers = OwnedHeaders::new();
+    for (k, v) in &r.headers {
+        headers = headers.insert(Header { key: k.as_str(), value: Some(v.as_slice()) });
+    }
+    let mut provenance = vec![("devloom.error.reason", rejected.reason.clone())];
+    match &r.origin {
+        Origin::Kafka { topic, partition, offset, timestamp_ms } => provenance.extend([
+            ("devloom.source.topic", topic.to_string()),
+            ("devloom.source.partition", partition.to_string()),
+            ("devloom.source.offset", offset.to_string()),
+            ("devloom.source.timestamp", timestamp_ms.to_string()),
+        ]),
+        other => provenance.push(("devloom.source", other.to_string())),
+    }
+    for (key, value) in &provenance {
+        headers = headers.insert(Header { key, value: Some(value.as_str()) });
+    }
+    headers
 }
 
 impl Sink for KafkaSink {

@@ -1,10 +1,12 @@
-//! The ways in that need no broker: files ([`file`]), standard input ([`stdin`]) and
-//! the built-in simulator. Kafka ([`crate::kafka::source`]) and the history archive
-//! ([`crate::history::replay`]) implement the same [`Source`] shape.
+//! The ways in that need no broker: files ([`file`]), standard input ([`stdin`]), the
+//! HTTP receivers ([`received`]) and the built-in simulator. Kafka
+//! ([`crate::kafka::source`]) and the history archive ([`crate::history::replay`])
+//! implement the same [`Source`] shape.
 
 pub mod documents;
 pub mod file;
 pub mod paced;
+pub mod received;
 pub mod stdin;
 
 use std::io;
