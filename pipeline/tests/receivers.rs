@@ -21,7 +21,10 @@ use devloom::sources::received::Received;
 use devloom_operators::{Engine, EngineConfig};
 use devloom_schemas::ImpactMap;
 use devloom_schemas::codec::{DecodeOptions, Expect};
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
 use prost::Message as _;
 use serde_json::Value;
 
@@ -48,7 +51,12 @@ impl Devloom {
         let config = Config {
             http: HttpConfig { listen: "127.0.0.1:0".into(), ..HttpConfig::default() },
             telemetry: TelemetryConfig { enabled: false, ..TelemetryConfig::default() },
-            receivers: ReceiversConfig { enabled: true, otlp_http_listen: "127.0.0.1:0".into(), ..receivers },
+            receivers: ReceiversConfig {
+                enabled: true,
+                otlp_http_listen: "127.0.0.1:0".into(),
+                otlp_grpc_listen: "127.0.0.1:0".into(),
+                ..receivers
+            },
             ..Config::default()
         };
         let (intake, queue) = Intake::embedded(&config);
@@ -316,6 +324,42 @@ fn otlp_http_answers_as_the_specification_says() {
     let received: Vec<_> = collected.dead_letters.iter().filter(|d| d.source == "POST /v1/traces").collect();
     assert_eq!(received.len(), 1);
     assert!(received[0].reason.starts_with("OTLP protobuf"));
+}
+
+/// A real gRPC client (tonic's, generated from the OTLP protos) exporting over HTTP/2,
+/// gzip-compressed as Collectors send by default.
+fn grpc_export(
+    devloom: &Devloom,
+    request: ExportTraceServiceRequest,
+) -> Result<ExportTraceServiceResponse, tonic::Status> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let url = format!("http://{}", devloom.server.otlp_grpc_addr().unwrap());
+        let mut client = TraceServiceClient::connect(url)
+            .await
+            .unwrap()
+            .send_compressed(tonic::codec::CompressionEncoding::Gzip);
+        client.export(request).await.map(tonic::Response::into_inner)
+    })
+}
+
+#[test]
+fn otlp_grpc_answers_as_the_specification_says() {
+    let devloom = Devloom::start(ReceiversConfig::default());
+    let request = ExportTraceServiceRequest::decode(otlp_protobuf().as_slice()).unwrap();
+    let spans: usize =
+        request.resource_spans.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len()).sum();
+    assert_eq!(grpc_export(&devloom, request.clone()).unwrap().partial_success, None);
+
+    let mut bad = request;
+    bad.resource_spans[0].scope_spans[0].spans[0].trace_id = vec![1, 2, 3];
+    let status = grpc_export(&devloom, bad).unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    assert!(status.message().contains("traceId: trace id must be 16 bytes"), "{}", status.message());
+
+    let (collected, summary) = devloom.finish();
+    assert_eq!(summary.engine.spans as usize, spans, "the good request's spans, once");
+    assert_eq!(collected.dead_letters.len(), 1);
 }
 
 #[test]

@@ -103,6 +103,10 @@ pub struct RunArgs {
     /// 127.0.0.1:4318); port 0 picks a free one, "" turns it off.
     #[arg(long, value_name = "ADDR")]
     pub otlp_listen: Option<String>,
+    /// Where OTLP/gRPC listens with --receive (default: [receivers] otlp_grpc_listen,
+    /// 127.0.0.1:4317); port 0 picks a free one, "" turns it off.
+    #[arg(long, value_name = "ADDR")]
+    pub otlp_grpc_listen: Option<String>,
     /// Play files or the simulator in event time, this many times faster than it
     /// happened (1 = real time), instead of as fast as possible.
     #[arg(long, value_name = "FACTOR", conflicts_with = "brokers")]
@@ -131,6 +135,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         no_http: args.no_http,
         receive: args.receive,
         otlp_listen: args.otlp_listen,
+        otlp_grpc_listen: args.otlp_grpc_listen,
     }
     .load()?;
     if !config.kafka.brokers.is_empty() {

@@ -191,6 +191,8 @@ pub struct Overrides {
     pub receive: bool,
     /// `--otlp-listen`: `[receivers] otlp_http_listen`.
     pub otlp_listen: Option<String>,
+    /// `--otlp-grpc-listen`: `[receivers] otlp_grpc_listen`.
+    pub otlp_grpc_listen: Option<String>,
 }
 
 impl Overrides {
@@ -229,6 +231,7 @@ impl Overrides {
         c.http.enabled &= !self.no_http;
         c.receivers.enabled |= self.receive;
         replace(&mut c.receivers.otlp_http_listen, self.otlp_listen);
+        replace(&mut c.receivers.otlp_grpc_listen, self.otlp_grpc_listen);
     }
 }
 

@@ -24,8 +24,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
 use crate::core::{Pipeline, Sink};
-use crate::receivers::otlp;
 use crate::receivers::webhooks::Receivers;
+use crate::receivers::{otlp, otlp_grpc};
 use crate::telemetry::{Telemetry, TelemetryError};
 use state::{ApiState, ApiTap, ApiWatcher};
 
@@ -156,6 +156,7 @@ pub enum HttpError {
 pub struct Server {
     api: Serving,
     otlp: Option<Serving>,
+    otlp_grpc: Option<Serving>,
     state: Arc<ApiState>,
     telemetry: Option<Arc<Telemetry>>,
     refresh: Duration,
@@ -186,30 +187,43 @@ fn serve(
     router: axum::Router,
 ) -> std::io::Result<(tokio::sync::oneshot::Sender<()>, JoinHandle<()>)> {
     listener.set_nonblocking(true)?;
+    on_thread(name, move |stopped| async move {
+        let listener = match tokio::net::TcpListener::from_std(listener) {
+            Ok(l) => l,
+            Err(e) => return tracing::error!("http: {e}"),
+        };
+        let serve = std::pin::pin!(axum::serve(listener, router).into_future());
+        // Not graceful: event streams never end by themselves.
+        if let futures_util::future::Either::Left((Err(e), _)) =
+            futures_util::future::select(serve, stopped).await
+        {
+            tracing::error!("http: {e}");
+        }
+    })
+}
+
+/// Runs the future `run` makes on a new thread's single-threaded tokio runtime; the
+/// returned sender tells it to stop (it gets the receiving end).
+pub(crate) fn on_thread<F, Fut>(
+    name: &str,
+    run: F,
+) -> std::io::Result<(tokio::sync::oneshot::Sender<()>, JoinHandle<()>)>
+where
+    F: FnOnce(tokio::sync::oneshot::Receiver<()>) -> Fut + Send + 'static,
+    Fut: Future<Output = ()>,
+{
     let runtime = tokio::runtime::Builder::new_current_thread().enable_io().enable_time().build()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let thread = std::thread::Builder::new().name(name.into()).spawn(move || {
-        runtime.block_on(async move {
-            let listener = match tokio::net::TcpListener::from_std(listener) {
-                Ok(l) => l,
-                Err(e) => return tracing::error!("http: {e}"),
-            };
-            let serve = std::pin::pin!(axum::serve(listener, router).into_future());
-            // Not graceful: event streams never end by themselves.
-            if let futures_util::future::Either::Left((Err(e), _)) =
-                futures_util::future::select(serve, stopped).await
-            {
-                tracing::error!("http: {e}");
-            }
-        });
-    })?;
+    let thread =
+        std::thread::Builder::new().name(name.into()).spawn(move || runtime.block_on(run(stopped)))?;
     Ok((stop, thread))
 }
 
 impl Server {
     /// Listens on `[http] listen` and serves from its own thread; `None` when
-    /// `[http] enabled` is false. With `receivers`, the webhook routes take input and
-    /// OTLP/HTTP listens on `[receivers] otlp_http_listen` from a thread of its own.
+    /// `[http] enabled` is false. With `receivers`, the webhook routes take input, and
+    /// OTLP/HTTP and OTLP/gRPC listen on `[receivers] otlp_http_listen` and
+    /// `otlp_grpc_listen`, each from a thread of its own.
     pub fn start(config: &Config, receivers: Option<Arc<Receivers>>) -> Result<Option<Self>, HttpError> {
         let http = &config.http;
         if !http.enabled {
@@ -250,6 +264,17 @@ impl Server {
             }
             None => None,
         };
+        let otlp_grpc = match receivers.as_ref().filter(|_| !config.receivers.otlp_grpc_listen.is_empty()) {
+            Some(receivers) => {
+                let addr = &config.receivers.otlp_grpc_listen;
+                let listener = std::net::TcpListener::bind(addr)
+                    .map_err(|source| HttpError::Bind { addr: addr.clone(), source })?;
+                let (local, stop, thread) = otlp_grpc::start(listener, receivers.clone())?;
+                tracing::info!(addr = %local, "serving OTLP/gRPC");
+                Some(Serving { addr: local, stop: Some(stop), thread: Some(thread) })
+            }
+            None => None,
+        };
         let addr = listener.local_addr()?;
         let telemetry = if config.telemetry.enabled {
             Some(Arc::new(Telemetry::start(&config.telemetry)?))
@@ -264,6 +289,7 @@ impl Server {
         Ok(Some(Self {
             api: Serving { addr, stop: Some(stop), thread: Some(thread) },
             otlp,
+            otlp_grpc,
             state,
             telemetry,
             refresh: Duration::from_millis(http.refresh_ms),
@@ -278,6 +304,11 @@ impl Server {
     /// Where OTLP/HTTP listens, when the receivers are on.
     pub fn otlp_addr(&self) -> Option<SocketAddr> {
         self.otlp.as_ref().map(|o| o.addr)
+    }
+
+    /// Where OTLP/gRPC listens, when the receivers are on.
+    pub fn otlp_grpc_addr(&self) -> Option<SocketAddr> {
+        self.otlp_grpc.as_ref().map(|o| o.addr)
     }
 
     /// The API's state (the Kafka runtime marks it as checkpointing).

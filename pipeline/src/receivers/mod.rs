@@ -3,7 +3,8 @@
 //!
 //! - [`webhooks`]: `POST /v1/receivers/{alertmanager,pagerduty,github,argocd,cloudevents}`
 //!   on the API server.
-//! - [`otlp`]: OTLP/HTTP `POST /v1/traces` on its own port (4318).
+//! - [`otlp`]: OTLP/HTTP `POST /v1/traces` on its own port (4318); [`otlp_grpc`]:
+//!   OTLP/gRPC `TraceService/Export` (4317).
 //! - [`intake`]: where a received payload goes. Embedded, into the operator loop through
 //!   a bounded queue ([`crate::sources::received`] is its reading end); with brokers, onto
 //!   the matching input topic, answered only once the broker acknowledged, so the
@@ -17,6 +18,7 @@
 pub mod auth;
 pub mod intake;
 pub mod otlp;
+pub mod otlp_grpc;
 pub mod webhooks;
 
 use std::net::SocketAddr;
@@ -36,6 +38,8 @@ pub struct ReceiversConfig {
     pub enabled: bool,
     /// Where OTLP/HTTP (`POST /v1/traces`) listens; `""` turns it off. Loopback by default.
     pub otlp_http_listen: String,
+    /// Where OTLP/gRPC (`TraceService/Export`) listens; `""` turns it off.
+    pub otlp_grpc_listen: String,
     /// The largest request body accepted, bytes, after `Content-Encoding: gzip` is undone.
     pub max_body_bytes: usize,
     /// Received payloads waiting for the operators (embedded). When it is full a
@@ -67,6 +71,7 @@ impl Default for ReceiversConfig {
         Self {
             enabled: false,
             otlp_http_listen: "127.0.0.1:4318".into(),
+            otlp_grpc_listen: "127.0.0.1:4317".into(),
             max_body_bytes: 16 << 20,
             queue: 1024,
             queue_wait_ms: 200,
@@ -106,11 +111,15 @@ impl ReceiversConfig {
                 return Err(format!("receivers.{name} must be above 0"));
             }
         }
-        if !self.otlp_http_listen.is_empty() && self.otlp_http_listen.parse::<SocketAddr>().is_err() {
-            return Err(format!(
-                "receivers.otlp_http_listen must be an address like 127.0.0.1:4318 (or \"\" for off), not {:?}",
-                self.otlp_http_listen
-            ));
+        for (name, value, example) in [
+            ("otlp_http_listen", &self.otlp_http_listen, "127.0.0.1:4318"),
+            ("otlp_grpc_listen", &self.otlp_grpc_listen, "127.0.0.1:4317"),
+        ] {
+            if !value.is_empty() && value.parse::<SocketAddr>().is_err() {
+                return Err(format!(
+                    "receivers.{name} must be an address like {example} (or \"\" for off), not {value:?}"
+                ));
+            }
         }
         for receiver in Receiver::ALL {
             let auth = self.auth(receiver);
@@ -153,6 +162,10 @@ pub fn print_addresses(server: &crate::http::Server) {
     match server.otlp_addr() {
         Some(addr) => eprintln!("devloom: receiving OTLP/HTTP on http://{addr}/v1/traces"),
         None => eprintln!("devloom: OTLP/HTTP off (receivers.otlp_http_listen is empty)"),
+    }
+    match server.otlp_grpc_addr() {
+        Some(addr) => eprintln!("devloom: receiving OTLP/gRPC on {addr}"),
+        None => eprintln!("devloom: OTLP/gRPC off (receivers.otlp_grpc_listen is empty)"),
     }
     eprintln!("devloom: Ctrl-C or SIGTERM stops after processing everything accepted");
 }

@@ -38,6 +38,47 @@ pub struct RpcStatus {
     /// What was wrong.
     #[prost(string, tag = "2")]
     pub message: String,
+    /// Typed details (a `RetryInfo` while Devloom is behind).
+    #[prost(message, repeated, tag = "3")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub details: Vec<Any>,
+}
+
+/// `google.protobuf.Any`.
+#[derive(Clone, PartialEq, prost::Message, serde::Serialize)]
+pub struct Any {
+    /// `type.googleapis.com/<full name>`.
+    #[prost(string, tag = "1")]
+    pub type_url: String,
+    /// The message, encoded.
+    #[prost(bytes = "vec", tag = "2")]
+    pub value: Vec<u8>,
+}
+
+/// `google.rpc.RetryInfo`: when the client should retry.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct RetryInfo {
+    /// `google.protobuf.Duration`.
+    #[prost(message, optional, tag = "1")]
+    pub retry_delay: Option<ProtoDuration>,
+}
+
+impl RetryInfo {
+    /// Retry after `seconds`.
+    pub fn after(seconds: u64) -> Self {
+        Self { retry_delay: Some(ProtoDuration { seconds: seconds as i64, nanos: 0 }) }
+    }
+}
+
+/// `google.protobuf.Duration`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ProtoDuration {
+    /// Whole seconds.
+    #[prost(int64, tag = "1")]
+    pub seconds: i64,
+    /// Nanoseconds past them.
+    #[prost(int32, tag = "2")]
+    pub nanos: i32,
 }
 
 /// `google.rpc.Code` `INVALID_ARGUMENT`.
@@ -72,7 +113,7 @@ async fn export(State(receivers): State<Arc<Receivers>>, headers: HeaderMap, bod
     };
     let record = match receivers.record(Receiver::Otlp, &headers, &body) {
         Ok(record) => record,
-        Err(response) => return *response,
+        Err(refusal) => return refusal.into_response(),
     };
     match receivers.intake.take(record).await {
         Taken::Accepted { partial, .. } => {
@@ -89,11 +130,11 @@ async fn export(State(receivers): State<Arc<Receivers>>, headers: HeaderMap, bod
             encoded(encoding, StatusCode::OK, response.encode_to_vec(), || serde_json::to_vec(&json))
         }
         Taken::Rejected(message) => {
-            let status = RpcStatus { code: INVALID_ARGUMENT, message };
+            let status = RpcStatus { code: INVALID_ARGUMENT, message, details: Vec::new() };
             encoded(encoding, StatusCode::BAD_REQUEST, status.encode_to_vec(), || serde_json::to_vec(&status))
         }
         Taken::Busy(message) | Taken::Failed(message) => {
-            let status = RpcStatus { code: UNAVAILABLE, message };
+            let status = RpcStatus { code: UNAVAILABLE, message, details: Vec::new() };
             let mut response =
                 encoded(encoding, StatusCode::SERVICE_UNAVAILABLE, status.encode_to_vec(), || {
                     serde_json::to_vec(&status)

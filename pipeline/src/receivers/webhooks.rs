@@ -50,13 +50,11 @@ impl Receivers {
         receiver: Receiver,
         headers: &HeaderMap,
         body: &[u8],
-    ) -> Result<RawRecord, Box<Response>> {
-        auth::check(receiver, self.config.auth(receiver), headers, body).map_err(|denied| {
-            let mut response = error(StatusCode::UNAUTHORIZED, denied.0);
-            if self.config.auth(receiver).token.is_some() {
-                response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            }
-            Box::new(response)
+    ) -> Result<RawRecord, Refusal> {
+        auth::check(receiver, self.config.auth(receiver), headers, body).map_err(|denied| Refusal {
+            status: StatusCode::UNAUTHORIZED,
+            message: denied.0,
+            bearer: self.config.auth(receiver).token.is_some(),
         })?;
         let payload = inflate(headers, body, self.config.max_body_bytes)?;
         let now = wall_clock_ns();
@@ -80,7 +78,7 @@ impl Receivers {
                     "not a CloudEvent: no ce-specversion header (binary mode) and the content-type is not \
                      application/cloudevents+json (structured mode)"
                 };
-                return Err(Box::new(error(StatusCode::UNSUPPORTED_MEDIA_TYPE, reason)));
+                return Err(Refusal::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, reason));
             }
         } else if !is_cloud_event {
             let id = headers
@@ -114,11 +112,40 @@ const KEPT: [&str; 6] = [
 ];
 
 /// The body, un-gzipped when `Content-Encoding: gzip` says so, never over `max` bytes.
-pub(crate) fn inflate(headers: &HeaderMap, body: &[u8], max: usize) -> Result<Vec<u8>, Box<Response>> {
+/// Why a request was not taken, before decoding: its HTTP status and message.
+#[derive(Debug)]
+pub struct Refusal {
+    /// 401, 413, 415 or 400.
+    pub status: StatusCode,
+    /// What was wrong.
+    pub message: String,
+    /// A bearer token was asked for (`WWW-Authenticate: Bearer`).
+    bearer: bool,
+}
+
+impl Refusal {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self { status, message: message.into(), bearer: false }
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        let mut response = error(self.status, self.message);
+        if self.bearer {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+fn inflate(headers: &HeaderMap, body: &[u8], max: usize) -> Result<Vec<u8>, Refusal> {
     use std::io::Read as _;
     let too_large = || {
-        let message = format!("the body is over receivers.max_body_bytes ({max} bytes)");
-        Box::new(error(StatusCode::PAYLOAD_TOO_LARGE, message))
+        Refusal::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the body is over receivers.max_body_bytes ({max} bytes)"),
+        )
     };
     match headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok()).map(str::trim) {
         None | Some("identity" | "") => (body.len() <= max).then(|| body.to_vec()).ok_or_else(too_large),
@@ -126,17 +153,17 @@ pub(crate) fn inflate(headers: &HeaderMap, body: &[u8], max: usize) -> Result<Ve
             let mut out = Vec::new();
             let mut reader = flate2::read::GzDecoder::new(body).take(max as u64 + 1);
             reader.read_to_end(&mut out).map_err(|e| {
-                Box::new(error(
+                Refusal::new(
                     StatusCode::BAD_REQUEST,
                     format!("Content-Encoding is gzip but the body is not: {e}"),
-                ))
+                )
             })?;
             (out.len() <= max).then_some(out).ok_or_else(too_large)
         }
-        Some(other) => Err(Box::new(error(
+        Some(other) => Err(Refusal::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             format!("Content-Encoding {other:?} is not read; send gzip or nothing"),
-        ))),
+        )),
     }
 }
 
@@ -188,7 +215,7 @@ pub async fn receive(
     };
     let record = match receivers.record(receiver, &headers, &body) {
         Ok(record) => record,
-        Err(response) => return *response,
+        Err(refusal) => return refusal.into_response(),
     };
     if receiver == Receiver::Github
         && let Some(event) = headers.get("x-github-event").and_then(|v| v.to_str().ok())
