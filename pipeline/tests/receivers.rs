@@ -326,6 +326,36 @@ fn otlp_http_answers_as_the_specification_says() {
     assert!(received[0].reason.starts_with("OTLP protobuf"));
 }
 
+/// An application instrumented with the OpenTelemetry SDK, exporting with the official
+/// `opentelemetry-otlp` exporter over OTLP/HTTP protobuf, as `OTEL_EXPORTER_OTLP_ENDPOINT`
+/// would point it at Devloom.
+#[test]
+fn the_opentelemetry_sdks_otlp_http_exporter_exports_to_devloom() {
+    use opentelemetry::trace::{SpanKind, Tracer as _, TracerProvider as _};
+    use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
+
+    let devloom = Devloom::start(ReceiversConfig::default());
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_http_client(devloom::telemetry::otlp::Ureq(agent()))
+        .with_protocol(Protocol::HttpBinary)
+        .with_endpoint(devloom.otlp())
+        .build()
+        .unwrap();
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_simple_exporter(exporter)
+        .with_resource(opentelemetry_sdk::Resource::builder().with_service_name("checkout").build())
+        .build();
+    let tracer = provider.tracer("shop");
+    for _ in 0..5 {
+        tracer.span_builder("POST /checkout").with_kind(SpanKind::Server).start(&tracer);
+    }
+    provider.shutdown().unwrap();
+    let (collected, summary) = devloom.finish();
+    assert_eq!(summary.engine.spans, 5, "every span the SDK ended arrived");
+    assert!(collected.dead_letters.is_empty(), "{:?}", collected.dead_letters);
+}
+
 /// A real gRPC client (tonic's, generated from the OTLP protos) exporting over HTTP/2,
 /// gzip-compressed as Collectors send by default.
 fn grpc_export(

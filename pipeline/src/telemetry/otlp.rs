@@ -13,9 +13,10 @@ use opentelemetry_sdk::metrics::PeriodicReader;
 use super::TelemetryError;
 use crate::http::TelemetryConfig;
 
-/// A blocking HTTP client for the exporter.
+/// A blocking HTTP client for OTLP exporters (Devloom's metrics; the receivers' tests
+/// export traces through it as an SDK would).
 #[derive(Debug)]
-struct Ureq(ureq::Agent);
+pub struct Ureq(pub ureq::Agent);
 
 #[async_trait::async_trait]
 impl HttpClient for Ureq {
