@@ -822,3 +822,88 @@ fn a_hostile_stream_on_the_topics_changes_no_map_and_every_bad_message_is_a_dead
     );
     assert!(dead.iter().all(|m| header(m, "devloom.error.reason").is_some_and(|r| !r.is_empty())));
 }
+
+/// With brokers, a receiver produces what it was sent to the input topic and answers only
+/// once the broker acknowledged: the message is on the topic when the 2xx arrives. A
+/// malformed payload is answered 400 and goes to the dead-letter topic with the reason.
+#[test]
+fn receivers_produce_to_the_input_topics_before_answering() {
+    let Some(brokers) = env_or_skip("KAFKA_TEST_BROKERS") else { return };
+    let s = setup("receivers", &brokers);
+    let (config, kafka) = s.config("r");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(
+        "[receivers]\nenabled = true\notlp_http_listen = \"127.0.0.1:0\"\notlp_grpc_listen = \"\"\n",
+    );
+    std::fs::write(&config, text).unwrap();
+    let log = s.dir.path().join("r.log");
+    let child = spawn(&config, &log);
+    let address = |prefix: &str| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if let Some(url) = text.lines().find_map(|l| l.strip_prefix(prefix)) {
+                return url.split("/v1/").next().unwrap().to_string();
+            }
+            assert!(Instant::now() < deadline, "no {prefix:?} in:\n{text}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let webhooks = address("devloom: receiving webhooks on ");
+    let otlp = address("devloom: receiving OTLP/HTTP on ");
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let watermark = |topic: &str| -> i64 {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .set("group.id", unique("w"))
+            .create()
+            .unwrap();
+        (0..3).map(|p| consumer.fetch_watermarks(topic, p, Duration::from_secs(10)).unwrap().1).sum()
+    };
+
+    // The scenario's first alert and first spans: times close enough for the event-time
+    // guard to take both.
+    let first = |expect| sim("regression").find(|r| r.expect == expect).unwrap().payload;
+    let payload = first(devloom_schemas::codec::Expect::Alerts);
+    let response = agent
+        .post(format!("{webhooks}/v1/receivers/alertmanager"))
+        .header("content-type", "application/json")
+        .send(&payload[..])
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(watermark(&kafka.topics.alerts), 1, "on the topic when the 2xx arrived");
+
+    let spans = first(devloom_schemas::codec::Expect::Traces);
+    let response = agent
+        .post(format!("{otlp}/v1/traces"))
+        .header("content-type", "application/x-protobuf")
+        .send(&spans[..])
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(watermark(&kafka.topics.traces), 1);
+
+    let mut response = agent
+        .post(format!("{webhooks}/v1/receivers/alertmanager"))
+        .header("content-type", "application/json")
+        .send(&br#"{"version":"4","alerts":"none"}"#[..])
+        .unwrap();
+    assert_eq!(response.status(), 400, "{}", response.body_mut().read_to_string().unwrap());
+    assert_eq!(watermark(&kafka.topics.deadletter), 1);
+    terminate(child);
+
+    let alerts = consume(&brokers, &kafka.topics.alerts, |m| !m.is_empty(), "the webhook", &log);
+    assert_eq!(alerts[0].payload(), Some(&payload[..]), "the original payload");
+    assert_eq!(header(&alerts[0], "content-type"), Some("application/json"), "headers kept");
+    assert_eq!(header(&alerts[0], "ce_specversion"), Some("1.0"));
+    assert_eq!(header(&alerts[0], "ce_source"), Some("/devloom/receivers/alertmanager"));
+    assert_eq!(header(&alerts[0], "ce_type"), Some("dev.devloom.received.alertmanager"));
+    let traces = consume(&brokers, &kafka.topics.traces, |m| !m.is_empty(), "the export", &log);
+    assert_eq!(traces[0].payload(), Some(&spans[..]));
+    let dead = consume(&brokers, &kafka.topics.deadletter, |m| !m.is_empty(), "the dead letter", &log);
+    assert!(
+        header(&dead[0], "devloom.error.reason")
+            .unwrap()
+            .starts_with("Alertmanager webhook v4: invalid at alerts")
+    );
+    assert_eq!(header(&dead[0], "devloom.source"), Some("POST /v1/receivers/alertmanager"));
+}
