@@ -282,3 +282,44 @@ fn completions_man_page_json_logs_and_simulation_flags() {
     assert!(summary.contains("impact maps: 3 versions"), "{summary}");
     assert!(!summary.contains("root-cause candidates"), "demo --config turned the scorer off: {summary}");
 }
+
+/// `devloom run --receive` as an operator runs it: the addresses printed, a webhook taken,
+/// and on SIGTERM everything accepted processed before a clean exit.
+#[test]
+fn run_receive_takes_webhooks_until_sigterm_then_processes_what_it_accepted() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let maps = dir.path().join("maps.ndjson");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_devloom"))
+        .args(["run", "--receive", "--listen", "127.0.0.1:0", "--otlp-listen", "127.0.0.1:0"])
+        .args(["--otlp-grpc-listen", "", "-o", maps.to_str().unwrap()])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut said = String::new();
+    let webhooks = loop {
+        let mut line = String::new();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "devloom ended early: {said}");
+        said.push_str(&line);
+        if let Some(url) = line.trim().strip_prefix("devloom: receiving webhooks on ") {
+            break url.split("/v1/").next().unwrap().to_string();
+        }
+    };
+    let payload =
+        std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../schemas/fixtures/alertmanager_v4.json"))
+            .unwrap();
+    let response = ureq::post(format!("{webhooks}/v1/receivers/alertmanager"))
+        .header("content-type", "application/json")
+        .send(&payload[..])
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let status = child.wait().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    assert!(status.success(), "{said}{rest}");
+    assert!(rest.contains("devloom: 1 records, 0 spans, 3 alerts"), "{rest}");
+    let written = std::fs::read_to_string(&maps).unwrap();
+    assert!(written.lines().count() >= 1, "the alerts' incident was mapped: {rest}");
+}
