@@ -314,12 +314,26 @@ fn run_receive_takes_webhooks_until_sigterm_then_processes_what_it_accepted() {
         .send(&payload[..])
         .unwrap();
     assert_eq!(response.status(), 200);
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let refused = agent.post(format!("{webhooks}/v1/receivers/alertmanager")).send(&b"{}"[..]).unwrap();
+    assert_eq!(refused.status(), 400);
+    let metrics =
+        ureq::get(format!("{webhooks}/metrics")).call().unwrap().body_mut().read_to_string().unwrap();
+    for code in ["200", "400"] {
+        let counted = metrics.lines().any(|l| {
+            l.starts_with("devloom_receiver_requests_total{")
+                && l.contains(&format!("code=\"{code}\""))
+                && l.contains("receiver=\"alertmanager\"")
+                && l.ends_with("} 1")
+        });
+        assert!(counted, "devloom_receiver_requests_total code {code} in:\n{metrics}");
+    }
     Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     let status = child.wait().unwrap();
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
     assert!(status.success(), "{said}{rest}");
-    assert!(rest.contains("devloom: 1 records, 0 spans, 3 alerts"), "{rest}");
+    assert!(rest.contains("devloom: 2 records, 0 spans, 3 alerts"), "{rest}");
     let written = std::fs::read_to_string(&maps).unwrap();
     assert!(written.lines().count() >= 1, "the alerts' incident was mapped: {rest}");
 }

@@ -100,6 +100,12 @@ enum Encoding {
 
 /// `POST /v1/traces`.
 async fn export(State(receivers): State<Arc<Receivers>>, headers: HeaderMap, body: Bytes) -> Response {
+    let response = answer(&receivers, &headers, &body).await;
+    receivers.count(Receiver::Otlp, response.status().as_u16());
+    response
+}
+
+async fn answer(receivers: &Receivers, headers: &HeaderMap, body: &[u8]) -> Response {
     let media = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
     let encoding = match media.split(';').next().unwrap_or_default().trim() {
         "application/x-protobuf" | "application/protobuf" => Encoding::Protobuf,
@@ -111,7 +117,7 @@ async fn export(State(receivers): State<Arc<Receivers>>, headers: HeaderMap, bod
             );
         }
     };
-    let record = match receivers.record(Receiver::Otlp, &headers, &body) {
+    let record = match receivers.record(Receiver::Otlp, headers, body) {
         Ok(record) => record,
         Err(refusal) => return refusal.into_response(),
     };

@@ -37,6 +37,26 @@ impl TraceService for Export {
         &self,
         request: Request<ExportTraceServiceRequest>,
     ) -> Result<Response<ExportTraceServiceResponse>, Status> {
+        let answer = self.answer(request).await;
+        let code = match &answer {
+            Ok(_) => 200,
+            Err(status) => match status.code() {
+                Code::Unauthenticated => 401,
+                Code::InvalidArgument => 400,
+                Code::ResourceExhausted if status.details().is_empty() => 413,
+                _ => 503,
+            },
+        };
+        self.0.count(Receiver::Otlp, code);
+        answer
+    }
+}
+
+impl Export {
+    async fn answer(
+        &self,
+        request: Request<ExportTraceServiceRequest>,
+    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
         let (metadata, _, message) = request.into_parts();
         // tonic has undone the transport's compression: the record is plain protobuf.
         let mut headers = metadata.into_headers();

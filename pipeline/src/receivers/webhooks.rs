@@ -13,14 +13,16 @@
 //! decoder's message (and a dead letter); 401 when the token or signature is wrong;
 //! 413 over `max_body_bytes`; 503 with `Retry-After` while Devloom is behind.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::Counter;
 use serde::Serialize;
 
 use super::intake::Taken;
@@ -36,12 +38,26 @@ pub struct Receivers {
     pub intake: Arc<Intake>,
     /// Numbers the `ce_id`s this process gives.
     sequence: AtomicU64,
+    /// `devloom.receiver.requests`, made at the first request (after telemetry started).
+    requests: OnceLock<Counter<u64>>,
 }
 
 impl Receivers {
     /// Receivers over `intake`.
     pub fn new(config: ReceiversConfig, intake: Arc<Intake>) -> Arc<Self> {
-        Arc::new(Self { config, intake, sequence: AtomicU64::new(0) })
+        Arc::new(Self { config, intake, sequence: AtomicU64::new(0), requests: OnceLock::new() })
+    }
+
+    /// Counts one answered request: `devloom_receiver_requests_total{receiver, code}`,
+    /// `code` being the HTTP status (gRPC answers counted by their HTTP equivalent).
+    pub(crate) fn count(&self, receiver: Receiver, code: u16) {
+        let counter = self.requests.get_or_init(|| {
+            opentelemetry::global::meter(crate::telemetry::SCOPE)
+                .u64_counter("devloom.receiver.requests")
+                .with_description("Requests to the receivers, by receiver and HTTP status answered")
+                .build()
+        });
+        counter.add(1, &[KeyValue::new("receiver", receiver.name()), KeyValue::new("code", i64::from(code))]);
     }
 
     /// Checks, un-gzips and records one request to `receiver`, or answers why not.
@@ -111,7 +127,6 @@ const KEPT: [&str; 6] = [
     "x-hub-signature-256",
 ];
 
-/// The body, un-gzipped when `Content-Encoding: gzip` says so, never over `max` bytes.
 /// Why a request was not taken, before decoding: its HTTP status and message.
 #[derive(Debug)]
 pub struct Refusal {
@@ -139,6 +154,7 @@ impl IntoResponse for Refusal {
     }
 }
 
+/// The body, un-gzipped when `Content-Encoding: gzip` says so, never over `max` bytes.
 fn inflate(headers: &HeaderMap, body: &[u8], max: usize) -> Result<Vec<u8>, Refusal> {
     use std::io::Read as _;
     let too_large = || {
@@ -168,7 +184,7 @@ fn inflate(headers: &HeaderMap, body: &[u8], max: usize) -> Result<Vec<u8>, Refu
 }
 
 /// A 503 telling the sender when to come back.
-pub(crate) fn busy(config: &ReceiversConfig, reason: String) -> Response {
+fn busy(config: &ReceiversConfig, reason: String) -> Response {
     let mut response = error(StatusCode::SERVICE_UNAVAILABLE, reason);
     response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(config.retry_after_s));
     response
@@ -189,6 +205,21 @@ pub async fn receive(
     Path(name): Path<String>,
     headers: HeaderMap,
     body: Bytes,
+) -> Response {
+    let response = answer(receivers.as_ref(), &name, &headers, &body).await;
+    if let Some((receivers, receiver)) =
+        receivers.zip(Receiver::ALL.into_iter().find(|r| r.name() == name && *r != Receiver::Otlp))
+    {
+        receivers.count(receiver, response.status().as_u16());
+    }
+    response
+}
+
+async fn answer(
+    receivers: Option<&Arc<Receivers>>,
+    name: &str,
+    headers: &HeaderMap,
+    body: &[u8],
 ) -> Response {
     let Some(receivers) = receivers else {
         return error(
@@ -213,7 +244,7 @@ pub async fn receive(
             );
         }
     };
-    let record = match receivers.record(receiver, &headers, &body) {
+    let record = match receivers.record(receiver, headers, body) {
         Ok(record) => record,
         Err(refusal) => return refusal.into_response(),
     };

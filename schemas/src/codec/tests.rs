@@ -417,7 +417,8 @@ fn errors_name_the_format_and_the_path() {
     assert_eq!(
         err.to_string(),
         "unrecognized payload for alerts input: JSON object with keys [hello] matches no known format \
-         (accepted: Alertmanager webhook v4, PagerDuty Events v2, Devloom alert JSON, CloudEvents structured JSON)"
+         (accepted: Alertmanager webhook v4, PagerDuty Events v2, PagerDuty webhook v3, Devloom alert JSON, \
+         CloudEvents structured JSON)"
     );
 
     let err = decode_all(Message::bytes(&fixture("devloom_alert.json")), Expect::Traces).unwrap_err();
