@@ -102,6 +102,9 @@ pub struct KafkaConfig {
     /// Messages held per partition while the event-time merge waits for the others;
     /// beyond this the partition is paused (backpressure, not memory growth).
     pub max_buffered_per_partition: usize,
+    /// Threads decoding input messages beside the operator thread; 0: one fewer than
+    /// the cores, at least one.
+    pub decode_threads: usize,
     /// Topic names.
     pub topics: TopicsConfig,
     /// librdkafka settings passed through untouched (SASL, SSL, timeouts, …).
@@ -117,6 +120,7 @@ impl Default for KafkaConfig {
             partitions: 3,
             replication: 1,
             max_buffered_per_partition: 1000,
+            decode_threads: 0,
             topics: TopicsConfig::default(),
             properties: Default::default(),
         }

@@ -5,17 +5,17 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use crate::core::Input;
+use super::decode_pool::Slot;
 
 /// Merge order: Kafka timestamp, topic rank, partition, offset.
 pub type MergeKey = (i64, usize, i32, i64);
 
-/// A polled, decoded message waiting for the merge.
+/// A polled message waiting for the merge.
 pub struct Pending {
     /// Its place in the merge order.
     pub order: MergeKey,
-    /// The decoded message (or its dead letter).
-    pub input: Input,
+    /// The decoded message (or its dead letter), now or once its worker is done.
+    pub input: Slot,
 }
 
 impl Pending {

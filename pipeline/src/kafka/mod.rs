@@ -1,7 +1,8 @@
 //! The Kafka runtime: the same operators as the embedded mode, fed from Kafka topics and
 //! publishing to Kafka topics, with nothing lost.
 //!
-//! - [`source`]: every input partition, decoded and merged in event time.
+//! - [`source`]: every input partition, decoded on worker threads ([`decode_pool`]) and
+//!   merged in event time.
 //! - [`sink`]: every output to its topic (CloudEvents binary mode; dead letters with
 //!   their original bytes and headers).
 //! - [`run`]: at-least-once. Every N seconds or M messages the producer is flushed, then
@@ -13,6 +14,7 @@
 pub mod assignment;
 pub mod checkpoint;
 pub mod client;
+pub mod decode_pool;
 pub mod merge;
 pub mod run;
 pub mod sink;

@@ -1,8 +1,10 @@
 //! Kafka input topics as a [`Source`]: every partition assigned to this consumer,
-//! each message decoded through the one decode stage, merged in event time
-//! ([`super::merge`]), with backpressure by pausing partitions whose queue is full.
+//! each message decoded through the one decode stage on worker threads
+//! ([`super::decode_pool`]), merged in event time ([`super::merge`]), with backpressure
+//! by pausing partitions whose queue is full.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -16,9 +18,10 @@ use super::KafkaRunError;
 use super::assignment::{assign_all, cached_high_watermark, split_key};
 use super::checkpoint::partition_key;
 use super::client::{client_config, input_topics, kafka_err};
+use super::decode_pool::DecodePool;
 use super::merge::{Merger, Pending};
 use crate::config::KafkaConfig;
-use crate::core::{Input, Origin, RawRecord, ReadStamp, Source, decode_record};
+use crate::core::{Input, Origin, RawRecord, ReadStamp, Source};
 use crate::sources::documents::CUT_PREFIX_BYTES;
 
 /// The input topics, read from `next` offsets on.
@@ -34,6 +37,7 @@ pub struct KafkaSource<'a> {
     next: BTreeMap<String, i64>,
     paused: BTreeSet<String>,
     max_buffered: usize,
+    pool: DecodePool,
     stop: &'a AtomicBool,
 }
 
@@ -63,6 +67,7 @@ impl<'a> KafkaSource<'a> {
         let consumer: BaseConsumer = c.create().map_err(kafka_err("creating the consumer"))?;
         let names: Vec<&str> = inputs.iter().map(|(t, _)| t.as_str()).collect();
         let start = assign_all(&consumer, &names, &next)?;
+        let pool = DecodePool::start(k.decode_threads, opts.clone()).map_err(KafkaRunError::Io)?;
         Ok(Self {
             consumer,
             rank: inputs.iter().enumerate().map(|(i, (t, e))| (t.clone(), (i, *e))).collect(),
@@ -73,6 +78,7 @@ impl<'a> KafkaSource<'a> {
             next,
             paused: BTreeSet::new(),
             max_buffered: k.max_buffered_per_partition,
+            pool,
             stop,
         })
     }
@@ -141,7 +147,7 @@ impl<'a> KafkaSource<'a> {
             )
         };
         let order = (timestamp_ms, rank, msg.partition(), msg.offset());
-        let input = Input::decoded(decode_record(record, &self.opts), read);
+        let input = self.pool.decode(record, read);
         if self.merger.push(key.clone(), Pending { order, input }) > self.max_buffered {
             let mut tpl = TopicPartitionList::new();
             tpl.add_partition(msg.topic(), msg.partition());
@@ -192,7 +198,8 @@ impl<'a> KafkaSource<'a> {
             self.consumer.resume(&tpl).map_err(kafka_err("resuming a partition"))?;
             self.paused.remove(&key);
         }
-        Ok(Some(p.input))
+        let input = p.input.take().ok_or_else(|| io::Error::other("a decode worker stopped"))?;
+        Ok(Some(input))
     }
 }
 
