@@ -14,22 +14,14 @@ use devloom_schemas::codec::DecodeOptions;
 
 use crate::core::{Input, RawRecord, ReadStamp, decode_record};
 
-/// A message's decoded input, now or later.
-pub enum Slot {
-    /// Decoded already.
-    Ready(Input),
-    /// Being decoded by a worker.
-    Waiting(Receiver<Input>),
-}
+/// Where a message's decoded input arrives.
+pub struct Slot(Receiver<Input>);
 
 impl Slot {
     /// The decoded input, waiting for the worker if it is not done; `None` if the worker
     /// died (a bug: decoding does not panic on any input).
     pub fn take(self) -> Option<Input> {
-        match self {
-            Self::Ready(input) => Some(input),
-            Self::Waiting(rx) => rx.recv().ok(),
-        }
+        self.0.recv().ok()
     }
 }
 
@@ -73,7 +65,7 @@ impl DecodePool {
         if let Some(jobs) = &self.jobs {
             let _ = jobs.send((record, read, done));
         }
-        Slot::Waiting(slot)
+        Slot(slot)
     }
 }
 
