@@ -4,7 +4,6 @@
 //! and `devloom gate` for CI.
 
 use std::process::Command;
-use std::time::Duration;
 
 use devloom::config::Config;
 use devloom::core::{Pipeline, RawRecord};
@@ -47,13 +46,9 @@ fn serve(records: Vec<RawRecord>) -> (Server, String) {
     (server, base)
 }
 
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(30)))
-        .build()
-        .into()
-}
+#[path = "common/agent.rs"]
+mod agent;
+use agent::agent;
 
 fn json_of(mut response: ureq::http::Response<ureq::Body>) -> (u16, Value) {
     let status = response.status().as_u16();

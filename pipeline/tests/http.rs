@@ -83,13 +83,9 @@ impl Devloom {
     }
 }
 
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(30)))
-        .build()
-        .into()
-}
+#[path = "common/agent.rs"]
+mod agent;
+use agent::agent;
 
 /// GET → (status, body).
 fn get(base: &str, path: &str) -> (u16, String) {

@@ -6,7 +6,6 @@ use std::io::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
-use std::time::Duration;
 
 use devloom::config::Config;
 use devloom::core::{Pipeline, RawRecord, RunSummary};
@@ -92,13 +91,9 @@ impl Devloom {
     }
 }
 
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(30)))
-        .build()
-        .into()
-}
+#[path = "common/agent.rs"]
+mod agent;
+use agent::agent;
 
 /// Posts `body` with `headers`; the status, the headers asked for, and the body.
 fn post(url: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, Vec<u8>, ureq::http::HeaderMap) {
