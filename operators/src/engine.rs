@@ -106,8 +106,12 @@ pub struct EngineCounters {
     pub spans: u64,
     /// Alerts in.
     pub alerts: u64,
-    /// Deploys and other changes in.
+    /// Deploys and other changes in (repeats not counted).
     pub deploys: u64,
+    /// Changes that repeated one already taken (a redelivered webhook, an Argo CD
+    /// notification for the same history entry) and were not taken again.
+    #[serde(default)]
+    pub deploys_repeated: u64,
     /// Confirmed causes in.
     #[serde(default)]
     pub causes: u64,
@@ -546,6 +550,8 @@ impl Engine {
                     s.blast.on_event(&s.graph, &BlastInput::Incident(u), &mut out.maps);
                 }
             }
+            // A webhook redelivered, or one sync notified twice: the same change once.
+            Event::Deploy(deploy) if s.timeline.has_seen(deploy) => self.counters.deploys_repeated += 1,
             Event::Deploy(deploy) => {
                 self.counters.deploys += 1;
                 s.timeline.on_event(&(), &TimelineInput::Change(deploy.clone()), &mut out.postmortems);
@@ -785,5 +791,24 @@ mod tests {
         }
         e.flush(&mut out);
         assert_eq!((e.counters.deploys, e.counters.future_rejected), (3, 0));
+    }
+
+    /// A webhook delivered twice (GitHub and Argo CD retry; Argo CD notifies a sync and
+    /// then its health with the same history entry) is one change, also after a restore.
+    #[test]
+    fn a_change_delivered_twice_is_taken_once() {
+        let mut e = engine();
+        let mut out = Outputs::default();
+        for minute in [0, 1, 1, 2] {
+            e.on_event(&deploy(minute), &mut out);
+        }
+        let mut restored = engine();
+        restored.restore(serde_json::from_str(&serde_json::to_string(&e.snapshot()).unwrap()).unwrap());
+        restored.on_event(&deploy(2), &mut out);
+        assert_eq!((restored.counters.deploys, restored.counters.deploys_repeated), (3, 2));
+        let Event::Deploy(mut later) = deploy(1) else { unreachable!() };
+        later.time_ns += 1;
+        restored.on_event(&Event::Deploy(later), &mut out);
+        assert_eq!(restored.counters.deploys, 4, "the same revision at another time is another change");
     }
 }

@@ -309,6 +309,13 @@ impl IncidentTimeline {
         }
     }
 
+    /// Whether `deploy` is a change already taken: the same service, kind, revisions,
+    /// author and time among the recent ones (`change_lookback_ms`, `max_recent_changes`).
+    pub fn has_seen(&self, deploy: &Deploy) -> bool {
+        let fact = ChangeFact::of(deploy);
+        self.recent.iter().rev().any(|c| *c == fact)
+    }
+
     fn on_change(&mut self, deploy: &Deploy) {
         let fact = ChangeFact::of(deploy);
         let max = self.config.max_entries;

@@ -189,6 +189,9 @@ fn each_webhook_takes_its_producers_payload_as_sent() {
     assert_eq!((status, &body["accepted"]), (200, &Value::from(1)), "{body}");
     let (status, _) = post_json(&github, &[event], &hook);
     assert_eq!(status, 401, "unsigned");
+    // GitHub redelivers on a timeout: taken (200) but not a second change.
+    let (status, _) = post_json(&github, &[(header, &signature), event], &hook);
+    assert_eq!(status, 200);
     let ping = br#"{"zen":"Keep it logically awesome.","hook_id":1}"#;
     let signed = auth::sign(devloom::receivers::Receiver::Github, "gh-secret", ping).1;
     let (status, body) = post_json(&github, &[(header, &signed), ("X-GitHub-Event", "ping")], ping);
@@ -225,7 +228,11 @@ fn each_webhook_takes_its_producers_payload_as_sent() {
 
     let (collected, summary) = devloom.finish();
     assert_eq!(summary.engine.alerts, 2 + 1 + 1, "Alertmanager's two, PagerDuty v3 and v2");
-    assert_eq!(summary.engine.deploys, 1 + 1 + 2, "GitHub, Argo CD, both CloudEvents");
+    assert_eq!(summary.engine.deploys, 3, "GitHub, Argo CD, the CloudEvents' deploy");
+    assert_eq!(
+        summary.engine.deploys_repeated, 2,
+        "GitHub's redelivery, and the same deploy as a binary then a structured CloudEvent"
+    );
     assert!(
         collected.dead_letters.is_empty(),
         "refused requests were not taken: {:?}",

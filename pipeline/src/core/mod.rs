@@ -80,6 +80,10 @@ impl RunSummary {
                     e.rollouts_forgotten
                 ),
             ),
+            (
+                e.deploys_repeated,
+                format!("{} changes repeating one already taken (redelivered) ignored", e.deploys_repeated),
+            ),
         ];
         let any_optional = optional.iter().any(|(n, _)| *n > 0);
         (late + evicted + expired > 0 || any_optional).then(|| {
