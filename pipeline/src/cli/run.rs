@@ -94,7 +94,8 @@ pub struct RunArgs {
     pub serve: bool,
     /// Take input over HTTP instead of files: the webhook receivers
     /// (POST /v1/receivers/{alertmanager,pagerduty,github,argocd,cloudevents} on the API
-    /// address) and OTLP/HTTP (POST /v1/traces on --otlp-listen). Runs until Ctrl-C or
+    /// address), OTLP/HTTP (POST /v1/traces on --otlp-listen) and OTLP/gRPC (on
+    /// --otlp-grpc-listen). Runs until Ctrl-C or
     /// SIGTERM, then processes everything it accepted. With --brokers, receivers produce
     /// to the input topics instead.
     #[arg(long, conflicts_with_all = ["input", "simulate", "no_http", "serve"])]
