@@ -3,6 +3,10 @@
 //! impact map. A new version is emitted when an alert joins or changes (at once), when
 //! any node's state changes (at most once per `min_interval_ms` per incident), and on
 //! resolve.
+//!
+//! The walk follows declared (catalog) edges as well as observed ones. A declared
+//! criticality replaces the inferred one, and a caller whose only failing callees it
+//! declares optional is amber at most: it degrades, it does not fail with them.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -13,7 +17,7 @@ use devloom_schemas::{
     NowVsBaseline, TimestampNs, Verdict,
 };
 use petgraph::stable_graph::NodeIndex;
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde::{Deserialize, Serialize};
 
 use crate::incidents::{IncidentUpdate, UpdateKind};
@@ -202,6 +206,8 @@ fn build_map(
     };
 
     let mut paths: FxHashMap<NodeIndex, Vec<String>> = FxHashMap::default();
+    // Callers held at amber: their own callers are shielded from them in turn.
+    let mut capped: FxHashSet<NodeIndex> = FxHashSet::default();
     let mut nodes: Vec<ImpactNode> = Vec::with_capacity(visits.len() + view.roots.len());
     for v in &visits {
         let n = &g[v.node];
@@ -210,6 +216,12 @@ fn build_map(
         paths.insert(v.node, path.clone());
         let state = if v.direction == Direction::Root && firing(&n.id.name) {
             HealthState::Red
+        } else if n.health.state == HealthState::Red
+            && v.direction != Direction::Root
+            && shielded(graph, v.node, &capped)
+        {
+            capped.insert(v.node);
+            HealthState::Amber
         } else {
             n.health.state
         };
@@ -226,6 +238,7 @@ fn build_map(
             p99_ms,
             requests_per_s,
             self_time_ms: Some(now_vs(n.health.own_now.p50_ms, n.health.own_baseline.p50_ms)),
+            catalog: graph.catalog_entry(&n.id.name).cloned(),
         });
     }
     // Alerted services with no traffic yet still appear, as roots.
@@ -245,12 +258,14 @@ fn build_map(
                 p99_ms,
                 requests_per_s,
                 self_time_ms: None,
+                catalog: graph.catalog_entry(r).cloned(),
             });
         }
     }
 
     let included: FxHashMap<NodeIndex, ()> = visits.iter().map(|v| (v.node, ())).collect();
     let health_cfg = &graph.config().health;
+    let ttl_ns = graph.config().edge_ttl_ms.saturating_mul(1_000_000);
     let mut edges = Vec::new();
     for v in &visits {
         for (callee, e) in graph.neighbours(v.node, false) {
@@ -261,7 +276,9 @@ fn build_map(
             let caller_now = &g[v.node].health.now;
             let callee_now = &g[callee].health.now;
             let edge_rate = edge.health.now.error_rate();
-            let criticality = if edge_rate < health_cfg.amber_error_increase {
+            let criticality = if let Some(declared) = edge.declared_criticality {
+                declared
+            } else if edge_rate < health_cfg.amber_error_increase {
                 Criticality::Unknown
             } else if caller_now.error_rate() >= 0.5 * edge_rate * share(&edge.health.now, caller_now) {
                 Criticality::Critical
@@ -271,7 +288,11 @@ fn build_map(
             edges.push(ImpactEdge {
                 caller: g[v.node].id.to_string(),
                 callee: g[callee].id.to_string(),
-                origin: EdgeOrigin::Observed,
+                origin: match (edge.declared, edge.observed_since(time_ns, ttl_ns)) {
+                    (true, true) => EdgeOrigin::Both,
+                    (true, false) => EdgeOrigin::Declared,
+                    (false, _) => EdgeOrigin::Observed,
+                },
                 asynchronous: edge.asynchronous,
                 criticality,
                 traffic_share: share(&edge.health.now, callee_now),
@@ -308,6 +329,24 @@ fn build_map(
         published_at: None,
         latency_ms: None,
     }
+}
+
+/// Whether every failing callee of `node` is one a catalog declares optional, or one
+/// already held at amber for that reason (and it has one): the node is hurt by a
+/// dependency it is built to do without. Callers are visited after the callees on their
+/// path to the root, so the hold passes up the chain.
+fn shielded(graph: &ServiceGraph, node: NodeIndex, capped: &FxHashSet<NodeIndex>) -> bool {
+    let g = graph.graph();
+    let mut any = false;
+    for (callee, e) in graph.neighbours(node, false) {
+        if matches!(g[callee].health.state, HealthState::Red | HealthState::Amber) {
+            if g[e].declared_criticality != Some(Criticality::Optional) && !capped.contains(&callee) {
+                return false;
+            }
+            any = true;
+        }
+    }
+    any
 }
 
 /// At most `max` of the walk's visits, in walk order: the roots, every red or amber

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::blast_radius::{BlastConfig, BlastInput, BlastRadius};
 use crate::candidates::{CandidateInput, CandidateScorer, CandidatesConfig, PastIncidents};
+use crate::catalog::CatalogTracker;
 use crate::incidents::{IncidentConfig, IncidentTracker, IncidentUpdate};
 use crate::operator::Operator;
 use crate::remediation::{RemediationConfig, RemediationPlanner};
@@ -115,6 +116,13 @@ pub struct EngineCounters {
     /// Confirmed causes in.
     #[serde(default)]
     pub causes: u64,
+    /// Catalog snapshots in.
+    #[serde(default)]
+    pub catalogs: u64,
+    /// …of which ignored for being older than their source's snapshot in force (kept by
+    /// the catalog stage; filled in by [`Engine::counters`]).
+    #[serde(default)]
+    pub catalogs_stale: u64,
     /// Events older than the watermark when they arrived (still processed).
     pub late: u64,
     /// …of which spans.
@@ -321,6 +329,8 @@ macro_rules! stages {
 }
 
 stages! {
+    /// Catalog snapshots → the catalog in force (laid into the graph).
+    catalog: CatalogTracker,
     /// Spans → calls and requests.
     pairing: SpanPairer,
     /// Spans → self time and network gaps.
@@ -377,6 +387,7 @@ impl Engine {
     pub fn new(config: EngineConfig) -> Self {
         Self {
             stages: Stages {
+                catalog: CatalogTracker::default(),
                 pairing: SpanPairer::new(config.pairing.clone()),
                 self_time: SelfTimer::new(config.pairing.clone()),
                 graph: ServiceGraph::new(config.graph.clone()),
@@ -416,6 +427,11 @@ impl Engine {
         &self.stages.graph
     }
 
+    /// The catalog in force held against the graph: matches and drift.
+    pub fn catalog_report(&self) -> devloom_schemas::CatalogReport {
+        crate::catalog::report(&self.stages.graph, &self.stages.catalog.sources(), self.watermark_ns)
+    }
+
     /// Rollout analysis: per-version health of services with two versions serving.
     pub fn rollouts(&self) -> &RolloutAnalyzer {
         &self.stages.rollouts
@@ -431,6 +447,7 @@ impl Engine {
         let counters = EngineCounters {
             services_evicted: self.stages.graph.evicted(),
             rollouts_forgotten: self.stages.rollouts.forgotten(),
+            catalogs_stale: self.stages.catalog.stale(),
             ..self.counters
         };
         (counters, self.stages.pairing.counters())
@@ -456,8 +473,9 @@ impl Engine {
         let time = event.event_time_ns();
         let skew = self.config.max_future_skew_ms.saturating_mul(1_000_000);
         // A confirmation may come days after its incident: it is a label, not a moment of
-        // the stream, so it neither moves the watermark nor waits for it.
-        if matches!(event, Event::Cause(_)) {
+        // the stream, so it neither moves the watermark nor waits for it. Nor does a
+        // catalog: it is in force from when it is read.
+        if matches!(event, Event::Cause(_) | Event::Catalog(_)) {
             self.process(event, out);
             return;
         }
@@ -523,7 +541,7 @@ impl Engine {
 
     fn process(&mut self, event: &Event, out: &mut Outputs) {
         let time = event.event_time_ns();
-        if time < self.watermark_ns && !matches!(event, Event::Cause(_)) {
+        if time < self.watermark_ns && !matches!(event, Event::Cause(_) | Event::Catalog(_)) {
             self.counters.late += 1;
             self.counters.late_spans += u64::from(matches!(event, Event::Span(_)));
         }
@@ -563,8 +581,16 @@ impl Engine {
                 self.counters.causes += 1;
                 s.timeline.on_event(&(), &TimelineInput::Cause(cause.clone()), &mut out.postmortems);
             }
+            Event::Catalog(snapshot) => {
+                self.counters.catalogs += 1;
+                let mut models = Vec::new();
+                s.catalog.on_event(&(), snapshot, &mut models);
+                if let Some(model) = models.pop() {
+                    s.graph.declare(model);
+                }
+            }
         }
-        if time > self.max_event_ns && !matches!(event, Event::Cause(_)) {
+        if time > self.max_event_ns && !matches!(event, Event::Cause(_) | Event::Catalog(_)) {
             self.max_event_ns = time;
             let wm = time.saturating_sub(self.config.allowed_lateness_ms.saturating_mul(1_000_000));
             self.advance(wm, out);

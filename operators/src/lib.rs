@@ -14,6 +14,7 @@
 
 pub mod blast_radius;
 pub mod candidates;
+pub mod catalog;
 pub mod engine;
 pub mod evidence;
 pub mod health;

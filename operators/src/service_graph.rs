@@ -2,14 +2,21 @@
 //! map (petgraph reuses freed indices, so the map is the identity). Nodes and edges
 //! carry rolling stats and a health state re-evaluated on every bucket boundary; edges
 //! unseen for the TTL expire, and nodes left with no edges and no traffic go with them.
+//!
+//! A service catalog's declared edges are laid into the same graph (marked declared,
+//! never expiring), with nodes for declared services no trace has shown yet, so every
+//! walk sees them; they are re-laid when the catalog changes or a new service name
+//! appears in traces (a catalog name may now meet it).
 
-use devloom_schemas::{HealthState, TimestampNs};
+use devloom_schemas::impact::NodeCatalog;
+use devloom_schemas::{Criticality, HealthState, TimestampNs};
 use petgraph::Direction as PgDirection;
 use petgraph::stable_graph::{EdgeIndex, NodeIndex, StableDiGraph};
 use petgraph::visit::EdgeRef;
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::{Deserialize, Serialize};
 
+use crate::catalog::{CatalogModel, Resolved};
 use crate::health::{HealthConfig, wilson_lower_bound};
 use crate::operator::Operator;
 use crate::rolling_stats::{RollingStats, WindowConfig, WindowSummary};
@@ -97,6 +104,13 @@ pub struct NodeState {
     pub health: Health,
     /// Last event time it served a request or appeared on an edge.
     pub last_seen_ns: TimestampNs,
+    /// Seen in traces; false for a service only a catalog declares.
+    #[serde(default = "observed")]
+    pub observed: bool,
+}
+
+fn observed() -> bool {
+    true
 }
 
 /// Upper bounds of the latency buckets of [`EdgeTotals`], seconds: the OpenTelemetry
@@ -153,6 +167,41 @@ pub struct EdgeState {
     /// Counts since it was first seen.
     #[serde(default)]
     pub totals: EdgeTotals,
+    /// Declared by a service catalog.
+    #[serde(default)]
+    pub declared: bool,
+    /// The criticality the catalog declares, if it does.
+    #[serde(default)]
+    pub declared_criticality: Option<Criticality>,
+}
+
+impl EdgeState {
+    /// Seen in traces within `ttl_ns` of `now`.
+    pub fn observed_since(&self, now: TimestampNs, ttl_ns: u64) -> bool {
+        self.totals.calls > 0 && self.last_seen_ns.saturating_add(ttl_ns) >= now
+    }
+}
+
+/// The catalog in force and what it resolved to.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct Declared {
+    model: CatalogModel,
+    resolved: Resolved,
+}
+
+impl EdgeState {
+    fn new(time_ns: TimestampNs) -> Self {
+        Self {
+            stats: RollingStats::default(),
+            own: RollingStats::default(),
+            health: Health::default(),
+            last_seen_ns: time_ns,
+            asynchronous: false,
+            totals: EdgeTotals::default(),
+            declared: false,
+            declared_criticality: None,
+        }
+    }
 }
 
 /// A node's health state changed at a bucket boundary.
@@ -175,6 +224,8 @@ pub struct GraphSnapshot {
     next_tick_ns: TimestampNs,
     #[serde(default)]
     evicted: u64,
+    #[serde(default)]
+    declared: Declared,
 }
 
 /// The service-graph + health operator.
@@ -186,6 +237,9 @@ pub struct ServiceGraph {
     edges: FxHashMap<(NodeIndex, NodeIndex), EdgeIndex>,
     next_tick_ns: TimestampNs,
     evicted: u64,
+    declared: Declared,
+    /// A service name appeared in traces since the catalog was last resolved.
+    names_changed: bool,
 }
 
 impl ServiceGraph {
@@ -247,21 +301,123 @@ impl ServiceGraph {
         names.into_iter().collect()
     }
 
+    /// The node of an observed service (created on first sight), seen at `time_ns`.
     fn node(&mut self, id: &ServiceId, time_ns: TimestampNs) -> NodeIndex {
         if let Some(&i) = self.index.get(id) {
             let n = &mut self.graph[i];
             n.last_seen_ns = n.last_seen_ns.max(time_ns);
+            if !n.observed {
+                n.observed = true;
+                self.names_changed = true;
+            }
             return i;
         }
+        self.names_changed = true;
+        self.add_node(id, time_ns, true)
+    }
+
+    fn add_node(&mut self, id: &ServiceId, time_ns: TimestampNs, observed: bool) -> NodeIndex {
         let i = self.graph.add_node(NodeState {
             id: id.clone(),
             stats: RollingStats::default(),
             own: RollingStats::default(),
             health: Health::default(),
             last_seen_ns: time_ns,
+            observed,
         });
         self.index.insert(id.clone(), i);
         i
+    }
+
+    /// What the catalogs say of the service `name`.
+    pub fn catalog_entry(&self, name: &str) -> Option<&NodeCatalog> {
+        self.declared.resolved.services.get(name)
+    }
+
+    /// The catalog in force, resolved against the traced names.
+    pub fn catalog(&self) -> (&CatalogModel, &Resolved) {
+        (&self.declared.model, &self.declared.resolved)
+    }
+
+    /// Takes `model` as the catalog in force and lays its edges.
+    pub fn declare(&mut self, model: CatalogModel) {
+        self.declared.model = model;
+        self.relay();
+    }
+
+    /// Resolves the catalog against the names traced now and, when that changes what
+    /// is declared, replaces the declared edges (and the nodes only they held).
+    fn relay(&mut self) {
+        self.names_changed = false;
+        let traced: FxHashSet<&str> =
+            self.graph.node_weights().filter(|n| n.observed).map(|n| &*n.id.name).collect();
+        let resolved = self.declared.model.resolve(&|name| traced.contains(name));
+        if resolved == self.declared.resolved {
+            return;
+        }
+        let old_edges = resolved.edges != self.declared.resolved.edges;
+        self.declared.resolved = resolved;
+        if !old_edges {
+            return;
+        }
+        // Unmark the old edges: those never observed go, with the nodes only they held.
+        let mut gone_edges = FxHashSet::default();
+        for e in self.graph.edge_indices().collect::<Vec<_>>() {
+            let edge = &mut self.graph[e];
+            if edge.declared {
+                edge.declared = false;
+                edge.declared_criticality = None;
+                if edge.totals.calls == 0 {
+                    gone_edges.insert(e);
+                }
+            }
+        }
+        self.remove(&FxHashSet::default(), &gone_edges);
+        let gone_nodes: FxHashSet<NodeIndex> = self
+            .graph
+            .node_indices()
+            .filter(|&n| !self.graph[n].observed && self.graph.neighbors_undirected(n).next().is_none())
+            .collect();
+        self.remove(&gone_nodes, &FxHashSet::default());
+        // Lay the new ones, between every region of the caller and the callee's nodes in
+        // the same region (else all of them).
+        let mut by_name: FxHashMap<String, Vec<NodeIndex>> = FxHashMap::default();
+        for i in self.graph.node_indices() {
+            by_name.entry(self.graph[i].id.name.to_string()).or_default().push(i);
+        }
+        for v in by_name.values_mut() {
+            v.sort_by(|a, b| self.graph[*a].id.cmp(&self.graph[*b].id));
+        }
+        let edges: Vec<((String, String), Option<Criticality>)> =
+            self.declared.resolved.edges.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        for ((caller, callee), criticality) in edges {
+            let mut ends = |name: &str| -> Vec<NodeIndex> {
+                if let Some(found) = by_name.get(name) {
+                    return found.clone();
+                }
+                let i = self.add_node(&ServiceId::service(std::sync::Arc::from(name), None), 0, false);
+                by_name.insert(name.to_string(), vec![i]);
+                vec![i]
+            };
+            let (callers, callees) = (ends(&caller), ends(&callee));
+            for &a in &callers {
+                let region = &self.graph[a].id.region;
+                let same: Vec<NodeIndex> =
+                    callees.iter().copied().filter(|&b| &self.graph[b].id.region == region).collect();
+                for b in if same.is_empty() { callees.clone() } else { same } {
+                    let e = match self.edges.get(&(a, b)) {
+                        Some(&e) => e,
+                        None => {
+                            let e = self.graph.add_edge(a, b, EdgeState::new(0));
+                            self.edges.insert((a, b), e);
+                            e
+                        }
+                    };
+                    self.graph[e].declared = true;
+                    self.graph[e].declared_criticality = criticality;
+                }
+            }
+        }
     }
 
     /// The edge `caller → callee` (created on first sight), seen at `time_ns`.
@@ -271,15 +427,7 @@ impl ServiceGraph {
         let e = match self.edges.get(&(a, b)) {
             Some(&e) => e,
             None => {
-                let edge = EdgeState {
-                    stats: RollingStats::default(),
-                    own: RollingStats::default(),
-                    health: Health::default(),
-                    last_seen_ns: time_ns,
-                    asynchronous: false,
-                    totals: EdgeTotals::default(),
-                };
-                let e = self.graph.add_edge(a, b, edge);
+                let e = self.graph.add_edge(a, b, EdgeState::new(time_ns));
                 self.edges.insert((a, b), e);
                 e
             }
@@ -326,6 +474,9 @@ impl ServiceGraph {
             n.health = health;
         }
         self.expire(now);
+        if self.names_changed && !self.declared.model.is_empty() {
+            self.relay();
+        }
         changes.sort_by(|a, b| a.service.cmp(&b.service));
         out.extend(changes);
     }
@@ -368,8 +519,11 @@ impl ServiceGraph {
 
     fn expire(&mut self, now: TimestampNs) {
         let cutoff = now.saturating_sub(self.config.edge_ttl_ms.saturating_mul(1_000_000));
-        let stale: FxHashSet<EdgeIndex> =
-            self.graph.edge_indices().filter(|&e| self.graph[e].last_seen_ns < cutoff).collect();
+        let stale: FxHashSet<EdgeIndex> = self
+            .graph
+            .edge_indices()
+            .filter(|&e| !self.graph[e].declared && self.graph[e].last_seen_ns < cutoff)
+            .collect();
         self.remove(&FxHashSet::default(), &stale);
         let orphans: FxHashSet<NodeIndex> = self
             .graph
@@ -384,8 +538,13 @@ impl ServiceGraph {
     /// The graph is full: the least recently seen tenth of the services go, with their
     /// edges (ties broken by identity, so replay evicts the same ones).
     fn evict_oldest(&mut self) {
-        let mut by_age: Vec<(TimestampNs, NodeIndex)> =
-            self.graph.node_indices().map(|n| (self.graph[n].last_seen_ns, n)).collect();
+        // Declared services stay: the catalog bounds them, not the traffic.
+        let mut by_age: Vec<(TimestampNs, NodeIndex)> = self
+            .graph
+            .node_indices()
+            .filter(|&n| self.graph[n].observed)
+            .map(|n| (self.graph[n].last_seen_ns, n))
+            .collect();
         let count = (self.config.max_services / 10).max(1).min(by_age.len());
         by_age.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| self.graph[a.1].id.cmp(&self.graph[b.1].id)));
         let gone: FxHashSet<NodeIndex> = by_age[..count].iter().map(|&(_, n)| n).collect();
@@ -521,13 +680,20 @@ impl Operator for ServiceGraph {
     }
 
     fn snapshot(&self) -> GraphSnapshot {
-        GraphSnapshot { graph: self.graph.clone(), next_tick_ns: self.next_tick_ns, evicted: self.evicted }
+        GraphSnapshot {
+            graph: self.graph.clone(),
+            next_tick_ns: self.next_tick_ns,
+            evicted: self.evicted,
+            declared: self.declared.clone(),
+        }
     }
 
     fn restore(&mut self, s: GraphSnapshot) {
         self.graph = s.graph;
         self.next_tick_ns = s.next_tick_ns;
         self.evicted = s.evicted;
+        self.declared = s.declared;
+        self.names_changed = false;
         self.index = self.graph.node_indices().map(|i| (self.graph[i].id.clone(), i)).collect();
         self.edges = self
             .graph

@@ -509,6 +509,8 @@ mod tests {
             caller: caller.into(),
             callee: callee.into(),
             asynchronous: false,
+            declared: false,
+            criticality: None,
             state: HealthState::Gray,
             calls_per_s: NowVsBaseline::default(),
             error_rate: NowVsBaseline::default(),
@@ -549,6 +551,7 @@ mod tests {
                     p99_ms: NowVsBaseline::default(),
                     requests_per_s: NowVsBaseline::default(),
                     self_time_ms: None,
+                    catalog: None,
                 })
                 .collect(),
             edges: vec![],

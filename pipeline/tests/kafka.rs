@@ -66,6 +66,7 @@ fn setup(name: &str, brokers: &str) -> Setup {
             alerts: format!("{prefix}.alerts"),
             deploys: format!("{prefix}.deploys"),
             causes: format!("{prefix}.causes"),
+            catalog: format!("{prefix}.catalog"),
             impact: format!("{prefix}.impact"),
             candidates: format!("{prefix}.candidates"),
             remediations: format!("{prefix}.remediations"),

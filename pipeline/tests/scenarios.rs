@@ -150,7 +150,8 @@ fn malformed_lines_become_dead_letters_and_the_rest_still_runs() {
         reasons[1].1,
         "unrecognized payload for any input: 15 bytes of content-type \"application/json\" starting \"not json at all\" \
          (accepted: OTLP protobuf, OTLP JSON, Alertmanager webhook v4, PagerDuty Events v2, PagerDuty webhook v3, \
-         Devloom alert JSON, Devloom deploy JSON, Argo CD Application, GitHub deployment_status, Devloom cause JSON, CloudEvents structured JSON)"
+         Devloom alert JSON, Devloom deploy JSON, Argo CD Application, GitHub deployment_status, Devloom cause JSON, CloudEvents structured JSON, \
+         Backstage entity YAML, PagerDuty services export, Devloom catalog)"
     );
     assert_eq!(reasons[2].0, Some(3));
     assert!(reasons[2].1.starts_with("Alertmanager webhook v4: invalid at alerts[0]"), "{}", reasons[2].1);

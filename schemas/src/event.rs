@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::alert::Alert;
 use crate::candidates::ConfirmedCause;
+use crate::catalog::CatalogSnapshot;
 use crate::deploy::Deploy;
 use crate::span::Span;
 use crate::time::TimestampNs;
@@ -20,6 +21,8 @@ pub enum Event {
     Deploy(Deploy),
     /// A person confirmed an incident's cause.
     Cause(ConfirmedCause),
+    /// A full service catalog from one source.
+    Catalog(CatalogSnapshot),
 }
 
 impl Event {
@@ -31,6 +34,7 @@ impl Event {
             Self::Alert(a) => a.event_time_ns(),
             Self::Deploy(d) => d.time_ns,
             Self::Cause(c) => c.time_ns,
+            Self::Catalog(c) => c.time_ns,
         }
     }
 }

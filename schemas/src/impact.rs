@@ -99,6 +99,33 @@ pub struct NowVsBaseline {
     pub baseline: f64,
 }
 
+/// What the service catalogs say of a service: whom to page, before the downstream
+/// team is paged.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct NodeCatalog {
+    /// The catalog entities matched to it (`component:default/payments`,
+    /// `pagerduty:PXYZ123`).
+    pub entities: Vec<String>,
+    /// Owner (a Backstage group or user reference).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// Teams (PagerDuty).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub teams: Vec<String>,
+    /// System (Backstage).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system: Option<String>,
+    /// Lifecycle (Backstage: `production`, `experimental`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifecycle: Option<String>,
+    /// PagerDuty escalation policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalation_policy: Option<String>,
+    /// PagerDuty service id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pagerduty_service_id: Option<String>,
+}
+
 /// One service in the blast radius.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ImpactNode {
@@ -130,6 +157,10 @@ pub struct ImpactNode {
     /// edges' `calls_per_s`, `gap_ms` and `caller_error_rate`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub self_time_ms: Option<NowVsBaseline>,
+    /// Owner, teams, escalation policy and PagerDuty service from the service catalogs;
+    /// absent when no catalog lists it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catalog: Option<NodeCatalog>,
 }
 
 /// One call relationship inside the blast radius.

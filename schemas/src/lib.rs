@@ -8,6 +8,7 @@
 pub mod alert;
 pub mod arrow;
 pub mod candidates;
+pub mod catalog;
 pub mod codec;
 pub mod dead_letter;
 pub mod deploy;
@@ -23,13 +24,14 @@ pub mod time;
 
 pub use alert::{Alert, AlertSource, AlertStatus, Severity};
 pub use candidates::{CANDIDATES_SCHEMA_VERSION, Candidate, CandidateKind, CandidateList, ConfirmedCause};
+pub use catalog::{Catalog, CatalogFormat, CatalogReport, CatalogSnapshot};
 pub use dead_letter::DeadLetter;
 pub use deploy::{ChangeKind, Deploy, DeploySource, RolloutTool};
 pub use event::Event;
 pub use ids::{SpanId, TraceId};
 pub use impact::{
     Criticality, Direction, EdgeOrigin, HealthState, ImpactEdge, ImpactMap, ImpactNode, IncidentStatus,
-    NowVsBaseline, Verdict,
+    NodeCatalog, NowVsBaseline, Verdict,
 };
 pub use postmortem::{
     AlertFact, AppliedChange, CauseStatus, Detection, Impact, POSTMORTEM_SCHEMA_VERSION, PostmortemDraft,

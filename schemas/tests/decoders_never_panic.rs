@@ -9,7 +9,7 @@ use proptest::prelude::*;
 use prost::Message as _;
 use serde_json::Value;
 
-const EXPECTS: [Expect; 4] = [Expect::Traces, Expect::Alerts, Expect::Deploys, Expect::Any];
+const EXPECTS: [Expect; 5] = [Expect::Traces, Expect::Alerts, Expect::Deploys, Expect::Catalog, Expect::Any];
 
 fn fixtures() -> Vec<Vec<u8>> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
@@ -20,13 +20,16 @@ fn fixtures() -> Vec<Vec<u8>> {
 
 fn decode_everywhere(payload: &[u8], headers: &[(&str, &[u8])]) {
     for expect in EXPECTS {
-        let msg = Message { payload, headers, fallback_time_ns: Some(1) };
+        let msg = Message { payload, headers, fallback_time_ns: Some(1), key: Some(b"source") };
         let _ = decode(&msg, expect, &DecodeOptions::default(), &mut Vec::new());
     }
 }
 
 /// Keys that steer a JSON document into each decoder.
 const KEYS: &[&str] = &[
+    "apiVersion",
+    "services",
+    "relationships",
     "version",
     "alerts",
     "status",

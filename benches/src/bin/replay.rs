@@ -42,7 +42,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     scenario.duration_s = args.seconds;
     let mut events = Vec::new();
     for r in records(scenario, args.requests_per_s, 42, 1000) {
-        let message = Message { payload: &r.payload, headers: &[], fallback_time_ns: Some(r.time_ns) };
+        let message =
+            Message { payload: &r.payload, headers: &[], fallback_time_ns: Some(r.time_ns), key: None };
         decode(&message, r.expect, &DecodeOptions::default(), &mut events)?;
     }
     let config = ArchiveConfig {

@@ -2,6 +2,7 @@
 //! commands share: reading the simulator flags, the archive a command uses, RFC 3339
 //! flags, and the run summary line.
 
+pub mod catalog;
 pub mod demo;
 pub mod docs;
 pub mod fault_cases;
@@ -87,6 +88,11 @@ pub enum Command {
     /// Deployment gate for CI: pass / warn / block for shipping a service now (exit 0,
     /// 0, 1; 2 when it cannot be asked), from a running Devloom or a history archive.
     Gate(gate::GateArgs),
+    /// Service catalogs: import Backstage, PagerDuty or Devloom catalogs (declared
+    /// dependencies, critical or optional, owners), check their names against traced
+    /// services, and list drift between declared and observed edges.
+    #[command(subcommand)]
+    Catalog(catalog::CatalogCommand),
     /// Check a configuration file (and DEVLOOM_* overrides) without running anything.
     Validate(validate::ValidateArgs),
     /// Draw impact maps, candidate lists, remediation plans and rollout decisions from
@@ -114,6 +120,7 @@ pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::FaultCases(args) => done(fault_cases::run(args)),
         Command::Validate(args) => done(validate::run(args)),
         Command::Gate(args) => Ok(gate::run(args)),
+        Command::Catalog(command) => done(catalog::run(command)),
         Command::Watch(args) => done(watch::run(args)),
         Command::Completions(args) => done(docs::completions(args)),
         Command::Man => done(docs::man()),

@@ -18,6 +18,7 @@ use crate::receivers::Intake;
 use crate::receivers::webhooks::Receivers;
 use crate::simulator::scenario::SCENARIOS;
 use crate::sinks::{JsonLines, routes};
+use crate::sources::catalogs::{WithCatalogs, snapshots};
 use crate::sources::file::Files;
 use crate::sources::paced::Paced;
 use crate::sources::received::Received;
@@ -108,6 +109,11 @@ pub struct RunArgs {
     /// 127.0.0.1:4317); port 0 picks a free one, "" turns it off.
     #[arg(long, value_name = "ADDR")]
     pub otlp_grpc_listen: Option<String>,
+    /// Service catalog files put in force before the first input, FORMAT=PATH
+    /// (backstage, pagerduty or devloom), repeatable; files of one format form one
+    /// catalog. With --brokers, publish catalogs with `devloom catalog import` instead.
+    #[arg(long, value_name = "FORMAT=PATH", conflicts_with = "brokers")]
+    pub catalog: Vec<String>,
     /// Play files or the simulator in event time, this many times faster than it
     /// happened (1 = real time), instead of as fast as possible.
     #[arg(long, value_name = "FACTOR", conflicts_with = "brokers")]
@@ -164,6 +170,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     };
     if let Some(speed) = args.speed {
         source = Box::new(Paced::new(source, speed));
+    }
+    if !args.catalog.is_empty() {
+        source = Box::new(WithCatalogs::new(snapshots(&args.catalog)?, source));
     }
     if args.serve && !config.http.enabled {
         bail!("--serve keeps the HTTP API up, but [http] enabled is false");

@@ -141,6 +141,9 @@ pub struct TopicsConfig {
     pub deploys: String,
     /// Confirmed causes in (what `devloom history confirm --print` writes).
     pub causes: String,
+    /// Service catalog snapshots in (Backstage YAML, PagerDuty export, Devloom catalog),
+    /// keyed by source: the newest per source is in force.
+    pub catalog: String,
     /// Impact maps out.
     pub impact: String,
     /// Root-cause candidate lists out.
@@ -163,6 +166,7 @@ impl Default for TopicsConfig {
             alerts: "devloom.alerts".into(),
             deploys: "devloom.deploys".into(),
             causes: "devloom.causes".into(),
+            catalog: "devloom.catalog".into(),
             impact: "devloom.impact".into(),
             candidates: "devloom.candidates".into(),
             remediations: "devloom.remediations".into(),

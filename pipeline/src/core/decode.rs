@@ -107,6 +107,7 @@ pub fn decode_record(record: RawRecord, opts: &DecodeOptions) -> Result<Vec<Even
             payload: &record.payload,
             headers: &headers,
             fallback_time_ns: record.fallback_time_ns,
+            key: record.key.as_deref(),
         };
         decode(&msg, record.expect, opts, &mut events)
     };

@@ -352,6 +352,11 @@ impl<S: Sink> Pipeline<S> {
         Ok(position)
     }
 
+    /// The operators, as they stand.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
     /// End of input: flushes the engine, commits, and returns the sink and the summary.
     pub fn finish(mut self) -> io::Result<(S, RunSummary)> {
         self.engine.flush(&mut self.outputs);

@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 use arrow_array::{ArrayRef, RecordBatch, TimestampNanosecondArray, UInt64Array};
 use devloom_schemas::arrow::ArrowRecord;
 use devloom_schemas::{
-    Alert, CandidateList, ConfirmedCause, Deploy, Event, ImpactMap, PostmortemDraft, RemediationPlan, Span,
+    Alert, CandidateList, CatalogSnapshot, ConfirmedCause, Deploy, Event, ImpactMap, PostmortemDraft,
+    RemediationPlan, Span,
 };
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
@@ -59,6 +60,7 @@ pub struct ArchiveWriter {
     remediations: Table<RemediationPlan>,
     postmortems: Table<PostmortemDraft>,
     causes: Table<ConfirmedCause>,
+    catalogs: Table<CatalogSnapshot>,
     staged: Vec<PathBuf>,
     _lock: WriterLock,
 }
@@ -107,6 +109,7 @@ impl ArchiveWriter {
             remediations: Table::new(Kind::Remediations),
             postmortems: Table::new(Kind::Postmortems),
             causes: Table::new(Kind::Causes),
+            catalogs: Table::new(Kind::Catalogs),
             staged: Vec::new(),
             _lock: lock,
         })
@@ -126,6 +129,7 @@ impl ArchiveWriter {
             Event::Alert(a) => self.alerts.append(&self.config, seq, time, a.clone())?,
             Event::Deploy(d) => self.deploys.append(&self.config, seq, time, d.clone())?,
             Event::Cause(c) => self.causes.append(&self.config, seq, time, c.clone())?,
+            Event::Catalog(c) => self.catalogs.append(&self.config, seq, time, c.clone())?,
         };
         self.after_append(rolled)
     }
@@ -183,6 +187,7 @@ impl ArchiveWriter {
             self.staged.extend(self.remediations.close_where(|f| f.opened.elapsed() >= max_age)?);
             self.staged.extend(self.postmortems.close_where(|f| f.opened.elapsed() >= max_age)?);
             self.staged.extend(self.causes.close_where(|f| f.opened.elapsed() >= max_age)?);
+            self.staged.extend(self.catalogs.close_where(|f| f.opened.elapsed() >= max_age)?);
         }
         if self.commit_on_roll && !self.staged.is_empty() {
             self.commit()?;
@@ -201,6 +206,7 @@ impl ArchiveWriter {
         self.staged.extend(self.remediations.close_where(|_| true)?);
         self.staged.extend(self.postmortems.close_where(|_| true)?);
         self.staged.extend(self.causes.close_where(|_| true)?);
+        self.staged.extend(self.catalogs.close_where(|_| true)?);
         self.commit()?;
         Ok(self.next_seq)
     }

@@ -61,7 +61,7 @@ pub enum HistoryError {
     },
     /// The archive directory does not exist or holds no table.
     #[error(
-        "{0}: no history archive here (expected spans/, alerts/, deploys/, impact/, candidates/, remediations/, postmortems/ or causes/)"
+        "{0}: no history archive here (expected spans/, alerts/, deploys/, impact/, candidates/, remediations/, postmortems/, causes/ or catalogs/)"
     )]
     NotAnArchive(PathBuf),
     /// DataFusion could not plan or run a query.

@@ -17,7 +17,7 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::UInt64Type;
 use devloom_schemas::arrow::ArrowRecord;
 use devloom_schemas::time::format_rfc3339;
-use devloom_schemas::{Alert, ConfirmedCause, Deploy, Event, Span};
+use devloom_schemas::{Alert, CatalogSnapshot, ConfirmedCause, Deploy, Event, Span};
 use futures_util::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -55,8 +55,15 @@ impl Selection {
             predicates.push(format!("{DATE} <= '{}'", date_of_day(day_of(to))));
             predicates.push(format!("{TIME} < '{}'", format_rfc3339(to)));
         }
-        // Confirmations follow their incidents by id, whatever the services or filter.
-        if !self.services.is_empty() && kind != Kind::Causes {
+        // Confirmations follow their incidents by id, whatever the services or filter;
+        // every catalog read before the end is in force, whatever the selection.
+        if kind == Kind::Catalogs {
+            predicates.clear();
+            if let Some(to) = self.to_ns {
+                predicates.push(format!("{TIME} < '{}'", format_rfc3339(to)));
+            }
+        }
+        if !self.services.is_empty() && !matches!(kind, Kind::Causes | Kind::Catalogs) {
             let list =
                 self.services.iter().map(|s| format!("'{}'", s.replace('\'', "''"))).collect::<Vec<_>>();
             let list = list.join(", ");
@@ -65,7 +72,8 @@ impl Selection {
                 _ => format!("service IN ({list})"),
             });
         }
-        if let Some(filter) = self.filter.as_ref().filter(|_| kind != Kind::Causes) {
+        if let Some(filter) = self.filter.as_ref().filter(|_| !matches!(kind, Kind::Causes | Kind::Catalogs))
+        {
             predicates.push(format!("({filter})"));
         }
         let mut sql = format!("SELECT * FROM {table}");
@@ -132,7 +140,7 @@ impl Replay {
     pub fn open(dir: &Path, selection: &Selection, progress: bool) -> Result<Self, HistoryError> {
         let started = Instant::now();
         let files = Arc::new(check(dir)?);
-        let inputs = [Kind::Spans, Kind::Alerts, Kind::Deploys, Kind::Causes];
+        let inputs = [Kind::Spans, Kind::Alerts, Kind::Deploys, Kind::Causes, Kind::Catalogs];
         integrity::ensure_intact(
             files.iter().filter(|f| inputs.contains(&f.kind)).map(|f| f.path.as_path()),
         )?;
@@ -292,6 +300,9 @@ fn to_events(kind: Kind, batch: &RecordBatch) -> Result<Vec<(u64, Event)>, Histo
         Kind::Deploys => Deploy::from_batch(&record).map_err(bad)?.into_iter().map(Event::Deploy).collect(),
         Kind::Causes => {
             ConfirmedCause::from_batch(&record).map_err(bad)?.into_iter().map(Event::Cause).collect()
+        }
+        Kind::Catalogs => {
+            CatalogSnapshot::from_batch(&record).map_err(bad)?.into_iter().map(Event::Catalog).collect()
         }
         Kind::Impact | Kind::Candidates | Kind::Remediations | Kind::Postmortems => {
             return Err(HistoryError::Query(format!("{} holds outputs, not inputs to replay", kind.table())));

@@ -14,7 +14,8 @@ use datafusion::prelude::{SessionConfig, SessionContext, col};
 use devloom_schemas::arrow::ArrowRecord;
 use devloom_schemas::time::{format_rfc3339, parse_rfc3339};
 use devloom_schemas::{
-    Alert, CandidateList, ConfirmedCause, Deploy, ImpactMap, PostmortemDraft, RemediationPlan, Span,
+    Alert, CandidateList, CatalogSnapshot, ConfirmedCause, Deploy, ImpactMap, PostmortemDraft,
+    RemediationPlan, Span,
 };
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use parquet::file::statistics::Statistics;
@@ -51,11 +52,13 @@ pub enum Kind {
     Postmortems,
     /// Confirmed root causes (labels for training).
     Causes,
+    /// Service catalog snapshots.
+    Catalogs,
 }
 
 impl Kind {
     /// Every table, inputs first.
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 9] = [
         Kind::Spans,
         Kind::Alerts,
         Kind::Deploys,
@@ -64,6 +67,7 @@ impl Kind {
         Kind::Remediations,
         Kind::Postmortems,
         Kind::Causes,
+        Kind::Catalogs,
     ];
 
     /// Table and directory name.
@@ -77,6 +81,7 @@ impl Kind {
             Kind::Remediations => RemediationPlan::TABLE,
             Kind::Postmortems => PostmortemDraft::TABLE,
             Kind::Causes => ConfirmedCause::TABLE,
+            Kind::Catalogs => CatalogSnapshot::TABLE,
         }
     }
 
@@ -90,6 +95,7 @@ impl Kind {
             Kind::Remediations => RemediationPlan::arrow_fields(),
             Kind::Postmortems => PostmortemDraft::arrow_fields(),
             Kind::Causes => ConfirmedCause::arrow_fields(),
+            Kind::Catalogs => CatalogSnapshot::arrow_fields(),
         };
         fields.map_err(|e| HistoryError::Encode { table: self.table(), reason: e.to_string() })
     }

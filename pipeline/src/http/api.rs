@@ -118,6 +118,15 @@ pub const ROUTES: &[Route] = &[
         conflict: false,
     },
     Route {
+        path: "/v1/catalog",
+        summary: "The service catalogs in force held against the traced services: matched and unmatched names, declared edges never observed, observed edges never declared",
+        response: Response200::Json("CatalogReport"),
+        params: &[],
+        not_found: false,
+        post: None,
+        conflict: false,
+    },
+    Route {
         path: "/v1/services/{name}",
         summary: "One service: its health, the edges into and out of it, the incidents showing it",
         response: Response200::Json("ServiceDetail"),
@@ -313,6 +322,10 @@ async fn graph(State(s): State<Shared>, Query(query): Query<HashMap<String, Stri
             |v| Json(v).into_response(),
         ),
     }
+}
+
+async fn catalog(State(s): State<Shared>) -> Response {
+    Json(&*s.state.catalog()).into_response()
 }
 
 async fn service(State(s): State<Shared>, Path(name): Path<String>) -> Response {
@@ -529,6 +542,7 @@ pub fn router(shared: Shared) -> Router {
         .route("/v1/incidents/{id}/history", get(history))
         .route("/v1/incidents/{id}/map.svg", get(map_svg))
         .route("/v1/graph", get(graph))
+        .route("/v1/catalog", get(catalog))
         .route("/v1/services/{name}", get(service))
         .route("/v1/gate", get(gate_get).post(gate_post))
         .route("/v1/rollouts", get(rollouts))

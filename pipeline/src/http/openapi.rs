@@ -24,6 +24,7 @@ pub fn generate() -> Value {
     generator.subschema_for::<views::IncidentHistory>();
     generator.subschema_for::<views::GraphView>();
     generator.subschema_for::<views::ServiceDetail>();
+    generator.subschema_for::<devloom_schemas::CatalogReport>();
     generator.subschema_for::<views::Probe>();
     generator.subschema_for::<views::ApiError>();
     generator.subschema_for::<views::RolloutList>();

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use devloom_operators::Engine;
+use devloom_schemas::CatalogReport;
 use devloom_schemas::{
     CandidateList, Deploy, Event, HealthState, ImpactMap, IncidentStatus, PostmortemDraft, RemediationPlan,
     RolloutDecision, RolloutVerdict, TimestampNs,
@@ -81,6 +82,7 @@ pub struct ApiState {
     watermark_ns: Mutex<TimestampNs>,
     store: Mutex<Store>,
     graph: RwLock<Arc<GraphView>>,
+    catalog: RwLock<Arc<CatalogReport>>,
     progress: Mutex<Option<Progress>>,
     checkpoint_max_age: Mutex<Option<Duration>>,
     events: broadcast::Sender<Arc<StreamEvent>>,
@@ -96,6 +98,7 @@ impl ApiState {
             watermark_ns: Mutex::default(),
             store: Mutex::default(),
             graph: RwLock::default(),
+            catalog: RwLock::default(),
             progress: Mutex::default(),
             checkpoint_max_age: Mutex::default(),
             events,
@@ -294,6 +297,11 @@ impl ApiState {
         &self.gate
     }
 
+    /// The catalog held against the graph, as of the last look.
+    pub fn catalog(&self) -> Arc<CatalogReport> {
+        self.catalog.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
     /// The graph as of the last look.
     pub fn graph(&self) -> Arc<GraphView> {
         self.graph.read().unwrap_or_else(PoisonError::into_inner).clone()
@@ -398,6 +406,7 @@ impl Watcher for ApiWatcher {
     fn watch(&mut self, engine: &Engine, progress: &Progress) {
         let view = Arc::new(GraphView::of(engine));
         *self.0.graph.write().unwrap_or_else(PoisonError::into_inner) = view;
+        *self.0.catalog.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(engine.catalog_report());
         *self.0.watermark_ns.lock().unwrap_or_else(PoisonError::into_inner) = engine.watermark_ns();
         *self.0.progress.lock().unwrap_or_else(PoisonError::into_inner) = Some(*progress);
     }

@@ -4,8 +4,8 @@
 use devloom_operators::Engine;
 use devloom_operators::service_graph::NodeState;
 use devloom_schemas::{
-    CandidateList, HealthState, ImpactMap, IncidentStatus, NowVsBaseline, PostmortemDraft, RemediationPlan,
-    RolloutDecision, RolloutVerdict, Verdict, VersionHealth,
+    CandidateList, Criticality, HealthState, ImpactMap, IncidentStatus, NowVsBaseline, PostmortemDraft,
+    RemediationPlan, RolloutDecision, RolloutVerdict, Verdict, VersionHealth,
 };
 use schemars::JsonSchema;
 use serde::Serialize;
@@ -136,6 +136,10 @@ pub struct EdgeView {
     pub callee: String,
     /// Producer → consumer.
     pub asynchronous: bool,
+    /// Declared by a service catalog.
+    pub declared: bool,
+    /// The criticality the catalog declares, if it does.
+    pub criticality: Option<Criticality>,
     /// Health at the last evaluation.
     pub state: HealthState,
     /// Calls per second.
@@ -249,6 +253,8 @@ impl GraphView {
                     caller: g[a].id.name.to_string(),
                     callee: g[b].id.name.to_string(),
                     asynchronous: s.asynchronous,
+                    declared: s.declared,
+                    criticality: s.declared_criticality,
                     state: s.health.state,
                     calls_per_s: now_vs(now.per_second, base.per_second),
                     error_rate: now_vs(now.error_rate(), base.error_rate()),

@@ -84,6 +84,7 @@ pub fn input_topics(k: &KafkaConfig) -> Vec<(String, Expect)> {
     topics.push((t.alerts.clone(), Expect::Alerts));
     topics.push((t.deploys.clone(), Expect::Deploys));
     topics.push((t.causes.clone(), Expect::Causes));
+    topics.push((t.catalog.clone(), Expect::Catalog));
     topics
 }
 

@@ -76,6 +76,7 @@ struct Topics {
     alerts: String,
     deploys: String,
     causes: String,
+    catalog: String,
     deadletter: String,
 }
 
@@ -117,6 +118,7 @@ impl Intake {
             alerts: t.alerts.clone(),
             deploys: t.deploys.clone(),
             causes: t.causes.clone(),
+            catalog: t.catalog.clone(),
             deadletter: t.deadletter.clone(),
         };
         let ack_timeout = Duration::from_millis(config.receivers.ack_timeout_ms);
@@ -174,6 +176,7 @@ impl Topics {
             Event::Alert(_) => &self.alerts,
             Event::Deploy(_) => &self.deploys,
             Event::Cause(_) => &self.causes,
+            Event::Catalog(_) => &self.catalog,
         }
     }
 }

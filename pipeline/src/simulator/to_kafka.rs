@@ -46,6 +46,7 @@ pub fn publish_records(
             Expect::Traces => &k.topics.traces,
             Expect::Alerts => &k.topics.alerts,
             Expect::Causes => &k.topics.causes,
+            Expect::Catalog => &k.topics.catalog,
             Expect::Deploys | Expect::Any => &k.topics.deploys,
         };
         let headers = OwnedHeaders::new().insert(Header { key: "content-type", value: Some(r.content_type) });

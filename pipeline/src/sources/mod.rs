@@ -3,6 +3,7 @@
 //! ([`crate::kafka::source`]) and the history archive ([`crate::history::replay`])
 //! implement the same [`Source`] shape.
 
+pub mod catalogs;
 pub mod documents;
 pub mod file;
 pub mod paced;

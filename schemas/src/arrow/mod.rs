@@ -12,6 +12,7 @@ use serde_arrow::schema::{SchemaLike, TracingOptions};
 
 use crate::alert::Alert;
 use crate::candidates::{CandidateList, ConfirmedCause};
+use crate::catalog::CatalogSnapshot;
 use crate::deploy::Deploy;
 use crate::impact::ImpactMap;
 use crate::postmortem::PostmortemDraft;
@@ -89,6 +90,10 @@ impl ArrowRecord for ConfirmedCause {
     const TABLE: &'static str = "causes";
 }
 
+impl ArrowRecord for CatalogSnapshot {
+    const TABLE: &'static str = "catalogs";
+}
+
 #[cfg(test)]
 mod tests {
     use arrow_schema::DataType;
@@ -103,7 +108,7 @@ mod tests {
         let bytes = std::fs::read(path).unwrap();
         let mut out = Vec::new();
         decode(
-            &Message { payload: &bytes, headers: &[], fallback_time_ns: Some(1) },
+            &Message { payload: &bytes, headers: &[], fallback_time_ns: Some(1), key: None },
             Expect::Any,
             &DecodeOptions::default(),
             &mut out,
@@ -169,6 +174,7 @@ mod tests {
                 p99_ms: NowVsBaseline { now: 800.0, baseline: 120.0 },
                 requests_per_s: NowVsBaseline { now: 50.0, baseline: 48.0 },
                 self_time_ms: None,
+                catalog: None,
             }],
             edges: vec![ImpactEdge {
                 caller: "frontend".into(),

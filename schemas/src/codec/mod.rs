@@ -6,6 +6,7 @@
 
 mod alertmanager;
 mod argocd;
+pub mod catalog;
 mod cloudevents;
 mod devloom_json;
 pub use devloom_json::{encode_alert, encode_cause, encode_deploy};
@@ -23,6 +24,7 @@ use std::fmt;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use crate::catalog::CatalogFormat;
 use crate::event::Event;
 pub(crate) use crate::ids::stable_digest;
 use crate::time::TimestampNs;
@@ -52,6 +54,12 @@ pub enum Format {
     DevloomCause,
     /// CloudEvents 1.0 structured mode (`application/cloudevents+json`).
     CloudEventsStructured,
+    /// Backstage entity YAML (`catalog-info.yaml`).
+    BackstageEntities,
+    /// PagerDuty services + dependencies export (REST API JSON).
+    PagerDutyServices,
+    /// Devloom catalog file.
+    DevloomCatalog,
 }
 
 impl Format {
@@ -69,6 +77,9 @@ impl Format {
             Self::GithubDeploymentStatus => "GitHub deployment_status",
             Self::DevloomCause => "Devloom cause JSON",
             Self::CloudEventsStructured => "CloudEvents structured JSON",
+            Self::BackstageEntities => "Backstage entity YAML",
+            Self::PagerDutyServices => "PagerDuty services export",
+            Self::DevloomCatalog => "Devloom catalog",
         }
     }
 
@@ -86,6 +97,9 @@ impl Format {
                 matches!(self, Self::DevloomDeploy | Self::ArgoCdApplication | Self::GithubDeploymentStatus)
             }
             Expect::Causes => self == Self::DevloomCause,
+            Expect::Catalog => {
+                matches!(self, Self::BackstageEntities | Self::PagerDutyServices | Self::DevloomCatalog)
+            }
         }
     }
 }
@@ -107,6 +121,8 @@ pub enum Expect {
     Deploys,
     /// Confirmed causes only.
     Causes,
+    /// Service catalog snapshots only.
+    Catalog,
     /// Anything (files, stdin).
     #[default]
     Any,
@@ -119,6 +135,7 @@ impl fmt::Display for Expect {
             Self::Alerts => "alerts",
             Self::Deploys => "deploys",
             Self::Causes => "causes",
+            Self::Catalog => "catalog",
             Self::Any => "any",
         })
     }
@@ -202,6 +219,8 @@ pub struct Message<'a> {
     pub headers: &'a [(&'a str, &'a [u8])],
     /// Time to use when the payload itself carries none (Kafka message timestamp).
     pub fallback_time_ns: Option<TimestampNs>,
+    /// The transport's key (Kafka message key): names a catalog snapshot's source.
+    pub key: Option<&'a [u8]>,
 }
 
 impl<'a> Message<'a> {
@@ -236,10 +255,18 @@ pub fn decode(
     } else {
         decode_payload(msg.payload, msg.header("content-type"), msg.fallback_time_ns, expect, opts, out)
     };
-    // Every change, from any format and salvaged ones too, loses its Secret values here.
+    // Every change, from any format and salvaged ones too, loses its Secret values here;
+    // a catalog snapshot takes its source from the key.
+    let key = msg.key.and_then(|k| std::str::from_utf8(k).ok()).map(str::trim).filter(|k| !k.is_empty());
     for event in &mut out[start..] {
-        if let Event::Deploy(deploy) = event {
-            redact::redact_deploy(deploy);
+        match event {
+            Event::Deploy(deploy) => redact::redact_deploy(deploy),
+            Event::Catalog(snapshot) => {
+                if let Some(key) = key {
+                    snapshot.source = key.to_string();
+                }
+            }
+            _ => {}
         }
     }
     result
@@ -267,6 +294,9 @@ fn decode_payload(
     }
     if media.is_empty() && !looks_like_json(payload) && expect_allows_protobuf(expect) {
         return decode_sniffed_protobuf(payload, content_type, expect, out);
+    }
+    if !looks_like_json(payload) && expect == Expect::Catalog {
+        return catalog::decode_yaml(payload, fallback_time_ns, out);
     }
     if !looks_like_json(payload) {
         return Err(DecodeError::Unrecognized {
@@ -365,6 +395,18 @@ fn decode_json(
         Format::ArgoCdApplication => argocd::decode(value, out)?,
         Format::GithubDeploymentStatus => github::decode(value, out)?,
         Format::DevloomCause => devloom_json::decode_cause(value, ctx.fallback_time_ns, out)?,
+        Format::BackstageEntities => {
+            catalog::decode_documents(CatalogFormat::Backstage, vec![value], ctx.fallback_time_ns, out)
+                .map(drop)?
+        }
+        Format::PagerDutyServices => {
+            catalog::decode_documents(CatalogFormat::Pagerduty, vec![value], ctx.fallback_time_ns, out)
+                .map(drop)?
+        }
+        Format::DevloomCatalog => {
+            catalog::decode_documents(CatalogFormat::Devloom, vec![value], ctx.fallback_time_ns, out)
+                .map(drop)?
+        }
         // Never sniffed from JSON / unwrapped above; kept total without a panic.
         Format::OtlpProtobuf | Format::CloudEventsStructured => {
             return Err(DecodeError::WrongInput { format, expect });
@@ -398,7 +440,7 @@ fn sniff_json(value: &Value) -> Option<Format> {
     } else if has("service") && has("status") {
         Format::DevloomAlert
     } else {
-        return None;
+        return catalog::sniff(value).map(catalog::format_of);
     })
 }
 
@@ -423,8 +465,8 @@ fn expect_allows_protobuf(expect: Expect) -> bool {
     matches!(expect, Expect::Traces | Expect::Any)
 }
 
-fn accepted_list(expect: Expect) -> String {
-    const ALL: [Format; 11] = [
+pub(crate) fn accepted_list(expect: Expect) -> String {
+    const ALL: [Format; 14] = [
         Format::OtlpProtobuf,
         Format::OtlpJson,
         Format::AlertmanagerV4,
@@ -436,6 +478,9 @@ fn accepted_list(expect: Expect) -> String {
         Format::GithubDeploymentStatus,
         Format::DevloomCause,
         Format::CloudEventsStructured,
+        Format::BackstageEntities,
+        Format::PagerDutyServices,
+        Format::DevloomCatalog,
     ];
     ALL.iter()
         .filter(|f| **f == Format::CloudEventsStructured || f.accepted_by(expect))

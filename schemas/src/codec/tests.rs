@@ -180,7 +180,7 @@ fn pagerduty_trigger_acknowledge_resolve() {
     let trigger = br#"{"routing_key":"R","event_action":"trigger","payload":{"summary":"s","source":"h","severity":"error"}}"#;
     let err = decode_all(Message::bytes(trigger), Expect::Alerts).unwrap_err();
     assert!(err.to_string().contains("payload.timestamp"), "a trigger still needs a time: {err}");
-    let msg = Message { payload: &bytes, headers: &[], fallback_time_ns: Some(42) };
+    let msg = Message { payload: &bytes, headers: &[], fallback_time_ns: Some(42), key: None };
     let a = &alerts(decode_all(msg, Expect::Alerts).unwrap().1)[0];
     assert_eq!(
         (a.fingerprint.as_str(), a.status, a.ends_at_ns),
@@ -188,7 +188,7 @@ fn pagerduty_trigger_acknowledge_resolve() {
     );
 
     let ack = br#"{"routing_key":"R","dedup_key":"srv01/HTTP","event_action":"acknowledge"}"#;
-    let msg = Message { payload: ack, headers: &[], fallback_time_ns: Some(7) };
+    let msg = Message { payload: ack, headers: &[], fallback_time_ns: Some(7), key: None };
     let a = &alerts(decode_all(msg, Expect::Alerts).unwrap().1)[0];
     assert_eq!(a.status, AlertStatus::Acknowledged);
     assert!(a.status.is_active());
@@ -318,6 +318,7 @@ fn otlp_protobuf_from_official_types_fast_equals_reference() {
         payload: &bytes,
         headers: &[("content-type", b"application/x-protobuf")],
         fallback_time_ns: None,
+        key: None,
     };
     let (format, fast) = decode_all(msg, Expect::Traces).unwrap();
     assert_eq!(format, Format::OtlpProtobuf);
@@ -341,7 +342,7 @@ fn cloudevents_binary_mode() {
         ("ce_time", b"2026-11-27T08:58:01Z"),
         ("content-type", b"application/json"),
     ];
-    let msg = Message { payload: &bytes, headers: &headers, fallback_time_ns: None };
+    let msg = Message { payload: &bytes, headers: &headers, fallback_time_ns: None, key: None };
     let (format, events) = decode_all(msg, Expect::Deploys).unwrap();
     assert_eq!(format, Format::DevloomDeploy);
     assert_eq!(deploys(events)[0].revision, "v42");
@@ -349,11 +350,11 @@ fn cloudevents_binary_mode() {
     // Protobuf data in binary mode, found through content-type.
     let otlp = official_request().encode_to_vec();
     let headers: [(&str, &[u8]); 2] = [("ce_specversion", b"1.0"), ("content-type", b"application/protobuf")];
-    let msg = Message { payload: &otlp, headers: &headers, fallback_time_ns: None };
+    let msg = Message { payload: &otlp, headers: &headers, fallback_time_ns: None, key: None };
     assert_eq!(decode_all(msg, Expect::Traces).unwrap().1.len(), 4);
 
     let headers: [(&str, &[u8]); 1] = [("ce_specversion", b"0.3")];
-    let msg = Message { payload: &bytes, headers: &headers, fallback_time_ns: None };
+    let msg = Message { payload: &bytes, headers: &headers, fallback_time_ns: None, key: None };
     assert_eq!(
         decode_all(msg, Expect::Deploys).unwrap_err().to_string(),
         "CloudEvents structured JSON: invalid at header ce_specversion: unsupported specversion \"0.3\" (want \"1.0\")"
@@ -369,7 +370,7 @@ fn cloudevents_structured_mode_json_and_base64_data() {
     });
     let bytes = serde_json::to_vec(&envelope).unwrap();
     let headers: [(&str, &[u8]); 1] = [("content-type", b"application/cloudevents+json; charset=utf-8")];
-    let msg = Message { payload: &bytes, headers: &headers, fallback_time_ns: None };
+    let msg = Message { payload: &bytes, headers: &headers, fallback_time_ns: None, key: None };
     let (format, events) = decode_all(msg, Expect::Alerts).unwrap();
     assert_eq!(format, Format::AlertmanagerV4);
     assert_eq!(events.len(), 3);
