@@ -63,6 +63,8 @@ pub enum BlastInput {
     Incident(IncidentUpdate),
     /// A node's health changed.
     Health(HealthChange),
+    /// The catalog in force changed: edges, criticality or owners may differ.
+    Catalog,
 }
 
 /// One node reached by the walk.
@@ -433,7 +435,7 @@ impl Operator for BlastRadius {
                     self.dirty.remove(&u.incident_id);
                 }
             }
-            BlastInput::Health(_) => {
+            BlastInput::Health(_) | BlastInput::Catalog => {
                 for (id, view) in &mut self.open {
                     view.dirty = true;
                     self.dirty.insert(id.clone());

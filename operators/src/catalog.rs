@@ -51,8 +51,8 @@ pub struct Match {
 /// The model in traced names.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Resolved {
-    /// Declared edges `(caller, callee)` with their declared criticality.
-    pub edges: BTreeMap<(String, String), Option<Criticality>>,
+    /// Declared edges, caller → callee → declared criticality.
+    pub edges: BTreeMap<String, BTreeMap<String, Option<Criticality>>>,
     /// What the catalogs say of each traced name.
     pub services: BTreeMap<String, NodeCatalog>,
     /// Every catalog service and its traced name, in model order.
@@ -158,7 +158,7 @@ impl CatalogModel {
             if caller == callee {
                 continue;
             }
-            let slot = out.edges.entry((caller, callee)).or_insert(None);
+            let slot = out.edges.entry(caller).or_default().entry(callee).or_insert(None);
             if d.criticality.is_some() {
                 *slot = d.criticality;
             }

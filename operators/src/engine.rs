@@ -587,6 +587,7 @@ impl Engine {
                 s.catalog.on_event(&(), snapshot, &mut models);
                 if let Some(model) = models.pop() {
                     s.graph.declare(model);
+                    s.blast.on_event(&s.graph, &BlastInput::Catalog, &mut out.maps);
                 }
             }
         }

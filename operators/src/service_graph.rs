@@ -388,8 +388,13 @@ impl ServiceGraph {
         for v in by_name.values_mut() {
             v.sort_by(|a, b| self.graph[*a].id.cmp(&self.graph[*b].id));
         }
-        let edges: Vec<((String, String), Option<Criticality>)> =
-            self.declared.resolved.edges.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        let edges: Vec<((String, String), Option<Criticality>)> = self
+            .declared
+            .resolved
+            .edges
+            .iter()
+            .flat_map(|(a, to)| to.iter().map(|(b, c)| ((a.clone(), b.clone()), *c)))
+            .collect();
         for ((caller, callee), criticality) in edges {
             let mut ends = |name: &str| -> Vec<NodeIndex> {
                 if let Some(found) = by_name.get(name) {

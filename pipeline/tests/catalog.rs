@@ -171,3 +171,152 @@ fn an_optional_dependency_failing_leaves_its_caller_amber_and_the_incident_conta
     let edge = worst.edges.iter().find(|e| e.caller == "frontend" && e.callee == "recommendations").unwrap();
     assert_eq!((edge.criticality, edge.origin), (Criticality::Optional, EdgeOrigin::Both));
 }
+
+fn devloom(args: &[&str]) -> std::process::Output {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_devloom"))
+        .args(args)
+        .env_remove("DEVLOOM_CONFIG")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "devloom {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+fn maps_in(path: &Path) -> Vec<ImpactMap> {
+    let text = std::fs::read_to_string(path).unwrap();
+    text.lines().map(|l| serde_json::from_str::<ImpactMap>(l).unwrap().without_wall_clock()).collect()
+}
+
+#[test]
+fn catalogs_are_archived_and_replay_equals_live_and_check_and_drift_read_the_archive() {
+    let dir = tempfile::tempdir().unwrap();
+    let inputs = quiet_path_inputs(dir.path());
+    let (history, live, replayed) =
+        (dir.path().join("history"), dir.path().join("live.ndjson"), dir.path().join("replay.ndjson"));
+    let mut args: Vec<String> =
+        ["run", "--no-http", "--history", history.to_str().unwrap(), "-o", live.to_str().unwrap(), "--input"]
+            .map(String::from)
+            .to_vec();
+    args.extend(inputs.iter().map(|p| p.display().to_string()));
+    for c in examples() {
+        args.extend(["--catalog".to_string(), c]);
+    }
+    devloom(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    devloom(&["replay", "--history", history.to_str().unwrap(), "-o", replayed.to_str().unwrap()]);
+    let live = maps_in(&live);
+    assert!(live[0].nodes.iter().any(|n| n.service == "payments"), "the live run used the catalog");
+    assert_eq!(
+        maps_in(&replayed),
+        live,
+        "the archive holds the catalogs; replay puts them in force as live did"
+    );
+
+    let check = devloom(&["catalog", "check", "--history", history.to_str().unwrap()]);
+    let text = String::from_utf8(check.stdout).unwrap();
+    assert!(text.contains("  component:payments/payments-service → payments\n"), "{text}");
+    assert!(
+        text.contains(
+            "  component:default/ledger [Component] from backstage: no traced service.name \"ledger\"\n"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("traced services no catalog lists (13):\n  ads\n"), "{text}");
+    let drift = devloom(&["catalog", "drift", "--history", history.to_str().unwrap(), "--format", "json"]);
+    let report: devloom_schemas::CatalogReport = serde_json::from_slice(&drift.stdout).unwrap();
+    let declared: Vec<(&str, &str)> =
+        report.declared_not_observed.iter().map(|e| (e.caller.as_str(), e.callee.as_str())).collect();
+    assert_eq!(declared, [("gateway", "checkout"), ("payments", "ledger")]);
+    let undeclared =
+        report.observed_not_declared.iter().find(|e| e.caller == "auth" && e.callee == "redis").unwrap();
+    assert!(undeclared.calls > 1000 && undeclared.calls_per_s > 1.0, "with its traffic: {undeclared:?}");
+}
+
+#[test]
+fn import_prints_a_devloom_catalog_and_a_bad_file_is_named_with_document_and_path() {
+    let path = format!("{EXAMPLES}/catalog-info.yaml");
+    let out = devloom(&["catalog", "import", "backstage", &path]);
+    let catalog: devloom_schemas::Catalog = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(catalog.services.len(), 6);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("catalog \"backstage\": 6 services, 8 dependencies")
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata: {name: a}\n---\napiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata: {name: b}\nspec: {owner: 'group:'}\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_devloom"))
+        .args(["catalog", "import", "backstage", bad.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains(&format!("{}: Backstage entity YAML: invalid at document 2, spec.owner: \"group:\" is not an entity reference", bad.display())),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_catalog_change_mid_incident_survives_a_checkpoint() {
+    use devloom_operators::{EngineSnapshot, Outputs};
+    use devloom_schemas::Event;
+    let dir = tempfile::tempdir().unwrap();
+    let inputs = optional_dependency_inputs(dir.path());
+    let mut events: Vec<Event> = snapshots(&examples()).unwrap().into_iter().map(Event::Catalog).collect();
+    let mut files = Files::open(&inputs, &DecodeOptions::default()).unwrap();
+    while let Some(input) = files.next_input() {
+        match input.unwrap() {
+            devloom::core::Input::Record(e, _) => events.extend(e),
+            devloom::core::Input::Event(e, _) => events.push(e),
+            _ => {}
+        }
+    }
+    // Seven minutes in, the Devloom catalog is replaced by one without the optional mark.
+    let seven = SimConfig::default().start_ns + 7 * MIN_NS;
+    let at =
+        events.iter().position(|e| !matches!(e, Event::Catalog(_)) && e.event_time_ns() >= seven).unwrap();
+    let text = "apiVersion: devloom.dev/v1\nkind: Catalog\ndependencies: [{caller: frontend, callee: recommendations, criticality: critical}]\n";
+    let replaced = devloom_schemas::CatalogSnapshot {
+        source: "devloom".into(),
+        format: devloom_schemas::CatalogFormat::Devloom,
+        time_ns: u64::MAX,
+        catalog: devloom_schemas::codec::catalog::read_catalog(devloom_schemas::CatalogFormat::Devloom, text)
+            .unwrap(),
+    };
+    events.insert(at, Event::Catalog(replaced));
+    let mut whole = Engine::new(EngineConfig::default());
+    let mut expected = Outputs::default();
+    for e in &events {
+        whole.on_event(e, &mut expected);
+    }
+    whole.flush(&mut expected);
+    assert!(
+        expected.maps.iter().any(|m| m.verdict == Verdict::Spreading),
+        "after the change frontend is critical again"
+    );
+    let mut before = Outputs::default();
+    let mut engine = Engine::new(EngineConfig::default());
+    for e in &events[..at] {
+        engine.on_event(e, &mut before);
+    }
+    let verdicts: Vec<_> = before.maps.iter().map(|m| (m.event_time.clone(), m.verdict)).collect();
+    assert!(
+        !before.maps.is_empty() && before.maps.iter().all(|m| m.verdict == Verdict::Contained),
+        "before the change: {verdicts:?}"
+    );
+    for cut in [at - 1, at + 1, (at + events.len()) / 2] {
+        let mut first = Engine::new(EngineConfig::default());
+        let mut got = Outputs::default();
+        for e in &events[..cut] {
+            first.on_event(e, &mut got);
+        }
+        let saved = serde_json::to_vec(&first.snapshot()).unwrap();
+        let mut second = Engine::new(EngineConfig::default());
+        second.restore(serde_json::from_slice::<EngineSnapshot>(&saved).unwrap());
+        for e in &events[cut..] {
+            second.on_event(e, &mut got);
+        }
+        second.flush(&mut got);
+        assert_eq!(got, expected, "cut at {cut}");
+        assert_eq!(second.catalog_report(), whole.catalog_report());
+    }
+}

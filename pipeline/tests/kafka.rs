@@ -102,7 +102,7 @@ impl Setup {
         let t = &kafka.topics;
         let text = format!(
             "[kafka]\nbrokers = \"{}\"\ngroup_id = \"{}\"\n[kafka.topics]\ntraces = \"{}\"\nalerts = \"{}\"\n\
-             deploys = \"{}\"\ncauses = \"{}\"\nimpact = \"{}\"\ncandidates = \"{}\"\nremediations = \"{}\"\n\
+             deploys = \"{}\"\ncauses = \"{}\"\ncatalog = \"{}\"\nimpact = \"{}\"\ncandidates = \"{}\"\nremediations = \"{}\"\n\
              postmortems = \"{}\"\nrollouts = \"{}\"\ndeadletter = \"{}\"\n\
              [kafka.properties]\n{props}\
              [checkpoint]\nstate_dir = \"{}\"\ninterval_ms = 200\nmax_messages = 20\n\
@@ -113,6 +113,7 @@ impl Setup {
             t.alerts,
             t.deploys,
             t.causes,
+            t.catalog,
             t.impact,
             t.candidates,
             t.remediations,
@@ -133,6 +134,7 @@ impl Setup {
                 &kafka.topics.postmortems,
                 &kafka.topics.rollouts,
                 &kafka.topics.causes,
+                &kafka.topics.catalog,
                 &kafka.topics.deadletter,
             ],
         )
@@ -474,6 +476,55 @@ fn malformed_messages_on_every_input_go_to_the_dead_letter_topic() {
         header(by_topic[t.causes.as_str()], "devloom.error.reason"),
         Some("Devloom cause JSON: invalid at service: is empty")
     );
+}
+
+#[test]
+fn a_bad_catalog_snapshot_is_a_dead_letter_and_the_previous_one_stays_in_force() {
+    let Some(brokers) = env_or_skip("KAFKA_TEST_BROKERS") else { return };
+    let s = setup("catalog", &brokers);
+    let t = &s.kafka.topics;
+    devloom::kafka::create_topics(&s.kafka, &[&t.traces, &t.alerts, &t.deploys, &t.catalog, &t.deadletter])
+        .unwrap();
+    let p = producer(&s.kafka).unwrap();
+    let good = "apiVersion: devloom.dev/v1\nkind: Catalog\ndependencies:\n  - {caller: payments, callee: ledger, criticality: critical}\n";
+    let bad = "apiVersion: devloom.dev/v1\nkind: Catalog\ndependencies:\n  - {caller: payments, callee: ledger, criticality: sometimes}\n";
+    for payload in [good, bad] {
+        let headers =
+            OwnedHeaders::new().insert(Header { key: "content-type", value: Some("application/yaml") });
+        send(
+            &p,
+            BaseRecord::to(&t.catalog).payload(payload.as_bytes()).key("devloom".as_bytes()).headers(headers),
+        )
+        .unwrap();
+    }
+    p.flush(Duration::from_secs(30)).unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    // After the catalogs, in event time too (a catalog is in force from when it is read).
+    let at = devloom_schemas::time::format_rfc3339(
+        SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 + 60_000_000_000,
+    );
+    let alert = format!(r#"{{"service":"ledger","status":"firing","starts_at":"{at}","fingerprint":"l1"}}"#);
+    send(&p, BaseRecord::<[u8], [u8]>::to(&t.alerts).payload(alert.as_bytes())).unwrap();
+    p.flush(Duration::from_secs(30)).unwrap();
+    let (config, kafka) = s.config("a");
+    let log = s.dir.path().join("a.log");
+    let child = spawn(&config, &log);
+    let dead = consume(&brokers, &t.deadletter, |m| !m.is_empty(), "the bad snapshot", &log);
+    let impact = consume(&brokers, &kafka.topics.impact, |m| !m.is_empty(), "the ledger alert's map", &log);
+    terminate(child);
+    assert_eq!(header(&dead[0], "devloom.source.topic"), Some(t.catalog.as_str()));
+    assert_eq!(dead[0].key(), Some("devloom".as_bytes()), "the source it would have replaced");
+    assert!(
+        header(&dead[0], "devloom.error.reason").unwrap().starts_with(
+            "Devloom catalog: invalid at document 1, dependencies[0].criticality: unknown variant `sometimes`"
+        ),
+        "{:?}",
+        header(&dead[0], "devloom.error.reason")
+    );
+    let map = &maps(&impact)[0];
+    let names: Vec<&str> = map.nodes.iter().map(|n| n.service.as_str()).collect();
+    assert_eq!(names, ["ledger", "payments"], "the good snapshot is still in force");
+    assert_eq!(map.edges[0].origin, devloom_schemas::EdgeOrigin::Declared);
 }
 
 /// Waits until the checkpoint in `state` covers every input record published so far,

@@ -66,7 +66,7 @@ pub struct CatalogService {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
     /// Teams (PagerDuty `teams[].summary`).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub teams: Vec<String>,
     /// Backstage `spec.system`, resolved to an entity reference.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -124,7 +124,7 @@ pub struct NameRule {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub add_prefix: Option<String>,
     /// Lower-cased.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default)]
     pub lowercase: bool,
 }
 

@@ -110,7 +110,7 @@ pub struct NodeCatalog {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
     /// Teams (PagerDuty).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub teams: Vec<String>,
     /// System (Backstage).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -74,17 +74,17 @@ pub fn client_config(k: &KafkaConfig) -> Result<ClientConfig, KafkaRunError> {
     Ok(c)
 }
 
-/// The input topics with what each accepts, in merge-tiebreak order.
+/// The input topics with what each accepts, in merge-tiebreak order: a catalog first,
+/// so it is in force for what arrived in the same millisecond.
 pub fn input_topics(k: &KafkaConfig) -> Vec<(String, Expect)> {
     let t = &k.topics;
-    let mut topics = vec![(t.traces.clone(), Expect::Traces)];
+    let mut topics = vec![(t.catalog.clone(), Expect::Catalog), (t.traces.clone(), Expect::Traces)];
     if !t.otlp_spans.is_empty() {
         topics.push((t.otlp_spans.clone(), Expect::Traces));
     }
     topics.push((t.alerts.clone(), Expect::Alerts));
     topics.push((t.deploys.clone(), Expect::Deploys));
     topics.push((t.causes.clone(), Expect::Causes));
-    topics.push((t.catalog.clone(), Expect::Catalog));
     topics
 }
 
