@@ -57,6 +57,10 @@ pub struct Resolved {
     pub services: BTreeMap<String, NodeCatalog>,
     /// Every catalog service and its traced name, in model order.
     pub matches: Vec<Match>,
+    /// Catalog names and entity references that are not themselves traced → the traced
+    /// name they resolve to: what alerts and changes named in catalog terms (a PagerDuty
+    /// service, an Argo CD application) are read as.
+    pub aliases: BTreeMap<String, String>,
 }
 
 impl CatalogModel {
@@ -124,6 +128,11 @@ impl CatalogModel {
             let name = self.name_of(s.key(), &s.name, s.service_name.as_ref(), traced);
             by_key.entry(s.key()).or_insert_with(|| name.clone());
             by_key.entry(&s.name).or_insert_with(|| name.clone());
+            for alias in [s.key(), s.name.as_str()] {
+                if alias != name && !traced(alias) {
+                    out.aliases.entry(alias.to_string()).or_insert_with(|| name.clone());
+                }
+            }
             out.matches.push(Match {
                 source: source.clone(),
                 entity: s.key().to_string(),
@@ -309,5 +318,162 @@ pub fn report(
         untracked_services: untracked(traced, resolved),
         declared_not_observed: drift(true),
         observed_not_declared: drift(false),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use devloom_schemas::Catalog;
+
+    use super::*;
+    use crate::service_graph::ServiceGraph;
+    use crate::service_id::ServiceId;
+    use crate::span_pairing::Observation;
+
+    fn service(name: &str, entity: Option<&str>) -> CatalogService {
+        CatalogService { name: name.into(), entity: entity.map(String::from), ..CatalogService::default() }
+    }
+
+    fn dep(caller: &str, callee: &str, criticality: Option<Criticality>) -> CatalogDependency {
+        CatalogDependency { caller: caller.into(), callee: callee.into(), criticality, via: None }
+    }
+
+    fn snapshot(source: &str, format: CatalogFormat, time_ns: u64, catalog: Catalog) -> CatalogSnapshot {
+        CatalogSnapshot { source: source.into(), format, time_ns, catalog }
+    }
+
+    #[test]
+    fn names_resolve_by_annotation_mapping_exact_name_then_rule() {
+        let mut annotated = service("orders-db", Some("resource:default/orders-db"));
+        annotated.service_name = Some("postgres".into());
+        let catalog = Catalog {
+            services: vec![
+                annotated,
+                service("Checkout Service", Some("pagerduty:P1")),
+                service("cart-service", Some("component:default/cart-service")),
+                service("payments-service", None),
+                service("ledger-service", None),
+                service("Online Shop", Some("pagerduty:P9")),
+            ],
+            names: [("pagerduty:P9".to_string(), "gateway".to_string())].into(),
+            rules: vec![
+                NameRule { strip_suffix: Some("-service".into()), ..NameRule::default() },
+                NameRule { strip_suffix: Some(" Service".into()), lowercase: true, ..NameRule::default() },
+            ],
+            ..Catalog::default()
+        };
+        let model = CatalogModel::merge([&snapshot("s", CatalogFormat::Devloom, 1, catalog)]);
+        let traced = ["postgres", "checkout", "cart-service", "payments", "gateway"];
+        let resolved = model.resolve(&|n| traced.contains(&n));
+        let got: Vec<(&str, &str, bool)> =
+            resolved.matches.iter().map(|m| (m.entity.as_str(), m.service.as_str(), m.traced)).collect();
+        assert_eq!(
+            got,
+            [
+                ("resource:default/orders-db", "postgres", true),
+                ("pagerduty:P1", "checkout", true),
+                ("component:default/cart-service", "cart-service", true),
+                ("payments-service", "payments", true),
+                ("ledger-service", "ledger", false),
+                ("pagerduty:P9", "gateway", true),
+            ],
+            "annotation; second rule; exact name before any rule; first rule; untraced: first rule that applies; names"
+        );
+        assert_eq!(resolved.aliases.get("Checkout Service").map(String::as_str), Some("checkout"));
+        assert_eq!(resolved.aliases.get("Online Shop").map(String::as_str), Some("gateway"));
+        assert!(!resolved.aliases.contains_key("cart-service"), "a traced name is never an alias");
+    }
+
+    #[test]
+    fn later_formats_have_the_last_word_and_older_snapshots_are_ignored() {
+        let pd = Catalog {
+            dependencies: vec![dep("frontend", "recommendations", Some(Criticality::Critical))],
+            ..Catalog::default()
+        };
+        let devloom = Catalog {
+            dependencies: vec![
+                dep("frontend", "recommendations", Some(Criticality::Optional)),
+                dep("a", "b", None),
+            ],
+            ..Catalog::default()
+        };
+        let mut tracker = CatalogTracker::default();
+        let mut out = Vec::new();
+        // The Devloom catalog arrives first, yet applies after PagerDuty's.
+        tracker.on_event(&(), &snapshot("mine", CatalogFormat::Devloom, 10, devloom), &mut out);
+        tracker.on_event(&(), &snapshot("pagerduty", CatalogFormat::Pagerduty, 10, pd.clone()), &mut out);
+        assert_eq!(out.len(), 2);
+        let edges = out[1].resolve(&|_| true).edges;
+        assert_eq!(edges["frontend"]["recommendations"], Some(Criticality::Optional));
+        assert_eq!(edges["a"]["b"], None, "declared without a criticality");
+        tracker.on_event(
+            &(),
+            &snapshot("pagerduty", CatalogFormat::Pagerduty, 5, Catalog::default()),
+            &mut out,
+        );
+        assert_eq!((out.len(), tracker.stale()), (2, 1), "an older snapshot of a source changes nothing");
+        tracker.on_event(&(), &snapshot("pagerduty", CatalogFormat::Pagerduty, 11, pd), &mut out);
+        assert_eq!(out.len(), 2, "the same catalog again: no new model");
+        assert_eq!(tracker.sources(), [("mine".to_string(), 10), ("pagerduty".to_string(), 11)]);
+    }
+
+    fn call(g: &mut ServiceGraph, caller: &str, callee: &str, time_ns: u64) {
+        let id = |n: &str| ServiceId::service(Arc::from(n), None);
+        let obs = Observation::Call {
+            caller: id(caller),
+            callee: id(callee),
+            time_ns,
+            latency_ns: 1_000_000,
+            server_ns: 1_000_000,
+            failed: false,
+            asynchronous: false,
+        };
+        g.on_event(&(), &obs, &mut Vec::new());
+    }
+
+    fn edges(g: &ServiceGraph) -> Vec<(String, String, bool, u64)> {
+        let gr = g.graph();
+        let mut out: Vec<_> = gr
+            .edge_indices()
+            .map(|e| {
+                let (a, b) = gr.edge_endpoints(e).unwrap();
+                (gr[a].id.name.to_string(), gr[b].id.name.to_string(), gr[e].declared, gr[e].totals.calls)
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn declared_edges_are_laid_kept_past_the_ttl_and_relaid_when_names_appear() {
+        const S: u64 = 1_000_000_000;
+        let mut g = ServiceGraph::default();
+        call(&mut g, "frontend", "checkout", S);
+        let catalog = Catalog {
+            services: vec![service("checkout", None), service("payments-svc", None)],
+            dependencies: vec![dep("checkout", "payments-svc", None), dep("frontend", "checkout", None)],
+            rules: vec![NameRule { strip_suffix: Some("-svc".into()), ..NameRule::default() }],
+            ..Catalog::default()
+        };
+        g.declare(CatalogModel::merge([&snapshot("d", CatalogFormat::Devloom, 1, catalog)]));
+        assert_eq!(
+            edges(&g),
+            [
+                ("checkout".into(), "payments".into(), true, 0),
+                ("frontend".into(), "checkout".into(), true, 1),
+            ],
+            "untraced payments-svc is named by its rule; the observed edge is marked declared"
+        );
+        let ttl = g.config().edge_ttl_ms * 1_000_000;
+        g.on_watermark(&(), 2 * ttl, &mut Vec::new());
+        assert_eq!(edges(&g).len(), 2, "declared edges do not expire");
+        // A traced name appears: the catalog name now matches exactly, and is re-laid.
+        call(&mut g, "checkout", "payments-svc", 2 * ttl + S);
+        g.on_watermark(&(), 2 * ttl + 10 * S, &mut Vec::new());
+        let got = edges(&g);
+        assert!(got.contains(&("checkout".into(), "payments-svc".into(), true, 1)), "{got:?}");
+        assert!(!got.iter().any(|e| e.1 == "payments"), "the declared-only node went with its edge: {got:?}");
     }
 }

@@ -225,6 +225,21 @@ impl Losses {
     }
 }
 
+/// An alert or change named in catalog terms (PagerDuty's "Checkout Service", an Argo CD
+/// application) as the traced service the catalog maps it to; `None` when it needs no
+/// renaming.
+fn in_traced_names(graph: &ServiceGraph, event: &Event) -> Option<Event> {
+    match event {
+        Event::Alert(a) => {
+            graph.alias(&a.service).map(|n| Event::Alert(Alert { service: n.into(), ..a.clone() }))
+        }
+        Event::Deploy(d) => graph
+            .alias(&d.service)
+            .map(|n| Event::Deploy(devloom_schemas::Deploy { service: n.into(), ..d.clone() })),
+        _ => None,
+    }
+}
+
 /// A mark of the cumulative losses every this many ns of event time; a map's note
 /// covers the short window to within one step.
 const LOSS_STEP_NS: TimestampNs = 10_000_000_000;
@@ -546,6 +561,8 @@ impl Engine {
             self.counters.late_spans += u64::from(matches!(event, Event::Span(_)));
         }
         let marks = Marks::of(out);
+        let renamed = in_traced_names(&self.stages.graph, event);
+        let event = renamed.as_ref().unwrap_or(event);
         let s = &mut self.stages;
         match event {
             Event::Span(span) => {

@@ -329,6 +329,12 @@ impl ServiceGraph {
         i
     }
 
+    /// The traced name a catalog gives `name` (a PagerDuty service's name, an entity
+    /// reference) when traces do not carry `name` itself.
+    pub fn alias(&self, name: &str) -> Option<&str> {
+        self.declared.resolved.aliases.get(name).map(String::as_str)
+    }
+
     /// What the catalogs say of the service `name`.
     pub fn catalog_entry(&self, name: &str) -> Option<&NodeCatalog> {
         self.declared.resolved.services.get(name)

@@ -50,6 +50,11 @@ fn run(files: &[PathBuf], catalogs: &[String]) -> Vec<ImpactMap> {
 /// Steady shop traffic, and an alert on `ledger` at minute 5: a service no request
 /// reached in the window (payments calls it only when a payment settles late).
 fn quiet_path_inputs(dir: &Path) -> Vec<PathBuf> {
+    quiet_path_alerted(dir, "ledger")
+}
+
+/// The same, the alert naming the service `service`.
+fn quiet_path_alerted(dir: &Path, service: &str) -> Vec<PathBuf> {
     let sim = Simulator::new(
         Topology::shop(),
         Scenario::steady(6 * 60),
@@ -59,7 +64,7 @@ fn quiet_path_inputs(dir: &Path) -> Vec<PathBuf> {
     let traffic = write_ndjson(dir, "steady", sim);
     let alert = Alert {
         fingerprint: "ledger-backlog".into(),
-        service: "ledger".into(),
+        service: service.into(),
         severity: Severity::Critical,
         status: AlertStatus::Firing,
         starts_at_ns: start + 5 * MIN_NS,
@@ -111,6 +116,25 @@ fn a_failing_path_with_no_traffic_appears_over_the_declared_edge() {
     assert_eq!(catalog.entities, ["pagerduty:PLEDGER", "component:default/ledger"]);
     assert_eq!(ledger.state, HealthState::Red, "alert firing");
     assert_eq!(map.nodes[1].state, HealthState::Gray, "payments itself is clean");
+    // Drawn distinctly: dashed in the picture, marked in the terminal.
+    let svg = devloom::http::picture::map_svg(map, None);
+    let line =
+        svg.split("<line ").find(|l| l.contains(r#"data-caller="payments" data-callee="ledger""#)).unwrap();
+    assert!(line.starts_with(r#"class="edge declared""#) && line.contains("stroke-dasharray"), "{line}");
+    let text = devloom::sinks::terminal::render_map(map, false);
+    let payments_line = text.lines().find(|l| l.contains("payments gray")).unwrap();
+    assert!(payments_line.ends_with("⇢ declared, not seen in traces"), "{text}");
+    assert!(text.contains("ledger RED  no traffic  [owner team-finance, page Finance On-Call]"), "{text}");
+}
+
+#[test]
+fn an_alert_named_as_pagerduty_names_the_service_is_about_the_traced_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let inputs = quiet_path_alerted(dir.path(), "Ledger Service");
+    assert_eq!(run(&inputs, &[]).last().unwrap().root_services, ["Ledger Service"]);
+    let map = run(&inputs, &examples()).last().unwrap().clone();
+    assert_eq!(map.root_services, ["ledger"], "PagerDuty's Ledger Service is the traced ledger");
+    assert_eq!(map.nodes[1].service, "payments");
 }
 
 /// The shop with frontend failing whenever recommendations fails (its fallback leaks

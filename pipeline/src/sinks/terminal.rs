@@ -59,6 +59,16 @@ fn describe(n: &ImpactNode, color: bool) -> String {
     } else {
         text.push_str("  no traffic");
     }
+    // Whom to page, from the service catalogs.
+    if let Some(c) = &n.catalog {
+        let owner =
+            c.owner.as_deref().map(|o| format!("owner {}", o.strip_prefix("group:default/").unwrap_or(o)));
+        let page = c.escalation_policy.as_deref().map(|p| format!("page {p}"));
+        let whom: Vec<String> = owner.into_iter().chain(page).collect();
+        if !whom.is_empty() {
+            let _ = write!(text, "  [{}]", whom.join(", "));
+        }
+    }
     text
 }
 
@@ -307,7 +317,15 @@ mod tests {
             nodes: vec![
                 node("checkout", HealthState::Red, 0, Direction::Root, &["checkout"]),
                 node("frontend", HealthState::Amber, 1, Direction::Upstream, &["checkout", "frontend"]),
-                node("payments", HealthState::Red, 1, Direction::Downstream, &["checkout", "payments"]),
+                ImpactNode {
+                    catalog: Some(devloom_schemas::NodeCatalog {
+                        entities: vec!["component:payments/payments-service".into()],
+                        owner: Some("group:default/team-checkout".into()),
+                        escalation_policy: Some("Payments On-Call".into()),
+                        ..Default::default()
+                    }),
+                    ..node("payments", HealthState::Red, 1, Direction::Downstream, &["checkout", "payments"])
+                },
                 node(
                     "gateway",
                     HealthState::Gray,
@@ -323,7 +341,19 @@ mod tests {
                     &["checkout", "payments", "postgres"],
                 ),
             ],
-            edges: vec![],
+            edges: vec![ImpactEdge {
+                caller: "checkout".into(),
+                callee: "payments".into(),
+                origin: EdgeOrigin::Declared,
+                asynchronous: false,
+                criticality: devloom_schemas::Criticality::Critical,
+                traffic_share: 0.0,
+                state: HealthState::Unknown,
+                error_rate: NowVsBaseline::default(),
+                calls_per_s: None,
+                gap_ms: None,
+                caller_error_rate: None,
+            }],
             omitted_nodes: None,
             data_quality: None,
             event_time_ns: 0,
@@ -340,7 +370,7 @@ checkout RED  err 12.0% (base 0.2%)  p99 350 ms (base 40 ms)  20 req/s
 │  └─ frontend AMBER  err 12.0% (base 0.2%)  p99 350 ms (base 40 ms)  20 req/s
 │     └─ gateway gray  err 12.0% (base 0.2%)  p99 350 ms (base 40 ms)  20 req/s
 └─▼ callees
-   └─ payments RED  err 12.0% (base 0.2%)  p99 350 ms (base 40 ms)  20 req/s
+   └─ payments RED  err 12.0% (base 0.2%)  p99 350 ms (base 40 ms)  20 req/s  [owner team-checkout, page Payments On-Call]  ⇢ declared, not seen in traces
       └─ postgres (virtual) AMBER  err 12.0% (base 0.2%)  p99 350 ms (base 40 ms)  20 req/s
 ";
         assert_eq!(text, expected);
