@@ -182,6 +182,11 @@ fn fill(slot: &mut Option<String>, value: &Option<String>) {
     }
 }
 
+/// The most catalog sources in force at once: a stream of messages with ever new keys
+/// must not grow memory without bound. A snapshot from a further source is counted and
+/// ignored.
+pub const MAX_SOURCES: usize = 64;
+
 /// Serializable state of a [`CatalogTracker`].
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct CatalogTrackerSnapshot {
@@ -203,7 +208,8 @@ impl CatalogTracker {
         self.snapshots.values().map(|s| (s.source.clone(), s.time_ns)).collect()
     }
 
-    /// Snapshots ignored for being older than the one in force for their source.
+    /// Snapshots ignored: older than the one in force for their source, or from a source
+    /// beyond [`MAX_SOURCES`].
     pub fn stale(&self) -> u64 {
         self.stale
     }
@@ -221,7 +227,7 @@ impl Operator for CatalogTracker {
     type Snapshot = CatalogTrackerSnapshot;
 
     /// A snapshot replaces its source's unless it is older (a periodic export re-read
-    /// out of order); equal content changes nothing.
+    /// out of order) or its source is one too many; equal content changes nothing.
     fn on_event(&mut self, _: &(), snapshot: &CatalogSnapshot, out: &mut Vec<CatalogModel>) {
         if let Some(current) = self.snapshots.get(&snapshot.source) {
             if snapshot.time_ns < current.time_ns {
@@ -232,6 +238,9 @@ impl Operator for CatalogTracker {
                 self.snapshots.insert(snapshot.source.clone(), snapshot.clone());
                 return;
             }
+        } else if self.snapshots.len() >= MAX_SOURCES {
+            self.stale += 1;
+            return;
         }
         self.snapshots.insert(snapshot.source.clone(), snapshot.clone());
         out.push(self.model());
@@ -417,6 +426,18 @@ mod tests {
         tracker.on_event(&(), &snapshot("pagerduty", CatalogFormat::Pagerduty, 11, pd), &mut out);
         assert_eq!(out.len(), 2, "the same catalog again: no new model");
         assert_eq!(tracker.sources(), [("mine".to_string(), 10), ("pagerduty".to_string(), 11)]);
+        for i in 0..MAX_SOURCES {
+            tracker.on_event(
+                &(),
+                &snapshot(&format!("k{i}"), CatalogFormat::Devloom, 1, Catalog::default()),
+                &mut out,
+            );
+        }
+        assert_eq!(
+            (tracker.sources().len(), tracker.stale()),
+            (MAX_SOURCES, 3),
+            "ever new keys stay bounded"
+        );
     }
 
     fn call(g: &mut ServiceGraph, caller: &str, callee: &str, time_ns: u64) {

@@ -119,8 +119,9 @@ pub struct EngineCounters {
     /// Catalog snapshots in.
     #[serde(default)]
     pub catalogs: u64,
-    /// …of which ignored for being older than their source's snapshot in force (kept by
-    /// the catalog stage; filled in by [`Engine::counters`]).
+    /// …of which ignored: older than their source's snapshot in force, or from a source
+    /// beyond the most kept (kept by the catalog stage; filled in by
+    /// [`Engine::counters`]).
     #[serde(default)]
     pub catalogs_stale: u64,
     /// Events older than the watermark when they arrived (still processed).

@@ -151,9 +151,9 @@ impl NameRule {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Catalog {
-    /// [`CATALOG_API_VERSION`].
+    /// `devloom.dev/v1` ([`CATALOG_API_VERSION`]).
     pub api_version: String,
-    /// [`CATALOG_KIND`].
+    /// `Catalog` ([`CATALOG_KIND`]).
     pub kind: String,
     /// The services.
     #[serde(default)]

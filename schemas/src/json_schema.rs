@@ -1,9 +1,11 @@
-//! JSON Schemas of every output, generated from the Rust types. The checked-in copies
-//! under `schemas/` are the published contract; a test keeps them equal.
+//! JSON Schemas of every output (and of the Devloom catalog file, for editors),
+//! generated from the Rust types. The checked-in copies under `schemas/` are the
+//! published contract; a test keeps them equal.
 
 use schemars::{JsonSchema, schema_for};
 
 use crate::candidates::CandidateList;
+use crate::catalog::Catalog;
 use crate::dead_letter::DeadLetter;
 use crate::impact::ImpactMap;
 use crate::postmortem::PostmortemDraft;
@@ -19,6 +21,7 @@ pub fn output_schemas() -> Vec<(&'static str, String)> {
         ("postmortem.schema.json", render::<PostmortemDraft>()),
         ("rollout.schema.json", render::<RolloutDecision>()),
         ("dead_letter.schema.json", render::<DeadLetter>()),
+        ("catalog.schema.json", render::<Catalog>()),
     ]
 }
 

@@ -84,6 +84,13 @@ impl RunSummary {
                 e.deploys_repeated,
                 format!("{} changes repeating one already taken (redelivered) ignored", e.deploys_repeated),
             ),
+            (
+                e.catalogs_stale,
+                format!(
+                    "{} catalog snapshots ignored (older than their source's in force, or a source beyond the 64 kept)",
+                    e.catalogs_stale
+                ),
+            ),
         ];
         let any_optional = optional.iter().any(|(n, _)| *n > 0);
         (late + evicted + expired > 0 || any_optional).then(|| {
