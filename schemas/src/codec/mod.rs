@@ -317,6 +317,8 @@ fn decode_payload(
         Err(_) if media.is_empty() && expect_allows_protobuf(expect) && payload.first() == Some(&0x0a) => {
             return decode_sniffed_protobuf(payload, content_type, expect, out);
         }
+        // Several JSON documents in one YAML stream (a PagerDuty export page by page).
+        Err(_) if expect == Expect::Catalog => return catalog::decode_yaml(payload, fallback_time_ns, out),
         Err(e) if e.is_data() => {
             return Err(DecodeError::Unrecognized {
                 expect,

@@ -197,6 +197,10 @@ fn a_catalog_message_is_one_snapshot_sourced_by_its_key() {
     let [Event::Catalog(s)] = events.as_slice() else { panic!("{events:?}") };
     assert_eq!(s.source, "pagerduty", "no key: the format's name");
     assert_eq!(decode_catalog(DEVLOOM.as_bytes(), None).unwrap().0, Format::DevloomCatalog);
+    let pages = format!("{PAGERDUTY}\n---\n{{\"services\": [{{\"id\": \"PX\", \"name\": \"x\"}}]}}\n");
+    let (format, events) = decode_catalog(pages.as_bytes(), None).unwrap();
+    let [Event::Catalog(s)] = events.as_slice() else { panic!("{events:?}") };
+    assert_eq!((format, s.catalog.services.len()), (Format::PagerDutyServices, 5), "an export page by page");
     let alert = br#"{"service": "a", "status": "firing"}"#;
     let e = decode_catalog(alert, None).unwrap_err().to_string();
     assert_eq!(e, "Devloom alert JSON is not accepted on a catalog input");
