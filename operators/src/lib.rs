@@ -2,6 +2,7 @@
 //! async, no wall clock, no unseeded randomness. Same input ⇒ same output.
 //!
 //! ```text
+//! CatalogSnapshot ─► CatalogTracker ─► CatalogModel ─► ServiceGraph (declared edges)
 //! Span ─► SpanPairer + SelfTimer ─► Observation ─► ServiceGraph (+ health) ─► HealthChange ─┐
 //! Alert ─► IncidentTracker (reads the graph) ─► IncidentUpdate ──────────────────────────────┤
 //!                                                              BlastRadius (reads the graph) ◄┘─► ImpactMap
