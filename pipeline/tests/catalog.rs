@@ -344,3 +344,28 @@ fn a_catalog_change_mid_incident_survives_a_checkpoint() {
         assert_eq!(second.catalog_report(), whole.catalog_report());
     }
 }
+
+#[test]
+fn catalog_paths_in_the_config_file_are_put_in_force_and_checked_at_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let inputs = quiet_path_inputs(dir.path());
+    let config = dir.path().join("devloom.toml");
+    let paths: Vec<String> = examples().iter().map(|e| format!("{e:?}")).collect();
+    std::fs::write(&config, format!("[catalog]\npaths = [{}]\n", paths.join(", "))).unwrap();
+    let maps = dir.path().join("maps.ndjson");
+    let (c, m) = (config.to_str().unwrap(), maps.to_str().unwrap());
+    let (a, b) = (inputs[0].to_str().unwrap(), inputs[1].to_str().unwrap());
+    devloom(&["run", "--no-http", "--config", c, "-o", m, "--input", a, b]);
+    let services: Vec<String> = maps_in(&maps)[0].nodes.iter().map(|n| n.service.clone()).collect();
+    assert!(services.contains(&"payments".to_string()), "{services:?}");
+
+    std::fs::write(&config, "[catalog]\npaths = [\"backstage:catalog-info.yaml\"]\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_devloom"))
+        .args(["validate", "--config", c])
+        .env_remove("DEVLOOM_CONFIG")
+        .output()
+        .unwrap();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(!out.status.success());
+    assert!(err.contains("catalog.paths[0]: \"backstage:catalog-info.yaml\": give FORMAT=PATH"), "{err}");
+}

@@ -88,7 +88,8 @@ pub struct ReportArgs {
     /// Work it out offline from this history archive, replayed through the operators.
     #[arg(long, value_name = "DIR")]
     pub history: Option<PathBuf>,
-    /// With --history: catalog files put in force before the replay (FORMAT=PATH).
+    /// With --history: catalog files put in force before the replay (FORMAT=PATH;
+    /// default: [catalog] paths).
     #[arg(long, value_name = "FORMAT=PATH", requires = "history")]
     pub catalog: Vec<String>,
     /// Configuration file (default: $DEVLOOM_CONFIG, else built in).
@@ -179,9 +180,11 @@ fn report(args: &ReportArgs) -> anyhow::Result<CatalogReport> {
     if let Some(url) = &args.server {
         return ask(url);
     }
-    let config = Overrides { config: args.config.clone(), ..Overrides::default() }.load()?;
+    let overrides =
+        Overrides { config: args.config.clone(), catalogs: args.catalog.clone(), ..Overrides::default() };
+    let config = overrides.load()?;
     let dir = history_dir(args.history.clone(), &config)?;
-    let first = snapshots(&args.catalog)?;
+    let first = snapshots(&config.catalog.paths)?;
     let replay = Replay::open(&dir, &Selection::default(), std::io::stderr().is_terminal())?;
     let mut source = WithCatalogs::new(first, replay);
     let mut pipeline = Pipeline::new(build::engine(&config)?, Collected::default());

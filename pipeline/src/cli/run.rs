@@ -111,7 +111,8 @@ pub struct RunArgs {
     pub otlp_grpc_listen: Option<String>,
     /// Service catalog files put in force before the first input, FORMAT=PATH
     /// (backstage, pagerduty or devloom), repeatable; files of one format form one
-    /// catalog. With --brokers, publish catalogs with `devloom catalog import` instead.
+    /// catalog (default: [catalog] paths). With --brokers, publish catalogs with
+    /// `devloom catalog import` instead.
     #[arg(long, value_name = "FORMAT=PATH", conflicts_with = "brokers")]
     pub catalog: Vec<String>,
     /// Play files or the simulator in event time, this many times faster than it
@@ -143,9 +144,17 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         receive: args.receive,
         otlp_listen: args.otlp_listen,
         otlp_grpc_listen: args.otlp_grpc_listen,
+        catalogs: args.catalog,
     }
     .load()?;
     if !config.kafka.brokers.is_empty() {
+        if !config.catalog.paths.is_empty() {
+            bail!(
+                "[catalog] paths are read by embedded runs; with Kafka, publish each catalog to the catalog topic ({}): devloom catalog import FORMAT PATH --brokers {}",
+                config.kafka.topics.catalog,
+                config.kafka.brokers
+            );
+        }
         return run_kafka(&config);
     }
     if let Some(speed) = args.speed
@@ -171,8 +180,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     if let Some(speed) = args.speed {
         source = Box::new(Paced::new(source, speed));
     }
-    if !args.catalog.is_empty() {
-        source = Box::new(WithCatalogs::new(snapshots(&args.catalog)?, source));
+    if !config.catalog.paths.is_empty() {
+        source = Box::new(WithCatalogs::new(snapshots(&config.catalog.paths)?, source));
     }
     if args.serve && !config.http.enabled {
         bail!("--serve keeps the HTTP API up, but [http] enabled is false");

@@ -124,6 +124,9 @@ impl Config {
         self.telemetry.validate()?;
         self.gate.validate()?;
         self.receivers.validate()?;
+        for (i, arg) in self.catalog.paths.iter().enumerate() {
+            crate::sources::catalogs::parse_arg(arg).map_err(|e| format!("catalog.paths[{i}]: {e}"))?;
+        }
         if !self.kafka.brokers.is_empty() && (self.kafka.partitions < 1 || self.kafka.replication < 1) {
             return Err("kafka.partitions and kafka.replication must be at least 1".into());
         }
@@ -193,6 +196,8 @@ pub struct Overrides {
     pub otlp_listen: Option<String>,
     /// `--otlp-grpc-listen`: `[receivers] otlp_grpc_listen`.
     pub otlp_grpc_listen: Option<String>,
+    /// `--catalog`: `[catalog] paths`.
+    pub catalogs: Vec<String>,
 }
 
 impl Overrides {
@@ -232,6 +237,9 @@ impl Overrides {
         c.receivers.enabled |= self.receive;
         replace(&mut c.receivers.otlp_http_listen, self.otlp_listen);
         replace(&mut c.receivers.otlp_grpc_listen, self.otlp_grpc_listen);
+        if !self.catalogs.is_empty() {
+            c.catalog.paths = self.catalogs;
+        }
     }
 }
 

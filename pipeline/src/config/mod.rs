@@ -58,6 +58,19 @@ pub struct Config {
     pub gate: GateConfig,
     /// `[receivers]`: input over HTTP (webhooks, OTLP).
     pub receivers: ReceiversConfig,
+    /// `[catalog]`: service catalog files.
+    pub catalog: CatalogConfig,
+}
+
+/// `[catalog]`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CatalogConfig {
+    /// Catalog files put in force before the first input of an embedded run, and before
+    /// the replay of `devloom catalog check|drift --history`: `FORMAT=PATH`, FORMAT one of
+    /// `backstage`, `pagerduty`, `devloom`. With Kafka, publish catalogs to the catalog
+    /// topic instead (`devloom catalog import`).
+    pub paths: Vec<String>,
 }
 
 /// `[postmortem]`.
