@@ -14,7 +14,7 @@ use devloom_schemas::{
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::http::views::GraphView;
+use crate::http::views::{EdgeView, GraphView};
 
 /// `[gate]`: what the deployment gate weighs, and the HTTP statuses it answers with.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -220,6 +220,17 @@ fn degraded(state: HealthState) -> bool {
 /// Breadth-first from `service` along edges (`downstream`: caller → callee), up to
 /// `max_hops` (0: unbounded): every service reached with its distance, nearest first.
 fn walk(graph: &GraphView, service: &str, downstream: bool, max_hops: u32) -> Vec<(String, u32)> {
+    walk_edges(graph, service, downstream, max_hops, |_| true)
+}
+
+/// [`walk`] over the edges `follow` accepts.
+fn walk_edges(
+    graph: &GraphView,
+    service: &str,
+    downstream: bool,
+    max_hops: u32,
+    follow: impl Fn(&EdgeView) -> bool,
+) -> Vec<(String, u32)> {
     let mut seen = BTreeSet::from([service.to_string()]);
     let mut frontier = vec![service.to_string()];
     let mut out = Vec::new();
@@ -227,7 +238,7 @@ fn walk(graph: &GraphView, service: &str, downstream: bool, max_hops: u32) -> Ve
     while !frontier.is_empty() && (max_hops == 0 || hops < max_hops) {
         hops += 1;
         let mut next = BTreeSet::new();
-        for e in &graph.edges {
+        for e in graph.edges.iter().filter(|e| follow(e)) {
             let (from, to) = if downstream { (&e.caller, &e.callee) } else { (&e.callee, &e.caller) };
             if frontier.contains(from) && seen.insert(to.clone()) {
                 next.insert(to.clone());
@@ -281,16 +292,29 @@ pub fn decide(
         .map(entry)
         .filter(|s| degraded(s.state))
         .collect();
+    // Dependencies reached only through one a catalog declares optional: the service is
+    // built to do without them, so a red one weighs as an amber one.
+    let critical: BTreeSet<String> = walk_edges(graph, service, true, config.downstream_hops, |e| {
+        e.criticality != Some(devloom_schemas::Criticality::Optional)
+    })
+    .into_iter()
+    .map(|(name, _)| name)
+    .collect();
     for d in &dependencies {
+        let behind_optional = !critical.contains(&d.service);
         let (severity, check) = match d.state {
-            HealthState::Red => (config.red_dependency, "red_dependency"),
+            HealthState::Red if !behind_optional => (config.red_dependency, "red_dependency"),
+            HealthState::Red => (config.amber_dependency, "red_dependency"),
             _ => (config.amber_dependency, "amber_dependency"),
         };
-        let hops = if d.hops == 1 {
+        let mut hops = if d.hops == 1 {
             "a direct dependency".to_string()
         } else {
             format!("{} calls downstream", d.hops)
         };
+        if behind_optional {
+            hops.push_str(", behind a dependency the catalog declares optional");
+        }
         reason(
             severity,
             check,
@@ -486,7 +510,7 @@ mod tests {
     use devloom_schemas::{Direction, ImpactNode, IncidentStatus, NowVsBaseline, Verdict};
 
     use super::*;
-    use crate::http::views::{EdgeView, ServiceView};
+    use crate::http::views::ServiceView;
 
     const S: u64 = 1_000_000_000;
 
@@ -604,6 +628,19 @@ mod tests {
         let d = gate(&shop([Gray, Gray, Gray, Amber, Gray]), &[], &[], "checkout", None);
         assert_eq!(d.decision, GateVerdict::Warn);
         assert_eq!(d.reasons[0].check, "amber_dependency");
+
+        let mut optional = shop([Gray, Gray, Gray, Gray, Red]);
+        optional.edges[3].criticality = Some(devloom_schemas::Criticality::Optional);
+        let d = gate(&optional, &[], &[], "checkout", None);
+        assert_eq!(d.decision, GateVerdict::Warn, "payments can do without postgres, says the catalog");
+        assert_eq!(d.reasons[0].check, "red_dependency");
+        assert!(
+            d.reasons[0]
+                .message
+                .contains("(2 calls downstream, behind a dependency the catalog declares optional)"),
+            "{}",
+            d.reasons[0].message
+        );
 
         let beyond = gate(&shop([Gray, Gray, Gray, Gray, Red]), &[], &[], "frontend", None);
         assert_eq!(
