@@ -263,7 +263,10 @@ fn a_malformed_payload_is_answered_400_with_the_decoders_message_and_dead_letter
     let (status, body) = post_json(&devloom.api("/v1/receivers/nope"), &[], b"{}");
     assert_eq!(status, 404);
     assert!(
-        body["error"].as_str().unwrap().contains("alertmanager, pagerduty, github, argocd and cloudevents")
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("alertmanager, pagerduty, github, argocd, cloudevents and catalog")
     );
 
     let (collected, _) = devloom.finish();
@@ -469,4 +472,40 @@ fn a_scenario_received_over_http_maps_as_the_file_run_does() {
     let stripped = |maps: &[ImpactMap]| maps.iter().map(ImpactMap::without_wall_clock).collect::<Vec<_>>();
     assert!(!from_files.maps.is_empty());
     assert_eq!(stripped(&received.maps), stripped(&from_files.maps));
+}
+
+#[test]
+fn a_catalog_posted_with_its_source_is_in_force_for_the_next_alert() {
+    let devloom = Devloom::start(ReceiversConfig::default());
+    let url = devloom.api("/v1/receivers/catalog?source=backstage");
+    let yaml =
+        std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/catalog/catalog-info.yaml")).unwrap();
+    let (status, body, _) = post(&url, &[("content-type", "application/yaml")], &yaml);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(serde_json::from_slice::<Value>(&body).unwrap()["accepted"], 1);
+    let bad = b"apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata: {name: x}\nspec: {dependsOn: [':']}\n";
+    let (status, body) = post_json(&url, &[], bad);
+    assert_eq!(status, 400);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("Backstage entity YAML: invalid at document 1, spec.dependsOn[0]"),
+        "{body}"
+    );
+    let (status, _) = post_json(&devloom.api("/v1/receivers/catalog?source=%20"), &[], bad);
+    assert_eq!(status, 400, "an empty source");
+    let alert =
+        br#"{"service":"ledger","status":"firing","starts_at":"2026-11-27T09:00:00Z","fingerprint":"l1"}"#;
+    let (status, _) = post_json(&devloom.api("/v1/receivers/alertmanager"), &[], alert);
+    assert_eq!(status, 200);
+    let (collected, summary) = devloom.finish();
+    assert_eq!(summary.engine.catalogs, 1, "the bad snapshot is a dead letter, not a catalog");
+    let names: Vec<&str> = collected.maps[0].nodes.iter().map(|n| n.service.as_str()).collect();
+    assert_eq!(
+        names,
+        ["ledger", "payments-service", "checkout", "frontend"],
+        "the first catalog stays in force; no rule maps the name here"
+    );
+    assert_eq!(collected.dead_letters.len(), 1);
 }

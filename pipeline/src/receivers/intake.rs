@@ -145,8 +145,8 @@ impl Intake {
                 let sent = match &decoded {
                     Err(rejected) if rejected.kind != RejectKind::Partial => {
                         let headers = dead_letter_headers(rejected);
-                        produce(producer, &topics.deadletter, &rejected.record.payload, headers, *ack_timeout)
-                            .await
+                        let message = (rejected.record.key.as_deref(), rejected.record.payload.as_slice());
+                        produce(producer, &topics.deadletter, message, headers, *ack_timeout).await
                     }
                     _ => {
                         let events = match &decoded {
@@ -160,7 +160,8 @@ impl Intake {
                         for (k, v) in &record.headers {
                             headers = headers.insert(Header { key: k.as_str(), value: Some(v.as_slice()) });
                         }
-                        produce(producer, topic, &record.payload, headers, *ack_timeout).await
+                        let message = (record.key.as_deref(), record.payload.as_slice());
+                        produce(producer, topic, message, headers, *ack_timeout).await
                     }
                 };
                 sent.map_or_else(|e| e, |()| taken)
@@ -233,12 +234,15 @@ async fn enqueue(
 async fn produce(
     producer: &ThreadedProducer<AckContext>,
     topic: &str,
-    payload: &[u8],
+    (key, payload): (Option<&[u8]>, &[u8]),
     headers: OwnedHeaders,
     ack_timeout: Duration,
 ) -> Result<(), Taken> {
     let (tx, rx) = tokio::sync::oneshot::channel();
-    let record = BaseRecord::with_opaque_to(topic, Box::new(tx)).payload(payload).headers(headers);
+    let mut record = BaseRecord::with_opaque_to(topic, Box::new(tx)).payload(payload).headers(headers);
+    if let Some(key) = key {
+        record = record.key(key);
+    }
     if let Err((e, _)) = producer.send::<[u8], [u8]>(record) {
         return Err(match e {
             KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull) => {

@@ -64,6 +64,8 @@ pub struct ReceiversConfig {
     pub cloudevents: ReceiverAuth,
     /// OTLP `POST /v1/traces`.
     pub otlp: ReceiverAuth,
+    /// Service catalogs, `POST /v1/receivers/catalog?source=NAME`.
+    pub catalog: ReceiverAuth,
 }
 
 impl Default for ReceiversConfig {
@@ -83,6 +85,7 @@ impl Default for ReceiversConfig {
             argocd: ReceiverAuth::default(),
             cloudevents: ReceiverAuth::default(),
             otlp: ReceiverAuth::default(),
+            catalog: ReceiverAuth::default(),
         }
     }
 }
@@ -149,6 +152,7 @@ impl ReceiversConfig {
             Receiver::Argocd => &self.argocd,
             Receiver::Cloudevents => &self.cloudevents,
             Receiver::Otlp => &self.otlp,
+            Receiver::Catalog => &self.catalog,
         }
     }
 }
@@ -156,7 +160,7 @@ impl ReceiversConfig {
 /// Where the receivers listen, printed at start (tests and scripts read the addresses).
 pub fn print_addresses(server: &crate::http::Server) {
     eprintln!(
-        "devloom: receiving webhooks on http://{}/v1/receivers/{{alertmanager,pagerduty,github,argocd,cloudevents}}",
+        "devloom: receiving webhooks on http://{}/v1/receivers/{{alertmanager,pagerduty,github,argocd,cloudevents,catalog}}",
         server.addr()
     );
     match server.otlp_addr() {
@@ -185,12 +189,21 @@ pub enum Receiver {
     Cloudevents,
     /// OTLP/HTTP traces.
     Otlp,
+    /// Service catalog snapshots (Backstage YAML, a PagerDuty export, a Devloom catalog).
+    Catalog,
 }
 
 impl Receiver {
     /// Every receiver.
-    pub const ALL: [Self; 6] =
-        [Self::Alertmanager, Self::Pagerduty, Self::Github, Self::Argocd, Self::Cloudevents, Self::Otlp];
+    pub const ALL: [Self; 7] = [
+        Self::Alertmanager,
+        Self::Pagerduty,
+        Self::Github,
+        Self::Argocd,
+        Self::Cloudevents,
+        Self::Otlp,
+        Self::Catalog,
+    ];
 
     /// Its name in config and paths.
     pub fn name(self) -> &'static str {
@@ -201,6 +214,7 @@ impl Receiver {
             Self::Argocd => "argocd",
             Self::Cloudevents => "cloudevents",
             Self::Otlp => "otlp",
+            Self::Catalog => "catalog",
         }
     }
 
@@ -213,6 +227,7 @@ impl Receiver {
             Self::Argocd => "/v1/receivers/argocd",
             Self::Cloudevents => "/v1/receivers/cloudevents",
             Self::Otlp => "/v1/traces",
+            Self::Catalog => "/v1/receivers/catalog",
         }
     }
 
@@ -223,6 +238,7 @@ impl Receiver {
             Self::Github | Self::Argocd => Expect::Deploys,
             Self::Cloudevents => Expect::Any,
             Self::Otlp => Expect::Traces,
+            Self::Catalog => Expect::Catalog,
         }
     }
 

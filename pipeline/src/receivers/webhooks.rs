@@ -13,12 +13,13 @@
 //! decoder's message (and a dead letter); 401 when the token or signature is wrong;
 //! 413 over `max_body_bytes`; 503 with `Retry-After` while Devloom is behind.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use opentelemetry::KeyValue;
@@ -203,10 +204,11 @@ struct Receipt {
 pub async fn receive(
     State(receivers): State<Option<Arc<Receivers>>>,
     Path(name): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let response = answer(receivers.as_ref(), &name, &headers, &body).await;
+    let response = answer(receivers.as_ref(), &name, query.get("source"), &headers, &body).await;
     if let Some((receivers, receiver)) =
         receivers.zip(Receiver::ALL.into_iter().find(|r| r.name() == name && *r != Receiver::Otlp))
     {
@@ -218,6 +220,7 @@ pub async fn receive(
 async fn answer(
     receivers: Option<&Arc<Receivers>>,
     name: &str,
+    source: Option<&String>,
     headers: &HeaderMap,
     body: &[u8],
 ) -> Response {
@@ -239,15 +242,23 @@ async fn answer(
             return error(
                 StatusCode::NOT_FOUND,
                 format!(
-                    "no receiver {name:?}; there are alertmanager, pagerduty, github, argocd and cloudevents"
+                    "no receiver {name:?}; there are alertmanager, pagerduty, github, argocd, cloudevents and catalog"
                 ),
             );
         }
     };
-    let record = match receivers.record(receiver, headers, body) {
+    let mut record = match receivers.record(receiver, headers, body) {
         Ok(record) => record,
         Err(refusal) => return refusal.into_response(),
     };
+    // A catalog snapshot replaces the one of its source: the message key on the topic.
+    if receiver == Receiver::Catalog {
+        match source.map(|s| s.trim()) {
+            Some(s) if !s.is_empty() => record.key = Some(s.as_bytes().to_vec()),
+            Some(_) => return error(StatusCode::BAD_REQUEST, "source must name the catalog's source"),
+            None => {}
+        }
+    }
     if receiver == Receiver::Github
         && let Some(event) = headers.get("x-github-event").and_then(|v| v.to_str().ok())
         && event != "deployment_status"
