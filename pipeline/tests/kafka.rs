@@ -941,7 +941,20 @@ fn receivers_produce_to_the_input_topics_before_answering() {
         .unwrap();
     assert_eq!(response.status(), 400, "{}", response.body_mut().read_to_string().unwrap());
     assert_eq!(watermark(&kafka.topics.deadletter), 1);
+
+    let catalog =
+        "apiVersion: devloom.dev/v1\nkind: Catalog\ndependencies: [{caller: payments, callee: ledger}]\n";
+    let response = agent
+        .post(format!("{webhooks}/v1/receivers/catalog?source=finance"))
+        .header("content-type", "application/yaml")
+        .send(catalog.as_bytes())
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(watermark(&kafka.topics.catalog), 1);
     terminate(child);
+    let snapshots = consume(&brokers, &kafka.topics.catalog, |m| !m.is_empty(), "the catalog", &log);
+    assert_eq!(snapshots[0].key(), Some("finance".as_bytes()), "the source is the key");
+    assert_eq!(snapshots[0].payload(), Some(catalog.as_bytes()));
 
     let alerts = consume(&brokers, &kafka.topics.alerts, |m| !m.is_empty(), "the webhook", &log);
     assert_eq!(alerts[0].payload(), Some(&payload[..]), "the original payload");
