@@ -147,6 +147,19 @@ fn the_page_draws_an_incident_live_alerted_red_caller_amber_also_on_a_phone() {
     let mut devloom = Command::new(env!("CARGO_BIN_EXE_devloom"))
         .args(["run", "--input", "-", "--listen", "127.0.0.1:0", "-o"])
         .arg(dir.path().join("maps.ndjson"))
+        // The example catalogs: whom to page shows on a clicked service.
+        .args([
+            "--catalog",
+            concat!("backstage=", env!("CARGO_MANIFEST_DIR"), "/../examples/catalog/catalog-info.yaml"),
+        ])
+        .args([
+            "--catalog",
+            concat!("pagerduty=", env!("CARGO_MANIFEST_DIR"), "/../examples/catalog/pagerduty-export.json"),
+        ])
+        .args([
+            "--catalog",
+            concat!("devloom=", env!("CARGO_MANIFEST_DIR"), "/../examples/catalog/devloom-catalog.yaml"),
+        ])
         .env_remove("DEVLOOM_CONFIG")
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
@@ -200,6 +213,12 @@ fn the_page_draws_an_incident_live_alerted_red_caller_amber_also_on_a_phone() {
     let detail =
         page.eval("[...document.querySelectorAll('#detail tr[data-metric]')].map(r => r.dataset.metric)");
     assert_eq!(detail, json!(["error rate", "p99", "traffic"]));
+    let whom = page.eval("document.querySelector('#detail .catalog')?.textContent");
+    assert_eq!(
+        whom,
+        json!("owner team-checkout · page Checkout On-Call · PagerDuty PCHKOUT"),
+        "from the catalogs"
+    );
     let shot = page.screenshot("page-desktop.png");
 
     // A phone on call: 390 px wide, nothing wider than the screen.
