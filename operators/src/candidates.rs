@@ -277,6 +277,20 @@ fn find(
         let edges_into = into.get(service).map_or(&[][..], Vec::as_slice);
         let edges_out = out_of.get(service).map_or(&[][..], Vec::as_slice);
         let mut e = evidence_of(&nodes, [edges_into, edges_out], node, kind, onset, &state.degraded_since);
+        let gap = |x: &ImpactEdge| log_ratio(&x.gap_ms.unwrap_or_default(), 0.5).max(0.0);
+        let min_gap = |edges: &mut dyn Iterator<Item = &&ImpactEdge>| edges.map(|x| gap(x)).reduce(f64::min);
+        if node.is_some() {
+            let slowest_in = edges_into.iter().copied().max_by(|a, b| gap(a).total_cmp(&gap(b)));
+            e.gap_in_shared = slowest_in
+                .and_then(|x| {
+                    let siblings = out_of.get(x.caller.as_str())?;
+                    min_gap(&mut siblings.iter().filter(|o| o.callee != x.callee))
+                })
+                .unwrap_or(0.0);
+            if edges_out.len() >= 2 {
+                e.gap_out_all = min_gap(&mut edges_out.iter()).unwrap_or(0.0);
+            }
+        }
         e.past_incidents = map
             .root_services
             .iter()

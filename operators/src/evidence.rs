@@ -71,6 +71,16 @@ pub struct Evidence {
     /// The candidate's service is an alerted one.
     #[serde(default)]
     pub alerted: bool,
+    /// How far the slow wire into the candidate is its caller's: over the edge into it
+    /// with the largest gap rise, the smallest gap rise (log ratio, at least 0) on that
+    /// caller's other outgoing edges; 0 when it has none. A caller whose every call got
+    /// slower explains the candidate's slow incoming edge away.
+    #[serde(default)]
+    pub gap_in_shared: f64,
+    /// The smallest gap rise (log ratio, at least 0) over the candidate's outgoing edges
+    /// when it has two or more: every call it makes got slower, its own network.
+    #[serde(default)]
+    pub gap_out_all: f64,
 }
 
 impl Evidence {
@@ -100,12 +110,14 @@ impl Evidence {
             out_rate_log_ratio: 0.0,
             callees_degraded: false,
             alerted: false,
+            gap_in_shared: 0.0,
+            gap_out_all: 0.0,
         }
     }
 }
 
 /// Feature names, in the order of [`features`].
-pub const FEATURES: [&str; 34] = [
+pub const FEATURES: [&str; 36] = [
     "kind_deploy",
     "kind_config_change",
     "kind_scheduled_job",
@@ -140,6 +152,8 @@ pub const FEATURES: [&str; 34] = [
     "out_rate_log_ratio",
     "callees_degraded",
     "alerted",
+    "gap_in_shared",
+    "gap_out_all",
 ];
 
 /// Whether a feature depends on the time of day or the day of week (the ablation
@@ -197,6 +211,8 @@ pub fn features(e: &Evidence) -> [f64; FEATURES.len()] {
         e.out_rate_log_ratio.clamp(-3.0, 3.0),
         f64::from(u8::from(e.callees_degraded)),
         f64::from(u8::from(e.alerted)),
+        e.gap_in_shared.clamp(0.0, 3.0),
+        e.gap_out_all.clamp(0.0, 3.0),
     ]
 }
 
