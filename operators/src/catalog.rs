@@ -259,7 +259,7 @@ impl Operator for CatalogTracker {
 }
 
 /// The traced names no catalog service resolved to, sorted.
-pub fn untracked<'a>(traced: impl IntoIterator<Item = &'a str>, resolved: &Resolved) -> Vec<String> {
+fn untracked<'a>(traced: impl IntoIterator<Item = &'a str>, resolved: &Resolved) -> Vec<String> {
     let listed: BTreeSet<&str> = resolved.services.keys().map(String::as_str).collect();
     let mut out: Vec<String> = traced.into_iter().filter(|n| !listed.contains(n)).map(String::from).collect();
     out.sort();
@@ -276,7 +276,7 @@ pub fn report(
 ) -> CatalogReport {
     use devloom_schemas::time::format_rfc3339;
     let g = graph.graph();
-    let (_, resolved) = graph.catalog();
+    let resolved = graph.catalog();
     let traced = g.node_weights().filter(|n| n.observed && !n.id.virtual_node).map(|n| &*n.id.name);
     // Per caller and callee name: declared anywhere, and the traffic summed over regions.
     let mut edges: BTreeMap<(String, String), (bool, DriftEdge)> = BTreeMap::new();

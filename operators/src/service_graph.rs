@@ -180,16 +180,7 @@ impl EdgeState {
     pub fn observed_since(&self, now: TimestampNs, ttl_ns: u64) -> bool {
         self.totals.calls > 0 && self.last_seen_ns.saturating_add(ttl_ns) >= now
     }
-}
 
-/// The catalog in force and what it resolved to.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-struct Declared {
-    model: CatalogModel,
-    resolved: Resolved,
-}
-
-impl EdgeState {
     fn new(time_ns: TimestampNs) -> Self {
         Self {
             stats: RollingStats::default(),
@@ -202,6 +193,13 @@ impl EdgeState {
             declared_criticality: None,
         }
     }
+}
+
+/// The catalog in force and what it resolved to.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct Declared {
+    model: CatalogModel,
+    resolved: Resolved,
 }
 
 /// A node's health state changed at a bucket boundary.
@@ -341,8 +339,8 @@ impl ServiceGraph {
     }
 
     /// The catalog in force, resolved against the traced names.
-    pub fn catalog(&self) -> (&CatalogModel, &Resolved) {
-        (&self.declared.model, &self.declared.resolved)
+    pub fn catalog(&self) -> &Resolved {
+        &self.declared.resolved
     }
 
     /// Takes `model` as the catalog in force and lays its edges.
@@ -361,9 +359,9 @@ impl ServiceGraph {
         if resolved == self.declared.resolved {
             return;
         }
-        let old_edges = resolved.edges != self.declared.resolved.edges;
+        let edges_changed = resolved.edges != self.declared.resolved.edges;
         self.declared.resolved = resolved;
-        if !old_edges {
+        if !edges_changed {
             return;
         }
         // Unmark the old edges: those never observed go, with the nodes only they held.
@@ -416,14 +414,7 @@ impl ServiceGraph {
                 let same: Vec<NodeIndex> =
                     callees.iter().copied().filter(|&b| &self.graph[b].id.region == region).collect();
                 for b in if same.is_empty() { callees.clone() } else { same } {
-                    let e = match self.edges.get(&(a, b)) {
-                        Some(&e) => e,
-                        None => {
-                            let e = self.graph.add_edge(a, b, EdgeState::new(0));
-                            self.edges.insert((a, b), e);
-                            e
-                        }
-                    };
+                    let e = self.edge_between(a, b, 0);
                     self.graph[e].declared = true;
                     self.graph[e].declared_criticality = criticality;
                 }
@@ -431,18 +422,21 @@ impl ServiceGraph {
         }
     }
 
+    /// The edge `a → b`, created (first seen at `time_ns`) when there is none.
+    fn edge_between(&mut self, a: NodeIndex, b: NodeIndex, time_ns: TimestampNs) -> EdgeIndex {
+        if let Some(&e) = self.edges.get(&(a, b)) {
+            return e;
+        }
+        let e = self.graph.add_edge(a, b, EdgeState::new(time_ns));
+        self.edges.insert((a, b), e);
+        e
+    }
+
     /// The edge `caller → callee` (created on first sight), seen at `time_ns`.
     fn edge(&mut self, caller: &ServiceId, callee: &ServiceId, time_ns: TimestampNs) -> EdgeIndex {
         let a = self.node(caller, time_ns);
         let b = self.node(callee, time_ns);
-        let e = match self.edges.get(&(a, b)) {
-            Some(&e) => e,
-            None => {
-                let e = self.graph.add_edge(a, b, EdgeState::new(time_ns));
-                self.edges.insert((a, b), e);
-                e
-            }
-        };
+        let e = self.edge_between(a, b, time_ns);
         let edge = &mut self.graph[e];
         edge.last_seen_ns = edge.last_seen_ns.max(time_ns);
         e
