@@ -276,21 +276,8 @@ fn find(
         let node = nodes.get(service).copied();
         let edges_into = into.get(service).map_or(&[][..], Vec::as_slice);
         let edges_out = out_of.get(service).map_or(&[][..], Vec::as_slice);
-        let mut e = evidence_of(&nodes, [edges_into, edges_out], node, kind, onset, &state.degraded_since);
-        let gap = |x: &ImpactEdge| log_ratio(&x.gap_ms.unwrap_or_default(), 0.5).max(0.0);
-        let min_gap = |edges: &mut dyn Iterator<Item = &&ImpactEdge>| edges.map(|x| gap(x)).reduce(f64::min);
-        if node.is_some() {
-            let slowest_in = edges_into.iter().copied().max_by(|a, b| gap(a).total_cmp(&gap(b)));
-            e.gap_in_shared = slowest_in
-                .and_then(|x| {
-                    let siblings = out_of.get(x.caller.as_str())?;
-                    min_gap(&mut siblings.iter().filter(|o| o.callee != x.callee))
-                })
-                .unwrap_or(0.0);
-            if edges_out.len() >= 2 {
-                e.gap_out_all = min_gap(&mut edges_out.iter()).unwrap_or(0.0);
-            }
-        }
+        let mut e =
+            evidence_of(&nodes, [edges_into, edges_out], &out_of, node, kind, onset, &state.degraded_since);
         e.past_incidents = map
             .root_services
             .iter()
@@ -437,15 +424,27 @@ fn log_ratio(v: &NowVsBaseline, floor: f64) -> f64 {
     ((v.now + floor) / (v.baseline + floor)).ln()
 }
 
+/// ln(median network gap now / baseline) of an edge's calls.
+fn gap_rise(x: &ImpactEdge) -> f64 {
+    log_ratio(&x.gap_ms.unwrap_or_default(), 0.5)
+}
+
+/// The smallest gap rise (at least 0) of `edges`, if any.
+fn least_gap_rise<'a>(edges: impl Iterator<Item = &'a &'a ImpactEdge>) -> Option<f64> {
+    edges.map(|x| gap_rise(x).max(0.0)).reduce(f64::min)
+}
+
 fn error_delta(n: &ImpactNode) -> f64 {
     n.error_rate.now - n.error_rate.baseline
 }
 
 /// Evidence from the candidate's node in the map (zeros when it is not in the map);
-/// `[into, out]` are the map's edges into and out of it.
+/// `[into, out]` are the map's edges into and out of it, `out_of` every node's outgoing
+/// edges.
 fn evidence_of(
     nodes: &BTreeMap<&str, &ImpactNode>,
     [into, out]: [&[&ImpactEdge]; 2],
+    out_of: &BTreeMap<&str, Vec<&ImpactEdge>>,
     node: Option<&ImpactNode>,
     kind: CandidateKind,
     onset: TimestampNs,
@@ -457,9 +456,15 @@ fn evidence_of(
     e.latency_log_ratio = log_ratio(&node.p99_ms, 1.0);
     e.traffic_log_ratio = log_ratio(&node.requests_per_s, 0.1);
     e.self_log_ratio = log_ratio(&node.self_time_ms.unwrap_or_default(), 0.5);
-    e.gap_log_ratio = into.iter().map(|x| log_ratio(&x.gap_ms.unwrap_or_default(), 0.5)).fold(0.0, f64::max);
-    e.gap_out_log_ratio =
-        out.iter().map(|x| log_ratio(&x.gap_ms.unwrap_or_default(), 0.5)).fold(0.0, f64::max);
+    e.gap_log_ratio = into.iter().map(|x| gap_rise(x)).fold(0.0, f64::max);
+    e.gap_out_log_ratio = out.iter().map(|x| gap_rise(x)).fold(0.0, f64::max);
+    let slowest_in = into.iter().max_by(|a, b| gap_rise(a).max(0.0).total_cmp(&gap_rise(b).max(0.0)));
+    e.gap_in_shared = slowest_in
+        .and_then(|x| least_gap_rise(out_of.get(x.caller.as_str())?.iter().filter(|o| o.callee != x.callee)))
+        .unwrap_or(0.0);
+    if out.len() >= 2 {
+        e.gap_out_all = least_gap_rise(out.iter()).unwrap_or(0.0);
+    }
     e.blame = into
         .iter()
         .filter_map(|x| {
