@@ -170,6 +170,16 @@ pub struct Catalog {
     pub rules: Vec<NameRule>,
 }
 
+impl Catalog {
+    /// Adds everything `other` lists (its names replacing equal ones).
+    pub fn extend(&mut self, other: Catalog) {
+        self.services.extend(other.services);
+        self.dependencies.extend(other.dependencies);
+        self.names.extend(other.names);
+        self.rules.extend(other.rules);
+    }
+}
+
 impl Default for Catalog {
     fn default() -> Self {
         Self {

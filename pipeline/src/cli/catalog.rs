@@ -126,7 +126,7 @@ pub fn run(command: CatalogCommand) -> anyhow::Result<()> {
 
 fn import(args: ImportArgs) -> anyhow::Result<()> {
     let format = CatalogFormat::from(args.format);
-    let catalog = read_files(format, &args.paths)?;
+    let (catalog, texts) = read_files(format, &args.paths)?;
     let source = args.source.clone().unwrap_or_else(|| format.name().to_string());
     if source.trim().is_empty() {
         bail!("--source must name the source");
@@ -145,14 +145,7 @@ fn import(args: ImportArgs) -> anyhow::Result<()> {
         create_topics(k, &[topic.as_str()])?;
     }
     // The files as written, one YAML stream: the pipeline reads them as the file did.
-    let mut payload = String::new();
-    for path in &args.paths {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        if !payload.is_empty() {
-            payload.push_str("\n---\n");
-        }
-        payload.push_str(&text);
-    }
+    let payload = texts.join("\n---\n");
     let producer = producer(k)?;
     let headers = OwnedHeaders::new().insert(Header { key: "content-type", value: Some("application/yaml") });
     let record: BaseRecord<'_, [u8], [u8]> =

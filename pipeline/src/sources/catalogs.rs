@@ -30,12 +30,17 @@ pub fn parse_arg(text: &str) -> Result<(CatalogFormat, PathBuf), String> {
 }
 
 /// The catalog in `paths` (all of one format; Backstage references resolve across
-/// them). An error names the file, the document and the path in it.
-pub fn read_files(format: CatalogFormat, paths: &[PathBuf]) -> anyhow::Result<Catalog> {
+/// them), with the files' texts. An error names the file, the document and the path in
+/// it.
+pub fn read_files(format: CatalogFormat, paths: &[PathBuf]) -> anyhow::Result<(Catalog, Vec<String>)> {
     let texts: Vec<String> = paths
         .iter()
         .map(|p| std::fs::read_to_string(p).with_context(|| format!("reading catalog {}", p.display())))
         .collect::<anyhow::Result<_>>()?;
+    Ok((parse(format, paths, &texts)?, texts))
+}
+
+fn parse(format: CatalogFormat, paths: &[PathBuf], texts: &[String]) -> anyhow::Result<Catalog> {
     match format {
         CatalogFormat::Backstage => {
             let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
@@ -45,10 +50,7 @@ pub fn read_files(format: CatalogFormat, paths: &[PathBuf]) -> anyhow::Result<Ca
             let mut merged = Catalog::default();
             for (text, path) in texts.iter().zip(paths) {
                 let c = read_catalog(format, text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-                merged.services.extend(c.services);
-                merged.dependencies.extend(c.dependencies);
-                merged.names.extend(c.names);
-                merged.rules.extend(c.rules);
+                merged.extend(c);
             }
             Ok(merged)
         }
@@ -71,7 +73,7 @@ pub fn snapshots(args: &[String]) -> anyhow::Result<Vec<CatalogSnapshot>> {
     }
     let mut out = Vec::new();
     for (format, paths) in by_format {
-        let catalog = read_files(format, &paths)?;
+        let (catalog, _) = read_files(format, &paths)?;
         if catalog.services.is_empty() && catalog.dependencies.is_empty() && catalog.names.is_empty() {
             bail!("{}: no services, dependencies or names in it", paths[0].display());
         }

@@ -88,10 +88,7 @@ fn read_devloom(docs: Vec<Value>) -> Result<Catalog, DecodeError> {
                 }
             }
         }
-        merged.services.extend(catalog.services);
-        merged.dependencies.extend(catalog.dependencies);
-        merged.names.extend(catalog.names);
-        merged.rules.extend(catalog.rules);
+        merged.extend(catalog);
     }
     Ok(merged)
 }
