@@ -4,7 +4,6 @@
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand, ValueEnum};
@@ -13,7 +12,7 @@ use devloom_schemas::{Catalog, CatalogReport};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::BaseRecord;
 
-use super::history_dir;
+use super::{api_get, history_dir};
 use crate::build;
 use crate::config::Overrides;
 use crate::core::Pipeline;
@@ -186,21 +185,7 @@ fn report(args: &ReportArgs) -> anyhow::Result<CatalogReport> {
 }
 
 fn ask(url: &str) -> anyhow::Result<CatalogReport> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(30)))
-        .build()
-        .into();
-    let endpoint = format!("{}/v1/catalog", url.trim_end_matches('/'));
-    let mut response =
-        agent.get(&endpoint).call().with_context(|| format!("cannot reach the Devloom API at {endpoint}"))?;
-    let status = response.status();
-    let body =
-        response.body_mut().read_to_string().with_context(|| format!("reading the answer of {endpoint}"))?;
-    if !status.is_success() {
-        bail!("{endpoint} answered {status}: {body}");
-    }
-    serde_json::from_str(&body).with_context(|| format!("{endpoint} did not answer a catalog report: {body}"))
+    api_get(url, "/v1/catalog", &[], "a catalog report")
 }
 
 fn print(args: &ReportArgs, r: &CatalogReport, text: fn(&CatalogReport) -> String) -> anyhow::Result<()> {

@@ -7,12 +7,11 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 
-use super::{history_dir, report};
+use super::{api_get, history_dir, report};
 use crate::build;
 use crate::config::Overrides;
 use crate::core::Pipeline;
@@ -79,25 +78,9 @@ fn decide(args: &GateArgs) -> anyhow::Result<GateDecision> {
 
 /// `GET {url}/v1/gate?mode=metric`: the body whatever the decision.
 fn ask(url: &str, service: &str, revision: Option<&str>) -> anyhow::Result<GateDecision> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(30)))
-        .build()
-        .into();
-    let endpoint = format!("{}/v1/gate", url.trim_end_matches('/'));
-    let mut request = agent.get(&endpoint).query("service", service).query("mode", "metric");
-    if let Some(r) = revision {
-        request = request.query("revision", r);
-    }
-    let mut response =
-        request.call().with_context(|| format!("cannot reach the Devloom API at {endpoint}"))?;
-    let status = response.status();
-    let body =
-        response.body_mut().read_to_string().with_context(|| format!("reading the answer of {endpoint}"))?;
-    if !status.is_success() {
-        bail!("{endpoint} answered {status}: {body}");
-    }
-    serde_json::from_str(&body).with_context(|| format!("{endpoint} did not answer a gate decision: {body}"))
+    let mut query = vec![("service", service), ("mode", "metric")];
+    query.extend(revision.map(|r| ("revision", r)));
+    api_get(url, "/v1/gate", &query, "a gate decision")
 }
 
 /// Replays the archive through the operators into the API's state, then asks it.

@@ -209,6 +209,32 @@ pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
 
 /// An error and its causes on one line, each said once: many errors already quote their
 /// cause (`cannot read input x: No such file…`), which `{:#}` would print again.
+/// `GET {server}{path}?{query}` of a running Devloom's API, its JSON body read as `T`
+/// (`what` names it in errors); any non-2xx answer is an error with its body.
+pub fn api_get<T: serde::de::DeserializeOwned>(
+    server: &str,
+    path: &str,
+    query: &[(&str, &str)],
+    what: &str,
+) -> anyhow::Result<T> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(std::time::Duration::from_secs(30)))
+        .build()
+        .into();
+    let endpoint = format!("{}{path}", server.trim_end_matches('/'));
+    let request = query.iter().fold(agent.get(&endpoint), |r, (k, v)| r.query(*k, *v));
+    let mut response =
+        request.call().with_context(|| format!("cannot reach the Devloom API at {endpoint}"))?;
+    let status = response.status();
+    let body =
+        response.body_mut().read_to_string().with_context(|| format!("reading the answer of {endpoint}"))?;
+    if !status.is_success() {
+        anyhow::bail!("{endpoint} answered {status}: {body}");
+    }
+    serde_json::from_str(&body).with_context(|| format!("{endpoint} did not answer {what}: {body}"))
+}
+
 pub fn report(error: &anyhow::Error) -> String {
     let mut text = String::new();
     for cause in error.chain() {
