@@ -369,3 +369,41 @@ fn catalog_paths_in_the_config_file_are_put_in_force_and_checked_at_load() {
     assert!(!out.status.success());
     assert!(err.contains("catalog.paths[0]: \"backstage:catalog-info.yaml\": give FORMAT=PATH"), "{err}");
 }
+
+#[test]
+fn check_and_drift_ask_a_running_devloom() {
+    use std::io::BufRead as _;
+    let dir = tempfile::tempdir().unwrap();
+    let inputs = quiet_path_inputs(dir.path());
+    let mut args: Vec<String> = ["run", "--listen", "127.0.0.1:0", "--serve", "-o", "/dev/null", "--input"]
+        .map(String::from)
+        .to_vec();
+    args.extend(inputs.iter().map(|p| p.display().to_string()));
+    for c in examples() {
+        args.extend(["--catalog".to_string(), c]);
+    }
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_devloom"))
+        .args(&args)
+        .env_remove("DEVLOOM_CONFIG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let base = lines
+        .by_ref()
+        .find_map(|l| l.unwrap().strip_prefix("devloom: HTTP API on ").map(String::from))
+        .expect("the API address");
+    // `--serve` keeps answering once the input has run out; wait for that.
+    lines.find(|l| l.as_ref().unwrap().contains("records,")).expect("the run's summary line").unwrap();
+    let drift = devloom(&["catalog", "drift", "--server", &base, "--format", "json"]);
+    let check = devloom(&["catalog", "check", "--server", &base]);
+    let _ = child.kill();
+    let _ = child.wait();
+    let report: devloom_schemas::CatalogReport = serde_json::from_slice(&drift.stdout).unwrap();
+    let declared: Vec<(&str, &str)> =
+        report.declared_not_observed.iter().map(|e| (e.caller.as_str(), e.callee.as_str())).collect();
+    assert_eq!(declared, [("gateway", "checkout"), ("payments", "ledger")], "as the archive replay says");
+    let text = String::from_utf8(check.stdout).unwrap();
+    assert!(text.contains("  component:payments/payments-service → payments\n"), "{text}");
+}
