@@ -1,8 +1,8 @@
 //! The operator hot paths: span pairing + service graph (spans/s), what per-version
-//! tracking for rollout analysis adds to it, and blast radius on 1k- and 10k-service
-//! graphs.
+//! tracking for rollout analysis adds to it, and the health tick and blast radius on 1k-
+//! and 10k-service graphs.
 
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use devloom::simulator::Scenario;
 use devloom_benches::{graph_of, otlp_batches, records, spans};
 use devloom_operators::incidents::UpdateKind;
@@ -145,6 +145,24 @@ fn blast_radius(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("walk", services), &graph, |b, g| {
             let roots = g.nodes_named(&names[services / 3]);
             b.iter(|| devloom_operators::blast_radius::walk(g, &roots, 0).len())
+        });
+        // Every node and edge re-evaluated at a bucket boundary (every 10 s of event
+        // time), the wire and blame rules looking at each node's neighbours.
+        let snapshot = graph.snapshot();
+        group.bench_with_input(BenchmarkId::new("health tick", services), &snapshot, |b, snapshot| {
+            b.iter_batched(
+                || {
+                    let mut g = ServiceGraph::default();
+                    g.restore(snapshot.clone());
+                    g
+                },
+                |mut g| {
+                    let mut changes = Vec::new();
+                    g.on_watermark(&(), 80_000_000_000, &mut changes);
+                    changes.len()
+                },
+                BatchSize::LargeInput,
+            )
         });
         group.bench_with_input(BenchmarkId::new("impact map (walk + build)", services), &graph, |b, g| {
             b.iter(|| {

@@ -65,6 +65,13 @@ pub fn graph_of(services: usize) -> (ServiceGraph, Vec<String>) {
                         failed: false,
                         asynchronous: false,
                     },
+                    Observation::Gap {
+                        caller: id(i),
+                        callee: id(d.callee),
+                        time_ns,
+                        gap_ns: 600_000,
+                        caller_failed: false,
+                    },
                 ];
                 for o in &obs {
                     g.on_event(&(), o, &mut out);

@@ -489,18 +489,33 @@ impl ServiceGraph {
     /// Whether the node's network is slow: most of its measured incoming edges have a
     /// risen network gap, and so do most of its measured outgoing ones (if it has any).
     /// Its callers, with one slow edge among many and healthy incoming edges, are not.
+    /// A risen edge whose caller's other measured calls all rose too is the caller's
+    /// wire, not this node's: a caller with a slow network slows every call it makes.
     fn slow_wire(&self, node: NodeIndex) -> bool {
         let h = &self.config.health;
         let measured = |e: &EdgeState| {
             e.health.own_now.requests >= h.min_requests && e.health.own_baseline.requests >= h.min_requests
         };
-        let tally = |dir: PgDirection| {
-            let edges = self.graph.edges_directed(node, dir).map(|e| e.weight()).filter(|e| measured(e));
-            edges.fold((0usize, 0usize), |(up, all), e| {
-                (up + usize::from(h.own_time_up(&e.health.own_now, &e.health.own_baseline, false)), all + 1)
-            })
+        let up = |e: &EdgeState| h.own_time_up(&e.health.own_now, &e.health.own_baseline, false);
+        let callers_wire = |caller: NodeIndex| {
+            let mut others = self
+                .graph
+                .edges_directed(caller, PgDirection::Outgoing)
+                .filter(|o| o.target() != node && measured(o.weight()))
+                .peekable();
+            others.peek().is_some() && others.all(|o| up(o.weight()))
         };
-        let ((in_up, ins), (out_up, outs)) = (tally(PgDirection::Incoming), tally(PgDirection::Outgoing));
+        let (mut in_up, mut ins) = (0usize, 0usize);
+        for e in self.graph.edges_directed(node, PgDirection::Incoming).filter(|e| measured(e.weight())) {
+            ins += 1;
+            in_up += usize::from(up(e.weight()) && !callers_wire(e.source()));
+        }
+        let outs = self
+            .graph
+            .edges_directed(node, PgDirection::Outgoing)
+            .map(|e| e.weight())
+            .filter(|e| measured(e));
+        let (out_up, outs) = outs.fold((0usize, 0usize), |(u, all), e| (u + usize::from(up(e)), all + 1));
         ins > 0 && 2 * in_up > ins && (outs == 0 || 2 * out_up > outs)
     }
 
@@ -894,6 +909,7 @@ mod tests {
                 ("web", "auth", calls_auth, false),
                 ("web", "api", !down, slow),
                 ("api", "store", !down, slow),
+                ("api", "search", !down, slow),
             ];
             callees.retain(|c| c.2);
             for (caller, callee, _, slow) in callees {
@@ -924,6 +940,13 @@ mod tests {
         assert_eq!(state(&g, "api"), HealthState::Amber, "its incoming and outgoing gaps rose");
         assert_eq!(state(&g, "web"), HealthState::Gray, "one slow edge of two, its own edges in are fine");
         assert_eq!(state(&g, "auth"), HealthState::Gray);
+        for callee in ["store", "search"] {
+            assert_eq!(
+                state(&g, callee),
+                HealthState::Gray,
+                "every call api makes is slow: api's wire, not {callee}'s"
+            );
+        }
     }
 
     #[test]
