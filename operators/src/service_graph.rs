@@ -505,17 +505,12 @@ impl ServiceGraph {
                 .peekable();
             others.peek().is_some() && others.all(|o| up(o.weight()))
         };
-        let (mut in_up, mut ins) = (0usize, 0usize);
-        for e in self.graph.edges_directed(node, PgDirection::Incoming).filter(|e| measured(e.weight())) {
-            ins += 1;
-            in_up += usize::from(up(e.weight()) && !callers_wire(e.source()));
-        }
-        let outs = self
-            .graph
-            .edges_directed(node, PgDirection::Outgoing)
-            .map(|e| e.weight())
-            .filter(|e| measured(e));
-        let (out_up, outs) = outs.fold((0usize, 0usize), |(u, all), e| (u + usize::from(up(e)), all + 1));
+        let incoming =
+            self.graph.edges_directed(node, PgDirection::Incoming).filter(|e| measured(e.weight()));
+        let (in_up, ins) = tally(incoming.map(|e| up(e.weight()) && !callers_wire(e.source())));
+        let outgoing =
+            self.graph.edges_directed(node, PgDirection::Outgoing).filter(|e| measured(e.weight()));
+        let (out_up, outs) = tally(outgoing.map(|e| up(e.weight())));
         ins > 0 && 2 * in_up > ins && (outs == 0 || 2 * out_up > outs)
     }
 
@@ -634,6 +629,11 @@ impl ServiceGraph {
 
 fn degraded(state: HealthState) -> bool {
     matches!(state, HealthState::Red | HealthState::Amber)
+}
+
+/// How many of `risen` are true, and how many there are.
+fn tally(risen: impl Iterator<Item = bool>) -> (usize, usize) {
+    risen.fold((0, 0), |(up, all), r| (up + usize::from(r), all + 1))
 }
 
 /// Health from the requests (or calls) and the own time (self time or network gap): a
