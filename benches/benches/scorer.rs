@@ -85,6 +85,7 @@ fn edge(caller: &str, callee: &str) -> ImpactEdge {
         calls_per_s: None,
         gap_ms: None,
         caller_error_rate: None,
+        gap_p90_ms: None,
     }
 }
 

@@ -302,6 +302,7 @@ fn build_map(
                 error_rate: now_vs(edge_rate, edge.health.baseline.error_rate()),
                 calls_per_s: Some(now_vs(edge.health.now.per_second, edge.health.baseline.per_second)),
                 gap_ms: Some(now_vs(edge.health.own_now.p50_ms, edge.health.own_baseline.p50_ms)),
+                gap_p90_ms: Some(now_vs(edge.health.own_now.p90_ms, edge.health.own_baseline.p90_ms)),
                 caller_error_rate: Some(now_vs(
                     edge.health.own_now.error_rate(),
                     edge.health.own_baseline.error_rate(),

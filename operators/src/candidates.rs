@@ -424,9 +424,12 @@ fn log_ratio(v: &NowVsBaseline, floor: f64) -> f64 {
     ((v.now + floor) / (v.baseline + floor)).ln()
 }
 
-/// ln(median network gap now / baseline) of an edge's calls.
+/// How much an edge's network gap rose: ln(now / baseline) of its median, or of its p90
+/// when that rose more (lost packets delay a share of the calls). The p90's 20 ms floor
+/// keeps the jitter of a fast wire's slower calls from counting.
 fn gap_rise(x: &ImpactEdge) -> f64 {
-    log_ratio(&x.gap_ms.unwrap_or_default(), 0.5)
+    let median = log_ratio(&x.gap_ms.unwrap_or_default(), 0.5);
+    median.max(log_ratio(&x.gap_p90_ms.unwrap_or_default(), 20.0))
 }
 
 /// The smallest gap rise (at least 0) of `edges`, if any.

@@ -47,10 +47,11 @@ pub struct Evidence {
     /// ln(median self time now / baseline) of the candidate's service: its own work.
     #[serde(default)]
     pub self_log_ratio: f64,
-    /// Largest ln(median network gap now / baseline) over the edges into the candidate.
+    /// Largest gap rise over the edges into the candidate: ln(now / baseline) of the
+    /// median network gap, or of its p90 when that rose more.
     #[serde(default)]
     pub gap_log_ratio: f64,
-    /// Largest ln(median network gap now / baseline) over the edges out of the candidate.
+    /// Largest gap rise (as `gap_log_ratio`) over the edges out of the candidate.
     #[serde(default)]
     pub gap_out_log_ratio: f64,
     /// Largest excess, over the edges into the candidate, of the share of calls whose

@@ -136,19 +136,35 @@ impl HealthConfig {
     /// Medians only: own time is a short span's remainder, and its p99 is mostly noise.
     pub fn own_time_up(&self, now: &WindowSummary, baseline: &WindowSummary, held: bool) -> bool {
         let r = if held { 1.0 - self.hysteresis.clamp(0.0, 1.0) } else { 1.0 };
-        let medians = |w: &WindowSummary| WindowSummary { p99_ms: w.p50_ms, ..*w };
         now.requests >= self.min_requests.max(1)
-            && self.slower(&medians(now), &medians(baseline), self.amber_own_increase_ms * r, r)
+            && self.risen(now.p50_ms, baseline, baseline.p50_ms, self.amber_own_increase_ms * r, r)
+    }
+
+    /// Whether an edge's network gap rose: its median, as [`Self::own_time_up`], or its
+    /// slowest tenth (the p90 `amber_latency_ratio` times the baseline p90 and
+    /// `amber_latency_increase_ms` above it). Lost packets delay a tenth to a third of the
+    /// calls by a retransmission timeout: the median gap does not move, the p90 does, and
+    /// unlike a p99 it takes more than one slow call among a few dozen.
+    pub fn gap_up(&self, now: &WindowSummary, baseline: &WindowSummary, held: bool) -> bool {
+        let r = if held { 1.0 - self.hysteresis.clamp(0.0, 1.0) } else { 1.0 };
+        self.own_time_up(now, baseline, held)
+            || (now.requests >= self.min_requests.max(1)
+                && self.risen(now.p90_ms, baseline, baseline.p90_ms, self.amber_latency_increase_ms * r, r))
     }
 
     /// Latency at least `amber_latency_ratio` (relaxed by `r`) times the baseline and
     /// `increase_ms` above it: p99 against p99 with enough requests, else the medians.
     fn slower(&self, now: &WindowSummary, baseline: &WindowSummary, increase_ms: f64, r: f64) -> bool {
-        let (now_ms, base_ms) = if now.requests >= self.p99_min_requests {
-            (now.p99_ms, baseline.p99_ms)
+        if now.requests >= self.p99_min_requests {
+            self.risen(now.p99_ms, baseline, baseline.p99_ms, increase_ms, r)
         } else {
-            (now.p50_ms, baseline.p50_ms)
-        };
+            self.risen(now.p50_ms, baseline, baseline.p50_ms, increase_ms, r)
+        }
+    }
+
+    /// `now_ms` at least `amber_latency_ratio` (relaxed by `r`) times `base_ms`, a
+    /// statistic of `baseline`, and `increase_ms` above it.
+    fn risen(&self, now_ms: f64, baseline: &WindowSummary, base_ms: f64, increase_ms: f64, r: f64) -> bool {
         // A baseline is whatever came before the short window, however short the
         // history; it needs as many requests as the window does to be compared with.
         baseline.requests >= self.min_requests.max(1)
@@ -175,7 +191,14 @@ mod tests {
     use super::*;
 
     fn w(requests: u64, failures: u64, p99_ms: f64) -> WindowSummary {
-        WindowSummary { requests, failures, p50_ms: p99_ms / 2.0, p99_ms, per_second: 0.0 }
+        WindowSummary {
+            requests,
+            failures,
+            p50_ms: p99_ms / 2.0,
+            p90_ms: p99_ms / 1.5,
+            p99_ms,
+            per_second: 0.0,
+        }
     }
 
     #[test]
@@ -191,13 +214,39 @@ mod tests {
         assert_eq!(h.classify(&w(90, 3, 55.0), &base, gray), HealthState::Gray, "3 of 90 is noise");
         assert_eq!(h.classify(&w(100, 1, 80.0), &base, gray), HealthState::Amber, "p99 +60%, +30 ms");
         assert_eq!(h.classify(&w(100, 1, 66.0), &base, gray), HealthState::Gray, "p99 +32%: within noise");
-        let spiky = WindowSummary { requests: 90, failures: 0, p50_ms: 26.0, p99_ms: 300.0, per_second: 1.5 };
+        let spiky = WindowSummary {
+            requests: 90,
+            failures: 0,
+            p50_ms: 26.0,
+            p90_ms: 40.0,
+            p99_ms: 300.0,
+            per_second: 1.5,
+        };
         assert_eq!(h.classify(&spiky, &base, gray), HealthState::Gray, "few requests: the median judges");
         let slow = WindowSummary { p50_ms: 200.0, ..spiky };
         assert_eq!(h.classify(&slow, &base, gray), HealthState::Amber);
         // No baseline yet: only absolute error levels count.
         assert_eq!(h.classify(&w(1000, 30, 500.0), &w(0, 0, 0.0), gray), HealthState::Amber);
         assert_eq!(h.classify(&w(100, 1, 500.0), &w(0, 0, 0.0), gray), HealthState::Gray);
+    }
+
+    #[test]
+    fn a_gap_rises_in_its_median_or_in_its_tail() {
+        let h = HealthConfig::default();
+        let gaps = |requests, p50_ms, p90_ms| WindowSummary {
+            requests,
+            failures: 0,
+            p50_ms,
+            p90_ms,
+            p99_ms: 250.0,
+            per_second: 0.0,
+        };
+        let base = gaps(1000, 1.0, 2.0);
+        assert!(h.gap_up(&gaps(600, 40.0, 45.0), &base, false), "a slower wire: the median");
+        assert!(h.gap_up(&gaps(30, 1.0, 200.0), &base, false), "lost packets: a tenth of the calls");
+        assert!(!h.own_time_up(&gaps(30, 1.0, 200.0), &base, false), "self time judges medians only");
+        assert!(!h.gap_up(&gaps(600, 1.0, 15.0), &base, false), "a few ms of jitter in the tail");
+        assert!(!h.gap_up(&gaps(3, 1.0, 200.0), &base, false), "too few calls to judge");
     }
 
     #[test]

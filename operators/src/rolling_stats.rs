@@ -57,6 +57,9 @@ pub struct WindowSummary {
     pub failures: u64,
     /// Median latency, milliseconds (0 without requests).
     pub p50_ms: f64,
+    /// 90th percentile latency, milliseconds (0 without requests).
+    #[serde(default)]
+    pub p90_ms: f64,
     /// 99th percentile latency, milliseconds (0 without requests).
     pub p99_ms: f64,
     /// Requests per second over the window.
@@ -84,6 +87,8 @@ struct Closed {
     requests: u64,
     failures: u64,
     p50_ms: f64,
+    #[serde(default)]
+    p90_ms: f64,
     p99_ms: f64,
     /// Closed while its node or edge was red or amber: kept out of the baseline, so a
     /// fault that outlasts the short window does not become its own baseline.
@@ -145,6 +150,7 @@ impl RollingStats {
                 requests: b.requests,
                 failures: b.failures,
                 p50_ms: quantile(&b.latency_ms, 0.5),
+                p90_ms: quantile(&b.latency_ms, 0.9),
                 p99_ms: quantile(&b.latency_ms, 0.99),
                 degraded,
             });
@@ -174,6 +180,7 @@ impl RollingStats {
             requests,
             failures,
             p50_ms: quantile(&sketch, 0.5),
+            p90_ms: quantile(&sketch, 0.9),
             p99_ms: quantile(&sketch, 0.99),
             per_second: requests as f64 / (cfg.short_window_ms.max(1) as f64 / 1000.0),
         }
@@ -186,12 +193,14 @@ impl RollingStats {
         let requests = normal().map(|c| c.requests).sum();
         let failures = normal().map(|c| c.failures).sum();
         let p50_ms = median(normal(), |c| c.p50_ms);
+        let p90_ms = median(normal(), |c| c.p90_ms);
         let p99_ms = median(normal(), |c| c.p99_ms);
         let seconds = (normal().count() as u64 * cfg.bucket_ms) as f64 / 1000.0;
         WindowSummary {
             requests,
             failures,
             p50_ms,
+            p90_ms,
             p99_ms,
             per_second: if seconds > 0.0 { requests as f64 / seconds } else { 0.0 },
         }

@@ -452,7 +452,7 @@ impl ServiceGraph {
             let held = degraded(edge.health.state);
             edge.stats.advance(&cfg.window, now, held);
             edge.own.advance(&cfg.window, now, held);
-            edge.health = evaluate(cfg, &edge.stats, &edge.own, edge.health.state);
+            edge.health = evaluate(cfg, &edge.stats, &edge.own, edge.health.state, HealthConfig::gap_up);
         }
         let window_s = cfg.window.short_window_ms as f64 / 1000.0;
         for i in self.graph.node_indices().collect::<Vec<_>>() {
@@ -462,7 +462,7 @@ impl ServiceGraph {
             let held = degraded(n.health.state);
             n.stats.advance(&cfg.window, now, held);
             n.own.advance(&cfg.window, now, held);
-            let mut health = evaluate(cfg, &n.stats, &n.own, n.health.state);
+            let mut health = evaluate(cfg, &n.stats, &n.own, n.health.state, HealthConfig::own_time_up);
             if !n.id.virtual_node && cfg.health.silent(&health.now, &health.baseline, window_s) {
                 health.state = HealthState::Red;
             } else if health.state == HealthState::Gray && (slow_wire || blamed) {
@@ -496,7 +496,7 @@ impl ServiceGraph {
         let measured = |e: &EdgeState| {
             e.health.own_now.requests >= h.min_requests && e.health.own_baseline.requests >= h.min_requests
         };
-        let up = |e: &EdgeState| h.own_time_up(&e.health.own_now, &e.health.own_baseline, false);
+        let up = |e: &EdgeState| h.gap_up(&e.health.own_now, &e.health.own_baseline, false);
         let callers_wire = |caller: NodeIndex| {
             let mut others = self
                 .graph
@@ -637,15 +637,22 @@ fn tally(risen: impl Iterator<Item = bool>) -> (usize, usize) {
 }
 
 /// Health from the requests (or calls) and the own time (self time or network gap): a
-/// rise in own time alone makes a gray node or edge amber.
-fn evaluate(cfg: &GraphConfig, stats: &RollingStats, own: &RollingStats, previous: HealthState) -> Health {
+/// rise in own time alone (`own_up`: a node's self time, an edge's gap) makes a gray node
+/// or edge amber.
+fn evaluate(
+    cfg: &GraphConfig,
+    stats: &RollingStats,
+    own: &RollingStats,
+    previous: HealthState,
+    own_up: fn(&HealthConfig, &WindowSummary, &WindowSummary, bool) -> bool,
+) -> Health {
     let now = stats.short(&cfg.window);
     let baseline = stats.baseline(&cfg.window);
     let own_now = own.short(&cfg.window);
     let own_baseline = own.baseline(&cfg.window);
     let mut state = cfg.health.classify(&now, &baseline, previous);
     let held = matches!(previous, HealthState::Red | HealthState::Amber);
-    if state == HealthState::Gray && cfg.health.own_time_up(&own_now, &own_baseline, held) {
+    if state == HealthState::Gray && own_up(&cfg.health, &own_now, &own_baseline, held) {
         state = HealthState::Amber;
     }
     Health { state, now, baseline, own_now, own_baseline }
@@ -881,6 +888,9 @@ mod tests {
     enum Fault {
         /// api's wire slows by 50 ms both ways.
         SlowWire,
+        /// api's wire loses packets: one call in five waits 200 ms for a retransmission,
+        /// the rest are as fast as before (the median gap does not move).
+        LostPackets,
         /// web's requests fail whenever auth answered them (wrongly).
         WrongAnswers,
         /// api is gone.
@@ -895,7 +905,11 @@ mod tests {
             let on = t >= 300 * S;
             let calls_auth = i % 2 == 0;
             let web_failed = on && fault == Fault::WrongAnswers && calls_auth;
-            let gap = |slow: bool| if slow { 50_000_000 } else { 1_000_000 };
+            let gap = |slow: bool| match (slow, fault) {
+                (true, Fault::LostPackets) if i % 5 == 0 => 200_000_000,
+                (true, Fault::SlowWire) => 50_000_000,
+                _ => 1_000_000,
+            };
             let mut obs = vec![Observation::Request {
                 service: id("web"),
                 time_ns: t,
@@ -904,7 +918,7 @@ mod tests {
                 release: None,
             }];
             let down = on && fault == Fault::Down;
-            let slow = on && fault == Fault::SlowWire;
+            let slow = on && matches!(fault, Fault::SlowWire | Fault::LostPackets);
             let mut callees = vec![
                 ("web", "auth", calls_auth, false),
                 ("web", "api", !down, slow),
@@ -936,16 +950,22 @@ mod tests {
 
     #[test]
     fn a_slow_wire_makes_its_service_amber_not_its_callers() {
-        let g = run(Fault::SlowWire);
-        assert_eq!(state(&g, "api"), HealthState::Amber, "its incoming and outgoing gaps rose");
-        assert_eq!(state(&g, "web"), HealthState::Gray, "one slow edge of two, its own edges in are fine");
-        assert_eq!(state(&g, "auth"), HealthState::Gray);
-        for callee in ["store", "search"] {
+        for fault in [Fault::SlowWire, Fault::LostPackets] {
+            let g = run(fault);
+            assert_eq!(state(&g, "api"), HealthState::Amber, "its incoming and outgoing gaps rose");
             assert_eq!(
-                state(&g, callee),
+                state(&g, "web"),
                 HealthState::Gray,
-                "every call api makes is slow: api's wire, not {callee}'s"
+                "one slow edge of two, its own edges in are fine"
             );
+            assert_eq!(state(&g, "auth"), HealthState::Gray);
+            for callee in ["store", "search"] {
+                assert_eq!(
+                    state(&g, callee),
+                    HealthState::Gray,
+                    "every call api makes is slow: api's wire, not {callee}'s"
+                );
+            }
         }
     }
 

@@ -190,6 +190,10 @@ pub struct ImpactEdge {
     /// milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gap_ms: Option<NowVsBaseline>,
+    /// 90th percentile network gap of its calls, milliseconds: lost packets delay a
+    /// share of the calls by a retransmission timeout, which the median does not show.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gap_p90_ms: Option<NowVsBaseline>,
     /// Share of its calls made for a caller's request that failed: above the caller's
     /// own error rate when the callee answers but wrongly.
     #[serde(default, skip_serializing_if = "Option::is_none")]

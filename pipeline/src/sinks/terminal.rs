@@ -353,6 +353,7 @@ mod tests {
                 calls_per_s: None,
                 gap_ms: None,
                 caller_error_rate: None,
+                gap_p90_ms: None,
             }],
             omitted_nodes: None,
             data_quality: None,
