@@ -475,6 +475,7 @@ fn evidence_of(
             nodes.get(x.caller.as_str()).map(|c| rate.now - c.error_rate.now)
         })
         .fold(0.0, f64::max);
+    e.out_error_delta = out.iter().map(|x| x.error_rate.now - x.error_rate.baseline).fold(0.0, f64::max);
     e.upstream = node.direction == Direction::Upstream;
     e.out_rate_log_ratio = out
         .iter()

@@ -82,6 +82,10 @@ pub struct Evidence {
     /// when it has two or more: every call it makes got slower, its own network.
     #[serde(default)]
     pub gap_out_all: f64,
+    /// Largest error-rate rise (now minus baseline) over the calls the candidate makes:
+    /// a service whose failures are its callees' failures passed on is their victim.
+    #[serde(default)]
+    pub out_error_delta: f64,
 }
 
 impl Evidence {
@@ -113,12 +117,13 @@ impl Evidence {
             alerted: false,
             gap_in_shared: 0.0,
             gap_out_all: 0.0,
+            out_error_delta: 0.0,
         }
     }
 }
 
 /// Feature names, in the order of [`features`].
-pub const FEATURES: [&str; 36] = [
+pub const FEATURES: [&str; 37] = [
     "kind_deploy",
     "kind_config_change",
     "kind_scheduled_job",
@@ -155,6 +160,7 @@ pub const FEATURES: [&str; 36] = [
     "alerted",
     "gap_in_shared",
     "gap_out_all",
+    "out_error_delta",
 ];
 
 /// Whether a feature depends on the time of day or the day of week (the ablation
@@ -214,6 +220,7 @@ pub fn features(e: &Evidence) -> [f64; FEATURES.len()] {
         f64::from(u8::from(e.alerted)),
         e.gap_in_shared.clamp(0.0, 3.0),
         e.gap_out_all.clamp(0.0, 3.0),
+        e.out_error_delta.clamp(-1.0, 1.0),
     ]
 }
 

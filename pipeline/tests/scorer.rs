@@ -146,6 +146,44 @@ fn run_publishes_versioned_candidate_lists_with_their_features() {
 }
 
 #[test]
+fn a_slow_database_is_blamed_on_its_job_not_on_the_services_whose_queries_fail() {
+    // db-latency: a reindex job slows postgres 40x, then its queries time out and the
+    // services querying it fail, some more often than postgres itself.
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("db-latency.ndjson");
+    devloom(&["simulate", "--scenario", "db-latency", "--rate", "10", "-o", s(&input)]);
+    let (maps, candidates) = (dir.path().join("maps.ndjson"), dir.path().join("candidates.ndjson"));
+    devloom(&["run", "--input", s(&input), "-o", s(&maps), "--candidates", s(&candidates)]);
+    let read = |p: &Path| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(p).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    };
+    let (maps, lists) = (read(&maps), read(&candidates));
+    let postgres_red = |list: &serde_json::Value| {
+        // The map the list was scored on: the one of the same event time.
+        let map = maps.iter().find(|m| m["event_time_ns"] == list["event_time_ns"]).expect("its map");
+        map["nodes"].as_array().unwrap().iter().any(|n| n["service"] == "postgres" && n["state"] == "red")
+    };
+    let timeouts: Vec<&serde_json::Value> = lists.iter().filter(|l| postgres_red(l)).collect();
+    assert!(!timeouts.is_empty(), "postgres times out");
+    for list in timeouts {
+        let keys: Vec<&str> =
+            list["candidates"].as_array().unwrap().iter().map(|c| c["key"].as_str().unwrap()).collect();
+        assert_eq!(
+            keys[..2],
+            ["scheduled_job:postgres@reindex-2026-11-27", "dependency:postgres"],
+            "{keys:?}"
+        );
+        let fulfillment =
+            list["candidates"].as_array().unwrap().iter().find(|c| c["key"] == "service:fulfillment");
+        let features = &fulfillment.expect("fulfillment fails too")["features"];
+        assert!(
+            features["out_error_delta"].as_f64().unwrap() > 0.2,
+            "its queries to postgres fail: {features}"
+        );
+    }
+}
+
+#[test]
 fn a_bad_model_file_is_refused_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("model.json");

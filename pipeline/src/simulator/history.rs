@@ -222,6 +222,12 @@ fn dependency_draft(service: &str, onset_ns: TimestampNs) -> Draft {
     }
 }
 
+/// The error-rate rise of the calls a victim makes, given its own `error_delta`: most of
+/// its failures are its callees' failures passed on.
+fn passed_on(rng: &mut ChaCha8Rng, error_delta: f64) -> f64 {
+    error_delta * rng.random_range(0.3..1.5)
+}
+
 fn build(
     rng: &mut ChaCha8Rng,
     index: usize,
@@ -250,6 +256,8 @@ fn build(
             d.evidence.hops = u32::from(service != root);
             d.evidence.onset_lead_s = if service == root { 0.0 } else { rng.random_range(0.0..180.0) };
             d.evidence.caller_error_delta = if service == root { 0.0 } else { victim(rng) };
+            // Its own code fails: the calls it makes do not.
+            d.evidence.out_error_delta = quiet(rng);
             drafts.push(d);
         }
         CauseType::NightlyJob => {
@@ -317,6 +325,12 @@ fn build(
         let hurt = service == root || cause == CauseType::NightlyJob || rng.random_bool(0.4);
         d.evidence.error_delta =
             if hurt && cause != CauseType::TrafficSpike { victim(rng) } else { quiet(rng) };
+        // A hurt service fails because its calls fail.
+        d.evidence.out_error_delta = if hurt && cause != CauseType::TrafficSpike {
+            passed_on(rng, d.evidence.error_delta)
+        } else {
+            quiet(rng)
+        };
         d.evidence.latency_log_ratio =
             if hurt { rng.random_range(0.0..1.2) } else { rng.random_range(-0.1..0.2) };
         d.evidence.hops = u32::from(service != root);
@@ -363,6 +377,8 @@ fn build(
         e.latency_log_ratio = rng.random_range(0.0..1.2);
         e.self_log_ratio = rng.random_range(-0.1..0.3);
         e.callees_degraded = cause != CauseType::TrafficSpike;
+        e.out_error_delta =
+            if cause == CauseType::TrafficSpike { quiet(rng) } else { passed_on(rng, e.error_delta) };
         e.alerted = true;
         drafts.push(Draft {
             key: format!("service:{root}"),
@@ -379,6 +395,7 @@ fn build(
         e.latency_log_ratio = rng.random_range(0.0..0.8);
         e.self_log_ratio = rng.random_range(-0.1..0.2);
         e.callees_degraded = true;
+        e.out_error_delta = passed_on(rng, e.error_delta);
         e.upstream = true;
         e.hops = 1;
         drafts.push(Draft {
@@ -388,6 +405,29 @@ fn build(
             change: None,
             evidence: e,
         });
+    }
+    // Between the alerted service and a failing database, the services that query it
+    // fail too, often more than the database itself (each request queries it more than
+    // once): victims, known by their failing calls.
+    if matches!(cause, CauseType::Dependency | CauseType::NightlyJob) {
+        for _ in 0..rng.random_range(1..3) {
+            let service = ROOTS[rng.random_range(0..ROOTS.len())];
+            let mut e = Evidence::new(CandidateKind::Service, onset_ns);
+            e.error_delta = (victim(rng) * rng.random_range(1.0..2.5)).min(0.9);
+            e.out_error_delta = passed_on(rng, e.error_delta);
+            e.latency_log_ratio = rng.random_range(0.3..1.5);
+            e.self_log_ratio = rng.random_range(-0.1..0.2);
+            e.caller_error_delta = victim(rng);
+            e.callees_degraded = true;
+            e.hops = 1;
+            drafts.push(Draft {
+                key: format!("service:{service}"),
+                service: service.into(),
+                summary: format!("{service} degraded"),
+                change: None,
+                evidence: e,
+            });
+        }
     }
     let mut seen = std::collections::BTreeSet::new();
     drafts.retain(|d| seen.insert(d.key.clone()));
