@@ -25,6 +25,7 @@ fn node(service: &str, hops: u32, direction: Direction, state: HealthState) -> I
         p99_ms: NowVsBaseline { now: 300.0, baseline: 80.0 },
         requests_per_s: NowVsBaseline { now: 40.0, baseline: 38.0 },
         self_time_ms: None,
+        self_time_p90_ms: None,
         catalog: None,
     }
 }

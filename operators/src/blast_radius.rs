@@ -240,6 +240,7 @@ fn build_map(
             p99_ms,
             requests_per_s,
             self_time_ms: Some(now_vs(n.health.own_now.p50_ms, n.health.own_baseline.p50_ms)),
+            self_time_p90_ms: Some(now_vs(n.health.own_now.p90_ms, n.health.own_baseline.p90_ms)),
             catalog: graph.catalog_entry(&n.id.name).cloned(),
         });
     }
@@ -260,6 +261,7 @@ fn build_map(
                 p99_ms,
                 requests_per_s,
                 self_time_ms: None,
+                self_time_p90_ms: None,
                 catalog: graph.catalog_entry(r).cloned(),
             });
         }

@@ -458,7 +458,8 @@ fn evidence_of(
     e.error_delta = error_delta(node);
     e.latency_log_ratio = log_ratio(&node.p99_ms, 1.0);
     e.traffic_log_ratio = log_ratio(&node.requests_per_s, 0.1);
-    e.self_log_ratio = log_ratio(&node.self_time_ms.unwrap_or_default(), 0.5);
+    e.self_log_ratio = log_ratio(&node.self_time_ms.unwrap_or_default(), 0.5)
+        .max(log_ratio(&node.self_time_p90_ms.unwrap_or_default(), 20.0));
     e.gap_log_ratio = into.iter().map(|x| gap_rise(x)).fold(0.0, f64::max);
     e.gap_out_log_ratio = out.iter().map(|x| gap_rise(x)).fold(0.0, f64::max);
     let slowest_in = into.iter().max_by(|a, b| gap_rise(a).max(0.0).total_cmp(&gap_rise(b).max(0.0)));

@@ -44,7 +44,8 @@ pub struct Evidence {
     pub job_gap_s: Option<f64>,
     /// Onset of the incident, ns since the epoch (UTC).
     pub onset_ns: TimestampNs,
-    /// ln(median self time now / baseline) of the candidate's service: its own work.
+    /// ln(now / baseline) of the candidate's median self time, or of its p90 when that
+    /// rose more: its own work.
     #[serde(default)]
     pub self_log_ratio: f64,
     /// Largest gap rise over the edges into the candidate: ln(now / baseline) of the

@@ -452,7 +452,7 @@ impl ServiceGraph {
             let held = degraded(edge.health.state);
             edge.stats.advance(&cfg.window, now, held);
             edge.own.advance(&cfg.window, now, held);
-            edge.health = evaluate(cfg, &edge.stats, &edge.own, edge.health.state, HealthConfig::gap_up);
+            edge.health = evaluate(cfg, &edge.stats, &edge.own, edge.health.state);
         }
         let window_s = cfg.window.short_window_ms as f64 / 1000.0;
         for i in self.graph.node_indices().collect::<Vec<_>>() {
@@ -462,7 +462,7 @@ impl ServiceGraph {
             let held = degraded(n.health.state);
             n.stats.advance(&cfg.window, now, held);
             n.own.advance(&cfg.window, now, held);
-            let mut health = evaluate(cfg, &n.stats, &n.own, n.health.state, HealthConfig::own_time_up);
+            let mut health = evaluate(cfg, &n.stats, &n.own, n.health.state);
             if !n.id.virtual_node && cfg.health.silent(&health.now, &health.baseline, window_s) {
                 health.state = HealthState::Red;
             } else if health.state == HealthState::Gray && (slow_wire || blamed) {
@@ -496,7 +496,7 @@ impl ServiceGraph {
         let measured = |e: &EdgeState| {
             e.health.own_now.requests >= h.min_requests && e.health.own_baseline.requests >= h.min_requests
         };
-        let up = |e: &EdgeState| h.gap_up(&e.health.own_now, &e.health.own_baseline, false);
+        let up = |e: &EdgeState| h.own_time_up(&e.health.own_now, &e.health.own_baseline, false);
         let callers_wire = |caller: NodeIndex| {
             let mut others = self
                 .graph
@@ -637,22 +637,15 @@ fn tally(risen: impl Iterator<Item = bool>) -> (usize, usize) {
 }
 
 /// Health from the requests (or calls) and the own time (self time or network gap): a
-/// rise in own time alone (`own_up`: a node's self time, an edge's gap) makes a gray node
-/// or edge amber.
-fn evaluate(
-    cfg: &GraphConfig,
-    stats: &RollingStats,
-    own: &RollingStats,
-    previous: HealthState,
-    own_up: fn(&HealthConfig, &WindowSummary, &WindowSummary, bool) -> bool,
-) -> Health {
+/// rise in own time alone makes a gray node or edge amber.
+fn evaluate(cfg: &GraphConfig, stats: &RollingStats, own: &RollingStats, previous: HealthState) -> Health {
     let now = stats.short(&cfg.window);
     let baseline = stats.baseline(&cfg.window);
     let own_now = own.short(&cfg.window);
     let own_baseline = own.baseline(&cfg.window);
     let mut state = cfg.health.classify(&now, &baseline, previous);
     let held = matches!(previous, HealthState::Red | HealthState::Amber);
-    if state == HealthState::Gray && own_up(&cfg.health, &own_now, &own_baseline, held) {
+    if state == HealthState::Gray && cfg.health.own_time_up(&own_now, &own_baseline, held) {
         state = HealthState::Amber;
     }
     Health { state, now, baseline, own_now, own_baseline }
@@ -967,6 +960,36 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_service_slowed_on_a_third_of_its_requests_is_amber_from_its_slowest_tenth() {
+        // 10 req/s with 5 ms of own work; from minute five, every third request takes
+        // 40 ms (a process hogging a core): the median self time stays at 5 ms.
+        let mut g = ServiceGraph::default();
+        let mut out = Vec::new();
+        for i in 0..6_000u64 {
+            let t = i * S / 10;
+            let hogged = t >= 300 * S && i % 3 == 0;
+            let self_ns = if hogged { 40_000_000 } else { 5_000_000 };
+            let obs = [
+                Observation::Request {
+                    service: id("api"),
+                    time_ns: t,
+                    latency_ns: 30_000_000,
+                    failed: false,
+                    release: None,
+                },
+                Observation::SelfTime { service: id("api"), time_ns: t, self_ns },
+            ];
+            for o in &obs {
+                g.on_event(&(), o, &mut out);
+            }
+            g.on_watermark(&(), t, &mut out);
+        }
+        let api = &g.graph()[g.node_index(&id("api")).unwrap()].health;
+        assert!((api.own_now.p50_ms - 5.0).abs() < 0.5, "the median did not move: {:?}", api.own_now);
+        assert_eq!(api.state, HealthState::Amber, "its slowest tenth is 8x slower: {:?}", api.own_now);
     }
 
     #[test]

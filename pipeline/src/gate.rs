@@ -575,6 +575,7 @@ mod tests {
                     p99_ms: NowVsBaseline::default(),
                     requests_per_s: NowVsBaseline::default(),
                     self_time_ms: None,
+                    self_time_p90_ms: None,
                     catalog: None,
                 })
                 .collect(),

@@ -81,7 +81,7 @@ fn simulate_then_run_gives_the_same_maps_as_the_demo() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(
         text(&out.stderr)
-            .contains("2 alerts, 2 deploys → 3 impact-map versions, 3 candidate lists, 3 remediation plans, 1 post-mortem drafts, 0 rollout decisions; 0 dead letters"),
+            .contains("2 alerts, 2 deploys → 3 impact-map versions, 3 candidate lists, 2 remediation plans, 1 post-mortem drafts, 0 rollout decisions; 0 dead letters"),
         "{}",
         text(&out.stderr)
     );

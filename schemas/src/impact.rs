@@ -157,6 +157,10 @@ pub struct ImpactNode {
     /// edges' `calls_per_s`, `gap_ms` and `caller_error_rate`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub self_time_ms: Option<NowVsBaseline>,
+    /// 90th percentile self time, milliseconds: a process hogging a core slows a third
+    /// to two thirds of the requests, which the median may not show.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub self_time_p90_ms: Option<NowVsBaseline>,
     /// Owner, teams, escalation policy and PagerDuty service from the service catalogs;
     /// absent when no catalog lists it.
     #[serde(default, skip_serializing_if = "Option::is_none")]

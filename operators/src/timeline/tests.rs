@@ -18,6 +18,7 @@ fn node(service: &str, state: HealthState, error_rate: f64) -> devloom_schemas::
         p99_ms: NowVsBaseline { now: 80.0, baseline: 50.0 },
         requests_per_s: NowVsBaseline { now: 10.0, baseline: 10.0 },
         self_time_ms: None,
+        self_time_p90_ms: None,
         catalog: None,
     }
 }

@@ -301,6 +301,7 @@ mod tests {
             p99_ms: NowVsBaseline { now: 350.0, baseline: 40.0 },
             requests_per_s: NowVsBaseline { now: 20.0, baseline: 19.0 },
             self_time_ms: None,
+            self_time_p90_ms: None,
             catalog: None,
         }
     }

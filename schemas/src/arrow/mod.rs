@@ -174,6 +174,7 @@ mod tests {
                 p99_ms: NowVsBaseline { now: 800.0, baseline: 120.0 },
                 requests_per_s: NowVsBaseline { now: 50.0, baseline: 48.0 },
                 self_time_ms: None,
+                self_time_p90_ms: None,
                 catalog: None,
             }],
             edges: vec![ImpactEdge {
