@@ -107,11 +107,16 @@ fn quantile(sketch: &DDSketch, q: f64) -> f64 {
     sketch.quantile(q).ok().flatten().unwrap_or(0.0)
 }
 
-/// Median of the non-empty buckets' values of `pick`.
+/// Median (the upper one of an even count) of the non-empty buckets' values of `pick`.
+/// A selection, not a sort: every node and edge takes three at every tick, over up to
+/// 180 buckets each.
 fn median<'a>(closed: impl Iterator<Item = &'a Closed>, pick: fn(&Closed) -> f64) -> f64 {
     let mut values: Vec<f64> = closed.filter(|c| c.requests > 0).map(pick).collect();
-    values.sort_by(f64::total_cmp);
-    values.get(values.len() / 2).copied().unwrap_or(0.0)
+    if values.is_empty() {
+        return 0.0;
+    }
+    let middle = values.len() / 2;
+    *values.select_nth_unstable_by(middle, f64::total_cmp).1
 }
 
 impl RollingStats {
