@@ -123,7 +123,7 @@ fn blast_radius(c: &mut Criterion) {
     let mut group = c.benchmark_group("blast_radius");
     group.sample_size(20);
     for services in [1_000usize, 10_000] {
-        let (graph, names) = graph_of(services);
+        let (graph, names) = graph_of(services, 6);
         // A service a third of the way down: callers above it, callees below it.
         let root = names[services / 3].clone();
         let update = BlastInput::Incident(IncidentUpdate {
@@ -146,25 +146,7 @@ fn blast_radius(c: &mut Criterion) {
             let roots = g.nodes_named(&names[services / 3]);
             b.iter(|| devloom_operators::blast_radius::walk(g, &roots, 0).len())
         });
-        // Every node and edge re-evaluated at a bucket boundary (every 10 s of event
-        // time), the wire and blame rules looking at each node's neighbours.
-        let snapshot = graph.snapshot();
-        group.bench_with_input(BenchmarkId::new("health tick", services), &snapshot, |b, snapshot| {
-            b.iter_batched(
-                || {
-                    let mut g = ServiceGraph::default();
-                    g.restore(snapshot.clone());
-                    g
-                },
-                // The graph is returned so that criterion drops it outside the timing.
-                |mut g| {
-                    let mut changes = Vec::new();
-                    g.on_watermark(&(), 80_000_000_000, &mut changes);
-                    (changes.len(), g)
-                },
-                BatchSize::LargeInput,
-            )
-        });
+        health_tick(&mut group, BenchmarkId::new("health tick", services), &graph, 8);
         group.bench_with_input(BenchmarkId::new("impact map (walk + build)", services), &graph, |b, g| {
             b.iter(|| {
                 let mut op = BlastRadius::default();
@@ -177,5 +159,43 @@ fn blast_radius(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, pairing_and_graph, per_version, blast_radius);
+/// Every node and edge of `graph` re-evaluated at the bucket boundary `bucket` × 10 s
+/// (one every 10 s of event time), the wire and blame rules looking at each node's
+/// neighbours.
+fn health_tick(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    id: BenchmarkId,
+    graph: &ServiceGraph,
+    bucket: u64,
+) {
+    let snapshot = graph.snapshot();
+    group.bench_with_input(id, &snapshot, |b, snapshot| {
+        b.iter_batched(
+            || {
+                let mut g = ServiceGraph::default();
+                g.restore(snapshot.clone());
+                g
+            },
+            // The graph is returned so that criterion drops it outside the timing.
+            |mut g| {
+                let mut changes = Vec::new();
+                g.on_watermark(&(), bucket * 10_000_000_000, &mut changes);
+                (changes.len(), g)
+            },
+            BatchSize::LargeInput,
+        )
+    });
+}
+
+/// The health tick in steady state: a full 30-minute baseline (180 closed buckets a node
+/// and edge, each contributing its percentiles to the baseline's medians).
+fn health_tick_full_baseline(c: &mut Criterion) {
+    let mut group = c.benchmark_group("blast_radius");
+    group.sample_size(20);
+    let (graph, _) = graph_of(1_000, 186);
+    health_tick(&mut group, BenchmarkId::new("health tick, 30 min baseline", 1_000), &graph, 188);
+    group.finish();
+}
+
+criterion_group!(benches, pairing_and_graph, per_version, blast_radius, health_tick_full_baseline);
 criterion_main!(benches);

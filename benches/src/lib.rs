@@ -34,9 +34,10 @@ pub fn spans(batches: &[Vec<u8>]) -> Vec<Span> {
     events.into_iter().filter_map(|e| if let Event::Span(s) = e { Some(s) } else { None }).collect()
 }
 
-/// A service graph with every edge of a generated `services`-service topology, with a
-/// minute of traffic on each so nodes have health.
-pub fn graph_of(services: usize) -> (ServiceGraph, Vec<String>) {
+/// A service graph with every edge of a generated `services`-service topology, with
+/// `buckets` 10 s buckets of traffic on each (watermarked as they pass, so all but the
+/// last minute is baseline); its watermark is at the end of the last bucket plus 10 s.
+pub fn graph_of(services: usize, buckets: u64) -> (ServiceGraph, Vec<String>) {
     let topo = Topology::generated(services, 1);
     let mut g = ServiceGraph::default();
     let id = |i: usize| {
@@ -44,10 +45,10 @@ pub fn graph_of(services: usize) -> (ServiceGraph, Vec<String>) {
         ServiceId { name: Arc::from(n.name.as_str()), region: None, virtual_node: n.db_system.is_some() }
     };
     let mut out = Vec::new();
-    for (i, n) in topo.nodes.iter().enumerate() {
-        for d in &n.calls {
-            for t in 0..6u64 {
-                let time_ns = 1_000_000_000 + t * 10_000_000_000;
+    for t in 0..buckets {
+        let time_ns = 1_000_000_000 + t * 10_000_000_000;
+        for (i, n) in topo.nodes.iter().enumerate() {
+            for d in &n.calls {
                 let obs = [
                     Observation::Request {
                         service: id(d.callee),
@@ -78,8 +79,9 @@ pub fn graph_of(services: usize) -> (ServiceGraph, Vec<String>) {
                 }
             }
         }
+        g.on_watermark(&(), (t + 1) * 10_000_000_000, &mut out);
     }
-    g.on_watermark(&(), 70_000_000_000, &mut Vec::new());
+    g.on_watermark(&(), (buckets + 1) * 10_000_000_000, &mut out);
     let names = topo.service_names().into_iter().map(String::from).collect();
     (g, names)
 }
