@@ -222,6 +222,17 @@ fn dependency_draft(service: &str, onset_ns: TimestampNs) -> Draft {
     }
 }
 
+/// A `service:` candidate: the service itself, degraded as `evidence` says.
+fn service_draft(service: &str, evidence: Evidence) -> Draft {
+    Draft {
+        key: format!("service:{service}"),
+        service: service.into(),
+        summary: format!("{service} degraded"),
+        change: None,
+        evidence,
+    }
+}
+
 /// The error-rate rise of the calls a victim makes, given its own `error_delta`: most of
 /// its failures are its callees' failures passed on.
 fn passed_on(rng: &mut ChaCha8Rng, error_delta: f64) -> f64 {
@@ -380,13 +391,7 @@ fn build(
         e.out_error_delta =
             if cause == CauseType::TrafficSpike { quiet(rng) } else { passed_on(rng, e.error_delta) };
         e.alerted = true;
-        drafts.push(Draft {
-            key: format!("service:{root}"),
-            service: root.into(),
-            summary: format!("{root} degraded"),
-            change: None,
-            evidence: e,
-        });
+        drafts.push(service_draft(root, e));
     }
     // Callers of the alerted service fail with it: upstream victims.
     if cause != CauseType::TrafficSpike && rng.random_bool(0.5) {
@@ -398,13 +403,7 @@ fn build(
         e.out_error_delta = passed_on(rng, e.error_delta);
         e.upstream = true;
         e.hops = 1;
-        drafts.push(Draft {
-            key: "service:gateway".into(),
-            service: "gateway".into(),
-            summary: "gateway degraded".into(),
-            change: None,
-            evidence: e,
-        });
+        drafts.push(service_draft("gateway", e));
     }
     // Between the alerted service and a failing database, the services that query it
     // fail too, often more than the database itself (each request queries it more than
@@ -420,13 +419,7 @@ fn build(
             e.caller_error_delta = victim(rng);
             e.callees_degraded = true;
             e.hops = 1;
-            drafts.push(Draft {
-                key: format!("service:{service}"),
-                service: service.into(),
-                summary: format!("{service} degraded"),
-                change: None,
-                evidence: e,
-            });
+            drafts.push(service_draft(service, e));
         }
     }
     let mut seen = std::collections::BTreeSet::new();
