@@ -213,19 +213,18 @@ fn dependency_draft(service: &str, onset_ns: TimestampNs) -> Draft {
     let mut evidence = Evidence::new(CandidateKind::Dependency, onset_ns);
     evidence.virtual_node = DATABASES.contains(&service);
     evidence.hops = 1;
-    Draft {
-        key: format!("dependency:{service}"),
-        service: service.into(),
-        summary: format!("{service} degraded"),
-        change: None,
-        evidence,
-    }
+    degraded_draft("dependency", service, evidence)
 }
 
 /// A `service:` candidate: the service itself, degraded as `evidence` says.
 fn service_draft(service: &str, evidence: Evidence) -> Draft {
+    degraded_draft("service", service, evidence)
+}
+
+/// A candidate that is no change: `service` degraded, its key `prefix:service`.
+fn degraded_draft(prefix: &str, service: &str, evidence: Evidence) -> Draft {
     Draft {
-        key: format!("service:{service}"),
+        key: format!("{prefix}:{service}"),
         service: service.into(),
         summary: format!("{service} degraded"),
         change: None,
