@@ -33,6 +33,14 @@ pub struct HealthConfig {
     pub silent_expected_requests: f64,
     /// Requests a window needs before its p99 is trusted.
     pub p99_min_requests: u64,
+    /// Amber also when a node's self time p90 is this many times its baseline and
+    /// `amber_own_increase_ms` above it, in windows (now and baseline) of at least
+    /// `p90_min_requests`: a fast service hogged or starved is several times slower on
+    /// many of its requests, and only milliseconds slower in absolute terms.
+    pub amber_own_p90_ratio: f64,
+    /// Requests both windows need for `amber_own_p90_ratio`: with fewer, the p90 is the
+    /// slowest one or two requests.
+    pub p90_min_requests: u64,
     /// Fewer requests than this in the short window judge nothing: gray (or unknown at 0).
     pub min_requests: u64,
     /// A node already red or amber keeps that state until it is this fraction below the
@@ -51,6 +59,8 @@ impl Default for HealthConfig {
             amber_own_increase_ms: 2.0,
             silent_expected_requests: 10.0,
             p99_min_requests: 100,
+            amber_own_p90_ratio: 3.0,
+            p90_min_requests: 20,
             min_requests: 5,
             hysteresis: 0.2,
         }
@@ -68,9 +78,11 @@ impl HealthConfig {
                 return Err(format!("{name} must be between 0 and 1, got {v}"));
             }
         }
-        for (name, v) in
-            [("amber_error_ratio", self.amber_error_ratio), ("amber_latency_ratio", self.amber_latency_ratio)]
-        {
+        for (name, v) in [
+            ("amber_error_ratio", self.amber_error_ratio),
+            ("amber_latency_ratio", self.amber_latency_ratio),
+            ("amber_own_p90_ratio", self.amber_own_p90_ratio),
+        ] {
             if !(v.is_finite() && v >= 1.0) {
                 return Err(format!("{name} must be a finite ratio of at least 1, got {v}"));
             }
@@ -106,8 +118,7 @@ impl HealthConfig {
         if now.requests < self.min_requests {
             return HealthState::Gray;
         }
-        let keep = 1.0 - self.hysteresis.clamp(0.0, 1.0);
-        let relax = |held: bool| if held { keep } else { 1.0 };
+        let relax = |held: bool| relaxed(self.hysteresis, held);
         let rate = now.error_rate();
         if rate >= self.failure_threshold * relax(previous == HealthState::Red) {
             return HealthState::Red;
@@ -139,31 +150,77 @@ impl HealthConfig {
     /// delay a tenth to a third of the calls, and the median need not move. Not the p99:
     /// own time is a short span's remainder, and its slowest hundredth is mostly noise.
     pub fn own_time_up(&self, now: &WindowSummary, baseline: &WindowSummary, held: bool) -> bool {
-        let r = if held { 1.0 - self.hysteresis.clamp(0.0, 1.0) } else { 1.0 };
+        let r = relaxed(self.hysteresis, held);
         now.requests >= self.min_requests.max(1)
-            && (self.risen(now.p50_ms, baseline, baseline.p50_ms, self.amber_own_increase_ms * r, r)
-                || self.risen(now.p90_ms, baseline, baseline.p90_ms, self.amber_latency_increase_ms * r, r))
+            && (self.risen(
+                now.p50_ms,
+                baseline,
+                baseline.p50_ms,
+                self.amber_latency_ratio,
+                self.amber_own_increase_ms * r,
+                r,
+            ) || self.risen(
+                now.p90_ms,
+                baseline,
+                baseline.p90_ms,
+                self.amber_latency_ratio,
+                self.amber_latency_increase_ms * r,
+                r,
+            ))
+    }
+
+    /// [`Self::own_time_up`] for a node's self time, which also rises when its p90 is
+    /// `amber_own_p90_ratio` times the baseline's and `amber_own_increase_ms` above it,
+    /// with `p90_min_requests` in both windows: a fast service hogged is several times
+    /// slower on a third of its requests, yet only milliseconds. Not for network gaps: a
+    /// gap of a millisecond or less gains a few in its tail from jitter alone.
+    pub fn self_time_up(&self, now: &WindowSummary, baseline: &WindowSummary, held: bool) -> bool {
+        let r = relaxed(self.hysteresis, held);
+        let counted = now.requests.min(baseline.requests) >= self.p90_min_requests.max(1);
+        self.own_time_up(now, baseline, held)
+            || (counted
+                && self.risen(
+                    now.p90_ms,
+                    baseline,
+                    baseline.p90_ms,
+                    self.amber_own_p90_ratio,
+                    self.amber_own_increase_ms * r,
+                    r,
+                ))
     }
 
     /// Latency at least `amber_latency_ratio` (relaxed by `r`) times the baseline and
     /// `increase_ms` above it: p99 against p99 with enough requests, else the medians.
     fn slower(&self, now: &WindowSummary, baseline: &WindowSummary, increase_ms: f64, r: f64) -> bool {
         if now.requests >= self.p99_min_requests {
-            self.risen(now.p99_ms, baseline, baseline.p99_ms, increase_ms, r)
+            self.risen(now.p99_ms, baseline, baseline.p99_ms, self.amber_latency_ratio, increase_ms, r)
         } else {
-            self.risen(now.p50_ms, baseline, baseline.p50_ms, increase_ms, r)
+            self.risen(now.p50_ms, baseline, baseline.p50_ms, self.amber_latency_ratio, increase_ms, r)
         }
     }
 
-    /// `now_ms` at least `amber_latency_ratio` (relaxed by `r`) times `base_ms`, a
-    /// statistic of `baseline`, and `increase_ms` above it.
-    fn risen(&self, now_ms: f64, baseline: &WindowSummary, base_ms: f64, increase_ms: f64, r: f64) -> bool {
+    /// `now_ms` at least `ratio` (relaxed by `r`) times `base_ms`, a statistic of
+    /// `baseline`, and `increase_ms` above it.
+    fn risen(
+        &self,
+        now_ms: f64,
+        baseline: &WindowSummary,
+        base_ms: f64,
+        ratio: f64,
+        increase_ms: f64,
+        r: f64,
+    ) -> bool {
         // A baseline is whatever came before the short window, however short the
         // history; it needs as many requests as the window does to be compared with.
         baseline.requests >= self.min_requests.max(1)
-            && now_ms >= base_ms * (1.0 + (self.amber_latency_ratio - 1.0) * r)
+            && now_ms >= base_ms * (1.0 + (ratio - 1.0) * r)
             && now_ms >= base_ms + increase_ms
     }
+}
+
+/// The factor thresholds are relaxed by for a node or edge already red or amber.
+fn relaxed(hysteresis: f64, held: bool) -> f64 {
+    if held { 1.0 - hysteresis.clamp(0.0, 1.0) } else { 1.0 }
 }
 
 /// Lower bound of the 95% Wilson score interval of `failures / requests`.
@@ -240,6 +297,29 @@ mod tests {
         assert!(!h.own_time_up(&gaps(600, 1.0, 15.0), &base, false), "a few ms of jitter in the tail");
         assert!(!h.own_time_up(&gaps(600, 1.0, 1.0), &base, false), "the p99 alone does not count");
         assert!(!h.own_time_up(&gaps(3, 1.0, 200.0), &base, false), "too few calls to judge");
+    }
+
+    #[test]
+    fn a_fast_services_self_time_rises_when_its_slowest_tenth_is_several_times_slower() {
+        let h = HealthConfig::default();
+        let own = |requests, p50_ms, p90_ms| WindowSummary {
+            requests,
+            failures: 0,
+            p50_ms,
+            p90_ms,
+            p99_ms: p90_ms,
+            per_second: 0.0,
+        };
+        let base = own(300, 1.0, 1.7);
+        // A 1 ms service hogged on a third of its requests: p90 6x, 8 ms above.
+        assert!(!h.own_time_up(&own(100, 1.2, 10.0), &base, false), "under the 20 ms floor");
+        assert!(h.self_time_up(&own(100, 1.2, 10.0), &base, false), "six times slower");
+        assert!(!h.self_time_up(&own(100, 1.2, 4.5), &base, false), "2.6x: within the tail's noise");
+        assert!(!h.self_time_up(&own(12, 1.2, 10.0), &base, false), "a p90 of 12 requests");
+        assert!(!h.self_time_up(&own(100, 1.2, 10.0), &own(12, 1.0, 1.7), false), "nor of a baseline's 12");
+        assert!(h.self_time_up(&own(100, 1.2, 4.6), &base, true), "held amber, the ratio relaxes to 2.6");
+        let gaps = own(100, 0.6, 0.9);
+        assert!(!h.own_time_up(&own(100, 0.6, 4.0), &gaps, false), "a gap's tail gains ms from jitter");
     }
 
     #[test]

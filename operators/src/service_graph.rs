@@ -452,7 +452,7 @@ impl ServiceGraph {
             let held = degraded(edge.health.state);
             edge.stats.advance(&cfg.window, now, held);
             edge.own.advance(&cfg.window, now, held);
-            edge.health = evaluate(cfg, &edge.stats, &edge.own, edge.health.state);
+            edge.health = evaluate(cfg, &edge.stats, &edge.own, HealthConfig::own_time_up, edge.health.state);
         }
         let window_s = cfg.window.short_window_ms as f64 / 1000.0;
         for i in self.graph.node_indices().collect::<Vec<_>>() {
@@ -462,7 +462,7 @@ impl ServiceGraph {
             let held = degraded(n.health.state);
             n.stats.advance(&cfg.window, now, held);
             n.own.advance(&cfg.window, now, held);
-            let mut health = evaluate(cfg, &n.stats, &n.own, n.health.state);
+            let mut health = evaluate(cfg, &n.stats, &n.own, HealthConfig::self_time_up, n.health.state);
             if !n.id.virtual_node && cfg.health.silent(&health.now, &health.baseline, window_s) {
                 health.state = HealthState::Red;
             } else if health.state == HealthState::Gray && (slow_wire || blamed) {
@@ -636,16 +636,26 @@ fn tally(risen: impl Iterator<Item = bool>) -> (usize, usize) {
     risen.fold((0, 0), |(up, all), r| (up + usize::from(r), all + 1))
 }
 
+/// How a node's or an edge's own time is judged: [`HealthConfig::self_time_up`] or
+/// [`HealthConfig::own_time_up`].
+type OwnTimeRule = fn(&HealthConfig, &WindowSummary, &WindowSummary, bool) -> bool;
+
 /// Health from the requests (or calls) and the own time (self time or network gap): a
-/// rise in own time alone makes a gray node or edge amber.
-fn evaluate(cfg: &GraphConfig, stats: &RollingStats, own: &RollingStats, previous: HealthState) -> Health {
+/// rise in own time alone, by `own_up`, makes a gray node or edge amber.
+fn evaluate(
+    cfg: &GraphConfig,
+    stats: &RollingStats,
+    own: &RollingStats,
+    own_up: OwnTimeRule,
+    previous: HealthState,
+) -> Health {
     let now = stats.short(&cfg.window);
     let baseline = stats.baseline(&cfg.window);
     let own_now = own.short(&cfg.window);
     let own_baseline = own.baseline(&cfg.window);
     let mut state = cfg.health.classify(&now, &baseline, previous);
     let held = matches!(previous, HealthState::Red | HealthState::Amber);
-    if state == HealthState::Gray && cfg.health.own_time_up(&own_now, &own_baseline, held) {
+    if state == HealthState::Gray && own_up(&cfg.health, &own_now, &own_baseline, held) {
         state = HealthState::Amber;
     }
     Health { state, now, baseline, own_now, own_baseline }
@@ -990,6 +1000,54 @@ mod tests {
         let api = &g.graph()[g.node_index(&id("api")).unwrap()].health;
         assert!((api.own_now.p50_ms - 5.0).abs() < 0.5, "the median did not move: {:?}", api.own_now);
         assert_eq!(api.state, HealthState::Amber, "its slowest tenth is 8x slower: {:?}", api.own_now);
+    }
+
+    #[test]
+    fn a_fast_service_hogged_at_a_request_every_two_seconds_is_amber_and_a_tail_half_again_slower_is_not() {
+        // 0.5 req/s (30 in the short window) of about 1 ms own work; from minute five,
+        // "api" takes 7 ms on every third request (a process hogging a core), "web" 1.8 ms
+        // (a tail 1.7x as slow: noise at 30 requests). Both stay under every millisecond
+        // floor but the self time's own.
+        let mut g = ServiceGraph::default();
+        let mut out = Vec::new();
+        for i in 0..1_200u64 {
+            let t = i * S;
+            let (service, slow_ms) = if i % 2 == 0 { ("api", 7.0) } else { ("web", 1.8) };
+            let jitter_ms = [0.9, 1.0, 1.1, 1.05][(i / 2 % 4) as usize];
+            let slow = t >= 300 * S && i / 2 % 3 == 0;
+            let self_ns = ((if slow { slow_ms } else { jitter_ms }) * 1e6) as u64;
+            let obs = [
+                Observation::Request {
+                    service: id(service),
+                    time_ns: t,
+                    latency_ns: 30_000_000,
+                    failed: false,
+                    release: None,
+                },
+                Observation::SelfTime { service: id(service), time_ns: t, self_ns },
+            ];
+            for o in &obs {
+                g.on_event(&(), o, &mut out);
+            }
+            g.on_watermark(&(), t, &mut out);
+        }
+        let health = |name: &str| &g.graph()[g.node_index(&id(name)).unwrap()].health;
+        let api = health("api");
+        assert_eq!(
+            api.state,
+            HealthState::Amber,
+            "p90 7 ms against 1.1 ms: {:?} {:?}",
+            api.own_now,
+            api.own_baseline
+        );
+        let web = health("web");
+        assert_eq!(
+            web.state,
+            HealthState::Gray,
+            "p90 1.8 ms against 1.1 ms: {:?} {:?}",
+            web.own_now,
+            web.own_baseline
+        );
     }
 
     #[test]
