@@ -38,8 +38,9 @@ pub struct HealthConfig {
     /// `p90_min_requests`: a fast service hogged or starved is several times slower on
     /// many of its requests, and only milliseconds slower in absolute terms.
     pub amber_own_p90_ratio: f64,
-    /// Requests both windows need for `amber_own_p90_ratio`: with fewer, the p90 is the
-    /// slowest one or two requests.
+    /// Requests both windows need for `amber_own_p90_ratio`, and calls an outgoing edge
+    /// whose gap did not rise needs to speak against its caller's slow wire: with fewer,
+    /// the p90 is the slowest one or two.
     pub p90_min_requests: u64,
     /// Fewer requests than this in the short window judge nothing: gray (or unknown at 0).
     pub min_requests: u64,

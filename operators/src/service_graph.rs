@@ -487,7 +487,8 @@ impl ServiceGraph {
     }
 
     /// Whether the node's network is slow: most of its measured incoming edges have a
-    /// risen network gap, and so do most of its measured outgoing ones (if it has any).
+    /// risen network gap, and so do most of its measured outgoing ones (if it has any;
+    /// one that did not rise counts with `p90_min_requests` calls only).
     /// Its callers, with one slow edge among many and healthy incoming edges, are not.
     /// A risen edge whose caller's other measured calls all rose too is the caller's
     /// wire, not this node's: a caller with a slow network slows every call it makes.
@@ -508,8 +509,15 @@ impl ServiceGraph {
         let incoming =
             self.graph.edges_directed(node, PgDirection::Incoming).filter(|e| measured(e.weight()));
         let (in_up, ins) = tally(incoming.map(|e| up(e.weight()) && !callers_wire(e.source())));
-        let outgoing =
-            self.graph.edges_directed(node, PgDirection::Outgoing).filter(|e| measured(e.weight()));
+        // An outgoing edge speaks against a slow wire only with calls enough for its p90 to
+        // be more than its slowest one or two: lost packets delay a tenth to a third.
+        let counted = |e: &EdgeState| {
+            up(e) || e.health.own_now.requests.min(e.health.own_baseline.requests) >= h.p90_min_requests
+        };
+        let outgoing = self
+            .graph
+            .edges_directed(node, PgDirection::Outgoing)
+            .filter(|e| measured(e.weight()) && counted(e.weight()));
         let (out_up, outs) = tally(outgoing.map(|e| up(e.weight())));
         ins > 0 && 2 * in_up > ins && (outs == 0 || 2 * out_up > outs)
     }
@@ -894,6 +902,9 @@ mod tests {
         /// api's wire loses packets: one call in five waits 200 ms for a retransmission,
         /// the rest are as fast as before (the median gap does not move).
         LostPackets,
+        /// As `LostPackets`, and api also calls audit and ledger, once in a hundred
+        /// requests each: their six calls a minute happen to miss the lost packets.
+        LostPacketsRarelyCalling,
         /// web's requests fail whenever auth answered them (wrongly).
         WrongAnswers,
         /// api is gone.
@@ -909,7 +920,7 @@ mod tests {
             let calls_auth = i % 2 == 0;
             let web_failed = on && fault == Fault::WrongAnswers && calls_auth;
             let gap = |slow: bool| match (slow, fault) {
-                (true, Fault::LostPackets) if i % 5 == 0 => 200_000_000,
+                (true, Fault::LostPackets | Fault::LostPacketsRarelyCalling) if i % 5 == 0 => 200_000_000,
                 (true, Fault::SlowWire) => 50_000_000,
                 _ => 1_000_000,
             };
@@ -921,12 +932,16 @@ mod tests {
                 release: None,
             }];
             let down = on && fault == Fault::Down;
-            let slow = on && matches!(fault, Fault::SlowWire | Fault::LostPackets);
+            let slow =
+                on && matches!(fault, Fault::SlowWire | Fault::LostPackets | Fault::LostPacketsRarelyCalling);
+            let rarely = fault == Fault::LostPacketsRarelyCalling;
             let mut callees = vec![
                 ("web", "auth", calls_auth, false),
                 ("web", "api", !down, slow),
                 ("api", "store", !down, slow),
                 ("api", "search", !down, slow),
+                ("api", "audit", rarely && i % 100 == 0, false),
+                ("api", "ledger", rarely && i % 100 == 50, false),
             ];
             callees.retain(|c| c.2);
             for (caller, callee, _, slow) in callees {
@@ -1047,6 +1062,20 @@ mod tests {
             "p90 1.8 ms against 1.1 ms: {:?} {:?}",
             web.own_now,
             web.own_baseline
+        );
+    }
+
+    #[test]
+    fn calls_too_few_to_show_lost_packets_do_not_clear_a_slow_wire() {
+        let g = run(Fault::LostPacketsRarelyCalling);
+        let api = g.node_index(&id("api")).unwrap();
+        let audit = g.graph().find_edge(api, g.node_index(&id("audit")).unwrap()).unwrap();
+        let calls = g.graph()[audit].health.own_now.requests;
+        assert!((5..20).contains(&calls), "measured ({calls} calls), but its p90 is its slowest call or two");
+        assert_eq!(
+            state(&g, "api"),
+            HealthState::Amber,
+            "two of its four outgoing edges are quiet, and rare"
         );
     }
 
