@@ -152,22 +152,12 @@ impl HealthConfig {
     /// own time is a short span's remainder, and its slowest hundredth is mostly noise.
     pub fn own_time_up(&self, now: &WindowSummary, baseline: &WindowSummary, held: bool) -> bool {
         let r = relaxed(self.hysteresis, held);
+        let up = |now_ms: f64, base_ms: f64, increase_ms: f64| {
+            self.risen(now_ms, baseline, base_ms, self.amber_latency_ratio, increase_ms * r, r)
+        };
         now.requests >= self.min_requests.max(1)
-            && (self.risen(
-                now.p50_ms,
-                baseline,
-                baseline.p50_ms,
-                self.amber_latency_ratio,
-                self.amber_own_increase_ms * r,
-                r,
-            ) || self.risen(
-                now.p90_ms,
-                baseline,
-                baseline.p90_ms,
-                self.amber_latency_ratio,
-                self.amber_latency_increase_ms * r,
-                r,
-            ))
+            && (up(now.p50_ms, baseline.p50_ms, self.amber_own_increase_ms)
+                || up(now.p90_ms, baseline.p90_ms, self.amber_latency_increase_ms))
     }
 
     /// [`Self::own_time_up`] for a node's self time, which also rises when its p90 is
@@ -178,16 +168,9 @@ impl HealthConfig {
     pub fn self_time_up(&self, now: &WindowSummary, baseline: &WindowSummary, held: bool) -> bool {
         let r = relaxed(self.hysteresis, held);
         let counted = now.requests.min(baseline.requests) >= self.p90_min_requests.max(1);
+        let (ratio, floor_ms) = (self.amber_own_p90_ratio, self.amber_own_increase_ms * r);
         self.own_time_up(now, baseline, held)
-            || (counted
-                && self.risen(
-                    now.p90_ms,
-                    baseline,
-                    baseline.p90_ms,
-                    self.amber_own_p90_ratio,
-                    self.amber_own_increase_ms * r,
-                    r,
-                ))
+            || (counted && self.risen(now.p90_ms, baseline, baseline.p90_ms, ratio, floor_ms, r))
     }
 
     /// Latency at least `amber_latency_ratio` (relaxed by `r`) times the baseline and
