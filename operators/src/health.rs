@@ -235,6 +235,11 @@ mod tests {
         }
     }
 
+    /// Self times or gaps: `requests`, their median and p90 (the p99 stays put).
+    fn own_time(requests: u64, p50_ms: f64, p90_ms: f64) -> WindowSummary {
+        WindowSummary { requests, failures: 0, p50_ms, p90_ms, p99_ms: 250.0, per_second: 0.0 }
+    }
+
     #[test]
     fn states_against_baseline() {
         let h = HealthConfig::default();
@@ -267,14 +272,7 @@ mod tests {
     #[test]
     fn own_time_rises_in_its_median_or_in_its_slowest_tenth() {
         let h = HealthConfig::default();
-        let gaps = |requests, p50_ms, p90_ms| WindowSummary {
-            requests,
-            failures: 0,
-            p50_ms,
-            p90_ms,
-            p99_ms: 250.0,
-            per_second: 0.0,
-        };
+        let gaps = own_time;
         let base = gaps(1000, 1.0, 2.0);
         assert!(h.own_time_up(&gaps(600, 40.0, 45.0), &base, false), "a slower wire: the median");
         assert!(h.own_time_up(&gaps(30, 1.0, 200.0), &base, false), "lost packets: a tenth of the calls");
@@ -286,14 +284,7 @@ mod tests {
     #[test]
     fn a_fast_services_self_time_rises_when_its_slowest_tenth_is_several_times_slower() {
         let h = HealthConfig::default();
-        let own = |requests, p50_ms, p90_ms| WindowSummary {
-            requests,
-            failures: 0,
-            p50_ms,
-            p90_ms,
-            p99_ms: p90_ms,
-            per_second: 0.0,
-        };
+        let own = own_time;
         let base = own(300, 1.0, 1.7);
         // A 1 ms service hogged on a third of its requests: p90 6x, 8 ms above.
         assert!(!h.own_time_up(&own(100, 1.2, 10.0), &base, false), "under the 20 ms floor");
