@@ -71,7 +71,7 @@ pub fn graph_of(services: usize, buckets: u64) -> (ServiceGraph, Vec<String>) {
                         callee: id(d.callee),
                         time_ns,
                         gap_ns: 600_000,
-                        caller_failed: false,
+                        failed_after: false,
                     },
                 ];
                 for o in &obs {

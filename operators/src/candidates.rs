@@ -276,8 +276,15 @@ fn find(
         let node = nodes.get(service).copied();
         let edges_into = into.get(service).map_or(&[][..], Vec::as_slice);
         let edges_out = out_of.get(service).map_or(&[][..], Vec::as_slice);
-        let mut e =
-            evidence_of(&nodes, [edges_into, edges_out], &out_of, node, kind, onset, &state.degraded_since);
+        let mut e = evidence_of(
+            &nodes,
+            [edges_into, edges_out],
+            [&into, &out_of],
+            node,
+            kind,
+            onset,
+            &state.degraded_since,
+        );
         e.past_incidents = map
             .root_services
             .iter()
@@ -442,12 +449,12 @@ fn error_delta(n: &ImpactNode) -> f64 {
 }
 
 /// Evidence from the candidate's node in the map (zeros when it is not in the map);
-/// `[into, out]` are the map's edges into and out of it, `out_of` every node's outgoing
-/// edges.
+/// `[into, out]` are the map's edges into and out of it, `[into_of, out_of]` every
+/// node's incoming and outgoing edges.
 fn evidence_of(
     nodes: &BTreeMap<&str, &ImpactNode>,
     [into, out]: [&[&ImpactEdge]; 2],
-    out_of: &BTreeMap<&str, Vec<&ImpactEdge>>,
+    [into_of, out_of]: [&BTreeMap<&str, Vec<&ImpactEdge>>; 2],
     node: Option<&ImpactNode>,
     kind: CandidateKind,
     onset: TimestampNs,
@@ -464,7 +471,11 @@ fn evidence_of(
     e.gap_out_log_ratio = out.iter().map(|x| gap_rise(x)).fold(0.0, f64::max);
     let slowest_in = into.iter().max_by(|a, b| gap_rise(a).max(0.0).total_cmp(&gap_rise(b).max(0.0)));
     e.gap_in_shared = slowest_in
-        .and_then(|x| least_gap_rise(out_of.get(x.caller.as_str())?.iter().filter(|o| o.callee != x.callee)))
+        .and_then(|x| {
+            let caller = x.caller.as_str();
+            let others = into_of.get(caller).into_iter().chain(out_of.get(caller)).flatten();
+            least_gap_rise(others.filter(|o| o.callee != x.callee))
+        })
         .unwrap_or(0.0);
     if out.len() >= 2 {
         e.gap_out_all = least_gap_rise(out.iter()).unwrap_or(0.0);
@@ -472,8 +483,11 @@ fn evidence_of(
     e.blame = into
         .iter()
         .filter_map(|x| {
-            let rate = x.caller_error_rate?;
-            nodes.get(x.caller.as_str()).map(|c| rate.now - c.error_rate.now)
+            let (rate, calls) = (x.caller_error_rate?, x.calls_per_s?.now);
+            let caller = nodes.get(x.caller.as_str())?;
+            let failures = caller.error_rate.now * caller.requests_per_s.now;
+            let share = if failures > 0.0 { (rate.now * calls / failures).min(1.0) } else { 0.0 };
+            Some((rate.now - rate.baseline) * share)
         })
         .fold(0.0, f64::max);
     e.out_error_delta = out.iter().map(|x| x.error_rate.now - x.error_rate.baseline).fold(0.0, f64::max);

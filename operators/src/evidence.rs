@@ -55,9 +55,10 @@ pub struct Evidence {
     /// Largest gap rise (as `gap_log_ratio`) over the edges out of the candidate.
     #[serde(default)]
     pub gap_out_log_ratio: f64,
-    /// Largest excess, over the edges into the candidate, of the share of calls whose
-    /// caller's request failed over that caller's error rate: callers fail when they
-    /// call it.
+    /// Callers fail on its answers: over the edges into the candidate, the largest rise
+    /// of the share of calls their caller's request failed right after, times the share
+    /// of that caller's failures they are (a caller failing on its own spreads its
+    /// failures over its calls).
     #[serde(default)]
     pub blame: f64,
     /// The candidate calls the alerted service (transitively): a victim's position.
@@ -75,8 +76,8 @@ pub struct Evidence {
     pub alerted: bool,
     /// How far the slow wire into the candidate is its caller's: over the edge into it
     /// with the largest gap rise, the smallest gap rise (log ratio, at least 0) on that
-    /// caller's other outgoing edges; 0 when it has none. A caller whose every call got
-    /// slower explains the candidate's slow incoming edge away.
+    /// caller's other edges, in and out; 0 when it has none. A caller whose every call,
+    /// made or answered, got slower explains the candidate's slow incoming edge away.
     #[serde(default)]
     pub gap_in_shared: f64,
     /// The smallest gap rise (log ratio, at least 0) over the candidate's outgoing edges

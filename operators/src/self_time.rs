@@ -18,9 +18,11 @@
 //!   caller's self time too: in such traces a network delay and the caller's own work
 //!   around the call look alike, and the scorer weighs both.
 //!
-//! Each gap also says whether the request the call was made for failed: callers that fail
-//! when they call a service, and not otherwise, point at it even when its own spans look
-//! fine (it answered, wrongly).
+//! Each gap also says whether the caller's request failed on that call's answer: the
+//! call succeeded, no other call of the request failed, and the request called nothing
+//! after it (a failing handler stops where it fails). Callers failing on a service's
+//! answers point at it even when its own spans look fine (it answered, wrongly); a caller
+//! failing on its own spreads its failures over whichever call came last.
 //!
 //! Spans wait for their children for the pairing TTL (event time), in any arrival order;
 //! then they are measured once. Producer spans and client spans without a child (calls to
@@ -61,6 +63,8 @@ struct Child {
     kind: SpanKind,
     start_ns: TimestampNs,
     end_ns: TimestampNs,
+    #[serde(default)]
+    failed: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -160,8 +164,7 @@ impl SelfTimer {
         let request = own
             .parent
             .and_then(|p| self.entries.get(&(trace, p)))
-            .and_then(|e| e.own.as_ref())
-            .filter(|p| p.service == own.service);
+            .filter(|e| e.own.as_ref().is_some_and(|p| p.service == own.service));
         let client_like = match own.kind {
             SpanKind::Client => true,
             SpanKind::Unspecified => callee.is_some() && children.iter().all(elsewhere) && request.is_some(),
@@ -175,7 +178,10 @@ impl SelfTimer {
                 callee,
                 time_ns: own.end_ns,
                 gap_ns: exclusive,
-                caller_failed: request.is_some_and(|r| r.failed),
+                failed_after: request.is_some_and(|r| {
+                    let failed = r.own.as_ref().is_some_and(|p| p.failed);
+                    failed && !own.failed && failed_on(&r.children, own.start_ns, own.end_ns)
+                }),
             }),
             _ => {
                 out.push(Observation::SelfTime {
@@ -190,13 +196,22 @@ impl SelfTimer {
                             callee: c.service.clone(),
                             time_ns: c.end_ns,
                             gap_ns: idle_around(own, children, i),
-                            caller_failed: own.failed,
+                            failed_after: own.failed
+                                && !c.failed
+                                && failed_on(children, c.start_ns, c.end_ns),
                         });
                     }
                 }
             }
         }
     }
+}
+
+/// Whether a failed request's failure was the answer of its call from `start_ns` to
+/// `end_ns` (one of `calls`): none of its calls failed and none started after that one
+/// ended.
+fn failed_on(calls: &[Child], start_ns: TimestampNs, end_ns: TimestampNs) -> bool {
+    calls.iter().all(|c| !c.failed && (c.start_ns < end_ns || (c.start_ns, c.end_ns) == (start_ns, end_ns)))
 }
 
 /// Nanoseconds of `own` covered by at least one child (children sorted by start).
@@ -238,6 +253,7 @@ impl Operator for SelfTimer {
                 kind: span.kind,
                 start_ns: span.start_ns,
                 end_ns: span.end_ns,
+                failed: span.failed,
             };
             self.entry((span.trace_id, parent), span.end_ns).children.push(child);
         }
@@ -256,6 +272,7 @@ impl Operator for SelfTimer {
     }
 
     fn on_watermark(&mut self, _: &(), event_time: TimestampNs, out: &mut Vec<Observation>) {
+        let mut due = Vec::new();
         while let Some(&(key, seq)) = self.queue.front() {
             let Some(entry) = self.entries.get(&key).filter(|e| e.seq == seq) else {
                 self.queue.pop_front();
@@ -265,7 +282,13 @@ impl Operator for SelfTimer {
                 break;
             }
             self.queue.pop_front();
-            let Entry { own, mut children, .. } = self.entries.remove(&key).expect("checked live");
+            due.push((entry.own.as_ref().map_or(0, |o| o.end_ns), key));
+        }
+        // Calls before the requests they were made for, whatever order the spans came
+        // in: a call reads its request's status and its other calls.
+        due.sort_unstable();
+        for (_, key) in due {
+            let Entry { own, mut children, .. } = self.entries.remove(&key).expect("queued once");
             if let Some(own) = &own {
                 self.measure(key.0, own, &mut children, out);
             }
@@ -398,6 +421,69 @@ mod tests {
                 ("self", "web".to_string(), 40),
             ]
         );
+    }
+
+    /// The edges whose gap says the caller failed on the answer, in the trace where web
+    /// serves 0–100 ms (failing or not) and calls auth 10–40 then api 50–90 (the call
+    /// failing or not), with client spans, kind-less ones, or server spans only.
+    fn failed_after(web_failed: bool, api_failed: bool) -> Vec<Vec<String>> {
+        use SpanKind::{Client, Server, Unspecified as Unset};
+        let shapes = [
+            vec![
+                span(1, None, "web", Server, 0, 100),
+                span(2, Some(1), "web", Client, 10, 40),
+                span(3, Some(2), "auth", Server, 12, 38),
+                span(4, Some(1), "web", Client, 50, 90),
+                span(5, Some(4), "api", Server, 52, 88),
+            ],
+            vec![
+                span(1, None, "web", Unset, 0, 100),
+                span(2, Some(1), "web", Unset, 10, 40),
+                span(3, Some(2), "auth", Unset, 12, 38),
+                span(4, Some(1), "web", Unset, 50, 90),
+                span(5, Some(4), "api", Unset, 52, 88),
+            ],
+            vec![
+                span(1, None, "web", Unset, 0, 100),
+                span(3, Some(1), "auth", Unset, 12, 38),
+                span(5, Some(1), "api", Unset, 52, 88),
+            ],
+        ];
+        shapes
+            .into_iter()
+            .map(|shape| {
+                let mut timer = SelfTimer::new(PairingConfig { ttl_ms: 1_000, ..PairingConfig::default() });
+                let mut out = Vec::new();
+                for mut s in shape {
+                    let request = s.parent_span_id.is_none();
+                    let api_call = s.span_id == SpanId(4)
+                        || (&*s.service == "api" && s.parent_span_id == Some(SpanId(1)));
+                    s.failed = (request && web_failed) || (api_call && api_failed);
+                    timer.on_event(&(), &s, &mut out);
+                }
+                timer.on_watermark(&(), 10_000_000_000, &mut out);
+                out.into_iter()
+                    .filter_map(|o| match o {
+                        Observation::Gap { caller, callee, failed_after: true, .. } => {
+                            Some(format!("{caller}→{callee}"))
+                        }
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_failed_request_failed_on_its_last_call_when_no_call_failed() {
+        let last = vec!["web→api".to_string()];
+        assert_eq!(failed_after(true, false), vec![last.clone(), last.clone(), last], "api answered last");
+        assert_eq!(
+            failed_after(true, true),
+            vec![Vec::<String>::new(); 3],
+            "api failed: its failure, passed on"
+        );
+        assert_eq!(failed_after(false, false), vec![Vec::<String>::new(); 3], "web did not fail");
     }
 
     #[test]

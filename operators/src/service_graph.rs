@@ -448,8 +448,13 @@ impl ServiceGraph {
         let mut changes = Vec::new();
         // Edges first: a node's network shows on its edges.
         for e in self.graph.edge_indices().collect::<Vec<_>>() {
+            // An edge of a degraded service is part of its evidence (a slow wire, callers
+            // failing on its answers): its baseline keeps what came before, as the node's.
+            let (caller, callee) = self.graph.edge_endpoints(e).expect("listed");
+            let ends_degraded =
+                degraded(self.graph[caller].health.state) || degraded(self.graph[callee].health.state);
             let edge = &mut self.graph[e];
-            let held = degraded(edge.health.state);
+            let held = ends_degraded || degraded(edge.health.state);
             edge.stats.advance(&cfg.window, now, held);
             edge.own.advance(&cfg.window, now, held);
             edge.health = evaluate(cfg, &edge.stats, &edge.own, HealthConfig::own_time_up, edge.health.state);
@@ -490,8 +495,9 @@ impl ServiceGraph {
     /// risen network gap, and so do most of its measured outgoing ones (if it has any;
     /// one that did not rise counts with `p90_min_requests` calls only).
     /// Its callers, with one slow edge among many and healthy incoming edges, are not.
-    /// A risen edge whose caller's other measured calls all rose too is the caller's
-    /// wire, not this node's: a caller with a slow network slows every call it makes.
+    /// A risen edge whose caller's other measured edges, in and out, all rose too is the
+    /// caller's wire, not this node's: a caller with a slow network slows every call it
+    /// makes and every answer it gives.
     fn slow_wire(&self, node: NodeIndex) -> bool {
         let h = &self.config.health;
         let measured = |e: &EdgeState| {
@@ -502,6 +508,7 @@ impl ServiceGraph {
             let mut others = self
                 .graph
                 .edges_directed(caller, PgDirection::Outgoing)
+                .chain(self.graph.edges_directed(caller, PgDirection::Incoming))
                 .filter(|o| o.target() != node && measured(o.weight()))
                 .peekable();
             others.peek().is_some() && others.all(|o| up(o.weight()))
@@ -522,10 +529,11 @@ impl ServiceGraph {
         ins > 0 && 2 * in_up > ins && (outs == 0 || 2 * out_up > outs)
     }
 
-    /// Whether some caller fails when it calls this node and not otherwise: the requests
-    /// that called it fail more than before (the error rule, on the lower bound of the
-    /// Wilson interval), and half again as often as the caller's requests overall. A
-    /// service answering wrongly looks healthy in its own spans; its callers show it.
+    /// Whether some caller fails on this node's answers: its requests fail right after
+    /// calling it more than before (the error rule, on the lower bound of the Wilson
+    /// interval), and three in four of the caller's failures are such. A service
+    /// answering wrongly looks healthy in its own spans; its callers show it. A caller
+    /// failing on its own fails after whichever call it made last, or before any.
     fn blamed(&self, node: NodeIndex) -> bool {
         let h = &self.config.health;
         self.graph.edges_directed(node, PgDirection::Incoming).any(|e| {
@@ -536,7 +544,7 @@ impl ServiceGraph {
                 && base.requests >= h.min_requests
                 && rate >= base.error_rate() + h.amber_error_increase
                 && rate >= base.error_rate() * h.amber_error_ratio
-                && now.error_rate() >= 1.5 * caller.error_rate()
+                && 4 * now.failures >= 3 * caller.failures
         })
     }
 
@@ -700,9 +708,9 @@ impl Operator for ServiceGraph {
                 let i = self.node(service, *time_ns);
                 self.graph[i].own.record(&window, *time_ns, *self_ns, false);
             }
-            Observation::Gap { caller, callee, time_ns, gap_ns, caller_failed } => {
+            Observation::Gap { caller, callee, time_ns, gap_ns, failed_after } => {
                 let e = self.edge(caller, callee, *time_ns);
-                self.graph[e].own.record(&window, *time_ns, *gap_ns, *caller_failed);
+                self.graph[e].own.record(&window, *time_ns, *gap_ns, *failed_after);
             }
         }
     }
@@ -905,8 +913,12 @@ mod tests {
         /// As `LostPackets`, and api also calls audit and ledger, once in a hundred
         /// requests each: their six calls a minute happen to miss the lost packets.
         LostPacketsRarelyCalling,
-        /// web's requests fail whenever auth answered them (wrongly).
+        /// web calls auth for every request and fails on two in five of its answers
+        /// (wrong ones), making no further call.
         WrongAnswers,
+        /// web throws on two in five of its requests: before its calls, between them or
+        /// after them, in turn.
+        Throws,
         /// api is gone.
         Down,
     }
@@ -917,8 +929,15 @@ mod tests {
         for i in 0..6_000u64 {
             let t = i * S / 10;
             let on = t >= 300 * S;
-            let calls_auth = i % 2 == 0;
-            let web_failed = on && fault == Fault::WrongAnswers && calls_auth;
+            let failing = on && matches!(fault, Fault::WrongAnswers | Fault::Throws) && i % 5 < 2;
+            let calls_auth = i % 2 == 0 || matches!(fault, Fault::WrongAnswers | Fault::Throws);
+            // How many of web's two call slots (auth, api) it reaches.
+            let reached = match fault {
+                Fault::WrongAnswers if failing => 1,
+                Fault::Throws if failing => (i / 5) % 3,
+                _ => 2,
+            };
+            let last_call = ["", "auth", "api"][reached as usize];
             let gap = |slow: bool| match (slow, fault) {
                 (true, Fault::LostPackets | Fault::LostPacketsRarelyCalling) if i % 5 == 0 => 200_000_000,
                 (true, Fault::SlowWire) => 50_000_000,
@@ -928,7 +947,7 @@ mod tests {
                 service: id("web"),
                 time_ns: t,
                 latency_ns: 30_000_000,
-                failed: web_failed,
+                failed: failing,
                 release: None,
             }];
             let down = on && fault == Fault::Down;
@@ -936,8 +955,8 @@ mod tests {
                 on && matches!(fault, Fault::SlowWire | Fault::LostPackets | Fault::LostPacketsRarelyCalling);
             let rarely = fault == Fault::LostPacketsRarelyCalling;
             let mut callees = vec![
-                ("web", "auth", calls_auth, false),
-                ("web", "api", !down, slow),
+                ("web", "auth", calls_auth && reached >= 1, false),
+                ("web", "api", !down && reached >= 2, slow),
                 ("api", "store", !down, slow),
                 ("api", "search", !down, slow),
                 ("api", "audit", rarely && i % 100 == 0, false),
@@ -951,7 +970,7 @@ mod tests {
                     callee: id(callee),
                     time_ns: t,
                     gap_ns: gap(slow),
-                    caller_failed: caller == "web" && web_failed,
+                    failed_after: failing && caller == "web" && callee == last_call,
                 });
             }
             for o in &obs {
@@ -1082,9 +1101,26 @@ mod tests {
     #[test]
     fn a_service_whose_callers_fail_when_they_call_it_is_amber() {
         let g = run(Fault::WrongAnswers);
-        assert_eq!(state(&g, "web"), HealthState::Red, "a quarter of its requests fail");
-        assert_eq!(state(&g, "auth"), HealthState::Amber, "auth's own spans are clean; its callers show it");
-        assert_eq!(state(&g, "api"), HealthState::Gray, "called for every request: no more failing than web");
+        assert_eq!(state(&g, "web"), HealthState::Red, "two in five of its requests fail");
+        assert_eq!(
+            state(&g, "auth"),
+            HealthState::Amber,
+            "its own spans are clean, and web calls it for every request; but web fails on its answers"
+        );
+        assert_eq!(state(&g, "api"), HealthState::Gray, "web fails before it calls api");
+    }
+
+    #[test]
+    fn a_service_failing_on_its_own_blames_none_of_its_callees() {
+        let g = run(Fault::Throws);
+        assert_eq!(state(&g, "web"), HealthState::Red, "two in five of its requests fail");
+        for callee in ["auth", "api"] {
+            assert_eq!(
+                state(&g, callee),
+                HealthState::Gray,
+                "web's failures follow {callee} a third of the time"
+            );
+        }
     }
 
     #[test]

@@ -106,8 +106,9 @@ pub enum Observation {
         time_ns: TimestampNs,
         /// What the caller waited beyond the callee's own span.
         gap_ns: u64,
-        /// The caller's request that made the call failed.
-        caller_failed: bool,
+        /// The caller's request failed on this call's answer: the call succeeded, no
+        /// other call of the request failed, and the request called nothing after it.
+        failed_after: bool,
     },
 }
 

@@ -208,7 +208,7 @@ fn watch_draws_rollout_decisions_and_run_writes_them_with_rollouts() {
     let stdout = text(&out.stdout);
     assert!(stdout.contains("── rollout frontend (production) #1  INCONCLUSIVE"), "{stdout}");
     assert!(stdout.contains("── rollout frontend (production) #2  HALT  canary 1.1.0"), "{stdout}");
-    assert!(stdout.contains("fails 11.76% of 136 requests vs stable 1.0.0"), "{stdout}");
+    assert!(stdout.contains("fails 11.68% of 137 requests vs stable 1.0.0"), "{stdout}");
 }
 
 #[test]

@@ -89,7 +89,7 @@ fn gate_passes_on_a_healthy_graph_blocks_on_a_red_dependency_and_warns_on_an_inc
     assert_eq!(cart["blast_radius"]["count"], 3, "checkout, frontend, gateway call cart: {cart:#}");
     assert_eq!(cart["blast_radius"]["entry_points"], json!(["gateway"]));
 
-    // Eight minutes: payments has failed 15% of its requests for two, and its alert fired.
+    // Eight minutes: payments has failed 10% of its requests for two, and its alert fired.
     let (_failing, base) = serve(records("regression", Some(8 * MIN_NS)));
     let (status, checkout) = get(&base, "/v1/gate?service=checkout&revision=4f1c2d");
     assert_eq!(status, 409, "a block answers [gate] block_status: {checkout:#}");

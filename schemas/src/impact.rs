@@ -198,8 +198,9 @@ pub struct ImpactEdge {
     /// share of the calls by a retransmission timeout, which the median does not show.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gap_p90_ms: Option<NowVsBaseline>,
-    /// Share of its calls made for a caller's request that failed: above the caller's
-    /// own error rate when the callee answers but wrongly.
+    /// Share of its calls whose caller's request failed right after, on the answer: the
+    /// call succeeded, no other call of that request failed, and the request called
+    /// nothing after it. Rises when the callee answers, but wrongly.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub caller_error_rate: Option<NowVsBaseline>,
 }

@@ -46,7 +46,8 @@ pub enum FaultKind {
     PacketLoss,
     /// 15–60% of its requests fail.
     Exception,
-    /// It answers, wrongly: 20–60% of its callers' requests that called it fail.
+    /// It answers, wrongly: 20–60% of the calls to it make their caller fail, right
+    /// there (the caller makes no further call).
     WrongReturn,
     /// It is gone: no spans, and calls to it are refused.
     DependencyDown,

@@ -24,7 +24,7 @@ pub struct Fault {
     pub network_delay_ms: f64,
     /// Share of those calls that pay it (1: delay; below 1: packet loss, retransmits).
     pub network_share: f64,
-    /// Share of its callers' requests that fail though it answered (a wrong return).
+    /// Share of the calls to it whose caller fails on the answer (a wrong return).
     pub caller_error_rate: f64,
     /// Down: it emits no spans, and calls to it fail at once.
     pub down: bool,
@@ -62,7 +62,7 @@ pub struct Effect {
     pub network_delay_ms: f64,
     /// …for this share of them.
     pub network_share: f64,
-    /// Its callers fail this share of the requests that called it.
+    /// Its callers fail on this share of its answers.
     pub caller_error_rate: f64,
     /// It is down.
     pub down: bool,
@@ -189,13 +189,13 @@ impl Scenario {
     pub fn regression() -> Self {
         Self {
             name: "regression",
-            description: "payments v1.9.0 fails 15% of requests; rolled back four minutes later (contained)",
+            description: "payments v1.9.0 fails 10% of requests; rolled back four minutes later (contained)",
             duration_s: 12 * MIN,
             faults: vec![Fault {
                 target: "payments".into(),
                 from_s: 6 * MIN,
                 until_s: 10 * MIN,
-                error_rate: Some(0.15),
+                error_rate: Some(0.1),
                 latency_factor: 1.0,
                 ..Fault::default()
             }],

@@ -157,7 +157,14 @@ impl TraceBuilder {
         let own_error =
             effect.error_rate.unwrap_or(n.error_rate) + canary.map_or(0.0, |c| c.extra_error_rate);
         let mut failed = self.rng.random_bool(own_error.clamp(0.0, 1.0));
-        for dep in &n.calls {
+        // A failing handler stops where it fails: its own exception is thrown before any
+        // of its calls or after any, and a wrong answer or a critical callee's failure
+        // ends it as soon as the call returns. The calls after are never made.
+        let thrown_at = if failed { self.rng.random_range(0..=n.calls.len()) } else { n.calls.len() };
+        for (slot, dep) in n.calls.iter().enumerate() {
+            if slot >= thrown_at {
+                break;
+            }
             if !self.rng.random_bool(dep.probability.clamp(0.0, 1.0)) {
                 continue;
             }
@@ -175,9 +182,8 @@ impl TraceBuilder {
                 }
             };
             let (out_wait, back_wait) = (wire(&effect, &mut self.rng), wire(&far, &mut self.rng));
-            if far.caller_error_rate > 0.0 && self.rng.random_bool(far.caller_error_rate.min(1.0)) {
-                failed = true;
-            }
+            let answered_wrongly =
+                far.caller_error_rate > 0.0 && self.rng.random_bool(far.caller_error_rate.min(1.0));
             let (end, child_failed, attrs, kind, name) = match callee.role {
                 _ if far.down && callee.role != Role::Queue => {
                     let refused = t + out_wait + 1_000_000;
@@ -258,8 +264,9 @@ impl TraceBuilder {
                 ..Default::default()
             });
             t = end;
-            if child_failed && dep.critical {
+            if answered_wrongly || (child_failed && dep.critical) {
                 failed = true;
+                break;
             }
         }
         let end = t + own - own / 2;
