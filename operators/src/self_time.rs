@@ -286,7 +286,7 @@ impl Operator for SelfTimer {
         }
         // Calls before the requests they were made for, whatever order the spans came
         // in: a call reads its request's status and its other calls.
-        due.sort_unstable();
+        due.sort_by_key(|d| d.0);
         for (_, key) in due {
             let Entry { own, mut children, .. } = self.entries.remove(&key).expect("queued once");
             if let Some(own) = &own {
