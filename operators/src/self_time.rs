@@ -428,27 +428,20 @@ mod tests {
     /// failing or not), with client spans, kind-less ones, or server spans only.
     fn failed_after(web_failed: bool, api_failed: bool) -> Vec<Vec<String>> {
         use SpanKind::{Client, Server, Unspecified as Unset};
-        let shapes = [
-            vec![
-                span(1, None, "web", Server, 0, 100),
-                span(2, Some(1), "web", Client, 10, 40),
-                span(3, Some(2), "auth", Server, 12, 38),
-                span(4, Some(1), "web", Client, 50, 90),
-                span(5, Some(4), "api", Server, 52, 88),
-            ],
-            vec![
-                span(1, None, "web", Unset, 0, 100),
-                span(2, Some(1), "web", Unset, 10, 40),
-                span(3, Some(2), "auth", Unset, 12, 38),
-                span(4, Some(1), "web", Unset, 50, 90),
-                span(5, Some(4), "api", Unset, 52, 88),
-            ],
-            vec![
-                span(1, None, "web", Unset, 0, 100),
-                span(3, Some(1), "auth", Unset, 12, 38),
-                span(5, Some(1), "api", Unset, 52, 88),
-            ],
+        let with_clients = vec![
+            span(1, None, "web", Server, 0, 100),
+            span(2, Some(1), "web", Client, 10, 40),
+            span(3, Some(2), "auth", Server, 12, 38),
+            span(4, Some(1), "web", Client, 50, 90),
+            span(5, Some(4), "api", Server, 52, 88),
         ];
+        let kind_less: Vec<Span> = with_clients.iter().map(|s| Span { kind: Unset, ..s.clone() }).collect();
+        let server_only = vec![
+            span(1, None, "web", Unset, 0, 100),
+            span(3, Some(1), "auth", Unset, 12, 38),
+            span(5, Some(1), "api", Unset, 52, 88),
+        ];
+        let shapes = [with_clients, kind_less, server_only];
         shapes
             .into_iter()
             .map(|shape| {
