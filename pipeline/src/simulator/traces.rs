@@ -161,10 +161,7 @@ impl TraceBuilder {
         // of its calls or after any, and a wrong answer or a critical callee's failure
         // ends it as soon as the call returns. The calls after are never made.
         let thrown_at = if failed { self.rng.random_range(0..=n.calls.len()) } else { n.calls.len() };
-        for (slot, dep) in n.calls.iter().enumerate() {
-            if slot >= thrown_at {
-                break;
-            }
+        for dep in n.calls.iter().take(thrown_at) {
             if !self.rng.random_bool(dep.probability.clamp(0.0, 1.0)) {
                 continue;
             }
