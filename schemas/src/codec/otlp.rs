@@ -119,7 +119,11 @@ impl SpanParts<'_> {
             region: resource.region.clone(),
             version: resource.version.clone(),
             environment: resource.environment.clone(),
-            kind: SpanKind::from_otlp(self.kind),
+            // The kind field, or else a `span.kind` tag (OpenTracing's convention).
+            kind: match SpanKind::from_otlp(self.kind) {
+                SpanKind::Unspecified => SpanKind::from_otlp(self.attrs.kind_tag),
+                kind => kind,
+            },
             name: self.name.to_string(),
             start_ns: self.start,
             end_ns: self.end,

@@ -53,6 +53,7 @@ pub(crate) fn is_span_key(key: &str) -> bool {
             | "error"
             | "otel.status_code"
             | "status.code"
+            | "span.kind"
     )
 }
 
@@ -77,6 +78,9 @@ pub(crate) struct SpanAttributes {
     /// A legacy error marker: OpenTracing's `error=true`, `otel.status_code=ERROR` of
     /// Zipkin / Jaeger conversions, or a `status.code` tag of 2 / ERROR.
     legacy_error: bool,
+    /// The OTLP kind a `span.kind` tag names (OpenTracing's convention, kept as an
+    /// attribute by Jaeger and Zipkin conversions): 0 when there is none.
+    pub kind_tag: i32,
     pub peer: PeerAttributes,
     peer_new: u8,
 }
@@ -118,6 +122,18 @@ impl SpanAttributes {
                     }
                     AttrValue::Int(code) => code == 2,
                     AttrValue::Bool(_) | AttrValue::Other => false,
+                };
+            }
+            "span.kind" => {
+                // Other values (OpenInference's `LLM`, say) name no OTLP kind.
+                let AttrValue::Str(s) = value else { return };
+                self.kind_tag = match s.trim().to_ascii_lowercase().as_str() {
+                    "internal" => 1,
+                    "server" => 2,
+                    "client" => 3,
+                    "producer" => 4,
+                    "consumer" => 5,
+                    _ => 0,
                 };
             }
             "rpc.service" if self.peer.rpc_service.is_none() => {
@@ -272,6 +288,23 @@ mod tests {
             let mut a = SpanAttributes::default();
             a.apply(key, value);
             assert!(!a.failed(0), "{key} = {value:?}");
+        }
+    }
+
+    #[test]
+    fn a_span_kind_tag_names_the_otlp_kind() {
+        assert!(is_span_key("span.kind"));
+        for (tag, kind) in
+            [("server", 2), ("client", 3), ("producer", 4), ("consumer", 5), ("internal", 1), ("SERVER", 2)]
+        {
+            let mut a = SpanAttributes::default();
+            a.apply("span.kind", AttrValue::Str(tag));
+            assert_eq!(a.kind_tag, kind, "{tag}");
+        }
+        for value in [AttrValue::Str("LLM"), AttrValue::Str(""), AttrValue::Int(2)] {
+            let mut a = SpanAttributes::default();
+            a.apply("span.kind", value);
+            assert_eq!(a.kind_tag, 0, "{value:?}");
         }
     }
 }

@@ -304,6 +304,32 @@ fn otlp_json_hex_case_int_enums_and_string_or_number_int64() {
     assert!(s[3].failed, "gRPC UNAVAILABLE");
 }
 
+#[test]
+fn a_kind_less_span_takes_its_kind_from_a_span_kind_tag_and_a_kind_field_wins_over_one() {
+    let tagged = |kind: &str, tag: &str| {
+        format!(
+            r#"{{"traceId":"0af7651916cd43dd8448eb211c80319c","spanId":"b7ad6b7169203331","name":"GET /",{kind}"startTimeUnixNano":"1","endTimeUnixNano":"2","attributes":[{{"key":"span.kind","value":{{"stringValue":"{tag}"}}}}]}}"#
+        )
+    };
+    let request = |spans: &[String]| {
+        format!(
+            r#"{{"resourceSpans":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"cart"}}}}]}},"scopeSpans":[{{"spans":[{}]}}]}}]}}"#,
+            spans.join(",")
+        )
+    };
+    let json = request(&[tagged("", "client"), tagged(r#""kind":2,"#, "client"), tagged("", "LLM")]);
+    let from_json = spans(decode_all(Message::bytes(json.as_bytes()), Expect::Traces).unwrap().1);
+    let kinds: Vec<SpanKind> = from_json.iter().map(|s| s.kind).collect();
+    assert_eq!(kinds, [SpanKind::Client, SpanKind::Server, SpanKind::Unspecified]);
+    let official: otlp::ExportTraceServiceRequest = serde_json::from_str(&json).unwrap();
+    let bytes = official.encode_to_vec();
+    let mut reference = Vec::new();
+    otlp::decode_reference(&bytes, &mut reference).unwrap();
+    assert_eq!(spans(reference), from_json, "the reference decoder reads the tag the same way");
+    let fast = spans(decode_all(Message::bytes(&bytes), Expect::Traces).unwrap().1);
+    assert_eq!(fast, from_json, "and the selective protobuf decoder");
+}
+
 /// A request built with the official generated types, as the Collector's Kafka exporter
 /// would serialize it.
 pub(crate) fn official_request() -> otlp::ExportTraceServiceRequest {
