@@ -264,8 +264,7 @@ impl Operator for SelfTimer {
             end_ns: span.end_ns,
             parent: span.parent_span_id,
             failed: span.failed,
-            outbound: span.peer.peer_service.is_some()
-                || span.peer.db_system.is_some()
+            outbound: span.peer.outbound_name().is_some()
                 || (span.peer.messaging_destination.is_some() && span.links.is_empty()),
         };
         self.entry((span.trace_id, span.span_id), span.end_ns).own = Some(own);

@@ -168,9 +168,7 @@ impl Half {
         let peer = match span.kind {
             SpanKind::Producer => span.peer.messaging_destination.as_deref(),
             SpanKind::Client => span.peer.virtual_node_name(),
-            // Without a kind only an explicit outbound marker names a peer (a server
-            // span carries `server.address` too).
-            SpanKind::Unspecified => span.peer.peer_service.as_deref().or(span.peer.db_system.as_deref()),
+            SpanKind::Unspecified => span.peer.outbound_name(),
             _ => None,
         };
         Self {
@@ -661,15 +659,29 @@ mod tests {
         let mut ext = span(1, 11, None, "cart", SpanKind::Client, 100);
         ext.peer.peer_service = Some("stripe".into());
         let anonymous = span(1, 12, None, "cart", SpanKind::Client, 100);
-        let out = run(&mut p, &[db, ext, anonymous]);
-        assert_eq!(calls(&out), vec![("cart".into(), "postgresql".into(), false)]);
+        // Two databases of one system, told apart by their hosts; a kind-less call too.
+        let mut orders = span(1, 13, None, "cart", SpanKind::Client, 100);
+        orders.peer.db_system = Some("postgresql".into());
+        orders.peer.server_address = Some("orders-db".into());
+        let mut payments = span(1, 14, None, "cart", SpanKind::Unspecified, 100);
+        payments.peer.db_system = Some("postgresql".into());
+        payments.peer.server_address = Some("payments-db".into());
+        let out = run(&mut p, &[db, ext, anonymous, orders, payments]);
+        assert_eq!(
+            calls(&out),
+            vec![
+                ("cart".into(), "postgresql".into(), false),
+                ("cart".into(), "orders-db".into(), false),
+                ("cart".into(), "payments-db".into(), false)
+            ]
+        );
         let mut out = Vec::new();
         p.on_watermark(&(), 1_099_000_000, &mut out);
         assert!(out.is_empty(), "not before the TTL");
         p.on_watermark(&(), 1_100_000_000, &mut out);
         assert_eq!(calls(&out), vec![("cart".into(), "stripe".into(), false)]);
         let c = p.counters();
-        assert_eq!((c.virtual_calls, c.expired, p.pending()), (2, 1, 0));
+        assert_eq!((c.virtual_calls, c.expired, p.pending()), (4, 1, 0));
         let Observation::Call { callee, .. } = &out[1] else { panic!() };
         assert!(callee.virtual_node);
     }

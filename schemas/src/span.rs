@@ -57,10 +57,10 @@ pub struct PeerAttributes {
     /// `service.peer.name` or `peer.service`.
     #[serde(default)]
     pub peer_service: Option<String>,
-    /// `server.address`, `net.peer.name`.
+    /// `server.address`, `net.peer.name` or OpenTracing's `peer.hostname`.
     #[serde(default)]
     pub server_address: Option<String>,
-    /// `db.system.name` or `db.system`.
+    /// `db.system.name`, `db.system` or OpenTracing's `db.type`.
     #[serde(default)]
     pub db_system: Option<String>,
     /// `messaging.destination.name` or `messaging.destination`.
@@ -72,15 +72,26 @@ pub struct PeerAttributes {
 }
 
 impl PeerAttributes {
-    /// The name a virtual node gets, by preference: peer service, database, messaging
-    /// destination, server address, RPC service.
+    /// The name a virtual node gets, by preference: peer service, messaging destination
+    /// (a queue is its topic), server address (which database or API instance), database
+    /// system (only its type is known), RPC service. Two databases of one system are two
+    /// nodes when their calls name their hosts.
     pub fn virtual_node_name(&self) -> Option<&str> {
         self.peer_service
             .as_deref()
-            .or(self.db_system.as_deref())
             .or(self.messaging_destination.as_deref())
             .or(self.server_address.as_deref())
+            .or(self.db_system.as_deref())
             .or(self.rpc_service.as_deref())
+    }
+
+    /// The peer a span without a kind names explicitly: its peer service, or the database
+    /// it called (by host, else by system). A server span carries `server.address` too,
+    /// so without a database system the address names no peer.
+    pub fn outbound_name(&self) -> Option<&str> {
+        let database =
+            || self.db_system.as_deref().map(|system| self.server_address.as_deref().unwrap_or(system));
+        self.peer_service.as_deref().or_else(database)
     }
 
     /// True when no attribute is set.

@@ -46,7 +46,9 @@ pub(crate) fn is_span_key(key: &str) -> bool {
             | "service.peer.name"
             | "server.address"
             | "net.peer.name"
+            | "peer.hostname"
             | "db.system"
+            | "db.type"
             | "db.system.name"
             | "messaging.destination"
             | "messaging.destination.name"
@@ -142,9 +144,10 @@ impl SpanAttributes {
             "service.peer.name" => self.set_peer(PEER_SERVICE, value, true),
             "peer.service" => self.set_peer(PEER_SERVICE, value, false),
             "server.address" => self.set_peer(SERVER_ADDRESS, value, true),
-            "net.peer.name" => self.set_peer(SERVER_ADDRESS, value, false),
+            // OpenTracing's names, kept as attributes by Jaeger and Zipkin conversions.
+            "net.peer.name" | "peer.hostname" => self.set_peer(SERVER_ADDRESS, value, false),
             "db.system.name" => self.set_peer(DB_SYSTEM, value, true),
-            "db.system" => self.set_peer(DB_SYSTEM, value, false),
+            "db.system" | "db.type" => self.set_peer(DB_SYSTEM, value, false),
             "messaging.destination.name" => self.set_peer(MESSAGING, value, true),
             "messaging.destination" => self.set_peer(MESSAGING, value, false),
             _ => {}
@@ -289,6 +292,30 @@ mod tests {
             a.apply(key, value);
             assert!(!a.failed(0), "{key} = {value:?}");
         }
+    }
+
+    #[test]
+    fn opentracing_peer_tags_name_a_database_and_lose_to_the_semantic_conventions() {
+        let mut jaeger = SpanAttributes::default();
+        jaeger.apply("db.type", AttrValue::Str("sql"));
+        jaeger.apply("peer.hostname", AttrValue::Str("ts-order-mysql"));
+        assert_eq!(jaeger.peer.db_system.as_deref(), Some("sql"));
+        assert_eq!(jaeger.peer.virtual_node_name(), Some("ts-order-mysql"), "the host names the instance");
+        assert_eq!(
+            jaeger.peer.outbound_name(),
+            Some("ts-order-mysql"),
+            "kind-less too, being a database call"
+        );
+        let mut both = SpanAttributes::default();
+        both.apply("db.system.name", AttrValue::Str("mysql"));
+        both.apply("db.type", AttrValue::Str("sql"));
+        both.apply("server.address", AttrValue::Str("orders.db"));
+        both.apply("peer.hostname", AttrValue::Str("old-host"));
+        assert_eq!(both.peer.db_system.as_deref(), Some("mysql"));
+        assert_eq!(both.peer.server_address.as_deref(), Some("orders.db"));
+        let mut server = SpanAttributes::default();
+        server.apply("server.address", AttrValue::Str("cart.internal"));
+        assert_eq!(server.peer.outbound_name(), None, "a server span's own address names no peer");
     }
 
     #[test]
