@@ -293,23 +293,50 @@ fn snapshot_mid_incident_restores(scenario: &str) {
 /// The scenario's records with every span's kind (and, with `status`, its status) removed,
 /// as Jaeger/Zipkin-era instrumentation and trace converters deliver them.
 fn stripped_records(scenario: &str, status: bool) -> Vec<RawRecord> {
+    restyled(scenario, |span| {
+        span.kind = 0;
+        if status {
+            span.status = None;
+        }
+    })
+}
+
+/// The scenario's records with every span's `span.kind` and error as OpenTracing tags
+/// instead of the kind field and the status, as many Jaeger conversions leave them.
+fn tagged_records(scenario: &str) -> Vec<RawRecord> {
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
+    let tag = |key: &str, value: Value| KeyValue {
+        key: key.into(),
+        value: Some(AnyValue { value: Some(value) }),
+        ..KeyValue::default()
+    };
+    restyled(scenario, |span| {
+        let kind = ["", "internal", "server", "client", "producer", "consumer"][span.kind as usize];
+        span.attributes.push(tag("span.kind", Value::StringValue(kind.into())));
+        if span.status.take().is_some_and(|s| s.code == 2) {
+            span.attributes.push(tag("error", Value::BoolValue(true)));
+        }
+        span.kind = 0;
+    })
+}
+
+/// The scenario's records with `restyle` applied to every span.
+fn restyled(
+    scenario: &str,
+    restyle: impl Fn(&mut opentelemetry_proto::tonic::trace::v1::Span),
+) -> Vec<RawRecord> {
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
     use prost::Message as _;
     sim(scenario)
         .map(|mut r| {
             if r.expect == devloom_schemas::codec::Expect::Traces {
                 let mut request = ExportTraceServiceRequest::decode(r.payload.as_slice()).unwrap();
-                for span in request
+                request
                     .resource_spans
                     .iter_mut()
                     .flat_map(|rs| &mut rs.scope_spans)
                     .flat_map(|ss| &mut ss.spans)
-                {
-                    span.kind = 0;
-                    if status {
-                        span.status = None;
-                    }
-                }
+                    .for_each(&restyle);
                 r.payload = request.encode_to_vec();
             }
             RawRecord::from(r)
@@ -344,6 +371,9 @@ fn kind_less_traces_give_the_same_red_and_amber_services() {
         assert!(!with_kinds.is_empty());
         let without = run_records(stripped_records(scenario, false));
         assert_eq!(degraded(&without), degraded(&with_kinds), "{scenario}: kinds stripped");
+        // Kinds and errors as OpenTracing tags read as the fields: the very same maps.
+        let tagged = run_records(tagged_records(scenario));
+        assert_eq!(stripped(&tagged), stripped(&with_kinds), "{scenario}: span.kind and error tags");
         // Without a status too, a failure shows only through HTTP codes and legacy
         // markers (a timeout has neither): the first map names the same degraded services,
         // red or amber. (The failing consumer of async-consumer has nothing but a status.)
