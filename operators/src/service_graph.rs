@@ -531,7 +531,8 @@ impl ServiceGraph {
 
     /// Whether some caller fails on this node's answers: its requests fail right after
     /// calling it more than before (the error rule, on the lower bound of the Wilson
-    /// interval), and three in four of the caller's failures are such. A service
+    /// interval, with `min_requests` calls now and, as a node's errors, whatever baseline
+    /// there is), and three in four of the caller's failures are such. A service
     /// answering wrongly looks healthy in its own spans; its callers show it. A caller
     /// failing on its own fails after whichever call it made last, or before any.
     fn blamed(&self, node: NodeIndex) -> bool {
@@ -541,7 +542,6 @@ impl ServiceGraph {
             let caller = &self.graph[e.source()].health.now;
             let rate = wilson_lower_bound(now.failures, now.requests);
             now.requests >= h.min_requests
-                && base.requests >= h.min_requests
                 && rate >= base.error_rate() + h.amber_error_increase
                 && rate >= base.error_rate() * h.amber_error_ratio
                 && 4 * now.failures >= 3 * caller.failures
@@ -916,6 +916,9 @@ mod tests {
         /// web calls auth for every request and fails on two in five of its answers
         /// (wrong ones), making no further call.
         WrongAnswers,
+        /// As `WrongAnswers`, but web calls auth only from the fault on (a new
+        /// dependency): no baseline to compare its callers' failures with.
+        FreshWrongAnswers,
         /// web throws on two in five of its requests: before its calls, between them or
         /// after them, in turn.
         Throws,
@@ -929,11 +932,16 @@ mod tests {
         for i in 0..6_000u64 {
             let t = i * S / 10;
             let on = t >= 300 * S;
-            let failing = on && matches!(fault, Fault::WrongAnswers | Fault::Throws) && i % 5 < 2;
-            let calls_auth = i % 2 == 0 || matches!(fault, Fault::WrongAnswers | Fault::Throws);
+            let wrong = matches!(fault, Fault::WrongAnswers | Fault::FreshWrongAnswers);
+            let failing = on && (wrong || fault == Fault::Throws) && i % 5 < 2;
+            let calls_auth = match fault {
+                Fault::FreshWrongAnswers => on,
+                Fault::WrongAnswers | Fault::Throws => true,
+                _ => i % 2 == 0,
+            };
             // How many of web's two call slots (auth, api) it reaches.
             let reached = match fault {
-                Fault::WrongAnswers if failing => 1,
+                _ if wrong && failing => 1,
                 Fault::Throws if failing => (i / 5) % 3,
                 _ => 2,
             };
@@ -1108,6 +1116,14 @@ mod tests {
             "its own spans are clean, and web calls it for every request; but web fails on its answers"
         );
         assert_eq!(state(&g, "api"), HealthState::Gray, "web fails before it calls api");
+    }
+
+    #[test]
+    fn a_new_dependency_whose_callers_fail_on_its_answers_is_amber_without_a_baseline() {
+        // As a node's errors count from its first request, so do its callers' failures.
+        let g = run(Fault::FreshWrongAnswers);
+        assert_eq!(state(&g, "web"), HealthState::Red);
+        assert_eq!(state(&g, "auth"), HealthState::Amber, "web fails right after two in five of its calls");
     }
 
     #[test]
