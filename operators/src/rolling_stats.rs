@@ -242,14 +242,14 @@ impl RollingStats {
                 failures: b.failures,
                 p50_ms: quantile(&b.latency_ms, 0.5),
                 p90_ms: quantile(&b.latency_ms, 0.9),
-                p99_ms: b.p99_ms.unwrap_or_else(|| quantile(&b.latency_ms, 0.99)),
+                p99_ms: b.p99(),
                 degraded,
             };
             self.totals.add(&closed);
             self.closed.push_back(closed);
         }
         for b in self.open.iter_mut().filter(|b| b.p99_ms.is_none() && b.requests > 0) {
-            b.p99_ms = Some(quantile(&b.latency_ms, 0.99));
+            b.p99_ms = Some(b.p99());
         }
     }
 
@@ -271,7 +271,7 @@ impl RollingStats {
             requests += b.requests;
             failures += b.failures;
             if b.requests > 0 {
-                p99s.push(b.p99_ms.unwrap_or_else(|| quantile(&b.latency_ms, 0.99)));
+                p99s.push(b.p99());
             }
             // Both sketches use the default config, so merging cannot fail.
             let _ = sketch.merge(&b.latency_ms);
@@ -309,7 +309,7 @@ impl std::fmt::Debug for Bucket {
             .field("start_ns", &self.start_ns)
             .field("requests", &self.requests)
             .field("failures", &self.failures)
-            .field("p99_ms", &quantile(&self.latency_ms, 0.99))
+            .field("p99_ms", &self.p99())
             .finish()
     }
 }
@@ -323,6 +323,11 @@ impl Bucket {
             latency_ms: DDSketch::new(SketchConfig::defaults()),
             p99_ms: None,
         }
+    }
+
+    /// Its p99: the kept one, or read from its sketch.
+    fn p99(&self) -> f64 {
+        self.p99_ms.unwrap_or_else(|| quantile(&self.latency_ms, 0.99))
     }
 }
 
