@@ -24,13 +24,18 @@
 //! answers point at it even when its own spans look fine (it answered, wrongly); a caller
 //! failing on its own spreads its failures over whichever call came last.
 //!
+//! A call no instrumented span answered (a client span without a child in another
+//! service, or a kind-less one naming its peer by `peer.service` or `db.system`) is all
+//! wait: its whole duration is the gap of the edge into the virtual node pairing names
+//! for that peer. A network fault at the caller slows those calls as much as the ones to
+//! instrumented services. Producer spans (and kind-less ones naming only a messaging
+//! destination, without links) give neither: the hand-off is asynchronous.
+//!
 //! Spans wait for their children for the pairing TTL (event time), in any arrival order;
-//! then they are measured once. Producer spans and client spans without a child (calls to
-//! uninstrumented peers, kind-less ones known by `peer.service`, `db.system` or a messaging destination
-//! without links) give
-//! neither. The store is bounded like pairing's.
+//! then they are measured once. The store is bounded like pairing's.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use devloom_schemas::{Span, SpanId, SpanKind, TimestampNs, TraceId};
 use rustc_hash::FxHashMap;
@@ -38,7 +43,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::operator::Operator;
 use crate::service_id::ServiceId;
-use crate::span_pairing::{Observation, PairingConfig};
+use crate::span_pairing::{Observation, PairingConfig, PeerNames, peer_name};
 
 type Key = (TraceId, SpanId);
 
@@ -54,6 +59,10 @@ struct Own {
     failed: bool,
     /// Names a peer it called (`peer.service`, `db.system`): a call out, not work.
     outbound: bool,
+    /// The virtual node it calls when no instrumented span answers it (pairing's name
+    /// for it).
+    #[serde(default)]
+    peer: Option<Arc<str>>,
 }
 
 /// A child's interval and where it ran.
@@ -103,6 +112,7 @@ pub struct SelfTimer {
     queue: VecDeque<(Key, u64)>,
     next_seq: u64,
     counters: SelfTimeCounters,
+    peers: PeerNames,
 }
 
 impl SelfTimer {
@@ -170,19 +180,28 @@ impl SelfTimer {
             SpanKind::Unspecified => callee.is_some() && children.iter().all(elsewhere) && request.is_some(),
             _ => false,
         };
+        let failed_after = request.is_some_and(|r| {
+            let failed = r.own.as_ref().is_some_and(|p| p.failed);
+            failed && !own.failed && failed_on(&r.children, own.start_ns, own.end_ns)
+        });
+        let gap = |callee, gap_ns| Observation::Gap {
+            caller: own.service.clone(),
+            callee,
+            time_ns: own.end_ns,
+            gap_ns,
+            failed_after,
+        };
         match (own.kind, client_like, callee) {
-            (SpanKind::Producer, ..) | (SpanKind::Client, _, None) => {}
-            (SpanKind::Unspecified, _, None) if own.outbound => {}
-            (_, true, Some(callee)) => out.push(Observation::Gap {
-                caller: own.service.clone(),
-                callee,
-                time_ns: own.end_ns,
-                gap_ns: exclusive,
-                failed_after: request.is_some_and(|r| {
-                    let failed = r.own.as_ref().is_some_and(|p| p.failed);
-                    failed && !own.failed && failed_on(&r.children, own.start_ns, own.end_ns)
-                }),
-            }),
+            (SpanKind::Producer, ..) => {}
+            // A call no instrumented span answered: the whole of it is the caller's wait.
+            (SpanKind::Client, _, None) | (SpanKind::Unspecified, _, None)
+                if own.kind == SpanKind::Client || own.outbound =>
+            {
+                if let Some(peer) = &own.peer {
+                    out.push(gap(ServiceId::virtual_node(peer.clone()), exclusive));
+                }
+            }
+            (_, true, Some(callee)) => out.push(gap(callee, exclusive)),
             _ => {
                 out.push(Observation::SelfTime {
                     service: own.service.clone(),
@@ -266,6 +285,7 @@ impl Operator for SelfTimer {
             failed: span.failed,
             outbound: span.peer.outbound_name().is_some()
                 || (span.peer.messaging_destination.is_some() && span.links.is_empty()),
+            peer: peer_name(span).map(|name| self.peers.get(name)),
         };
         self.entry((span.trace_id, span.span_id), span.end_ns).own = Some(own);
     }
@@ -479,13 +499,42 @@ mod tests {
     }
 
     #[test]
-    fn producers_and_calls_to_uninstrumented_peers_give_nothing() {
+    fn producers_give_nothing_and_a_call_no_span_answered_is_all_wire() {
+        let with_peer = |mut s: Span, peer: PeerAttributes| {
+            s.peer = peer;
+            s
+        };
+        let postgres = PeerAttributes {
+            db_system: Some("postgresql".into()),
+            server_address: Some("orders-db".into()),
+            ..PeerAttributes::default()
+        };
+        let payments = PeerAttributes { peer_service: Some("payments".into()), ..PeerAttributes::default() };
         let spans = [
-            span(1, None, "orders", SpanKind::Server, 0, 10),
+            span(1, None, "orders", SpanKind::Server, 0, 30),
             span(2, Some(1), "orders", SpanKind::Producer, 2, 3),
+            // A client span naming nothing, a query, and a kind-less call to a named peer.
             span(3, Some(1), "orders", SpanKind::Client, 4, 8),
+            with_peer(span(4, Some(1), "orders", SpanKind::Client, 10, 14), postgres.clone()),
+            with_peer(span(5, Some(1), "orders", SpanKind::Unspecified, 15, 22), payments),
         ];
-        assert_eq!(measure(&spans), vec![("self", "orders".to_string(), 5)]);
+        assert_eq!(
+            measure(&spans),
+            vec![
+                ("gap", "orders→orders-db".to_string(), 4),
+                ("gap", "orders→payments".to_string(), 7),
+                ("self", "orders".to_string(), 14),
+            ]
+        );
+        // Pairing's virtual node, by the same name: the wire and the calls meet on one edge.
+        let mut pairer = crate::SpanPairer::default();
+        let mut out = Vec::new();
+        pairer.on_event(
+            &(),
+            &with_peer(span(4, Some(1), "orders", SpanKind::Client, 10, 14), postgres),
+            &mut out,
+        );
+        assert!(out.iter().any(|o| matches!(o, Observation::Call { callee, .. } if callee.to_string() == "orders-db" && callee.virtual_node)));
     }
 
     #[test]

@@ -517,14 +517,18 @@ impl ServiceGraph {
             self.graph.edges_directed(node, PgDirection::Incoming).filter(|e| measured(e.weight()));
         let (in_up, ins) = tally(incoming.map(|e| up(e.weight()) && !callers_wire(e.source())));
         // An outgoing edge speaks against a slow wire only with calls enough for its p90 to
-        // be more than its slowest one or two: lost packets delay a tenth to a third.
-        let counted = |e: &EdgeState| {
-            up(e) || e.health.own_now.requests.min(e.health.own_baseline.requests) >= h.p90_min_requests
+        // be more than its slowest one or two (lost packets delay a tenth to a third), and
+        // only to an instrumented callee: a call no span answered is the peer's work as
+        // much as the wire, so one that did not slow down says little.
+        let counted = |e: &EdgeState, callee: NodeIndex| {
+            up(e)
+                || (!self.graph[callee].id.virtual_node
+                    && e.health.own_now.requests.min(e.health.own_baseline.requests) >= h.p90_min_requests)
         };
         let outgoing = self
             .graph
             .edges_directed(node, PgDirection::Outgoing)
-            .filter(|e| measured(e.weight()) && counted(e.weight()));
+            .filter(|e| measured(e.weight()) && counted(e.weight(), e.target()));
         let (out_up, outs) = tally(outgoing.map(|e| up(e.weight())));
         ins > 0 && 2 * in_up > ins && (outs == 0 || 2 * out_up > outs)
     }
@@ -913,6 +917,9 @@ mod tests {
         /// As `LostPackets`, and api also calls audit and ledger, once in a hundred
         /// requests each: their six calls a minute happen to miss the lost packets.
         LostPacketsRarelyCalling,
+        /// As `LostPackets`, and api also queries a database and a cache (virtual nodes)
+        /// for every request, and those answers happen not to slow down.
+        LostPacketsBesideQueries,
         /// web calls auth for every request and fails on two in five of its answers
         /// (wrong ones), making no further call.
         WrongAnswers,
@@ -947,7 +954,10 @@ mod tests {
             };
             let last_call = ["", "auth", "api"][reached as usize];
             let gap = |slow: bool| match (slow, fault) {
-                (true, Fault::LostPackets | Fault::LostPacketsRarelyCalling) if i % 5 == 0 => 200_000_000,
+                (
+                    true,
+                    Fault::LostPackets | Fault::LostPacketsRarelyCalling | Fault::LostPacketsBesideQueries,
+                ) if i % 5 == 0 => 200_000_000,
                 (true, Fault::SlowWire) => 50_000_000,
                 _ => 1_000_000,
             };
@@ -959,8 +969,14 @@ mod tests {
                 release: None,
             }];
             let down = on && fault == Fault::Down;
-            let slow =
-                on && matches!(fault, Fault::SlowWire | Fault::LostPackets | Fault::LostPacketsRarelyCalling);
+            let slow = on
+                && matches!(
+                    fault,
+                    Fault::SlowWire
+                        | Fault::LostPackets
+                        | Fault::LostPacketsRarelyCalling
+                        | Fault::LostPacketsBesideQueries
+                );
             let rarely = fault == Fault::LostPacketsRarelyCalling;
             let mut callees = vec![
                 ("web", "auth", calls_auth && reached >= 1, false),
@@ -980,6 +996,35 @@ mod tests {
                     gap_ns: gap(slow),
                     failed_after: failing && caller == "web" && callee == last_call,
                 });
+            }
+            if fault == Fault::LostPacketsBesideQueries {
+                // As pairing and self time see a call no span answered: all of it is wait.
+                for peer in [ServiceId::virtual_node("db"), ServiceId::virtual_node("cache")] {
+                    let latency_ns = 5_000_000;
+                    obs.push(Observation::Request {
+                        service: peer.clone(),
+                        time_ns: t,
+                        latency_ns,
+                        failed: false,
+                        release: None,
+                    });
+                    obs.push(Observation::Call {
+                        caller: id("api"),
+                        callee: peer.clone(),
+                        time_ns: t,
+                        latency_ns,
+                        server_ns: latency_ns,
+                        failed: false,
+                        asynchronous: false,
+                    });
+                    obs.push(Observation::Gap {
+                        caller: id("api"),
+                        callee: peer,
+                        time_ns: t,
+                        gap_ns: latency_ns,
+                        failed_after: false,
+                    });
+                }
             }
             for o in &obs {
                 g.on_event(&(), o, &mut out);
@@ -1103,6 +1148,16 @@ mod tests {
             state(&g, "api"),
             HealthState::Amber,
             "two of its four outgoing edges are quiet, and rare"
+        );
+    }
+
+    #[test]
+    fn queries_that_did_not_slow_down_do_not_clear_a_slow_wire() {
+        let g = run(Fault::LostPacketsBesideQueries);
+        assert_eq!(
+            state(&g, "api"),
+            HealthState::Amber,
+            "both its instrumented callees' gaps rose; a query's time is the database's work as much as the wire"
         );
     }
 

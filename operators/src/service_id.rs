@@ -23,9 +23,9 @@ impl ServiceId {
         Self { name, region, virtual_node: false }
     }
 
-    /// A virtual node named from peer attributes.
-    pub fn virtual_node(name: &str) -> Self {
-        Self { name: Arc::from(name), region: None, virtual_node: true }
+    /// A virtual node named from peer attributes (a shared name is not copied).
+    pub fn virtual_node(name: impl Into<Arc<str>>) -> Self {
+        Self { name: name.into(), region: None, virtual_node: true }
     }
 }
 

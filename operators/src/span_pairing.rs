@@ -16,7 +16,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use devloom_schemas::{Span, SpanId, SpanKind, TimestampNs, TraceId};
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde::{Deserialize, Serialize};
 
 use crate::operator::Operator;
@@ -162,22 +162,53 @@ struct Half {
     release: Option<Box<Release>>,
 }
 
+/// The virtual node a span calls when no instrumented span answers it: a producer's
+/// destination, a client's peer ([`PeerAttributes::virtual_node_name`]), a kind-less
+/// span's explicitly named peer ([`PeerAttributes::outbound_name`]).
+///
+/// [`PeerAttributes::virtual_node_name`]: devloom_schemas::PeerAttributes::virtual_node_name
+/// [`PeerAttributes::outbound_name`]: devloom_schemas::PeerAttributes::outbound_name
+pub(crate) fn peer_name(span: &Span) -> Option<&str> {
+    match span.kind {
+        SpanKind::Producer => span.peer.messaging_destination.as_deref(),
+        SpanKind::Client => span.peer.virtual_node_name(),
+        SpanKind::Unspecified => span.peer.outbound_name(),
+        _ => None,
+    }
+}
+
+/// Names of the peers calls went to, one shared copy each: one allocation per peer, not
+/// one per call (at most [`PeerNames::MAX`] shared; names beyond are copied per call).
+#[derive(Debug, Default)]
+pub(crate) struct PeerNames(FxHashSet<Arc<str>>);
+
+impl PeerNames {
+    const MAX: usize = 4096;
+
+    /// The shared copy of `name`.
+    pub(crate) fn get(&mut self, name: &str) -> Arc<str> {
+        if let Some(shared) = self.0.get(name) {
+            return shared.clone();
+        }
+        let name: Arc<str> = Arc::from(name);
+        if self.0.len() < Self::MAX {
+            self.0.insert(name.clone());
+        }
+        name
+    }
+}
+
 impl Half {
-    fn of(span: &Span) -> Self {
+    fn of(span: &Span, peers: &mut PeerNames) -> Self {
         let kind_less = span.kind == SpanKind::Unspecified;
-        let peer = match span.kind {
-            SpanKind::Producer => span.peer.messaging_destination.as_deref(),
-            SpanKind::Client => span.peer.virtual_node_name(),
-            SpanKind::Unspecified => span.peer.outbound_name(),
-            _ => None,
-        };
+        let peer = peer_name(span).map(|name| peers.get(name));
         Self {
             service: ServiceId::service(span.service.clone(), span.region.clone()),
             kind: span.kind,
             start_ns: span.start_ns,
             end_ns: span.end_ns,
             failed: span.failed,
-            peer: peer.map(Arc::from),
+            peer,
             release: if kind_less { Release::of(span) } else { None },
         }
     }
@@ -217,6 +248,7 @@ pub struct SpanPairer {
     queue: VecDeque<(Key, u64)>,
     next_seq: u64,
     counters: PairingCounters,
+    peers: PeerNames,
 }
 
 impl SpanPairer {
@@ -330,7 +362,7 @@ impl SpanPairer {
         });
     }
 
-    fn emit_virtual(&mut self, caller: &Half, name: &str, out: &mut Vec<Observation>) {
+    fn emit_virtual(&mut self, caller: &Half, name: Arc<str>, out: &mut Vec<Observation>) {
         self.counters.virtual_calls += 1;
         let callee = ServiceId::virtual_node(name);
         out.push(Observation::Request {
@@ -382,7 +414,7 @@ impl Operator for SpanPairer {
     type Snapshot = PairingSnapshot;
 
     fn on_event(&mut self, _: &(), span: &Span, out: &mut Vec<Observation>) {
-        let half = Half::of(span);
+        let half = Half::of(span, &mut self.peers);
         if matches!(span.kind, SpanKind::Server | SpanKind::Consumer) {
             out.push(request(&half));
         }
@@ -391,7 +423,7 @@ impl Operator for SpanPairer {
         match span.kind {
             SpanKind::Client | SpanKind::Unspecified if span.peer.db_system.is_some() => {
                 let name = half.peer.clone().unwrap_or_else(|| Arc::from("database"));
-                self.emit_virtual(&half, &name, out);
+                self.emit_virtual(&half, name, out);
             }
             SpanKind::Client | SpanKind::Producer => self.add_caller(own, half, out),
             SpanKind::Server => {
@@ -451,7 +483,7 @@ impl Operator for SpanPairer {
                         ) =>
                 {
                     match caller.peer.clone() {
-                        Some(name) => self.emit_virtual(caller, &name, out),
+                        Some(name) => self.emit_virtual(caller, name, out),
                         // A kind-less leaf is no half of anything.
                         None if caller.kind == SpanKind::Unspecified => {}
                         None => self.counters.expired += 1,

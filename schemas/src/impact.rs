@@ -190,8 +190,8 @@ pub struct ImpactEdge {
     /// Calls per second over the edge.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub calls_per_s: Option<NowVsBaseline>,
-    /// Median network gap of its calls (the caller's wait beyond the callee's own span),
-    /// milliseconds.
+    /// Median network gap of its calls (the caller's wait beyond the callee's own span;
+    /// all of a call to a virtual node, which has none), milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gap_ms: Option<NowVsBaseline>,
     /// 90th percentile network gap of its calls, milliseconds: lost packets delay a
