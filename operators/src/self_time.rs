@@ -184,24 +184,26 @@ impl SelfTimer {
             let failed = r.own.as_ref().is_some_and(|p| p.failed);
             failed && !own.failed && failed_on(&r.children, own.start_ns, own.end_ns)
         });
-        let gap = |callee, gap_ns| Observation::Gap {
+        let gap = |callee, failed_after| Observation::Gap {
             caller: own.service.clone(),
             callee,
             time_ns: own.end_ns,
-            gap_ns,
+            gap_ns: exclusive,
             failed_after,
         };
         match (own.kind, client_like, callee) {
             (SpanKind::Producer, ..) => {}
             // A call no instrumented span answered: the whole of it is the caller's wait.
+            // Its caller's failures right after are not held against the peer: a handler
+            // failing in its own code after its last query would blame the database.
             (SpanKind::Client, _, None) | (SpanKind::Unspecified, _, None)
                 if own.kind == SpanKind::Client || own.outbound =>
             {
                 if let Some(peer) = &own.peer {
-                    out.push(gap(ServiceId::virtual_node(peer.clone()), exclusive));
+                    out.push(gap(ServiceId::virtual_node(peer.clone()), false));
                 }
             }
-            (_, true, Some(callee)) => out.push(gap(callee, exclusive)),
+            (_, true, Some(callee)) => out.push(gap(callee, failed_after)),
             _ => {
                 out.push(Observation::SelfTime {
                     service: own.service.clone(),
@@ -526,6 +528,23 @@ mod tests {
                 ("self", "orders".to_string(), 14),
             ]
         );
+        // A request failing right after its last call does not blame the peer.
+        let mut failing = spans.to_vec();
+        failing[0].failed = true;
+        let mut timer = SelfTimer::new(PairingConfig { ttl_ms: 1_000, ..PairingConfig::default() });
+        let mut out = Vec::new();
+        for s in &failing {
+            timer.on_event(&(), s, &mut out);
+        }
+        timer.on_watermark(&(), 10_000_000_000, &mut out);
+        let blamed: Vec<bool> = out
+            .iter()
+            .filter_map(|o| match o {
+                Observation::Gap { callee, failed_after, .. } if callee.virtual_node => Some(*failed_after),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(blamed, [false, false], "{out:?}");
         // Pairing's virtual node, by the same name: the wire and the calls meet on one edge.
         let mut pairer = crate::SpanPairer::default();
         let mut out = Vec::new();
