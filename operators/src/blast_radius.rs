@@ -239,6 +239,7 @@ fn build_map(
             error_rate,
             p99_ms,
             requests_per_s,
+            covered_s: Some(now_vs(n.health.now.seconds, n.health.baseline.seconds)),
             self_time_ms: Some(now_vs(n.health.own_now.p50_ms, n.health.own_baseline.p50_ms)),
             self_time_p90_ms: Some(now_vs(n.health.own_now.p90_ms, n.health.own_baseline.p90_ms)),
             catalog: graph.catalog_entry(&n.id.name).cloned(),
@@ -260,6 +261,7 @@ fn build_map(
                 error_rate,
                 p99_ms,
                 requests_per_s,
+                covered_s: None,
                 self_time_ms: None,
                 self_time_p90_ms: None,
                 catalog: graph.catalog_entry(r).cloned(),
@@ -303,6 +305,7 @@ fn build_map(
                 state: edge.health.state,
                 error_rate: now_vs(edge_rate, edge.health.baseline.error_rate()),
                 calls_per_s: Some(now_vs(edge.health.now.per_second, edge.health.baseline.per_second)),
+                covered_s: Some(now_vs(edge.health.now.seconds, edge.health.baseline.seconds)),
                 gap_ms: Some(now_vs(edge.health.own_now.p50_ms, edge.health.own_baseline.p50_ms)),
                 gap_p90_ms: Some(now_vs(edge.health.own_now.p90_ms, edge.health.own_baseline.p90_ms)),
                 caller_error_rate: Some(now_vs(
@@ -569,6 +572,21 @@ mod tests {
             map.edges.iter().map(|e| (e.caller.as_str(), e.callee.as_str())).collect();
         assert_eq!(edges, vec![("checkout", "payments"), ("frontend", "checkout"), ("payments", "db")]);
         assert!((map.edges[0].traffic_share - 1.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_map_says_how_much_traffic_its_rates_cover() {
+        // 90 s of traffic, ticked to 80 s: the short window is 20–80 s, the baseline what
+        // came before it.
+        let g = graph(&[], 90);
+        let mut b = BlastRadius::default();
+        let mut out = Vec::new();
+        b.on_event(&g, &update(UpdateKind::Opened, &["payments"], &["payments"], 90), &mut out);
+        let twenty_of_sixty = Some(NowVsBaseline { now: 60.0, baseline: 20.0 });
+        let payments = out[0].nodes.iter().find(|n| n.service == "payments").unwrap();
+        assert_eq!(payments.covered_s, twenty_of_sixty);
+        assert!((payments.requests_per_s.baseline - 10.0).abs() < 1e-9, "200 requests over those 20 s");
+        assert!(out[0].edges.iter().all(|e| e.covered_s == twenty_of_sixty));
     }
 
     #[test]

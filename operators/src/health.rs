@@ -231,13 +231,13 @@ mod tests {
             p50_ms: p99_ms / 2.0,
             p90_ms: p99_ms / 1.5,
             p99_ms,
-            per_second: 0.0,
+            ..WindowSummary::default()
         }
     }
 
     /// Self times or gaps: `requests`, their median and p90 (the p99 stays put).
     fn own_time(requests: u64, p50_ms: f64, p90_ms: f64) -> WindowSummary {
-        WindowSummary { requests, failures: 0, p50_ms, p90_ms, p99_ms: 250.0, per_second: 0.0 }
+        WindowSummary { requests, failures: 0, p50_ms, p90_ms, p99_ms: 250.0, ..WindowSummary::default() }
     }
 
     #[test]
@@ -260,6 +260,7 @@ mod tests {
             p90_ms: 40.0,
             p99_ms: 300.0,
             per_second: 1.5,
+            seconds: 60.0,
         };
         assert_eq!(h.classify(&spiky, &base, gray), HealthState::Gray, "few requests: the median judges");
         let slow = WindowSummary { p50_ms: 200.0, ..spiky };

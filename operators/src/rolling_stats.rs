@@ -65,6 +65,10 @@ pub struct WindowSummary {
     pub p99_ms: f64,
     /// Requests per second over the window.
     pub per_second: f64,
+    /// Seconds the window covers (`per_second` is `requests` over them): the short
+    /// window's length, or the baseline's buckets not closed while degraded.
+    #[serde(default)]
+    pub seconds: f64,
 }
 
 impl WindowSummary {
@@ -277,13 +281,15 @@ impl RollingStats {
             let _ = sketch.merge(&b.latency_ms);
         }
         p99s.sort_by(f64::total_cmp);
+        let seconds = cfg.short_window_ms.max(1) as f64 / 1000.0;
         WindowSummary {
             requests,
             failures,
             p50_ms: quantile(&sketch, 0.5),
             p90_ms: quantile(&sketch, 0.9),
             p99_ms: p99s.get(p99s.len() / 2).copied().unwrap_or(0.0),
-            per_second: requests as f64 / (cfg.short_window_ms.max(1) as f64 / 1000.0),
+            per_second: requests as f64 / seconds,
+            seconds,
         }
     }
 
@@ -299,6 +305,7 @@ impl RollingStats {
             p90_ms: t.median(1),
             p99_ms: t.median(2),
             per_second: if seconds > 0.0 { t.requests as f64 / seconds } else { 0.0 },
+            seconds,
         }
     }
 }
@@ -413,6 +420,7 @@ mod tests {
             p90_ms: median(|c| c.p90_ms),
             p99_ms: median(|c| c.p99_ms),
             per_second: if seconds > 0.0 { requests as f64 / seconds } else { 0.0 },
+            seconds,
         }
     }
 

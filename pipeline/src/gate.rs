@@ -574,6 +574,7 @@ mod tests {
                     error_rate: NowVsBaseline::default(),
                     p99_ms: NowVsBaseline::default(),
                     requests_per_s: NowVsBaseline::default(),
+                    covered_s: None,
                     self_time_ms: None,
                     self_time_p90_ms: None,
                     catalog: None,

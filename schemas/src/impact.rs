@@ -151,6 +151,11 @@ pub struct ImpactNode {
     pub p99_ms: NowVsBaseline,
     /// Requests per second served.
     pub requests_per_s: NowVsBaseline,
+    /// Seconds of traffic the short window and the baseline cover, the time each rate is
+    /// over: a run that started a minute before the fault has a baseline of ten seconds
+    /// or so, and rates from it are rough.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub covered_s: Option<NowVsBaseline>,
     /// Median self time of its spans (duration minus the union of their children's
     /// intervals), milliseconds: its own work, without the time spent waiting on callees.
     /// Absent only in archives written before self time was measured (so are the
@@ -190,6 +195,9 @@ pub struct ImpactEdge {
     /// Calls per second over the edge.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub calls_per_s: Option<NowVsBaseline>,
+    /// Seconds of traffic the short window and the baseline of `calls_per_s` cover.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub covered_s: Option<NowVsBaseline>,
     /// Median network gap of its calls (the caller's wait beyond the callee's own span;
     /// all of a call to a virtual node, which has none), milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]

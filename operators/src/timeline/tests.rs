@@ -17,6 +17,7 @@ fn node(service: &str, state: HealthState, error_rate: f64) -> devloom_schemas::
         error_rate: NowVsBaseline { now: error_rate, baseline: 0.01 },
         p99_ms: NowVsBaseline { now: 80.0, baseline: 50.0 },
         requests_per_s: NowVsBaseline { now: 10.0, baseline: 10.0 },
+        covered_s: None,
         self_time_ms: None,
         self_time_p90_ms: None,
         catalog: None,
