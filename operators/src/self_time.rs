@@ -180,10 +180,7 @@ impl SelfTimer {
             SpanKind::Unspecified => callee.is_some() && children.iter().all(elsewhere) && request.is_some(),
             _ => false,
         };
-        let failed_after = request.is_some_and(|r| {
-            let failed = r.own.as_ref().is_some_and(|p| p.failed);
-            failed && !own.failed && failed_on(&r.children, own.start_ns, own.end_ns)
-        });
+        let calls_out = own.kind == SpanKind::Client || (own.kind == SpanKind::Unspecified && own.outbound);
         let gap = |callee, failed_after| Observation::Gap {
             caller: own.service.clone(),
             callee,
@@ -196,14 +193,18 @@ impl SelfTimer {
             // A call no instrumented span answered: the whole of it is the caller's wait.
             // Its caller's failures right after are not held against the peer: a handler
             // failing in its own code after its last query would blame the database.
-            (SpanKind::Client, _, None) | (SpanKind::Unspecified, _, None)
-                if own.kind == SpanKind::Client || own.outbound =>
-            {
+            (_, _, None) if calls_out => {
                 if let Some(peer) = &own.peer {
                     out.push(gap(ServiceId::virtual_node(peer.clone()), false));
                 }
             }
-            (_, true, Some(callee)) => out.push(gap(callee, failed_after)),
+            (_, true, Some(callee)) => {
+                let failed_after = request.is_some_and(|r| {
+                    let failed = r.own.as_ref().is_some_and(|p| p.failed);
+                    failed && !own.failed && failed_on(&r.children, own.start_ns, own.end_ns)
+                });
+                out.push(gap(callee, failed_after));
+            }
             _ => {
                 out.push(Observation::SelfTime {
                     service: own.service.clone(),
