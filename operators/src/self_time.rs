@@ -364,8 +364,8 @@ mod tests {
         }
     }
 
-    /// (what, service or edge, milliseconds), sorted.
-    fn measure(spans: &[Span]) -> Vec<(&'static str, String, u64)> {
+    /// What `spans` give once their children had their time.
+    fn observe(spans: &[Span]) -> Vec<Observation> {
         let mut timer =
             SelfTimer::new(PairingConfig { ttl_ms: 1_000, max_pending: 100, ..PairingConfig::default() });
         let mut out = Vec::new();
@@ -374,7 +374,12 @@ mod tests {
         }
         assert!(out.is_empty(), "nothing before the children had their time");
         timer.on_watermark(&(), 10_000_000_000, &mut out);
-        let mut found: Vec<_> = out
+        out
+    }
+
+    /// (what, service or edge, milliseconds), sorted.
+    fn measure(spans: &[Span]) -> Vec<(&'static str, String, u64)> {
+        let mut found: Vec<_> = observe(spans)
             .into_iter()
             .map(|o| match o {
                 Observation::SelfTime { service, self_ns, .. } => {
@@ -532,12 +537,7 @@ mod tests {
         // A request failing right after its last call does not blame the peer.
         let mut failing = spans.to_vec();
         failing[0].failed = true;
-        let mut timer = SelfTimer::new(PairingConfig { ttl_ms: 1_000, ..PairingConfig::default() });
-        let mut out = Vec::new();
-        for s in &failing {
-            timer.on_event(&(), s, &mut out);
-        }
-        timer.on_watermark(&(), 10_000_000_000, &mut out);
+        let out = observe(&failing);
         let blamed: Vec<bool> = out
             .iter()
             .filter_map(|o| match o {
