@@ -89,6 +89,7 @@ fn edge(caller: &str, callee: &str) -> ImpactEdge {
         gap_ms: None,
         caller_error_rate: None,
         gap_p90_ms: None,
+        gap_p99_ms: None,
     }
 }
 

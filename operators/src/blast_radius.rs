@@ -308,6 +308,7 @@ fn build_map(
                 covered_s: Some(now_vs(edge.health.now.seconds, edge.health.baseline.seconds)),
                 gap_ms: Some(now_vs(edge.health.own_now.p50_ms, edge.health.own_baseline.p50_ms)),
                 gap_p90_ms: Some(now_vs(edge.health.own_now.p90_ms, edge.health.own_baseline.p90_ms)),
+                gap_p99_ms: Some(now_vs(edge.health.own_now.p99_ms, edge.health.own_baseline.p99_ms)),
                 caller_error_rate: Some(now_vs(
                     edge.health.own_now.error_rate(),
                     edge.health.own_baseline.error_rate(),
@@ -587,6 +588,34 @@ mod tests {
         assert_eq!(payments.covered_s, twenty_of_sixty);
         assert!((payments.requests_per_s.baseline - 10.0).abs() < 1e-9, "200 requests over those 20 s");
         assert!(out[0].edges.iter().all(|e| e.covered_s == twenty_of_sixty));
+    }
+
+    #[test]
+    fn a_map_shows_the_tail_of_a_wire_that_loses_packets() {
+        // One call in twenty from payments to db waits out a 200 ms retransmission from
+        // 30 s on: the median and p90 gap hold, the p99 shows it.
+        let mut g = ServiceGraph::default();
+        let mut out = Vec::new();
+        for t in 0..900 {
+            let time_ns = t * S / 10;
+            g.on_watermark(&(), time_ns, &mut out);
+            let gap_ns = if t >= 300 && t % 20 == 0 { 200_000_000 } else { 1_000_000 };
+            let gap = Observation::Gap {
+                caller: id("payments"),
+                callee: id("db"),
+                time_ns,
+                gap_ns,
+                failed_after: false,
+            };
+            g.on_event(&(), &gap, &mut out);
+        }
+        let mut b = BlastRadius::default();
+        let mut maps = Vec::new();
+        b.on_event(&g, &update(UpdateKind::Opened, &["payments"], &["payments"], 90), &mut maps);
+        let wire = maps[0].edges.iter().find(|e| e.callee == "db").unwrap();
+        let (median, p90, p99) = (wire.gap_ms.unwrap(), wire.gap_p90_ms.unwrap(), wire.gap_p99_ms.unwrap());
+        assert!(median.now < 1.1 && p90.now < 1.1, "{median:?} {p90:?}");
+        assert!(p99.now > 190.0 && p99.baseline > 0.9 && p99.baseline < 1.1, "{p99:?}");
     }
 
     #[test]

@@ -432,11 +432,13 @@ fn log_ratio(v: &NowVsBaseline, floor: f64) -> f64 {
 }
 
 /// How much an edge's network gap rose: ln(now / baseline) of its median, or of its p90
-/// when that rose more (lost packets delay a share of the calls). The p90's 20 ms floor
-/// keeps the jitter of a fast wire's slower calls from counting.
+/// or p99 when that rose more (lost packets delay a share of the calls by a
+/// retransmission timeout; under one call in ten, only the p99 moves). The tails' 20 ms
+/// floor keeps the jitter of a fast wire's slower calls from counting.
 fn gap_rise(x: &ImpactEdge) -> f64 {
     let median = log_ratio(&x.gap_ms.unwrap_or_default(), 0.5);
-    median.max(log_ratio(&x.gap_p90_ms.unwrap_or_default(), 20.0))
+    let tail = |p: Option<NowVsBaseline>| log_ratio(&p.unwrap_or_default(), 20.0);
+    median.max(tail(x.gap_p90_ms)).max(tail(x.gap_p99_ms))
 }
 
 /// The smallest gap rise (at least 0) of `edges`, if any.
@@ -513,4 +515,42 @@ fn evidence_of(
     e.onset_lead_s =
         degraded_since.get(&node.service).map_or(0.0, |t| ((onset as f64 - *t as f64) / NS_PER_S).max(0.0));
     e
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn edge(gap: [f64; 2], p90: [f64; 2], p99: [f64; 2]) -> ImpactEdge {
+        let v = |[now, baseline]: [f64; 2]| Some(NowVsBaseline { now, baseline });
+        ImpactEdge {
+            caller: "cart".into(),
+            callee: "redis".into(),
+            origin: devloom_schemas::EdgeOrigin::Observed,
+            asynchronous: false,
+            criticality: Criticality::Unknown,
+            traffic_share: 1.0,
+            state: HealthState::Amber,
+            error_rate: NowVsBaseline::default(),
+            calls_per_s: v([9.0, 9.0]),
+            covered_s: v([60.0, 600.0]),
+            gap_ms: v(gap),
+            gap_p90_ms: v(p90),
+            gap_p99_ms: v(p99),
+            caller_error_rate: None,
+        }
+    }
+
+    #[test]
+    fn a_gap_rises_with_its_median_or_either_tail_beyond_jitter() {
+        // Lost packets on one call in twenty: median and p90 hold, the p99 is a timeout.
+        let lost = gap_rise(&edge([0.5, 0.5], [0.8, 0.8], [205.0, 1.2]));
+        assert!((lost - (225.0f64 / 21.2).ln()).abs() < 1e-9, "{lost}");
+        // A delay on every call moves the median most.
+        let delayed = gap_rise(&edge([80.5, 0.5], [81.0, 0.8], [83.0, 1.2]));
+        assert!((delayed - (81.0f64 / 1.0).ln()).abs() < 1e-9, "{delayed}");
+        // A fast wire's slowest call doubling is jitter, under the tails' 20 ms floor.
+        let jitter = gap_rise(&edge([0.5, 0.5], [0.8, 0.8], [2.4, 1.2]));
+        assert!(jitter < 0.06, "{jitter}");
+    }
 }

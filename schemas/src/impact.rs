@@ -206,6 +206,10 @@ pub struct ImpactEdge {
     /// share of the calls by a retransmission timeout, which the median does not show.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gap_p90_ms: Option<NowVsBaseline>,
+    /// 99th percentile network gap of its calls, milliseconds (the median of its 10 s
+    /// buckets' p99s): lost packets that delay fewer than one call in ten show here only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gap_p99_ms: Option<NowVsBaseline>,
     /// Share of its calls whose caller's request failed right after, on the answer: the
     /// call succeeded, no other call of that request failed, and the request called
     /// nothing after it. Rises when the callee answers, but wrongly.

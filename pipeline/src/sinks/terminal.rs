@@ -357,6 +357,7 @@ mod tests {
                 gap_ms: None,
                 caller_error_rate: None,
                 gap_p90_ms: None,
+                gap_p99_ms: None,
             }],
             omitted_nodes: None,
             data_quality: None,

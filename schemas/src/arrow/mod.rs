@@ -192,6 +192,7 @@ mod tests {
                 gap_ms: None,
                 caller_error_rate: None,
                 gap_p90_ms: None,
+                gap_p99_ms: None,
             }],
             omitted_nodes: None,
             data_quality: Some(vec!["3 spans arrived behind the watermark".into()]),
