@@ -32,8 +32,10 @@
 //! destination, without links) give neither: the hand-off is asynchronous.
 //!
 //! Spans wait for their children for the pairing TTL (event time), in any arrival order;
-//! then they are measured once. The store is bounded like pairing's.
+//! then they are measured once, a call before its request even when the two end in the
+//! same instant (timestamps in milliseconds). The store is bounded like pairing's.
 
+use std::cmp::Reverse;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
@@ -304,11 +306,27 @@ impl Operator for SelfTimer {
                 break;
             }
             self.queue.pop_front();
-            due.push((entry.own.as_ref().map_or(0, |o| o.end_ns), key));
+            due.push((entry.own.as_ref().map_or((0, Reverse(0)), |o| (o.end_ns, Reverse(o.start_ns))), key));
         }
         // Calls before the requests they were made for, whatever order the spans came
-        // in: a call reads its request's status and its other calls.
-        due.sort_by_key(|d| d.0);
+        // in: a call reads its request's status and its other calls. A request may end in
+        // the very instant its last call does (a handler returning the moment a wrong
+        // answer comes; timestamps in milliseconds), so of two ending together, the one
+        // that started later first (a call starts after its request), and of two with the
+        // same interval, the one deeper in its trace.
+        let entries = &self.entries;
+        let depth = |&(trace, span): &Key| {
+            let mut at = span;
+            let mut depth = 0;
+            while let Some(parent) = entries.get(&(trace, at)).and_then(|e| e.own.as_ref()?.parent) {
+                if !entries.contains_key(&(trace, parent)) {
+                    break;
+                }
+                (at, depth) = (parent, depth + 1);
+            }
+            depth
+        };
+        due.sort_by(|(a, x), (b, y)| a.cmp(b).then_with(|| depth(y).cmp(&depth(x))));
         for (_, key) in due {
             let Entry { own, mut children, .. } = self.entries.remove(&key).expect("queued once");
             if let Some(own) = &own {
@@ -504,6 +522,50 @@ mod tests {
             "api failed: its failure, passed on"
         );
         assert_eq!(failed_after(false, false), vec![Vec::<String>::new(); 3], "web did not fail");
+    }
+
+    #[test]
+    fn a_request_ending_with_its_last_call_is_measured_after_it() {
+        // Milliseconds-precision exports (and a handler returning the moment a wrong
+        // answer comes) end a request in the same instant as its last call; here the
+        // request is also queued before that call. The call must still find its request.
+        use SpanKind::{Client, Server, Unspecified as Unset};
+        let blamed = |spans: &[Span]| -> Vec<String> {
+            observe(spans)
+                .into_iter()
+                .filter_map(|o| match o {
+                    Observation::Gap { caller, callee, failed_after: true, .. } => {
+                        Some(format!("{caller}→{callee}"))
+                    }
+                    _ => None,
+                })
+                .collect()
+        };
+        let mut web = span(1, None, "web", Server, 0, 90);
+        web.failed = true;
+        let spans = vec![
+            span(2, Some(1), "web", Client, 10, 40),
+            span(3, Some(2), "auth", Server, 12, 38),
+            span(5, Some(4), "api", Server, 52, 88),
+            span(4, Some(1), "web", Client, 50, 90),
+            web,
+        ];
+        let kind_less: Vec<Span> = spans.iter().map(|s| Span { kind: Unset, ..s.clone() }).collect();
+        // The servers' spans last (their exporter is slower), and everything reversed.
+        let servers_last: Vec<Span> = [0, 3, 4, 1, 2].iter().map(|&i| spans[i].clone()).collect();
+        let reversed: Vec<Span> = spans.iter().rev().cloned().collect();
+        for shape in [spans, kind_less, servers_last, reversed] {
+            assert_eq!(blamed(&shape), ["web→api"]);
+        }
+        // A request whose one call spans all of it, to the millisecond.
+        let mut mid = span(1, None, "mid", Server, 50, 90);
+        mid.failed = true;
+        let spans =
+            vec![span(2, Some(1), "mid", Client, 50, 90), span(3, Some(2), "api", Server, 52, 88), mid];
+        let kind_less: Vec<Span> = spans.iter().map(|s| Span { kind: Unset, ..s.clone() }).collect();
+        for shape in [spans, kind_less] {
+            assert_eq!(blamed(&shape), ["mid→api"]);
+        }
     }
 
     #[test]
