@@ -73,7 +73,8 @@ pub enum TraceStyle {
     Full,
     /// Every span's kind unset.
     KindLess,
-    /// Kind unset and no status: failures only from HTTP codes.
+    /// Kind unset, no status, and times in whole milliseconds: the shape of CSV exports
+    /// and converters. Failures only from HTTP codes.
     NoStatus,
     /// Full spans, a quarter of the traces kept (head sampling by trace id).
     Sampled,
@@ -259,6 +260,8 @@ fn restyle(payload: &[u8], style: TraceStyle) -> Option<Vec<u8>> {
                         span.kind = 0;
                         if style == TraceStyle::NoStatus {
                             span.status = None;
+                            span.start_time_unix_nano -= span.start_time_unix_nano % 1_000_000;
+                            span.end_time_unix_nano -= span.end_time_unix_nano % 1_000_000;
                         }
                     }
                 }
@@ -301,6 +304,26 @@ mod tests {
         let alerts = a.records.iter().filter(|r| r.expect == Expect::Alerts).count();
         assert_eq!(alerts, 1, "one alert on the entry service");
         assert!(a.records.windows(2).all(|w| w[0].time_ns <= w[1].time_ns), "in event-time order");
+    }
+
+    #[test]
+    fn no_status_traces_have_no_kind_no_status_and_whole_milliseconds() {
+        let case = fault_case(1, 16, DEFAULT_RATE_PER_S);
+        assert_eq!(case.truth.style, Some(TraceStyle::NoStatus));
+        let spans: Vec<_> = case
+            .records
+            .iter()
+            .filter(|r| r.expect == Expect::Traces)
+            .flat_map(|r| ExportTraceServiceRequest::decode(&r.payload[..]).unwrap().resource_spans)
+            .flat_map(|rs| rs.scope_spans)
+            .flat_map(|ss| ss.spans)
+            .collect();
+        assert!(!spans.is_empty());
+        for span in spans {
+            assert_eq!((span.kind, span.status), (0, None));
+            assert_eq!(span.start_time_unix_nano % 1_000_000, 0);
+            assert_eq!(span.end_time_unix_nano % 1_000_000, 0);
+        }
     }
 
     #[test]
