@@ -431,6 +431,20 @@ fn log_ratio(v: &NowVsBaseline, floor: f64) -> f64 {
     ((v.now + floor) / (v.baseline + floor)).ln()
 }
 
+/// How much a rate changed: ln(now / baseline) of the counts behind it over the seconds
+/// they cover, moved toward 0 by two standard errors (Poisson counts: √(1/n + 1/b)), so
+/// that fifteen requests in a ten-second baseline do not read as a precise rate. Without
+/// the seconds (a map from before they were recorded), ln((now + 0.1) / (baseline + 0.1)).
+fn rate_change(rate: &NowVsBaseline, covered_s: Option<NowVsBaseline>) -> f64 {
+    let Some(seconds) = covered_s.filter(|s| s.now > 0.0 && s.baseline > 0.0) else {
+        return log_ratio(rate, 0.1);
+    };
+    let (now, baseline) = (rate.now * seconds.now + 0.5, rate.baseline * seconds.baseline + 0.5);
+    let change = (now / seconds.now / (baseline / seconds.baseline)).ln();
+    let noise = 2.0 * (1.0 / now + 1.0 / baseline).sqrt();
+    change.signum() * (change.abs() - noise).max(0.0)
+}
+
 /// How much an edge's network gap rose: ln(now / baseline) of its median, or of its p90
 /// or p99 when that rose more (lost packets delay a share of the calls by a
 /// retransmission timeout; under one call in ten, only the p99 moves). The tails' 20 ms
@@ -466,7 +480,7 @@ fn evidence_of(
     let Some(node) = node else { return e };
     e.error_delta = error_delta(node);
     e.latency_log_ratio = log_ratio(&node.p99_ms, 1.0);
-    e.traffic_log_ratio = log_ratio(&node.requests_per_s, 0.1);
+    e.traffic_log_ratio = rate_change(&node.requests_per_s, node.covered_s);
     e.self_log_ratio = log_ratio(&node.self_time_ms.unwrap_or_default(), 0.5)
         .max(log_ratio(&node.self_time_p90_ms.unwrap_or_default(), 20.0));
     e.gap_log_ratio = into.iter().map(|x| gap_rise(x)).fold(0.0, f64::max);
@@ -496,7 +510,7 @@ fn evidence_of(
     e.upstream = node.direction == Direction::Upstream;
     e.out_rate_log_ratio = out
         .iter()
-        .filter_map(|x| x.calls_per_s.map(|r| log_ratio(&r, 0.1)))
+        .filter_map(|x| x.calls_per_s.map(|r| rate_change(&r, x.covered_s)))
         .fold(0.0, |a: f64, b| if b.abs() > a.abs() { b } else { a });
     e.callees_degraded = out.iter().any(|x| nodes.get(x.callee.as_str()).is_some_and(|c| degraded(c.state)));
     e.alerted = node.direction == Direction::Root;
@@ -539,6 +553,22 @@ mod tests {
             gap_p99_ms: v(p99),
             caller_error_rate: None,
         }
+    }
+
+    #[test]
+    fn a_rate_change_is_discounted_by_the_counts_behind_it() {
+        let rate = |now, baseline| NowVsBaseline { now, baseline };
+        // 1.5 → 2.6 req/s: from 15 requests in 10 s, noise; from 30 minutes, a rise.
+        let rough = rate_change(&rate(2.6, 1.5), Some(rate(60.0, 10.0)));
+        assert_eq!(rough, 0.0);
+        let sure = rate_change(&rate(2.6, 1.5), Some(rate(60.0, 1800.0)));
+        let expected =
+            ((156.5f64 / 60.0) / (2700.5 / 1800.0)).ln() - 2.0 * (1.0f64 / 156.5 + 1.0 / 2700.5).sqrt();
+        assert!((sure - expected).abs() < 1e-12, "{sure}");
+        // Traffic gone: a fall, however short the baseline.
+        assert!(rate_change(&rate(0.0, 5.0), Some(rate(60.0, 20.0))) < -2.0);
+        // A map without the seconds: the plain ratio.
+        assert!((rate_change(&rate(2.0, 1.0), None) - (2.1f64 / 1.1).ln()).abs() < 1e-12);
     }
 
     #[test]
