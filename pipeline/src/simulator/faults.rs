@@ -94,6 +94,10 @@ pub struct Truth {
     /// The trace style of simulated cases.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub style: Option<TraceStyle>,
+    /// Services of simulated cases that slowed without being the fault (see
+    /// [`bystanders`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bystanders: Vec<String>,
 }
 
 /// One generated case.
@@ -139,12 +143,16 @@ pub fn fault_case(seed: u64, index: u64, rate_per_s: f64) -> FaultCase {
         }
     };
     let baseline_s = [60, 60, 120, 300, 600, 1800][rng.random_range(0..6)];
-    let fault = fault(kind, target.clone(), baseline_s, &mut rng);
+    let mut faults = vec![fault(kind, target.clone(), baseline_s, &mut rng)];
+    faults.extend(bystanders(&topology, &target, kind, baseline_s, rate_per_s, &mut rng));
+    let bystanders: std::collections::BTreeSet<String> =
+        faults[1..].iter().map(|f| f.target.clone()).collect();
+    let bystanders = bystanders.into_iter().collect();
     let scenario = Scenario {
         name: "fault-injection",
         description: "one injected fault",
         duration_s: baseline_s + AFTER_S,
-        faults: vec![fault],
+        faults,
         rules: vec![],
         changes: vec![],
         canary: None,
@@ -179,7 +187,7 @@ pub fn fault_case(seed: u64, index: u64, rate_per_s: f64) -> FaultCase {
         serde_json::to_value(style).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
     FaultCase {
         name: format!("case-{index:04}-{fault_name}-{style_name}"),
-        truth: Truth { faulty_service: target, fault: fault_name, style: Some(style) },
+        truth: Truth { faulty_service: target, fault: fault_name, style: Some(style), bystanders },
         baseline_s,
         services,
         records,
@@ -190,14 +198,9 @@ fn instrumented(role: Role) -> bool {
     matches!(role, Role::Gateway | Role::Service | Role::Consumer)
 }
 
-/// A service with traffic enough to be judged (a twentieth of the entry service's or
-/// more); the entry service too, except for a fault that takes it down.
-fn pick_target(
-    topology: &Topology,
-    kind: FaultKind,
-    rate_per_s: f64,
-    rng: &mut ChaCha8Rng,
-) -> Option<String> {
+/// The instrumented services with traffic enough to be judged: a twentieth of the entry
+/// service's or more.
+fn judged(topology: &Topology, rate_per_s: f64) -> Vec<usize> {
     let mut rate = vec![0.0; topology.nodes.len()];
     rate[0] = rate_per_s;
     // Callees come after callers in both topologies, except consumers fed by queues.
@@ -206,8 +209,20 @@ fn pick_target(
             rate[dep.callee] += rate[i] * dep.probability;
         }
     }
-    let eligible: Vec<usize> = (0..topology.nodes.len())
+    (0..topology.nodes.len())
         .filter(|&i| instrumented(topology.nodes[i].role) && rate[i] >= rate_per_s / 20.0)
+        .collect()
+}
+
+/// A [`judged`] service; the entry service too, except for a fault that takes it down.
+fn pick_target(
+    topology: &Topology,
+    kind: FaultKind,
+    rate_per_s: f64,
+    rng: &mut ChaCha8Rng,
+) -> Option<String> {
+    let eligible: Vec<usize> = judged(topology, rate_per_s)
+        .into_iter()
         // A downed consumer would still be handed its queue's messages by the simulator.
         .filter(|&i| {
             !(kind == FaultKind::DependencyDown && (i == 0 || topology.nodes[i].role == Role::Consumer))
@@ -217,6 +232,51 @@ fn pick_target(
         return None;
     }
     Some(topology.nodes[eligible[rng.random_range(0..eligible.len())]].name.clone())
+}
+
+/// What else slows around the fault, as on a real cluster, each in half the cases: a
+/// CPU or memory fault's neighbour on the node slows 1.3–1.8× with it (the injection
+/// competes for the node's cores and memory bandwidth), and an unrelated service has a
+/// slow spell of 20–60 s, 1.5–3× its own work, starting up to a minute before the
+/// fault or half a minute after (a GC pause, a noisy batch). Neither is the fault: a
+/// diagnosis that ranks the most changed service first, not the one that explains the
+/// incident, is misled by them.
+fn bystanders(
+    topology: &Topology,
+    target: &str,
+    kind: FaultKind,
+    fault_s: u64,
+    rate_per_s: f64,
+    rng: &mut ChaCha8Rng,
+) -> Vec<Fault> {
+    let others: Vec<usize> =
+        judged(topology, rate_per_s).into_iter().filter(|&i| topology.nodes[i].name != target).collect();
+    if others.is_empty() {
+        return Vec::new();
+    }
+    let pick = |rng: &mut ChaCha8Rng| topology.nodes[others[rng.random_range(0..others.len())]].name.clone();
+    let mut faults = Vec::new();
+    let resources = matches!(kind, FaultKind::CpuContention | FaultKind::CpuHog | FaultKind::Memory);
+    if resources && rng.random_bool(0.5) {
+        faults.push(Fault {
+            target: pick(rng),
+            from_s: fault_s,
+            until_s: fault_s + AFTER_S,
+            latency_factor: rng.random_range(1.3..1.8),
+            ..Fault::default()
+        });
+    }
+    if rng.random_bool(0.5) {
+        let from_s = (fault_s + rng.random_range(0..=90)).saturating_sub(60);
+        faults.push(Fault {
+            target: pick(rng),
+            from_s,
+            until_s: from_s + rng.random_range(20..=60),
+            latency_factor: rng.random_range(1.5..3.0),
+            ..Fault::default()
+        });
+    }
+    faults
 }
 
 fn fault(kind: FaultKind, target: String, from_s: u64, rng: &mut ChaCha8Rng) -> Fault {
@@ -304,6 +364,55 @@ mod tests {
         let alerts = a.records.iter().filter(|r| r.expect == Expect::Alerts).count();
         assert_eq!(alerts, 1, "one alert on the entry service");
         assert!(a.records.windows(2).all(|w| w[0].time_ns <= w[1].time_ns), "in event-time order");
+    }
+
+    #[test]
+    fn bystanders_slow_beside_the_fault_and_are_never_it() {
+        let cases: Vec<FaultCase> = (0..32).map(|i| fault_case(4, i, DEFAULT_RATE_PER_S)).collect();
+        let with = cases.iter().filter(|c| !c.truth.bystanders.is_empty()).count();
+        assert!((8..=28).contains(&with), "about half the cases have bystanders: {with} of 32");
+        for case in &cases {
+            assert!(!case.truth.bystanders.contains(&case.truth.faulty_service), "{}", case.name);
+        }
+        // Only a CPU or memory fault slows a neighbour; a spell can come with any fault,
+        // so two bystanders mean a resource fault.
+        for case in cases.iter().filter(|c| c.truth.bystanders.len() == 2) {
+            assert!(
+                ["cpu_contention", "cpu_hog", "memory"].contains(&case.truth.fault.as_str()),
+                "{}",
+                case.name
+            );
+        }
+        // A bystander's own work really is slower while it is one: its server spans take
+        // longer in the two minutes after the fault than over the baseline.
+        let case = cases.iter().find(|c| c.truth.bystanders.len() == 2).expect("a case with both bystanders");
+        let fault_ns = super::super::DEFAULT_START_NS + case.baseline_s * 1_000_000_000;
+        let (mut before, mut after) = (Vec::new(), Vec::new());
+        for rs in case
+            .records
+            .iter()
+            .filter(|r| r.expect == Expect::Traces)
+            .flat_map(|r| ExportTraceServiceRequest::decode(r.payload.as_slice()).unwrap().resource_spans)
+        {
+            let name = rs.resource.iter().flat_map(|r| &r.attributes).find(|kv| kv.key == "service.name");
+            let named = |s: &String| {
+                name.and_then(|kv| kv.value.as_ref()?.value.as_ref()).is_some_and(|v| {
+                    matches!(v, opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(n) if n == s)
+                })
+            };
+            if !case.truth.bystanders.iter().any(named) {
+                continue;
+                // Each request's own span, whatever the style kept of its kind.
+            }
+            for span in
+                rs.scope_spans.iter().flat_map(|ss| &ss.spans).filter(|s| s.name.starts_with("GET /api/"))
+            {
+                let d = (span.end_time_unix_nano - span.start_time_unix_nano) as f64;
+                if span.start_time_unix_nano < fault_ns { before.push(d) } else { after.push(d) }
+            }
+        }
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+        assert!(mean(&after) > 1.1 * mean(&before), "{}: {} → {}", case.name, mean(&before), mean(&after));
     }
 
     #[test]
