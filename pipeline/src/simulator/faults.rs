@@ -145,9 +145,9 @@ pub fn fault_case(seed: u64, index: u64, rate_per_s: f64) -> FaultCase {
     let baseline_s = [60, 60, 120, 300, 600, 1800][rng.random_range(0..6)];
     let mut faults = vec![fault(kind, target.clone(), baseline_s, &mut rng)];
     faults.extend(bystanders(&topology, &target, kind, baseline_s, rate_per_s, &mut rng));
-    let bystanders: std::collections::BTreeSet<String> =
-        faults[1..].iter().map(|f| f.target.clone()).collect();
-    let bystanders = bystanders.into_iter().collect();
+    let mut bystanders: Vec<String> = faults[1..].iter().map(|f| f.target.clone()).collect();
+    bystanders.sort();
+    bystanders.dedup();
     let scenario = Scenario {
         name: "fault-injection",
         description: "one injected fault",
@@ -394,16 +394,16 @@ mod tests {
             .filter(|r| r.expect == Expect::Traces)
             .flat_map(|r| ExportTraceServiceRequest::decode(r.payload.as_slice()).unwrap().resource_spans)
         {
-            let name = rs.resource.iter().flat_map(|r| &r.attributes).find(|kv| kv.key == "service.name");
-            let named = |s: &String| {
-                name.and_then(|kv| kv.value.as_ref()?.value.as_ref()).is_some_and(|v| {
-                    matches!(v, opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(n) if n == s)
-                })
-            };
-            if !case.truth.bystanders.iter().any(named) {
+            let bystander = rs.resource.iter().flat_map(|r| &r.attributes).any(|kv| {
+                kv.key == "service.name"
+                    && matches!(kv.value.as_ref().and_then(|v| v.value.as_ref()),
+                        Some(opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(n))
+                            if case.truth.bystanders.contains(n))
+            });
+            if !bystander {
                 continue;
-                // Each request's own span, whatever the style kept of its kind.
             }
+            // Each request's own span, whatever the style kept of its kind.
             for span in
                 rs.scope_spans.iter().flat_map(|ss| &ss.spans).filter(|s| s.name.starts_with("GET /api/"))
             {
