@@ -315,18 +315,15 @@ fn find(
         found.insert(key.clone(), (candidate(key, kind, &change.service, summary), e));
     }
     let callees: BTreeSet<&str> = map.edges.iter().map(|e| e.callee.as_str()).collect();
-    let changed: BTreeSet<String> = found
-        .values()
-        .filter(|(c, _)| c.kind != CandidateKind::ScheduledJob)
-        .map(|(c, _)| c.service.clone())
-        .collect();
+    let changed: BTreeSet<String> = found.values().map(|(c, _)| c.service.clone()).collect();
     for node in &map.nodes {
-        // Every alerted or degraded service is a suspect: its own code, resources or
-        // network, judged by its evidence — unless a change of it is a candidate already,
-        // which names the service and says what changed. Uninstrumented peers always are.
-        let suspect =
-            (node.direction == Direction::Root || degraded(node.state)) && !changed.contains(&node.service);
-        if node.virtual_node || suspect {
+        // Every alerted or degraded service, and every uninstrumented peer, is a suspect:
+        // its own code, resources or network, judged by its evidence — unless a change of
+        // it (a deploy, a config change, a job run on it) is a candidate already, which
+        // carries the same evidence, names the node and says what changed.
+        let suspect = (node.virtual_node || node.direction == Direction::Root || degraded(node.state))
+            && !changed.contains(&node.service);
+        if suspect {
             let (kind, prefix) = if node.virtual_node {
                 (CandidateKind::Dependency, "dependency")
             } else {
@@ -455,6 +452,20 @@ fn gap_rise(x: &ImpactEdge) -> f64 {
     median.max(tail(x.gap_p90_ms)).max(tail(x.gap_p99_ms))
 }
 
+/// How far a callee's rise (log ratio) may fall short of its caller's own and still
+/// explain it: a fifth, about two standard errors of the median self time of a few dozen
+/// requests. Closer than that, the two did not differ, and a degraded callee is the
+/// likelier story.
+const EXPLAIN_MARGIN: f64 = 0.2;
+
+/// How much a service's own work rose: ln(now / baseline) of its median self time, or
+/// of its p90 (20 ms floor) when that rose more (a hog starves some requests, not all);
+/// 0 for a node without self time (a virtual one).
+fn self_rise(node: &ImpactNode) -> f64 {
+    log_ratio(&node.self_time_ms.unwrap_or_default(), 0.5)
+        .max(log_ratio(&node.self_time_p90_ms.unwrap_or_default(), 20.0))
+}
+
 /// The smallest gap rise (at least 0) of `edges`, if any.
 fn least_gap_rise<'a>(edges: impl Iterator<Item = &'a &'a ImpactEdge>) -> Option<f64> {
     edges.map(|x| gap_rise(x).max(0.0)).reduce(f64::min)
@@ -481,8 +492,7 @@ fn evidence_of(
     e.error_delta = error_delta(node);
     e.latency_log_ratio = log_ratio(&node.p99_ms, 1.0);
     e.traffic_log_ratio = rate_change(&node.requests_per_s, node.covered_s);
-    e.self_log_ratio = log_ratio(&node.self_time_ms.unwrap_or_default(), 0.5)
-        .max(log_ratio(&node.self_time_p90_ms.unwrap_or_default(), 20.0));
+    e.self_log_ratio = self_rise(node);
     e.gap_log_ratio = into.iter().map(|x| gap_rise(x)).fold(0.0, f64::max);
     e.gap_out_log_ratio = out.iter().map(|x| gap_rise(x)).fold(0.0, f64::max);
     let slowest_in = into.iter().max_by(|a, b| gap_rise(a).max(0.0).total_cmp(&gap_rise(b).max(0.0)));
@@ -513,6 +523,11 @@ fn evidence_of(
         .filter_map(|x| x.calls_per_s.map(|r| rate_change(&r, x.covered_s)))
         .fold(0.0, |a: f64, b| if b.abs() > a.abs() { b } else { a });
     e.callees_degraded = out.iter().any(|x| nodes.get(x.callee.as_str()).is_some_and(|c| degraded(c.state)));
+    e.callee_explains = out.iter().any(|x| {
+        nodes.get(x.callee.as_str()).is_some_and(|c| {
+            degraded(c.state) && self_rise(c).max(gap_rise(x)) >= e.self_log_ratio - EXPLAIN_MARGIN
+        })
+    });
     e.alerted = node.direction == Direction::Root;
     e.hops = node.hops;
     e.virtual_node = node.virtual_node;
@@ -553,6 +568,61 @@ mod tests {
             gap_p99_ms: v(p99),
             caller_error_rate: None,
         }
+    }
+
+    fn node(service: &str, state: HealthState, own: Option<[f64; 2]>) -> ImpactNode {
+        let v = |[now, baseline]: [f64; 2]| NowVsBaseline { now, baseline };
+        ImpactNode {
+            service: service.into(),
+            region: None,
+            virtual_node: own.is_none(),
+            state,
+            hops: 1,
+            direction: Direction::Downstream,
+            path: vec![],
+            error_rate: NowVsBaseline::default(),
+            p99_ms: v([50.0, 40.0]),
+            requests_per_s: v([9.0, 9.0]),
+            covered_s: None,
+            self_time_ms: own.map(v),
+            self_time_p90_ms: own.map(|[now, baseline]| v([now * 1.5, baseline * 1.5])),
+            catalog: None,
+        }
+    }
+
+    /// `cart`'s evidence when its own self time went `cart_own` and it calls `redis`
+    /// (`redis_own`; a virtual node when `None`) over a wire whose median gap went `gap`.
+    fn cart_calling_redis(cart_own: [f64; 2], redis_own: Option<[f64; 2]>, gap: [f64; 2]) -> Evidence {
+        let cart = node("cart", HealthState::Amber, Some(cart_own));
+        let redis = node("redis", HealthState::Amber, redis_own);
+        let nodes = BTreeMap::from([("cart", &cart), ("redis", &redis)]);
+        let wire = edge(gap, [gap[0] + 0.3, gap[1] + 0.3], [gap[0] + 0.7, gap[1] + 0.7]);
+        let out = [&wire];
+        let out_of = BTreeMap::from([("cart", vec![&wire])]);
+        let into_of = BTreeMap::from([("redis", vec![&wire])]);
+        let kind = CandidateKind::Service;
+        evidence_of(&nodes, [&[], &out], [&into_of, &out_of], Some(&cart), kind, 0, &BTreeMap::new())
+    }
+
+    #[test]
+    fn a_degraded_callee_explains_a_caller_only_if_its_part_rose_as_much() {
+        // A slow spell below a starved service: the callee is amber, but the caller's own
+        // work rose three times, the callee's a third.
+        let starved = cart_calling_redis([30.0, 10.0], Some([8.0, 6.0]), [0.5, 0.5]);
+        assert!(starved.callees_degraded && !starved.callee_explains, "{starved:?}");
+        // The callee's own work tripled, the caller's did not move: a victim.
+        let victim = cart_calling_redis([10.2, 10.0], Some([18.0, 6.0]), [0.5, 0.5]);
+        assert!(victim.callee_explains, "{victim:?}");
+        // The wire into the callee: a network fault below, not the caller's work.
+        let wire = cart_calling_redis([10.0, 10.0], Some([6.0, 6.0]), [80.0, 0.5]);
+        assert!(wire.callee_explains, "{wire:?}");
+        // A virtual node's part is its calls' wait.
+        let database = cart_calling_redis([10.0, 10.0], None, [40.0, 2.0]);
+        assert!(database.callee_explains, "{database:?}");
+        // Neither moved beyond the median's noise (a fifth, in log terms): the degraded
+        // callee still explains a caller whose own work did not rise either.
+        let noise = cart_calling_redis([11.5, 10.0], Some([6.0, 6.0]), [0.5, 0.5]);
+        assert!(noise.callee_explains, "{noise:?}");
     }
 
     #[test]

@@ -71,6 +71,13 @@ pub struct Evidence {
     /// Some callee of the candidate in the map is red or amber.
     #[serde(default)]
     pub callees_degraded: bool,
+    /// Some degraded callee's part of the calls (its own work, or the wire into it)
+    /// rose at least as much as the candidate's own work: the callee explains it. A
+    /// neighbour slowing a little beside the fault, or a passing slow spell below it,
+    /// leaves `callees_degraded` set but does not explain a service whose own work rose
+    /// more.
+    #[serde(default)]
+    pub callee_explains: bool,
     /// The candidate's service is an alerted one.
     #[serde(default)]
     pub alerted: bool,
@@ -116,6 +123,7 @@ impl Evidence {
             upstream: false,
             out_rate_log_ratio: 0.0,
             callees_degraded: false,
+            callee_explains: false,
             alerted: false,
             gap_in_shared: 0.0,
             gap_out_all: 0.0,
@@ -125,7 +133,7 @@ impl Evidence {
 }
 
 /// Feature names, in the order of [`features`].
-pub const FEATURES: [&str; 37] = [
+pub const FEATURES: [&str; 38] = [
     "kind_deploy",
     "kind_config_change",
     "kind_scheduled_job",
@@ -163,6 +171,7 @@ pub const FEATURES: [&str; 37] = [
     "gap_in_shared",
     "gap_out_all",
     "out_error_delta",
+    "callee_explains",
 ];
 
 /// Whether a feature depends on the time of day or the day of week (the ablation
@@ -223,6 +232,7 @@ pub fn features(e: &Evidence) -> [f64; FEATURES.len()] {
         e.gap_in_shared.clamp(0.0, 3.0),
         e.gap_out_all.clamp(0.0, 3.0),
         e.out_error_delta.clamp(-1.0, 1.0),
+        f64::from(u8::from(e.callee_explains)),
     ]
 }
 

@@ -266,8 +266,10 @@ fn build(
             d.evidence.hops = u32::from(service != root);
             d.evidence.onset_lead_s = if service == root { 0.0 } else { rng.random_range(0.0..180.0) };
             d.evidence.caller_error_delta = if service == root { 0.0 } else { victim(rng) };
-            // Its own code fails: the calls it makes do not.
+            // Its own code fails: the calls it makes do not. Something below it may be a
+            // little off too (a callee amber beside it), without explaining it.
             d.evidence.out_error_delta = quiet(rng);
+            d.evidence.callees_degraded = rng.random_bool(0.3);
             drafts.push(d);
         }
         CauseType::NightlyJob => {
@@ -387,6 +389,7 @@ fn build(
         e.latency_log_ratio = rng.random_range(0.0..1.2);
         e.self_log_ratio = rng.random_range(-0.1..0.3);
         e.callees_degraded = cause != CauseType::TrafficSpike;
+        e.callee_explains = e.callees_degraded;
         e.out_error_delta =
             if cause == CauseType::TrafficSpike { quiet(rng) } else { passed_on(rng, e.error_delta) };
         e.alerted = true;
@@ -399,6 +402,7 @@ fn build(
         e.latency_log_ratio = rng.random_range(0.0..0.8);
         e.self_log_ratio = rng.random_range(-0.1..0.2);
         e.callees_degraded = true;
+        e.callee_explains = true;
         e.out_error_delta = passed_on(rng, e.error_delta);
         e.upstream = true;
         e.hops = 1;
@@ -417,6 +421,7 @@ fn build(
             e.self_log_ratio = rng.random_range(-0.1..0.2);
             e.caller_error_delta = victim(rng);
             e.callees_degraded = true;
+            e.callee_explains = true;
             e.hops = 1;
             drafts.push(service_draft(service, e));
         }
