@@ -72,7 +72,8 @@ pub struct Evidence {
     #[serde(default)]
     pub callees_degraded: bool,
     /// Some degraded callee's part of the calls (its own work, or the wire into it)
-    /// rose at least as much as the candidate's own work: the callee explains it. A
+    /// rose at least as much as the candidate's own work, give or take the noise of a
+    /// median (0.2 in log terms): the callee explains it. A
     /// neighbour slowing a little beside the fault, or a passing slow spell below it,
     /// leaves `callees_degraded` set but does not explain a service whose own work rose
     /// more.

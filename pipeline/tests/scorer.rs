@@ -46,7 +46,7 @@ fn the_shipped_model_is_what_training_on_the_default_simulated_history_gives() {
     // fault cases, chosen by a digest of each incident id).
     let m: devloom_operators::Model = serde_json::from_str(&trained).unwrap();
     let t = &m.provenance.test_metrics;
-    assert_eq!(t.incidents, 1054);
+    assert_eq!(t.incidents, 1106);
     assert!(t.ece.value <= 0.05, "ECE {:?}", t.ece);
     assert!(t.ac_at_1.value >= 0.8, "AC@1 {:?}", t.ac_at_1);
     assert!(t.ac_at_3.value >= 0.95, "AC@3 {:?}", t.ac_at_3);
@@ -85,11 +85,12 @@ fn without_time_features_the_model_is_confidently_wrong_overnight() {
     assert!(with.ac_at_1 >= 0.8, "the full model is right overnight: {with:?}");
     // Without time it is not. The nightly release's service fails because its queries
     // to the saturated database fail, which `out_error_delta` sees, so some of those
-    // victims are told apart without the hour; a fifth of the nights are still
-    // confidently wrong (0.70 right against 0.88, on this history).
+    // victims are told apart without the hour; a sixth or more of the nights are still
+    // confidently wrong (on this history: 0.76 right, 0.19 confidently wrong; 0.70 and
+    // over 0.2 before the history gave bad deploys a degraded callee beside them).
     assert!(without.ac_at_1 <= with.ac_at_1 - 0.1, "without time it is not: {without:?} vs {with:?}");
     assert!(without.confidently_wrong >= 2.0 * with.confidently_wrong, "{without:?} vs {with:?}");
-    assert!(without.confidently_wrong >= 0.2, "{without:?}");
+    assert!(without.confidently_wrong >= 0.15, "{without:?}");
     assert!(!evaluation.without_time.overnight.ac_at_1.is_nan());
 }
 
