@@ -492,8 +492,10 @@ impl ServiceGraph {
     }
 
     /// Whether the node's network is slow: most of its measured incoming edges have a
-    /// risen network gap, and so do most of its measured outgoing ones (if it has any;
-    /// one that did not rise counts with `p90_min_requests` calls only).
+    /// risen network gap, and so do most of its measured outgoing ones (if it has any).
+    /// An edge that did not rise, in or out, counts with `p90_min_requests` calls only:
+    /// lost packets delay a tenth to a third of the calls, so a handful of calls that
+    /// all went through says little.
     /// Its callers, with one slow edge among many and healthy incoming edges, are not.
     /// A risen edge whose caller's other measured edges, in and out, all rose too is the
     /// caller's wire, not this node's: a caller with a slow network slows every call it
@@ -513,18 +515,20 @@ impl ServiceGraph {
                 .peekable();
             others.peek().is_some() && others.all(|o| up(o.weight()))
         };
-        let incoming =
-            self.graph.edges_directed(node, PgDirection::Incoming).filter(|e| measured(e.weight()));
-        let (in_up, ins) = tally(incoming.map(|e| up(e.weight()) && !callers_wire(e.source())));
-        // An outgoing edge speaks against a slow wire only with calls enough for its p90 to
-        // be more than its slowest one or two (lost packets delay a tenth to a third), and
-        // only to an instrumented callee: a call no span answered is the peer's work as
-        // much as the wire, so one that did not slow down says little.
-        let counted = |e: &EdgeState, callee: NodeIndex| {
-            up(e)
-                || (!self.graph[callee].id.virtual_node
-                    && e.health.own_now.requests.min(e.health.own_baseline.requests) >= h.p90_min_requests)
+        // An edge that did not rise speaks against a slow wire only with calls enough for
+        // its p90 to be more than its slowest one or two.
+        let enough = |e: &EdgeState| {
+            up(e) || e.health.own_now.requests.min(e.health.own_baseline.requests) >= h.p90_min_requests
         };
+        let incoming = self
+            .graph
+            .edges_directed(node, PgDirection::Incoming)
+            .filter(|e| measured(e.weight()) && enough(e.weight()));
+        let (in_up, ins) = tally(incoming.map(|e| up(e.weight()) && !callers_wire(e.source())));
+        // An outgoing one also only to an instrumented callee: a call no span answered is
+        // the peer's work as much as the wire, so one that did not slow down says little.
+        let counted =
+            |e: &EdgeState, callee: NodeIndex| up(e) || (!self.graph[callee].id.virtual_node && enough(e));
         let outgoing = self
             .graph
             .edges_directed(node, PgDirection::Outgoing)
@@ -917,6 +921,9 @@ mod tests {
         /// As `LostPackets`, and api also calls audit and ledger, once in a hundred
         /// requests each: their six calls a minute happen to miss the lost packets.
         LostPacketsRarelyCalling,
+        /// As `LostPackets`, and a batch job calls api once in a hundred requests: its six
+        /// calls a minute happen to miss the lost packets.
+        LostPacketsRarelyCalled,
         /// As `LostPackets`, and api also queries a database and a cache (virtual nodes)
         /// for every request, and those answers happen not to slow down.
         LostPacketsBesideQueries,
@@ -956,7 +963,10 @@ mod tests {
             let gap = |slow: bool| match (slow, fault) {
                 (
                     true,
-                    Fault::LostPackets | Fault::LostPacketsRarelyCalling | Fault::LostPacketsBesideQueries,
+                    Fault::LostPackets
+                    | Fault::LostPacketsRarelyCalling
+                    | Fault::LostPacketsRarelyCalled
+                    | Fault::LostPacketsBesideQueries,
                 ) if i % 5 == 0 => 200_000_000,
                 (true, Fault::SlowWire) => 50_000_000,
                 _ => 1_000_000,
@@ -975,9 +985,11 @@ mod tests {
                     Fault::SlowWire
                         | Fault::LostPackets
                         | Fault::LostPacketsRarelyCalling
+                        | Fault::LostPacketsRarelyCalled
                         | Fault::LostPacketsBesideQueries
                 );
             let rarely = fault == Fault::LostPacketsRarelyCalling;
+            let rarely_called = fault == Fault::LostPacketsRarelyCalled;
             let mut callees = vec![
                 ("web", "auth", calls_auth && reached >= 1, false),
                 ("web", "api", !down && reached >= 2, slow),
@@ -985,6 +997,7 @@ mod tests {
                 ("api", "search", !down, slow),
                 ("api", "audit", rarely && i % 100 == 0, false),
                 ("api", "ledger", rarely && i % 100 == 50, false),
+                ("batch", "api", rarely_called && i % 100 == 25, false),
             ];
             callees.retain(|c| c.2);
             for (caller, callee, _, slow) in callees {
@@ -1149,6 +1162,17 @@ mod tests {
             HealthState::Amber,
             "two of its four outgoing edges are quiet, and rare"
         );
+    }
+
+    #[test]
+    fn callers_too_rare_to_show_lost_packets_do_not_clear_a_slow_wire() {
+        let g = run(Fault::LostPacketsRarelyCalled);
+        let batch = g.node_index(&id("batch")).unwrap();
+        let rare = g.graph().find_edge(batch, g.node_index(&id("api")).unwrap()).unwrap();
+        let calls = g.graph()[rare].health.own_now.requests;
+        assert!((5..20).contains(&calls), "measured ({calls} calls), but its p90 is its slowest call or two");
+        assert_eq!(state(&g, "api"), HealthState::Amber, "web's calls into it and its own calls wait");
+        assert_eq!(state(&g, "batch"), HealthState::Unknown, "its one wire did not slow down");
     }
 
     #[test]
