@@ -466,6 +466,21 @@ fn self_rise(node: &ImpactNode) -> f64 {
         .max(log_ratio(&node.self_time_p90_ms.unwrap_or_default(), 20.0))
 }
 
+/// Calls an edge whose network gap did not rise needs before it says the wire at either
+/// end is sound: with fewer, its p90 is its slowest call or two, and lost packets delay a
+/// tenth to a third of the calls (the health rule's `p90_min_requests`).
+const SOUND_WIRE_MIN_CALLS: f64 = 20.0;
+
+/// Whether an edge says something of the wires at its ends: it is red or amber, or it
+/// carried calls enough in both windows to have shown a slow wire.
+fn says_of_its_wire(x: &ImpactEdge) -> bool {
+    let calls = |rate: NowVsBaseline, seconds: NowVsBaseline| {
+        (rate.now * seconds.now).min(rate.baseline * seconds.baseline)
+    };
+    degraded(x.state)
+        || x.calls_per_s.zip(x.covered_s).is_some_and(|(r, s)| calls(r, s) >= SOUND_WIRE_MIN_CALLS)
+}
+
 /// The smallest gap rise (at least 0) of `edges`, if any.
 fn least_gap_rise<'a>(edges: impl Iterator<Item = &'a &'a ImpactEdge>) -> Option<f64> {
     edges.map(|x| gap_rise(x).max(0.0)).reduce(f64::min)
@@ -495,17 +510,19 @@ fn evidence_of(
     e.self_log_ratio = self_rise(node);
     e.gap_log_ratio = into.iter().map(|x| gap_rise(x)).fold(0.0, f64::max);
     e.gap_out_log_ratio = out.iter().map(|x| gap_rise(x)).fold(0.0, f64::max);
-    let slowest_in = into.iter().max_by(|a, b| gap_rise(a).max(0.0).total_cmp(&gap_rise(b).max(0.0)));
-    e.gap_in_shared = slowest_in
+    let wires_of = |service: &str| {
+        let edges = into_of.get(service).into_iter().chain(out_of.get(service)).flatten();
+        edges.filter(|x| says_of_its_wire(x))
+    };
+    e.gap_mine = least_gap_rise(into.iter().chain(out).filter(|x| says_of_its_wire(x))).unwrap_or(0.0);
+    let slowest = into.iter().chain(out).max_by(|a, b| gap_rise(a).total_cmp(&gap_rise(b)));
+    e.gap_peer = slowest
+        .filter(|x| gap_rise(x) > 0.0)
         .and_then(|x| {
-            let caller = x.caller.as_str();
-            let others = into_of.get(caller).into_iter().chain(out_of.get(caller)).flatten();
-            least_gap_rise(others.filter(|o| o.callee != x.callee))
+            let peer = if x.callee == node.service { &x.caller } else { &x.callee };
+            least_gap_rise(wires_of(peer).filter(|o| !std::ptr::eq::<ImpactEdge>(**o, *x)))
         })
         .unwrap_or(0.0);
-    if out.len() >= 2 {
-        e.gap_out_all = least_gap_rise(out.iter()).unwrap_or(0.0);
-    }
     e.blame = into
         .iter()
         .filter_map(|x| {
@@ -623,6 +640,74 @@ mod tests {
         // callee still explains a caller whose own work did not rise either.
         let noise = cart_calling_redis([11.5, 10.0], Some([6.0, 6.0]), [0.5, 0.5]);
         assert!(noise.callee_explains, "{noise:?}");
+    }
+
+    /// A wire from `caller` to `callee` whose median gap went from 0.5 ms to `gap_ms`,
+    /// carrying `calls_per_s` (60 s now, 600 s of baseline); amber when it slowed.
+    fn wire(caller: &str, callee: &str, gap_ms: f64, calls_per_s: f64) -> ImpactEdge {
+        let rate = Some(NowVsBaseline { now: calls_per_s, baseline: calls_per_s });
+        let state = if gap_ms > 1.0 { HealthState::Amber } else { HealthState::Gray };
+        let tail = [gap_ms + 0.3, 0.8];
+        ImpactEdge {
+            caller: caller.into(),
+            callee: callee.into(),
+            state,
+            calls_per_s: rate,
+            ..edge([gap_ms, 0.5], tail, [gap_ms + 0.7, 1.2])
+        }
+    }
+
+    /// The evidence of `service` in a map of `wires`.
+    fn wire_evidence(wires: &[ImpactEdge], service: &str) -> Evidence {
+        let names: BTreeSet<&str> =
+            wires.iter().flat_map(|x| [x.caller.as_str(), x.callee.as_str()]).collect();
+        let nodes: Vec<ImpactNode> =
+            names.iter().map(|n| node(n, HealthState::Amber, Some([5.0, 5.0]))).collect();
+        let nodes: BTreeMap<&str, &ImpactNode> = nodes.iter().map(|n| (n.service.as_str(), n)).collect();
+        let (mut into_of, mut out_of) = (BTreeMap::new(), BTreeMap::new());
+        for x in wires {
+            into_of.entry(x.callee.as_str()).or_insert_with(Vec::new).push(x);
+            out_of.entry(x.caller.as_str()).or_insert_with(Vec::new).push(x);
+        }
+        let into = into_of.get(service).cloned().unwrap_or_default();
+        let out = out_of.get(service).cloned().unwrap_or_default();
+        let (kind, since) = (CandidateKind::Service, BTreeMap::new());
+        evidence_of(&nodes, [&into, &out], [&into_of, &out_of], nodes.get(service).copied(), kind, 0, &since)
+    }
+
+    #[test]
+    fn a_slow_wire_is_the_end_whose_every_wire_slowed() {
+        let slow = (80.5f64 / 1.0).ln();
+        // The entry service's network: its one wire slowed; api's calls to the store and
+        // the search did not.
+        let entry = [
+            wire("gateway", "api", 80.0, 9.0),
+            wire("api", "store", 0.5, 9.0),
+            wire("api", "search", 0.5, 9.0),
+        ];
+        let gateway = wire_evidence(&entry, "gateway");
+        assert!((gateway.gap_mine - slow).abs() < 1e-9 && gateway.gap_peer < 0.01, "{gateway:?}");
+        let api = wire_evidence(&entry, "api");
+        assert!(api.gap_mine < 0.01 && api.gap_peer < 0.01, "its own calls are sound: {api:?}");
+        // api's network: every call into it and out of it slowed, the gateway's call to
+        // auth did not; the store, a leaf, has one wire, and the peer's others slowed too.
+        let mut own = [
+            wire("gateway", "api", 80.0, 9.0),
+            wire("api", "store", 80.0, 9.0),
+            wire("api", "search", 80.0, 9.0),
+            wire("gateway", "auth", 0.5, 9.0),
+        ];
+        let api = wire_evidence(&own, "api");
+        assert!((api.gap_mine - slow).abs() < 1e-9 && api.gap_peer < 0.01, "{api:?}");
+        let store = wire_evidence(&own, "store");
+        assert!((store.gap_mine - slow).abs() < 1e-9 && (store.gap_peer - slow).abs() < 1e-9, "{store:?}");
+        let gateway = wire_evidence(&own, "gateway");
+        assert!(gateway.gap_mine < 0.01, "{gateway:?}");
+        // Five calls a minute that met no lost packet say nothing of the wire; thirty do.
+        own[3] = wire("gateway", "auth", 0.5, 5.0 / 60.0);
+        assert!((wire_evidence(&own, "gateway").gap_mine - slow).abs() < 1e-9);
+        own[3] = wire("gateway", "auth", 0.5, 0.5);
+        assert!(wire_evidence(&own, "gateway").gap_mine < 0.01);
     }
 
     #[test]

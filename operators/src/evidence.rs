@@ -82,16 +82,17 @@ pub struct Evidence {
     /// The candidate's service is an alerted one.
     #[serde(default)]
     pub alerted: bool,
-    /// How far the slow wire into the candidate is its caller's: over the edge into it
-    /// with the largest gap rise, the smallest gap rise (log ratio, at least 0) on that
-    /// caller's other edges, in and out; 0 when it has none. A caller whose every call,
-    /// made or answered, got slower explains the candidate's slow incoming edge away.
+    /// Every wire of the candidate slowed: the smallest gap rise (log ratio, at least 0)
+    /// over its edges in and out that say something of their wire (red or amber, or
+    /// with 20 calls in both windows); 0 without any. A service with a slow network
+    /// slows every call it makes and every answer it gives.
     #[serde(default)]
-    pub gap_in_shared: f64,
-    /// The smallest gap rise (log ratio, at least 0) over the candidate's outgoing edges
-    /// when it has two or more: every call it makes got slower, its own network.
+    pub gap_mine: f64,
+    /// The slow wire is the peer's: over the candidate's edge (in or out) whose gap rose
+    /// most, the smallest gap rise on the peer's other edges that say something of their
+    /// wire; 0 when none rose, or the peer has no such edge.
     #[serde(default)]
-    pub gap_out_all: f64,
+    pub gap_peer: f64,
     /// Largest error-rate rise (now minus baseline) over the calls the candidate makes:
     /// a service whose failures are its callees' failures passed on is their victim.
     #[serde(default)]
@@ -126,8 +127,8 @@ impl Evidence {
             callees_degraded: false,
             callee_explains: false,
             alerted: false,
-            gap_in_shared: 0.0,
-            gap_out_all: 0.0,
+            gap_mine: 0.0,
+            gap_peer: 0.0,
             out_error_delta: 0.0,
         }
     }
@@ -169,8 +170,8 @@ pub const FEATURES: [&str; 38] = [
     "out_rate_log_ratio",
     "callees_degraded",
     "alerted",
-    "gap_in_shared",
-    "gap_out_all",
+    "gap_mine",
+    "gap_peer",
     "out_error_delta",
     "callee_explains",
 ];
@@ -230,8 +231,8 @@ pub fn features(e: &Evidence) -> [f64; FEATURES.len()] {
         e.out_rate_log_ratio.clamp(-3.0, 3.0),
         f64::from(u8::from(e.callees_degraded)),
         f64::from(u8::from(e.alerted)),
-        e.gap_in_shared.clamp(0.0, 3.0),
-        e.gap_out_all.clamp(0.0, 3.0),
+        e.gap_mine.clamp(0.0, 3.0),
+        e.gap_peer.clamp(0.0, 3.0),
         e.out_error_delta.clamp(-1.0, 1.0),
         f64::from(u8::from(e.callee_explains)),
     ]
