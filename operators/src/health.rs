@@ -44,6 +44,12 @@ pub struct HealthConfig {
     pub p90_min_requests: u64,
     /// Fewer requests than this in the short window judge nothing: gray (or unknown at 0).
     pub min_requests: u64,
+    /// Amber also when at least this share of an edge's calls (the lower bound of its 95%
+    /// Wilson interval) waited on the wire longer than its baseline p99 by the latency
+    /// ratio and `amber_latency_increase_ms`, with `min_requests` calls in both windows:
+    /// lost packets delay a tenth of the calls by a retransmission timeout, which thirty
+    /// calls a minute show as their three slowest, and a p90 only by chance.
+    pub amber_tail_share: f64,
     /// A node already red or amber keeps that state until it is this fraction below the
     /// thresholds, so a rate hovering at a threshold does not flap between map versions.
     pub hysteresis: f64,
@@ -63,6 +69,7 @@ impl Default for HealthConfig {
             amber_own_p90_ratio: 3.0,
             p90_min_requests: 20,
             min_requests: 5,
+            amber_tail_share: 0.02,
             hysteresis: 0.2,
         }
     }
@@ -74,6 +81,7 @@ impl HealthConfig {
         for (name, v) in [
             ("failure_threshold", self.failure_threshold),
             ("amber_error_increase", self.amber_error_increase),
+            ("amber_tail_share", self.amber_tail_share),
         ] {
             if !(0.0..=1.0).contains(&v) {
                 return Err(format!("{name} must be between 0 and 1, got {v}"));
@@ -158,6 +166,28 @@ impl HealthConfig {
         now.requests >= self.min_requests.max(1)
             && (up(now.p50_ms, baseline.p50_ms, self.amber_own_increase_ms)
                 || up(now.p90_ms, baseline.p90_ms, self.amber_latency_increase_ms))
+    }
+
+    /// [`Self::own_time_up`] for an edge's network gap, which has also risen when its
+    /// tail thickened: `amber_tail_share` of the calls, at the lower bound of the Wilson
+    /// interval, slower than the baseline p99 by the latency ratio and
+    /// `amber_latency_increase_ms`. `above(ms)` counts the short window's calls slower
+    /// than `ms`; it is asked only when the median and the p90 did not rise.
+    pub fn gap_up(
+        &self,
+        now: &WindowSummary,
+        baseline: &WindowSummary,
+        held: bool,
+        above: impl FnOnce(f64) -> u64,
+    ) -> bool {
+        if self.own_time_up(now, baseline, held) {
+            return true;
+        }
+        let r = relaxed(self.hysteresis, held);
+        let enough = now.requests.min(baseline.requests) >= self.min_requests.max(1);
+        let slow_ms = (baseline.p99_ms * (1.0 + (self.amber_latency_ratio - 1.0) * r))
+            .max(baseline.p99_ms + self.amber_latency_increase_ms * r);
+        enough && wilson_lower_bound(above(slow_ms), now.requests) >= self.amber_tail_share * r
     }
 
     /// [`Self::own_time_up`] for a node's self time, which also rises when its p90 is
@@ -280,6 +310,33 @@ mod tests {
         assert!(!h.own_time_up(&gaps(600, 1.0, 15.0), &base, false), "a few ms of jitter in the tail");
         assert!(!h.own_time_up(&gaps(600, 1.0, 1.0), &base, false), "the p99 alone does not count");
         assert!(!h.own_time_up(&gaps(3, 1.0, 200.0), &base, false), "too few calls to judge");
+    }
+
+    #[test]
+    fn a_gap_rises_too_when_a_few_calls_wait_a_retransmission() {
+        let h = HealthConfig::default();
+        let gaps = |requests| WindowSummary { p99_ms: 1.5, ..own_time(requests, 0.6, 0.9) };
+        let (now, base) = (gaps(40), gaps(400));
+        let asked = &std::cell::Cell::new(None);
+        let above = |slow: u64| {
+            move |ms: f64| {
+                asked.set(Some(ms));
+                slow
+            }
+        };
+        // Four of forty calls waited 200 ms: the median and the p90 hold.
+        assert!(!h.own_time_up(&now, &base, false));
+        assert!(h.gap_up(&now, &base, false, above(4)));
+        assert_eq!(asked.get(), Some(21.5), "slower than the baseline p99 by 20 ms (and by half)");
+        assert!(!h.gap_up(&now, &base, false, above(2)), "two of forty: within chance");
+        assert!(!h.gap_up(&gaps(60), &base, false, above(3)), "three of sixty: 1.7% at the lower bound");
+        assert!(h.gap_up(&gaps(60), &base, true, above(3)), "held amber, the share relaxes to 1.6%");
+        assert!(!h.gap_up(&gaps(4), &base, false, above(4)), "too few calls to judge");
+        assert!(!h.gap_up(&now, &gaps(4), false, above(4)), "nor a baseline of four");
+        let slow_wire = WindowSummary { p50_ms: 40.0, ..now };
+        asked.set(None);
+        assert!(h.gap_up(&slow_wire, &base, false, above(0)));
+        assert_eq!(asked.get(), None, "a risen median needs no count");
     }
 
     #[test]

@@ -293,6 +293,25 @@ impl RollingStats {
         }
     }
 
+    /// How many of the short window's requests took longer than `ms` (to the sketch's
+    /// relative accuracy).
+    pub fn short_above(&self, ms: f64) -> u64 {
+        let mut sketch = DDSketch::new(SketchConfig::defaults());
+        for b in &self.open {
+            let _ = sketch.merge(&b.latency_ms);
+        }
+        let n = sketch.count() as u64;
+        // The sketch answers quantiles only: find the first rank whose value is above
+        // `ms` (the rank of quantile q is ⌊q (n − 1)⌋; the half keeps it off the floor).
+        let value_at = |rank: u64| quantile(&sketch, ((rank as f64 + 0.5) / (n.max(2) - 1) as f64).min(1.0));
+        let (mut low, mut high) = (0, n);
+        while low < high {
+            let mid = (low + high) / 2;
+            if value_at(mid) > ms { high = mid } else { low = mid + 1 }
+        }
+        n - low
+    }
+
     /// The baseline: totals over the closed buckets not closed while degraded, and the
     /// medians of their percentiles.
     pub fn baseline(&self, cfg: &WindowConfig) -> WindowSummary {
@@ -373,6 +392,24 @@ mod tests {
             "{amber} of {} minutes at 1.5x the baseline's p99 (amber)",
             ratios.len()
         );
+    }
+
+    #[test]
+    fn the_short_window_counts_its_requests_slower_than_a_threshold() {
+        let cfg = WindowConfig::default();
+        let mut stats = RollingStats::default();
+        assert_eq!(stats.short_above(1.0), 0, "nothing recorded");
+        // 37 calls in the last minute, every ninth waiting 200 ms on a retransmission.
+        for i in 0..37u64 {
+            let ms = if i % 9 == 0 { 200 } else { 1 + i % 3 };
+            stats.record(&cfg, 100 * S + i * S, ms * 1_000_000, false);
+        }
+        stats.advance(&cfg, 137 * S, false);
+        assert_eq!(stats.short(&cfg).requests, 37);
+        assert_eq!(stats.short_above(21.5), 5);
+        assert_eq!(stats.short_above(2.5), 5 + 12, "the 3 ms calls too");
+        assert_eq!(stats.short_above(0.5), 37);
+        assert_eq!(stats.short_above(250.0), 0);
     }
 
     #[test]

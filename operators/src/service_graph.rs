@@ -76,6 +76,11 @@ pub struct Health {
     /// Own time over the baseline window.
     #[serde(default)]
     pub own_baseline: WindowSummary,
+    /// The own time rose ([`HealthConfig::self_time_up`] for a node,
+    /// [`HealthConfig::gap_up`] for an edge), the thresholds relaxed when it was red or
+    /// amber already.
+    #[serde(default)]
+    pub own_risen: bool,
 }
 
 impl Default for Health {
@@ -86,6 +91,7 @@ impl Default for Health {
             baseline: WindowSummary::default(),
             own_now: WindowSummary::default(),
             own_baseline: WindowSummary::default(),
+            own_risen: false,
         }
     }
 }
@@ -457,7 +463,7 @@ impl ServiceGraph {
             let held = ends_degraded || degraded(edge.health.state);
             edge.stats.advance(&cfg.window, now, held);
             edge.own.advance(&cfg.window, now, held);
-            edge.health = evaluate(cfg, &edge.stats, &edge.own, HealthConfig::own_time_up, edge.health.state);
+            edge.health = evaluate(cfg, &edge.stats, &edge.own, OwnTime::Gap, edge.health.state);
         }
         let window_s = cfg.window.short_window_ms as f64 / 1000.0;
         for i in self.graph.node_indices().collect::<Vec<_>>() {
@@ -467,7 +473,7 @@ impl ServiceGraph {
             let held = degraded(n.health.state);
             n.stats.advance(&cfg.window, now, held);
             n.own.advance(&cfg.window, now, held);
-            let mut health = evaluate(cfg, &n.stats, &n.own, HealthConfig::self_time_up, n.health.state);
+            let mut health = evaluate(cfg, &n.stats, &n.own, OwnTime::SelfTime, n.health.state);
             if !n.id.virtual_node && cfg.health.silent(&health.now, &health.baseline, window_s) {
                 health.state = HealthState::Red;
             } else if health.state == HealthState::Gray && (slow_wire || blamed) {
@@ -495,7 +501,8 @@ impl ServiceGraph {
     /// risen network gap, and so do most of its measured outgoing ones (if it has any).
     /// An edge that did not rise, in or out, counts with `p90_min_requests` calls only:
     /// lost packets delay a tenth to a third of the calls, so a handful of calls that
-    /// all went through says little.
+    /// all went through says little. An edge's gap has risen as the edge's own health
+    /// judged it (`own_risen`: median, p90 or tail).
     /// Its callers, with one slow edge among many and healthy incoming edges, are not.
     /// A risen edge whose caller's other measured edges, in and out, all rose too is the
     /// caller's wire, not this node's: a caller with a slow network slows every call it
@@ -505,7 +512,7 @@ impl ServiceGraph {
         let measured = |e: &EdgeState| {
             e.health.own_now.requests >= h.min_requests && e.health.own_baseline.requests >= h.min_requests
         };
-        let up = |e: &EdgeState| h.own_time_up(&e.health.own_now, &e.health.own_baseline, false);
+        let up = |e: &EdgeState| e.health.own_risen;
         let callers_wire = |caller: NodeIndex| {
             let mut others = self
                 .graph
@@ -660,17 +667,23 @@ fn tally(risen: impl Iterator<Item = bool>) -> (usize, usize) {
     risen.fold((0, 0), |(up, all), r| (up + usize::from(r), all + 1))
 }
 
-/// How a node's or an edge's own time is judged: [`HealthConfig::self_time_up`] or
-/// [`HealthConfig::own_time_up`].
-type OwnTimeRule = fn(&HealthConfig, &WindowSummary, &WindowSummary, bool) -> bool;
+/// What a node's or an edge's own time is, and so how its rise is judged.
+#[derive(Clone, Copy)]
+enum OwnTime {
+    /// A node's self time: [`HealthConfig::self_time_up`].
+    SelfTime,
+    /// An edge's network gap: [`HealthConfig::gap_up`], its slow calls counted in the
+    /// short window's sketch.
+    Gap,
+}
 
 /// Health from the requests (or calls) and the own time (self time or network gap): a
-/// rise in own time alone, by `own_up`, makes a gray node or edge amber.
+/// rise in own time alone makes a gray node or edge amber.
 fn evaluate(
     cfg: &GraphConfig,
     stats: &RollingStats,
     own: &RollingStats,
-    own_up: OwnTimeRule,
+    kind: OwnTime,
     previous: HealthState,
 ) -> Health {
     let now = stats.short(&cfg.window);
@@ -679,10 +692,15 @@ fn evaluate(
     let own_baseline = own.baseline(&cfg.window);
     let mut state = cfg.health.classify(&now, &baseline, previous);
     let held = matches!(previous, HealthState::Red | HealthState::Amber);
-    if state == HealthState::Gray && own_up(&cfg.health, &own_now, &own_baseline, held) {
+    let h = &cfg.health;
+    let own_risen = match kind {
+        OwnTime::SelfTime => h.self_time_up(&own_now, &own_baseline, held),
+        OwnTime::Gap => h.gap_up(&own_now, &own_baseline, held, |ms| own.short_above(ms)),
+    };
+    if state == HealthState::Gray && own_risen {
         state = HealthState::Amber;
     }
-    Health { state, now, baseline, own_now, own_baseline }
+    Health { state, now, baseline, own_now, own_baseline, own_risen }
 }
 
 impl Operator for ServiceGraph {
@@ -918,6 +936,8 @@ mod tests {
         /// api's wire loses packets: one call in five waits 200 ms for a retransmission,
         /// the rest are as fast as before (the median gap does not move).
         LostPackets,
+        /// As `LostPackets`, one call in twenty: the p90 gap does not move either.
+        FewLostPackets,
         /// As `LostPackets`, and api also calls audit and ledger, once in a hundred
         /// requests each: their six calls a minute happen to miss the lost packets.
         LostPacketsRarelyCalling,
@@ -968,6 +988,7 @@ mod tests {
                     | Fault::LostPacketsRarelyCalled
                     | Fault::LostPacketsBesideQueries,
                 ) if i % 5 == 0 => 200_000_000,
+                (true, Fault::FewLostPackets) if i % 20 == 0 => 200_000_000,
                 (true, Fault::SlowWire) => 50_000_000,
                 _ => 1_000_000,
             };
@@ -984,6 +1005,7 @@ mod tests {
                     fault,
                     Fault::SlowWire
                         | Fault::LostPackets
+                        | Fault::FewLostPackets
                         | Fault::LostPacketsRarelyCalling
                         | Fault::LostPacketsRarelyCalled
                         | Fault::LostPacketsBesideQueries
@@ -1162,6 +1184,17 @@ mod tests {
             HealthState::Amber,
             "two of its four outgoing edges are quiet, and rare"
         );
+    }
+
+    #[test]
+    fn a_wire_losing_few_packets_is_slow_by_its_tail() {
+        let g = run(Fault::FewLostPackets);
+        let api = g.node_index(&id("api")).unwrap();
+        let wire = &g.graph()[g.graph().find_edge(g.node_index(&id("web")).unwrap(), api).unwrap()].health;
+        assert!(wire.own_now.p90_ms < 5.0, "one call in twenty: the p90 holds ({:?})", wire.own_now);
+        assert!(wire.own_risen, "a twentieth of the calls 200 ms slower: {:?}", wire.own_now);
+        assert_eq!(state(&g, "api"), HealthState::Amber, "every wire into it and out of it");
+        assert_eq!(state(&g, "web"), HealthState::Gray, "one slow edge of its two");
     }
 
     #[test]
