@@ -458,27 +458,32 @@ fn gap_rise(x: &ImpactEdge) -> f64 {
 /// likelier story.
 const EXPLAIN_MARGIN: f64 = 0.2;
 
-/// How much a service's own work rose: ln(now / baseline) of its median self time, or
-/// of its p90 (20 ms floor) when that rose more (a hog starves some requests, not all);
-/// 0 for a node without self time (a virtual one).
-fn self_rise(node: &ImpactNode) -> f64 {
-    log_ratio(&node.self_time_ms.unwrap_or_default(), 0.5)
-        .max(log_ratio(&node.self_time_p90_ms.unwrap_or_default(), 20.0))
+/// Requests (or calls) both windows need before their p90 is more than their slowest one
+/// or two (the health rule's `p90_min_requests`).
+const P90_MIN_COUNT: f64 = 20.0;
+
+/// Whether both windows of a rate hold [`P90_MIN_COUNT`] requests or calls.
+fn p90_counted(rate: Option<NowVsBaseline>, covered_s: Option<NowVsBaseline>) -> bool {
+    rate.zip(covered_s).is_some_and(|(r, s)| (r.now * s.now).min(r.baseline * s.baseline) >= P90_MIN_COUNT)
 }
 
-/// Calls an edge whose network gap did not rise needs before it says the wire at either
-/// end is sound: with fewer, its p90 is its slowest call or two, and lost packets delay a
-/// tenth to a third of the calls (the health rule's `p90_min_requests`).
-const SOUND_WIRE_MIN_CALLS: f64 = 20.0;
+/// How much a service's own work rose: ln(now / baseline) of its median self time, or
+/// of its p90 when that rose more (a hog starves some requests, not all); 0 for a node
+/// without self time (a virtual one). The p90's floor is 20 ms, or 2 ms (the health
+/// rule's `amber_own_increase_ms`) once both windows hold [`P90_MIN_COUNT`] requests: a
+/// 2 ms service hogged is several times slower on a third of its requests, yet far
+/// under 20 ms.
+fn self_rise(node: &ImpactNode) -> f64 {
+    let tail_floor = if p90_counted(Some(node.requests_per_s), node.covered_s) { 2.0 } else { 20.0 };
+    log_ratio(&node.self_time_ms.unwrap_or_default(), 0.5)
+        .max(log_ratio(&node.self_time_p90_ms.unwrap_or_default(), tail_floor))
+}
 
 /// Whether an edge says something of the wires at its ends: it is red or amber, or it
-/// carried calls enough in both windows to have shown a slow wire.
+/// carried calls enough in both windows to have shown a slow wire (lost packets delay
+/// a tenth to a third of the calls; a handful that went through says little).
 fn says_of_its_wire(x: &ImpactEdge) -> bool {
-    let calls = |rate: NowVsBaseline, seconds: NowVsBaseline| {
-        (rate.now * seconds.now).min(rate.baseline * seconds.baseline)
-    };
-    degraded(x.state)
-        || x.calls_per_s.zip(x.covered_s).is_some_and(|(r, s)| calls(r, s) >= SOUND_WIRE_MIN_CALLS)
+    degraded(x.state) || p90_counted(x.calls_per_s, x.covered_s)
 }
 
 /// The smallest gap rise (at least 0) of `edges`, if any.
@@ -708,6 +713,21 @@ mod tests {
         assert!((wire_evidence(&own, "gateway").gap_mine - slow).abs() < 1e-9);
         own[3] = wire("gateway", "auth", 0.5, 0.5);
         assert!(wire_evidence(&own, "gateway").gap_mine < 0.01);
+    }
+
+    #[test]
+    fn a_fast_services_starved_tail_counts_once_its_requests_do() {
+        // 2 ms of own work; a hog starves a third of its requests: p90 3.1 → 14.2 ms.
+        let mut gateway = node("gateway", HealthState::Red, Some([2.6, 2.0]));
+        gateway.self_time_p90_ms = Some(NowVsBaseline { now: 14.2, baseline: 3.1 });
+        let floored = (34.2f64 / 23.1).ln();
+        assert!((self_rise(&gateway) - floored).abs() < 1e-9, "no counts: the 20 ms floor");
+        // 9 requests a second: 540 in the window, 2,430 in the baseline.
+        gateway.covered_s = Some(NowVsBaseline { now: 60.0, baseline: 270.0 });
+        assert!((self_rise(&gateway) - (16.2f64 / 5.1).ln()).abs() < 1e-9, "{}", self_rise(&gateway));
+        // Twelve requests in the window: its p90 is its slowest one or two.
+        gateway.requests_per_s = NowVsBaseline { now: 0.2, baseline: 9.0 };
+        assert!((self_rise(&gateway) - floored).abs() < 1e-9);
     }
 
     #[test]
