@@ -194,6 +194,21 @@ impl BaselineTotals {
     }
 }
 
+/// How many of the latencies in `sketch` are above `ms` (to the sketch's relative
+/// accuracy).
+pub fn count_above(sketch: &DDSketch, ms: f64) -> u64 {
+    let n = sketch.count() as u64;
+    // The sketch answers quantiles only: find the first rank whose value is above `ms`
+    // (the rank of quantile q is ⌊q (n − 1)⌋; the half keeps it off the floor).
+    let value_at = |rank: u64| quantile(sketch, ((rank as f64 + 0.5) / (n.max(2) - 1) as f64).min(1.0));
+    let (mut low, mut high) = (0, n);
+    while low < high {
+        let mid = (low + high) / 2;
+        if value_at(mid) > ms { high = mid } else { low = mid + 1 }
+    }
+    n - low
+}
+
 fn quantile(sketch: &DDSketch, q: f64) -> f64 {
     sketch.quantile(q).ok().flatten().unwrap_or(0.0)
 }
@@ -268,6 +283,12 @@ impl RollingStats {
     /// be half again above that baseline in a quarter of the minutes of a healthy
     /// service with 1.5 requests a second.
     pub fn short(&self, cfg: &WindowConfig) -> WindowSummary {
+        self.short_with_sketch(cfg).0
+    }
+
+    /// [`Self::short`], and the window's latencies merged into one sketch (for
+    /// [`count_above`]).
+    pub fn short_with_sketch(&self, cfg: &WindowConfig) -> (WindowSummary, DDSketch) {
         let mut sketch = DDSketch::new(SketchConfig::defaults());
         let (mut requests, mut failures) = (0, 0);
         let mut p99s = Vec::with_capacity(self.open.len());
@@ -282,7 +303,7 @@ impl RollingStats {
         }
         p99s.sort_by(f64::total_cmp);
         let seconds = cfg.short_window_ms.max(1) as f64 / 1000.0;
-        WindowSummary {
+        let summary = WindowSummary {
             requests,
             failures,
             p50_ms: quantile(&sketch, 0.5),
@@ -290,26 +311,8 @@ impl RollingStats {
             p99_ms: p99s.get(p99s.len() / 2).copied().unwrap_or(0.0),
             per_second: requests as f64 / seconds,
             seconds,
-        }
-    }
-
-    /// How many of the short window's requests took longer than `ms` (to the sketch's
-    /// relative accuracy).
-    pub fn short_above(&self, ms: f64) -> u64 {
-        let mut sketch = DDSketch::new(SketchConfig::defaults());
-        for b in &self.open {
-            let _ = sketch.merge(&b.latency_ms);
-        }
-        let n = sketch.count() as u64;
-        // The sketch answers quantiles only: find the first rank whose value is above
-        // `ms` (the rank of quantile q is ⌊q (n − 1)⌋; the half keeps it off the floor).
-        let value_at = |rank: u64| quantile(&sketch, ((rank as f64 + 0.5) / (n.max(2) - 1) as f64).min(1.0));
-        let (mut low, mut high) = (0, n);
-        while low < high {
-            let mid = (low + high) / 2;
-            if value_at(mid) > ms { high = mid } else { low = mid + 1 }
-        }
-        n - low
+        };
+        (summary, sketch)
     }
 
     /// The baseline: totals over the closed buckets not closed while degraded, and the
@@ -398,7 +401,8 @@ mod tests {
     fn the_short_window_counts_its_requests_slower_than_a_threshold() {
         let cfg = WindowConfig::default();
         let mut stats = RollingStats::default();
-        assert_eq!(stats.short_above(1.0), 0, "nothing recorded");
+        let above = |stats: &RollingStats, ms| count_above(&stats.short_with_sketch(&cfg).1, ms);
+        assert_eq!(above(&stats, 1.0), 0, "nothing recorded");
         // 37 calls in the last minute, every ninth waiting 200 ms on a retransmission.
         for i in 0..37u64 {
             let ms = if i % 9 == 0 { 200 } else { 1 + i % 3 };
@@ -406,10 +410,10 @@ mod tests {
         }
         stats.advance(&cfg, 137 * S, false);
         assert_eq!(stats.short(&cfg).requests, 37);
-        assert_eq!(stats.short_above(21.5), 5);
-        assert_eq!(stats.short_above(2.5), 5 + 12, "the 3 ms calls too");
-        assert_eq!(stats.short_above(0.5), 37);
-        assert_eq!(stats.short_above(250.0), 0);
+        assert_eq!(above(&stats, 21.5), 5);
+        assert_eq!(above(&stats, 2.5), 5 + 12, "the 3 ms calls too");
+        assert_eq!(above(&stats, 0.5), 37);
+        assert_eq!(above(&stats, 250.0), 0);
     }
 
     #[test]

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::catalog::{CatalogModel, Resolved};
 use crate::health::{HealthConfig, wilson_lower_bound};
 use crate::operator::Operator;
-use crate::rolling_stats::{RollingStats, WindowConfig, WindowSummary};
+use crate::rolling_stats::{RollingStats, WindowConfig, WindowSummary, count_above};
 use crate::service_id::ServiceId;
 use crate::span_pairing::Observation;
 
@@ -688,14 +688,14 @@ fn evaluate(
 ) -> Health {
     let now = stats.short(&cfg.window);
     let baseline = stats.baseline(&cfg.window);
-    let own_now = own.short(&cfg.window);
+    let (own_now, own_sketch) = own.short_with_sketch(&cfg.window);
     let own_baseline = own.baseline(&cfg.window);
     let mut state = cfg.health.classify(&now, &baseline, previous);
     let held = matches!(previous, HealthState::Red | HealthState::Amber);
     let h = &cfg.health;
     let own_risen = match kind {
         OwnTime::SelfTime => h.self_time_up(&own_now, &own_baseline, held),
-        OwnTime::Gap => h.gap_up(&own_now, &own_baseline, held, |ms| own.short_above(ms)),
+        OwnTime::Gap => h.gap_up(&own_now, &own_baseline, held, |ms| count_above(&own_sketch, ms)),
     };
     if state == HealthState::Gray && own_risen {
         state = HealthState::Amber;
