@@ -1172,12 +1172,16 @@ mod tests {
         );
     }
 
+    /// The health of the edge `caller → callee`.
+    fn wire_health<'g>(g: &'g ServiceGraph, caller: &str, callee: &str) -> &'g Health {
+        let (a, b) = (g.node_index(&id(caller)).unwrap(), g.node_index(&id(callee)).unwrap());
+        &g.graph()[g.graph().find_edge(a, b).unwrap()].health
+    }
+
     #[test]
     fn calls_too_few_to_show_lost_packets_do_not_clear_a_slow_wire() {
         let g = run(Fault::LostPacketsRarelyCalling);
-        let api = g.node_index(&id("api")).unwrap();
-        let audit = g.graph().find_edge(api, g.node_index(&id("audit")).unwrap()).unwrap();
-        let calls = g.graph()[audit].health.own_now.requests;
+        let calls = wire_health(&g, "api", "audit").own_now.requests;
         assert!((5..20).contains(&calls), "measured ({calls} calls), but its p90 is its slowest call or two");
         assert_eq!(
             state(&g, "api"),
@@ -1189,8 +1193,7 @@ mod tests {
     #[test]
     fn a_wire_losing_few_packets_is_slow_by_its_tail() {
         let g = run(Fault::FewLostPackets);
-        let api = g.node_index(&id("api")).unwrap();
-        let wire = &g.graph()[g.graph().find_edge(g.node_index(&id("web")).unwrap(), api).unwrap()].health;
+        let wire = wire_health(&g, "web", "api");
         assert!(wire.own_now.p90_ms < 5.0, "one call in twenty: the p90 holds ({:?})", wire.own_now);
         assert!(wire.own_risen, "a twentieth of the calls 200 ms slower: {:?}", wire.own_now);
         assert_eq!(state(&g, "api"), HealthState::Amber, "every wire into it and out of it");
@@ -1200,9 +1203,7 @@ mod tests {
     #[test]
     fn callers_too_rare_to_show_lost_packets_do_not_clear_a_slow_wire() {
         let g = run(Fault::LostPacketsRarelyCalled);
-        let batch = g.node_index(&id("batch")).unwrap();
-        let rare = g.graph().find_edge(batch, g.node_index(&id("api")).unwrap()).unwrap();
-        let calls = g.graph()[rare].health.own_now.requests;
+        let calls = wire_health(&g, "batch", "api").own_now.requests;
         assert!((5..20).contains(&calls), "measured ({calls} calls), but its p90 is its slowest call or two");
         assert_eq!(state(&g, "api"), HealthState::Amber, "web's calls into it and its own calls wait");
         assert_eq!(state(&g, "batch"), HealthState::Unknown, "its one wire did not slow down");
