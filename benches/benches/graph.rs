@@ -7,9 +7,50 @@ use devloom::simulator::Scenario;
 use devloom_benches::{graph_of, otlp_batches, records, spans};
 use devloom_operators::incidents::UpdateKind;
 use devloom_operators::{
-    BlastInput, BlastRadius, IncidentUpdate, Operator, RolloutAnalyzer, SelfTimer, ServiceGraph, SpanPairer,
+    AggregateBuckets, BlastInput, BlastRadius, CallAggregate, CallAggregator, HealthChange, IncidentUpdate,
+    Observation, Operator, RolloutAnalyzer, SelfTimer, ServiceGraph, SpanPairer,
 };
 use devloom_schemas::Span;
+
+/// Observations into the aggregator; at `watermark` (the engine's, every thousand spans)
+/// the buckets it passed into the graph, as the engine does.
+struct Aggregation {
+    calls: CallAggregator,
+    handed: Vec<CallAggregate>,
+    changes: Vec<HealthChange>,
+}
+
+impl Aggregation {
+    fn new() -> Self {
+        Self {
+            calls: CallAggregator::new(AggregateBuckets::default()),
+            handed: Vec::new(),
+            changes: Vec::new(),
+        }
+    }
+
+    fn add(&mut self, obs: &mut Vec<Observation>) {
+        for o in obs.drain(..) {
+            self.calls.on_event(&(), &o, &mut self.handed);
+        }
+    }
+
+    fn hand_on(&mut self, watermark: u64, graph: &mut ServiceGraph, analyzer: Option<&mut RolloutAnalyzer>) {
+        self.calls.on_watermark(&(), watermark, &mut self.handed);
+        let mut decisions = Vec::new();
+        let analyzer = analyzer.map(|a| (a, &mut decisions));
+        if let Some((a, decisions)) = analyzer {
+            for h in &self.handed {
+                a.on_event(&(), h, decisions);
+            }
+            a.on_watermark(&(), watermark, decisions);
+        }
+        for h in self.handed.drain(..) {
+            graph.on_event(&(), &h, &mut self.changes);
+        }
+        graph.on_watermark(&(), watermark, &mut self.changes);
+    }
+}
 
 fn pairing_and_graph(c: &mut Criterion) {
     let spans = spans(&otlp_batches(50.0, 30));
@@ -17,7 +58,6 @@ fn pairing_and_graph(c: &mut Criterion) {
     group.throughput(Throughput::Elements(spans.len() as u64));
     group.sample_size(20);
     let mut obs = Vec::new();
-    let mut changes = Vec::new();
     group.bench_function("span pairing", |b| {
         b.iter(|| {
             let mut pairer = SpanPairer::default();
@@ -32,65 +72,45 @@ fn pairing_and_graph(c: &mut Criterion) {
         b.iter(|| {
             let mut pairer = SpanPairer::default();
             let mut graph = ServiceGraph::default();
-            for s in &spans {
+            let mut agg = Aggregation::new();
+            for (i, s) in spans.iter().enumerate() {
                 pairer.on_event(&(), s, &mut obs);
-                for o in obs.drain(..) {
-                    graph.on_event(&(), &o, &mut changes);
+                agg.add(&mut obs);
+                if i % 1000 == 999 {
+                    agg.hand_on(s.end_ns.saturating_sub(2_000_000_000), &mut graph, None);
                 }
             }
             graph.size()
         })
     });
     group.bench_function("span pairing + self time + graph/health update", |b| {
-        b.iter(|| {
-            let mut pairer = SpanPairer::default();
-            let mut timer = SelfTimer::default();
-            let mut graph = ServiceGraph::default();
-            for (i, s) in spans.iter().enumerate() {
-                pairer.on_event(&(), s, &mut obs);
-                timer.on_event(&(), s, &mut obs);
-                // The engine's watermark, every thousand spans: measured spans leave the store.
-                if i % 1000 == 999 {
-                    timer.on_watermark(&(), s.end_ns.saturating_sub(2_000_000_000), &mut obs);
-                }
-                for o in obs.drain(..) {
-                    graph.on_event(&(), &o, &mut changes);
-                }
-            }
-            (graph.size(), timer.counters().measured)
-        })
+        b.iter(|| operators(&spans, false))
     });
     group.finish();
 }
 
-/// Pairing + self time + graph over `spans`, with the rollout stage when `rollouts`.
+/// Pairing + self time + aggregation + graph over `spans`, with the rollout stage when
+/// `rollouts`; the watermark moves every thousand spans.
 fn operators(spans: &[Span], rollouts: bool) -> usize {
-    let (mut obs, mut changes, mut decisions) = (Vec::new(), Vec::new(), Vec::new());
+    let mut obs = Vec::new();
     let mut pairer = SpanPairer::default();
     let mut timer = SelfTimer::default();
     let mut graph = ServiceGraph::default();
     let mut analyzer = RolloutAnalyzer::default();
+    let mut agg = Aggregation::new();
     for (i, s) in spans.iter().enumerate() {
-        if rollouts {
-            analyzer.on_span(s);
-        }
+        agg.calls.on_span(s);
         pairer.on_event(&(), s, &mut obs);
         timer.on_event(&(), s, &mut obs);
         if i % 1000 == 999 {
             let watermark = s.end_ns.saturating_sub(2_000_000_000);
             timer.on_watermark(&(), watermark, &mut obs);
-            if rollouts {
-                analyzer.on_watermark(&(), watermark, &mut decisions);
-            }
+            agg.add(&mut obs);
+            agg.hand_on(watermark, &mut graph, rollouts.then_some(&mut analyzer));
         }
-        for o in obs.drain(..) {
-            if rollouts {
-                analyzer.on_event(&(), &o, &mut decisions);
-            }
-            graph.on_event(&(), &o, &mut changes);
-        }
+        agg.add(&mut obs);
     }
-    graph.size().0 + decisions.len()
+    graph.size().0 + agg.changes.len()
 }
 
 /// A minute of the canary scenario (frontend 1.0.0 and 1.1.0 both serving), with and

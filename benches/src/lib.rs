@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use devloom::simulator::{Scenario, SimConfig, SimRecord, Simulator, Topology};
-use devloom_operators::{Observation, Operator, ServiceGraph, ServiceId};
+use devloom_operators::{AggregateBuckets, CallAggregator, Observation, Operator, ServiceGraph, ServiceId};
 use devloom_schemas::codec::{Expect, encode_alert, otlp_fast};
 use devloom_schemas::{Alert, AlertSource, AlertStatus, Event, Severity, Span, TimestampNs};
 
@@ -45,6 +45,8 @@ pub fn graph_of(services: usize, buckets: u64) -> (ServiceGraph, Vec<String>) {
         ServiceId { name: Arc::from(n.name.as_str()), region: None, virtual_node: n.db_system.is_some() }
     };
     let mut out = Vec::new();
+    let mut calls = CallAggregator::new(AggregateBuckets::default());
+    let mut handed = Vec::new();
     for t in 0..buckets {
         let time_ns = 1_000_000_000 + t * 10_000_000_000;
         for (i, n) in topo.nodes.iter().enumerate() {
@@ -75,11 +77,16 @@ pub fn graph_of(services: usize, buckets: u64) -> (ServiceGraph, Vec<String>) {
                     },
                 ];
                 for o in &obs {
-                    g.on_event(&(), o, &mut out);
+                    calls.on_event(&(), o, &mut handed);
                 }
             }
         }
-        g.on_watermark(&(), (t + 1) * 10_000_000_000, &mut out);
+        let watermark = (t + 1) * 10_000_000_000;
+        calls.on_watermark(&(), watermark, &mut handed);
+        for a in handed.drain(..) {
+            g.on_event(&(), &a, &mut out);
+        }
+        g.on_watermark(&(), watermark, &mut out);
     }
     g.on_watermark(&(), (buckets + 1) * 10_000_000_000, &mut out);
     let names = topo.service_names().into_iter().map(String::from).collect();

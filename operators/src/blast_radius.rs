@@ -530,7 +530,7 @@ mod tests {
                         asynchronous: false,
                     },
                 ] {
-                    g.on_event(&(), &obs, &mut out);
+                    g.observe(&obs);
                 }
             }
         }
@@ -607,7 +607,7 @@ mod tests {
                 gap_ns,
                 failed_after: false,
             };
-            g.on_event(&(), &gap, &mut out);
+            g.observe(&gap);
         }
         let mut b = BlastRadius::default();
         let mut maps = Vec::new();
@@ -635,7 +635,6 @@ mod tests {
     #[test]
     fn a_map_past_max_nodes_keeps_the_hurt_and_the_nearest_and_counts_the_rest() {
         let mut g = graph(&["db"], 30);
-        let mut sink = Vec::new();
         for i in 0..30 {
             let callee = id(&format!("x-{i:02}"));
             let call = Observation::Call {
@@ -647,7 +646,7 @@ mod tests {
                 failed: false,
                 asynchronous: false,
             };
-            g.on_event(&(), &call, &mut sink);
+            g.observe(&call);
         }
         let config = BlastConfig { max_nodes: 10, ..BlastConfig::default() };
         let mut b = BlastRadius::new(config);

@@ -451,7 +451,7 @@ mod tests {
             failed: false,
             asynchronous: false,
         };
-        g.on_event(&(), &obs, &mut Vec::new());
+        g.observe(&obs);
     }
 
     fn edges(g: &ServiceGraph) -> Vec<(String, String, bool, u64)> {

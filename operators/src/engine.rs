@@ -16,6 +16,7 @@ use devloom_schemas::{
 use serde::{Deserialize, Serialize};
 
 use crate::blast_radius::{BlastConfig, BlastInput, BlastRadius};
+use crate::call_aggregates::{AggregateBuckets, CallAggregate, CallAggregator};
 use crate::candidates::{CandidateInput, CandidateScorer, CandidatesConfig, PastIncidents};
 use crate::catalog::CatalogTracker;
 use crate::incidents::{IncidentConfig, IncidentTracker, IncidentUpdate};
@@ -129,6 +130,10 @@ pub struct EngineCounters {
     /// …of which spans.
     #[serde(default)]
     pub late_spans: u64,
+    /// Call aggregates handed on to the graph (each a subject's bucket, or a late part of
+    /// one): spans over this is how much pairing reduces what the graph stage reads.
+    #[serde(default)]
+    pub call_aggregates: u64,
     /// Impact-map versions out.
     pub impact_maps: u64,
     /// Candidate-list versions out.
@@ -351,7 +356,10 @@ stages! {
     pairing: SpanPairer,
     /// Spans → self time and network gaps.
     self_time: SelfTimer,
-    /// Calls and requests → the service graph with health; health changes.
+    /// Calls, requests, self times, gaps and releases → per-bucket aggregates, handed on
+    /// once the watermark passes their bucket.
+    calls: CallAggregator,
+    /// Call aggregates → the service graph with health; health changes.
     graph: ServiceGraph,
     /// Alerts (reading the graph) → incidents.
     incidents: IncidentTracker,
@@ -363,7 +371,7 @@ stages! {
     remediation: RemediationPlanner,
     /// Alerts, changes, causes and every output above → timelines and post-mortem drafts.
     timeline: IncidentTimeline,
-    /// Requests by version → rollout decisions.
+    /// Release aggregates → rollout decisions.
     rollouts: RolloutAnalyzer,
 }
 
@@ -394,6 +402,7 @@ pub struct Engine {
     /// Cumulative losses at past watermarks, covering the short window.
     loss_marks: VecDeque<(TimestampNs, Losses)>,
     observations: Vec<Observation>,
+    aggregates: Vec<CallAggregate>,
     changes: Vec<HealthChange>,
     updates: Vec<IncidentUpdate>,
 }
@@ -406,6 +415,7 @@ impl Engine {
                 catalog: CatalogTracker::default(),
                 pairing: SpanPairer::new(config.pairing.clone()),
                 self_time: SelfTimer::new(config.pairing.clone()),
+                calls: CallAggregator::new(AggregateBuckets::new(&config.graph, &config.rollouts)),
                 graph: ServiceGraph::new(config.graph.clone()),
                 incidents: IncidentTracker::new(config.incidents.clone()),
                 blast: BlastRadius::new(config.blast.clone()),
@@ -421,6 +431,7 @@ impl Engine {
             guard: FutureGuard::default(),
             loss_marks: VecDeque::new(),
             observations: Vec::new(),
+            aggregates: Vec::new(),
             changes: Vec::new(),
             updates: Vec::new(),
         }
@@ -568,12 +579,11 @@ impl Engine {
         match event {
             Event::Span(span) => {
                 self.counters.spans += 1;
-                s.rollouts.on_span(span);
+                s.calls.on_span(span);
                 s.pairing.on_event(&(), span, &mut self.observations);
                 s.self_time.on_event(&(), span, &mut self.observations);
                 for obs in self.observations.drain(..) {
-                    s.rollouts.on_event(&(), &obs, &mut out.rollouts);
-                    s.graph.on_event(&(), &obs, &mut self.changes);
+                    s.calls.on_event(&(), &obs, &mut self.aggregates);
                 }
             }
             Event::Alert(alert) => {
@@ -722,8 +732,13 @@ impl Engine {
         s.pairing.on_watermark(&(), watermark, &mut self.observations);
         s.self_time.on_watermark(&(), watermark, &mut self.observations);
         for obs in self.observations.drain(..) {
-            s.rollouts.on_event(&(), &obs, &mut out.rollouts);
-            s.graph.on_event(&(), &obs, &mut self.changes);
+            s.calls.on_event(&(), &obs, &mut self.aggregates);
+        }
+        s.calls.on_watermark(&(), watermark, &mut self.aggregates);
+        self.counters.call_aggregates += self.aggregates.len() as u64;
+        for a in self.aggregates.drain(..) {
+            s.rollouts.on_event(&(), &a, &mut out.rollouts);
+            s.graph.on_event(&(), &a, &mut self.changes);
         }
         let decisions = out.rollouts.len();
         s.rollouts.on_watermark(&(), watermark, &mut out.rollouts);

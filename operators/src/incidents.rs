@@ -289,7 +289,7 @@ mod tests {
                 failed: false,
                 asynchronous: false,
             };
-            g.on_event(&(), &obs, &mut Vec::new());
+            g.observe(&obs);
         }
         g
     }

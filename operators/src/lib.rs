@@ -3,17 +3,19 @@
 //!
 //! ```text
 //! CatalogSnapshot ─► CatalogTracker ─► CatalogModel ─► ServiceGraph (declared edges)
-//! Span ─► SpanPairer + SelfTimer ─► Observation ─► ServiceGraph (+ health) ─► HealthChange ─┐
+//! Span ─► SpanPairer + SelfTimer ─► Observation ─► CallAggregator ─► CallAggregate (per bucket)
+//! CallAggregate ─► ServiceGraph (+ health) ─► HealthChange ──────────────────────────────────┐
 //! Alert ─► IncidentTracker (reads the graph) ─► IncidentUpdate ──────────────────────────────┤
 //!                                                              BlastRadius (reads the graph) ◄┘─► ImpactMap
 //! ImpactMap, Deploy, HealthChange ─► CandidateScorer (with its Scorer) ─► CandidateList
 //! CandidateList ─► RemediationPlanner (reads the changes) ─► RemediationPlan
 //! Alert, Deploy, ConfirmedCause + every output above ─► IncidentTimeline ─► PostmortemDraft
-//! Observation (requests with `service.version`) ─► RolloutAnalyzer ─► RolloutDecision
+//! CallAggregate (requests of a `service.version`) ─► RolloutAnalyzer ─► RolloutDecision
 //! ```
 //! [`Engine`] wires them in that order and drives the watermark.
 
 pub mod blast_radius;
+pub mod call_aggregates;
 pub mod candidates;
 pub mod catalog;
 pub mod engine;
@@ -33,6 +35,7 @@ pub mod span_pairing;
 pub mod timeline;
 
 pub use blast_radius::{BlastConfig, BlastInput, BlastRadius};
+pub use call_aggregates::{AggregateBuckets, CallAggregate, CallAggregator, Subject};
 pub use candidates::{CandidateInput, CandidateScorer, CandidatesConfig, PastIncidents, past_key};
 pub use engine::{Engine, EngineConfig, EngineCounters, EngineSnapshot, Outputs};
 pub use evidence::{Evidence, FEATURES};

@@ -216,26 +216,48 @@ fn quantile(sketch: &DDSketch, q: f64) -> f64 {
 impl RollingStats {
     /// Records one request.
     pub fn record(&mut self, cfg: &WindowConfig, time_ns: TimestampNs, latency_ns: u64, failed: bool) {
-        let start_ns = time_ns - time_ns % cfg.bucket_ns();
+        let bucket = self.bucket(time_ns - time_ns % cfg.bucket_ns());
+        bucket.requests += 1;
+        bucket.failures += u64::from(failed);
+        bucket.latency_ms.add(latency_ns as f64 / 1e6);
+        bucket.p99_ms = None;
+    }
+
+    /// Adds a bucket's worth of requests summed elsewhere (a call aggregate): the same
+    /// counts and, sketches merging exactly, the same percentiles as recording each.
+    pub fn merge(
+        &mut self,
+        cfg: &WindowConfig,
+        time_ns: TimestampNs,
+        requests: u64,
+        failures: u64,
+        latency_ms: &DDSketch,
+    ) {
+        let bucket = self.bucket(time_ns - time_ns % cfg.bucket_ns());
+        bucket.requests += requests;
+        bucket.failures += failures;
+        // Both sketches use the default config, so merging cannot fail.
+        let _ = bucket.latency_ms.merge(latency_ms);
+        bucket.p99_ms = None;
+    }
+
+    /// The open bucket starting at `start_ns`, added when it is the newest; a late
+    /// request (between open buckets, or older than all) counts in the nearest one.
+    fn bucket(&mut self, start_ns: TimestampNs) -> &mut Bucket {
         let position = self.open.iter().rposition(|b| b.start_ns <= start_ns);
-        let bucket = match position {
+        match position {
             Some(i) if self.open[i].start_ns == start_ns => &mut self.open[i],
             Some(i) if i + 1 == self.open.len() => {
                 self.open.push_back(Bucket::new(start_ns));
                 self.open.back_mut().expect("pushed")
             }
-            // Late, between open buckets, or older than all: count it in the nearest one.
             Some(i) => &mut self.open[i],
             None if self.open.is_empty() => {
                 self.open.push_back(Bucket::new(start_ns));
                 self.open.back_mut().expect("pushed")
             }
             None => &mut self.open[0],
-        };
-        bucket.requests += 1;
-        bucket.failures += u64::from(failed);
-        bucket.latency_ms.add(latency_ns as f64 / 1e6);
-        bucket.p99_ms = None;
+        }
     }
 
     /// Moves buckets that left the short window into the baseline (marked `degraded`

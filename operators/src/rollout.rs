@@ -1,10 +1,11 @@
 //! Staged rollouts: per-version health, and the canary compared with the stable version.
 //!
 //! Every request a service serves comes with its span's `service.version` (a server or
-//! consumer span directly, a kind-less one through pairing). One version per
-//! (service, environment) costs a lookup and two stamps; from the moment a second
-//! version serves traffic, both are counted in event-time buckets (requests, failures, a
-//! DDSketch of latency), so the two are compared over the same window: from the
+//! consumer span directly, a kind-less one through pairing), summed per release and
+//! event-time bucket ([`crate::call_aggregates`]). One version per (service,
+//! environment) keeps its newest bucket; from the moment a second version serves
+//! traffic, both keep their buckets (requests, failures, a DDSketch of latency), so the
+//! two are compared over the same window: from the
 //! canary's first request, at most `window_ms` back. On every bucket boundary the newest
 //! version (the canary) is compared with the oldest still serving (stable) over the
 //! closed buckets of that window:
@@ -26,15 +27,14 @@ use std::sync::Arc;
 
 use devloom_schemas::time::format_rfc3339;
 use devloom_schemas::{
-    ROLLOUT_SCHEMA_VERSION, RolloutComparison, RolloutDecision, RolloutVerdict, Span, SpanKind, TimestampNs,
-    VersionHealth,
+    ROLLOUT_SCHEMA_VERSION, RolloutComparison, RolloutDecision, RolloutVerdict, TimestampNs, VersionHealth,
 };
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use sketches_ddsketch::{Config as SketchConfig, DDSketch};
 
+use crate::call_aggregates::{CallAggregate, Subject};
 use crate::operator::Operator;
-use crate::span_pairing::Observation;
 
 /// Rollout-analysis settings: the `[engine.rollouts]` table.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -135,8 +135,11 @@ impl Track {
         Self { version, first_seen_ns: time_ns, last_seen_ns: time_ns, buckets: VecDeque::new() }
     }
 
-    fn record(&mut self, bucket_ns: u64, time_ns: TimestampNs, latency_ns: u64, failed: bool) {
-        let start_ns = time_ns - time_ns % bucket_ns;
+    /// Adds an aggregate's requests to its bucket. With `alone` (no other version
+    /// serves) only the newest bucket is kept: the one a canary starting now is compared
+    /// over.
+    fn merge(&mut self, a: &CallAggregate, alone: bool) {
+        let start_ns = a.bucket_ns;
         let i = match self.buckets.iter().rposition(|b| b.start_ns <= start_ns) {
             Some(i) if self.buckets[i].start_ns == start_ns => i,
             Some(i) => {
@@ -151,9 +154,14 @@ impl Track {
             }
         };
         let b = &mut self.buckets[i];
-        b.requests += 1;
-        b.failures += u64::from(failed);
-        b.latency_ms.add(latency_ns as f64 / 1e6);
+        b.requests += a.count;
+        b.failures += a.failures;
+        // Both sketches use the default config, so merging cannot fail.
+        let _ = b.latency_ms.merge(&a.latency_ms);
+        if alone {
+            let keep = self.buckets.len() - 1;
+            self.buckets.drain(..keep);
+        }
     }
 
     /// Totals over the closed buckets in `[from_ns, until_ns)`.
@@ -237,15 +245,6 @@ impl RolloutAnalyzer {
         Self { config, ..Self::default() }
     }
 
-    /// A server or consumer span: one request its version served. Read from the span
-    /// itself, so the hot path copies nothing; other kinds are left to pairing.
-    pub fn on_span(&mut self, span: &Span) {
-        if let (SpanKind::Server | SpanKind::Consumer, Some(version)) = (span.kind, &span.version) {
-            let request = (span.end_ns, span.duration_ns(), span.failed);
-            self.record(&span.service, &span.environment, version, request);
-        }
-    }
-
     /// Services forgotten at `max_services`.
     pub fn forgotten(&self) -> u64 {
         self.forgotten
@@ -276,13 +275,8 @@ impl RolloutAnalyzer {
         (newest - newest % bucket_ns).max(floor)
     }
 
-    fn record(
-        &mut self,
-        service: &Arc<str>,
-        environment: &Option<Arc<str>>,
-        version: &Arc<str>,
-        (time_ns, latency_ns, failed): (TimestampNs, u64, bool),
-    ) {
+    fn record(&mut self, a: &CallAggregate) {
+        let Subject::Release { service, environment, version } = &a.subject else { return };
         if !self.rollouts.contains_key(&**service) {
             if self.rollouts.len() >= self.config.max_services {
                 self.forget();
@@ -299,14 +293,14 @@ impl RolloutAnalyzer {
                     versions: Vec::new(),
                     sequence: 0,
                     last: None,
-                    last_seen_ns: time_ns,
+                    last_seen_ns: a.last_ns,
                 });
                 envs.sort_by(|a, b| a.environment.cmp(&b.environment));
                 let i = envs.iter().position(|r| r.environment == *environment).unwrap_or(0);
                 &mut envs[i]
             }
         };
-        r.last_seen_ns = r.last_seen_ns.max(time_ns);
+        r.last_seen_ns = r.last_seen_ns.max(a.last_ns);
         let i =
             match r.versions.iter().position(|t| Arc::ptr_eq(&t.version, version) || t.version == *version) {
                 Some(i) => i,
@@ -316,16 +310,15 @@ impl RolloutAnalyzer {
                             (0..r.versions.len()).min_by_key(|&i| r.versions[i].last_seen_ns).unwrap_or(0);
                         r.versions.remove(oldest);
                     }
-                    r.versions.push(Track::new(version.clone(), time_ns));
+                    r.versions.push(Track::new(version.clone(), a.first_ns));
                     r.versions.len() - 1
                 }
             };
+        let alone = r.versions.len() < 2;
         let track = &mut r.versions[i];
-        track.last_seen_ns = track.last_seen_ns.max(time_ns);
-        track.first_seen_ns = track.first_seen_ns.min(time_ns);
-        if r.versions.len() >= 2 {
-            r.versions[i].record(self.config.bucket_ns().max(1), time_ns, latency_ns, failed);
-        }
+        track.last_seen_ns = track.last_seen_ns.max(a.last_ns);
+        track.first_seen_ns = track.first_seen_ns.min(a.first_ns);
+        track.merge(a, alone);
     }
 
     /// Drops the least recently seen tenth of the services.
@@ -528,17 +521,15 @@ pub fn two_proportion_z(f1: u64, n1: u64, f2: u64, n2: u64) -> (f64, f64) {
 }
 
 impl Operator for RolloutAnalyzer {
-    type In = Observation;
+    type In = CallAggregate;
     type Out = RolloutDecision;
     type Ctx = ();
     type Snapshot = RolloutSnapshot;
 
-    /// A request a kind-less span was found to serve (server and consumer spans come
-    /// through [`RolloutAnalyzer::on_span`]).
-    fn on_event(&mut self, _ctx: &(), obs: &Observation, _out: &mut Vec<RolloutDecision>) {
-        if let Observation::Request { service, time_ns, latency_ns, failed, release: Some(r) } = obs {
-            self.record(&service.name, &r.environment, &r.version, (*time_ns, *latency_ns, *failed));
-        }
+    /// A release's requests in one bucket (from server and consumer spans, and from
+    /// kind-less spans pairing found to serve a request).
+    fn on_event(&mut self, _ctx: &(), a: &CallAggregate, _out: &mut Vec<RolloutDecision>) {
+        self.record(a);
     }
 
     fn on_watermark(&mut self, _ctx: &(), event_time: TimestampNs, out: &mut Vec<RolloutDecision>) {
@@ -573,11 +564,11 @@ impl Operator for RolloutAnalyzer {
 
 #[cfg(test)]
 mod tests {
-    use devloom_schemas::{PeerAttributes, SpanId, TraceId};
+    use devloom_schemas::{PeerAttributes, Span, SpanId, SpanKind, TraceId};
 
     use super::*;
     use crate::service_id::ServiceId;
-    use crate::span_pairing::Release;
+    use crate::span_pairing::{Observation, Release};
 
     const S: u64 = 1_000_000_000;
 
@@ -598,6 +589,20 @@ mod tests {
             end_ns: time_ns,
             failed,
             peer: PeerAttributes::default(),
+        }
+    }
+
+    /// A server span's release, handed on alone.
+    fn feed_span(op: &mut RolloutAnalyzer, span: &Span) {
+        for a in crate::call_aggregates::span_alone(span) {
+            op.on_event(&(), &a, &mut Vec::new());
+        }
+    }
+
+    /// An observation's release, handed on alone.
+    fn feed(op: &mut RolloutAnalyzer, obs: &Observation) {
+        for a in crate::call_aggregates::alone(obs) {
+            op.on_event(&(), &a, &mut Vec::new());
         }
     }
 
@@ -627,7 +632,7 @@ mod tests {
                 } else {
                     request("1.0.0", t, 10, n.is_multiple_of(1000))
                 };
-                op.on_span(&obs);
+                feed_span(&mut op, &obs);
             }
             op.on_watermark(&(), sec * S, &mut out);
         }
@@ -667,11 +672,13 @@ mod tests {
         let mut op = RolloutAnalyzer::new(RolloutConfig::default());
         let mut out = Vec::new();
         for sec in 100..400 {
-            op.on_span(&request("1.0.0", sec * S, 10, sec % 7 == 0));
+            feed_span(&mut op, &request("1.0.0", sec * S, 10, sec % 7 == 0));
             op.on_watermark(&(), sec * S, &mut out);
         }
         assert!(out.is_empty());
-        assert!(op.rollouts.values().flatten().all(|r| r.versions.iter().all(|t| t.buckets.is_empty())));
+        let kept: Vec<usize> =
+            op.rollouts.values().flatten().flat_map(|r| &r.versions).map(|t| t.buckets.len()).collect();
+        assert_eq!(kept, [1], "a lone version keeps only its newest bucket");
     }
 
     #[test]
@@ -682,8 +689,8 @@ mod tests {
             for i in 0..20u64 {
                 let v = if sec >= 130 && i % 4 == 0 { "2.0.0" } else { "1.0.0" };
                 let span = request(v, sec * S + i * 1_000, 10, v == "2.0.0" && i % 8 == 0);
-                spans.on_span(&span);
-                paired.on_event(&(), &observed(&span), &mut from_pairing);
+                feed_span(&mut spans, &span);
+                feed(&mut paired, &observed(&span));
             }
             spans.on_watermark(&(), sec * S, &mut from_spans);
             paired.on_watermark(&(), sec * S, &mut from_pairing);
@@ -699,7 +706,7 @@ mod tests {
         for i in 0..11u64 {
             let mut span = request("1.0.0", (100 + i) * S, 10, false);
             span.service = format!("svc-{i}").into();
-            op.on_span(&span);
+            feed_span(&mut op, &span);
         }
         assert_eq!(op.forgotten(), 1);
         assert_eq!(op.rollouts.len(), 10);
@@ -726,7 +733,7 @@ mod tests {
                     let v = if i % 5 == 0 { "2.0.0" } else { "1.0.0" };
                     let span = request(v, sec * S + i, 10, v == "2.0.0" && i % 10 == 0);
                     // Half as server spans, half as kind-less requests found by pairing.
-                    if i % 2 == 0 { op.on_span(&span) } else { op.on_event(&(), &observed(&span), out) }
+                    if i % 2 == 0 { feed_span(op, &span) } else { feed(op, &observed(&span)) }
                 }
                 op.on_watermark(&(), sec * S, out);
             }

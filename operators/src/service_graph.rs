@@ -16,12 +16,12 @@ use petgraph::visit::EdgeRef;
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::{Deserialize, Serialize};
 
+use crate::call_aggregates::{CallAggregate, Subject};
 use crate::catalog::{CatalogModel, Resolved};
 use crate::health::{HealthConfig, wilson_lower_bound};
 use crate::operator::Operator;
 use crate::rolling_stats::{RollingStats, WindowConfig, WindowSummary, count_above};
 use crate::service_id::ServiceId;
-use crate::span_pairing::Observation;
 
 /// Graph settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -134,10 +134,15 @@ pub struct LatencyHistogram {
 }
 
 impl LatencyHistogram {
-    fn record(&mut self, ns: u64) {
+    pub(crate) fn record(&mut self, ns: u64) {
         let s = ns as f64 / 1e9;
         self.counts[LATENCY_BUCKETS_S.partition_point(|b| *b < s)] += 1;
         self.sum_s += s;
+    }
+
+    fn merge(&mut self, other: &LatencyHistogram) {
+        self.counts.iter_mut().zip(other.counts).for_each(|(mine, theirs)| *mine += theirs);
+        self.sum_s += other.sum_s;
     }
 }
 
@@ -704,40 +709,44 @@ fn evaluate(
 }
 
 impl Operator for ServiceGraph {
-    type In = Observation;
+    type In = CallAggregate;
     type Out = HealthChange;
     type Ctx = ();
     type Snapshot = GraphSnapshot;
 
-    fn on_event(&mut self, _: &(), obs: &Observation, _out: &mut Vec<HealthChange>) {
+    fn on_event(&mut self, _: &(), a: &CallAggregate, _out: &mut Vec<HealthChange>) {
         if self.index.len() >= self.config.max_services {
             self.evict_oldest();
         }
         let window = self.config.window.clone();
-        match obs {
-            Observation::Request { service, time_ns, latency_ns, failed, .. } => {
-                let i = self.node(service, *time_ns);
-                self.graph[i].stats.record(&window, *time_ns, *latency_ns, *failed);
+        let (time, count, failures, sketch) = (a.bucket_ns, a.count, a.failures, &a.latency_ms);
+        match &a.subject {
+            Subject::Requests { service } => {
+                let i = self.node(service, a.last_ns);
+                self.graph[i].stats.merge(&window, time, count, failures, sketch);
             }
-            Observation::Call { caller, callee, time_ns, latency_ns, server_ns, failed, asynchronous } => {
-                let e = self.edge(caller, callee, *time_ns);
+            Subject::Calls { caller, callee, asynchronous } => {
+                let e = self.edge(caller, callee, a.last_ns);
                 let edge = &mut self.graph[e];
                 edge.asynchronous |= *asynchronous;
-                edge.stats.record(&window, *time_ns, *latency_ns, *failed);
+                edge.stats.merge(&window, time, count, failures, sketch);
                 let totals = &mut edge.totals;
-                totals.calls += 1;
-                totals.failed += u64::from(*failed);
-                totals.client.record(*latency_ns);
-                totals.server.record(*server_ns);
+                totals.calls += count;
+                totals.failed += failures;
+                if let Some(calls) = &a.totals {
+                    totals.client.merge(&calls.client);
+                    totals.server.merge(&calls.server);
+                }
             }
-            Observation::SelfTime { service, time_ns, self_ns } => {
-                let i = self.node(service, *time_ns);
-                self.graph[i].own.record(&window, *time_ns, *self_ns, false);
+            Subject::SelfTime { service } => {
+                let i = self.node(service, a.last_ns);
+                self.graph[i].own.merge(&window, time, count, failures, sketch);
             }
-            Observation::Gap { caller, callee, time_ns, gap_ns, failed_after } => {
-                let e = self.edge(caller, callee, *time_ns);
-                self.graph[e].own.record(&window, *time_ns, *gap_ns, *failed_after);
+            Subject::Gaps { caller, callee } => {
+                let e = self.edge(caller, callee, a.last_ns);
+                self.graph[e].own.merge(&window, time, count, failures, sketch);
             }
+            Subject::Release { .. } => {}
         }
     }
 
@@ -775,11 +784,22 @@ impl Operator for ServiceGraph {
     }
 }
 
+/// One observation, handed on alone: how tests build graphs call by call.
+#[cfg(test)]
+impl ServiceGraph {
+    pub(crate) fn observe(&mut self, obs: &crate::span_pairing::Observation) {
+        for a in crate::call_aggregates::alone(obs) {
+            self.on_event(&(), &a, &mut Vec::new());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
 
     use super::*;
+    use crate::span_pairing::Observation;
 
     const S: u64 = 1_000_000_000;
 
@@ -827,7 +847,7 @@ mod tests {
             if let Observation::Request { time_ns, .. } = o {
                 g.on_watermark(&(), *time_ns, &mut out);
             }
-            g.on_event(&(), o, &mut out);
+            g.observe(o);
         }
         out
     }
@@ -871,11 +891,10 @@ mod tests {
     fn a_flood_of_service_names_is_capped_evicting_the_least_recently_seen() {
         let config = GraphConfig { max_services: 10, ..GraphConfig::default() };
         let mut g = ServiceGraph::new(config.clone());
-        let mut out = Vec::new();
         for i in 0..50u64 {
             // gateway is seen all along; every other service once.
             for o in call("gateway", &format!("svc-{i:02}"), i * S, 5, false) {
-                g.on_event(&(), &o, &mut out);
+                g.observe(&o);
                 assert!(g.size().0 <= 10, "at most max_services: {}", g.size().0);
             }
         }
@@ -1062,7 +1081,7 @@ mod tests {
                 }
             }
             for o in &obs {
-                g.on_event(&(), o, &mut out);
+                g.observe(o);
             }
             g.on_watermark(&(), t, &mut out);
         }
@@ -1115,7 +1134,7 @@ mod tests {
                 Observation::SelfTime { service: id("api"), time_ns: t, self_ns },
             ];
             for o in &obs {
-                g.on_event(&(), o, &mut out);
+                g.observe(o);
             }
             g.on_watermark(&(), t, &mut out);
         }
@@ -1149,7 +1168,7 @@ mod tests {
                 Observation::SelfTime { service: id(service), time_ns: t, self_ns },
             ];
             for o in &obs {
-                g.on_event(&(), o, &mut out);
+                g.observe(o);
             }
             g.on_watermark(&(), t, &mut out);
         }

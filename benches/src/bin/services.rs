@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use clap::Parser;
-use devloom_operators::{GraphConfig, Observation, Operator, ServiceGraph, ServiceId};
+use devloom_operators::{
+    AggregateBuckets, CallAggregator, GraphConfig, Observation, Operator, ServiceGraph, ServiceId,
+};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -41,6 +43,8 @@ fn main() {
     let mut graph = ServiceGraph::new(config);
     let hub = id("hub");
     let mut out = Vec::new();
+    let mut calls = CallAggregator::new(AggregateBuckets::default());
+    let mut handed = Vec::new();
     let started = Instant::now();
     for i in 0..args.services {
         let time_ns = 1_795_770_000_000_000_000 + i * 1_000_000_000 / args.per_second.max(1);
@@ -54,7 +58,11 @@ fn main() {
             failed: false,
             asynchronous: false,
         };
-        graph.on_event(&(), &call, &mut out);
+        calls.on_event(&(), &call, &mut handed);
+        calls.on_watermark(&(), time_ns, &mut handed);
+        for a in handed.drain(..) {
+            graph.on_event(&(), &a, &mut out);
+        }
         graph.on_watermark(&(), time_ns, &mut out);
     }
     let elapsed = started.elapsed();

@@ -83,13 +83,14 @@ pub fn write_summary<S>(out: &mut dyn Write, recorder: &Recorder<S>, summary: &R
     writeln!(out, "── summary")?;
     writeln!(
         out,
-        "events: {} spans ({:.0}/s), {} alerts, {} deploys; {} calls paired, {} to virtual nodes; {} dead letters",
+        "events: {} spans ({:.0}/s), {} alerts, {} deploys; {} calls paired, {} to virtual nodes; {} call aggregates; {} dead letters",
         e.spans,
         spans_per_s,
         e.alerts,
         e.deploys,
         summary.pairing.paired,
         summary.pairing.virtual_calls,
+        e.call_aggregates,
         summary.dead_letters
     )?;
     let verdict = match (recorder.last_open_verdict, recorder.ever_spreading) {
