@@ -11,8 +11,16 @@ use serde_json::Value;
 
 const EXPECTS: [Expect; 5] = [Expect::Traces, Expect::Alerts, Expect::Deploys, Expect::Catalog, Expect::Any];
 
+/// `fixtures/` of this checkout. Read when the test runs (cargo sets the variable), not
+/// baked in when it compiles: a test binary reused from a build of another checkout
+/// (a shared target directory) would otherwise read that one's path.
+fn fixture(name: &str) -> std::path::PathBuf {
+    let dir = std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into());
+    std::path::Path::new(&dir).join("fixtures").join(name)
+}
+
 fn fixtures() -> Vec<Vec<u8>> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    let dir = fixture("");
     let mut names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
     names.sort();
     names.into_iter().map(|p| std::fs::read(p).unwrap()).collect()
@@ -301,7 +309,7 @@ proptest! {
     /// accept, the selective decoder reads identically.
     #[test]
     fn selective_otlp_json_accepts_what_reference_accepts(pick in any::<u64>(), replacement in json_value()) {
-        let json = std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/otlp_trace.json")).unwrap();
+        let json = std::fs::read(fixture("otlp_trace.json")).unwrap();
         let mut doc: Value = serde_json::from_slice(&json).unwrap();
         confuse(&mut doc, pick, replacement);
         let bytes = serde_json::to_vec(&doc).unwrap();
@@ -344,8 +352,6 @@ fn upper_ids(doc: Value) -> Value {
 }
 
 fn otlp_fast_fixture() -> Vec<u8> {
-    let json =
-        std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/otlp_trace.json"))
-            .unwrap();
+    let json = std::fs::read(fixture("otlp_trace.json")).unwrap();
     serde_json::from_slice::<otlp::ExportTraceServiceRequest>(&json).unwrap().encode_to_vec()
 }
