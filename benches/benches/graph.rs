@@ -1,16 +1,17 @@
 //! The operator hot paths: span pairing + service graph (spans/s), what per-version
-//! tracking for rollout analysis adds to it, and the health tick and blast radius on 1k-
-//! and 10k-service graphs.
+//! tracking for rollout analysis adds to it, the health tick and blast radius on 1k-
+//! and 10k-service graphs, and the pairing and graph roles of a sharded deployment.
 
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use devloom::simulator::Scenario;
 use devloom_benches::{graph_of, otlp_batches, records, spans};
 use devloom_operators::incidents::UpdateKind;
 use devloom_operators::{
-    AggregateBuckets, BlastInput, BlastRadius, CallAggregate, CallAggregator, HealthChange, IncidentUpdate,
-    Observation, Operator, RolloutAnalyzer, SelfTimer, ServiceGraph, SpanPairer,
+    AggregateBuckets, BlastInput, BlastRadius, CallAggregate, CallAggregator, Engine, EngineConfig,
+    HealthChange, IncidentUpdate, Observation, Operator, Outputs, Role, RolloutAnalyzer, SelfTimer,
+    ServiceGraph, SpanPairer,
 };
-use devloom_schemas::Span;
+use devloom_schemas::{Event, Span};
 
 /// Observations into the aggregator; at `watermark` (the engine's, every thousand spans)
 /// the buckets it passed into the graph, as the engine does.
@@ -217,5 +218,53 @@ fn health_tick_full_baseline(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, pairing_and_graph, per_version, blast_radius, health_tick_full_baseline);
+/// The two roles of a sharded deployment: a pairing engine reading spans and handing on
+/// call aggregates (spans/s), and a graph engine taking those aggregates
+/// (aggregates/s, its health ticks included), over five minutes of the shop at 200
+/// requests/s.
+fn roles(c: &mut Criterion) {
+    let spans: Vec<Event> = spans(&otlp_batches(200.0, 300)).into_iter().map(Event::Span).collect();
+    let pairing = || Engine::new(EngineConfig::default()).with_role(Role::Pairing);
+    let mut handed = Outputs::default();
+    let mut p = pairing();
+    let mut marks = Vec::new();
+    for e in &spans {
+        p.on_event(e, &mut handed);
+        handed.links.clear();
+        if !handed.calls.is_empty() {
+            marks.push((std::mem::take(&mut handed.calls), p.watermark_ns(), p.newest_ns()));
+        }
+    }
+    let aggregates: usize = marks.iter().map(|(a, _, _)| a.len()).sum();
+    let mut group = c.benchmark_group("roles");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(spans.len() as u64));
+    group.bench_function("pairing role: spans to call aggregates", |b| {
+        b.iter(|| {
+            let mut p = pairing();
+            let mut out = Outputs::default();
+            for e in &spans {
+                p.on_event(e, &mut out);
+                out.calls.clear();
+                out.links.clear();
+            }
+            p.counters().0.call_aggregates
+        })
+    });
+    group.throughput(Throughput::Elements(aggregates as u64));
+    group.bench_function("graph role: call aggregates into the graph", |b| {
+        b.iter(|| {
+            let mut g = Engine::new(EngineConfig::default()).with_role(Role::Graph);
+            let mut out = Outputs::default();
+            for (calls, watermark, newest) in &marks {
+                g.on_calls(calls);
+                g.advance_to(*watermark, *newest, &mut out);
+            }
+            g.graph().size()
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, pairing_and_graph, per_version, blast_radius, health_tick_full_baseline, roles);
 criterion_main!(benches);

@@ -82,6 +82,11 @@ pub struct CallAggregate {
     pub last_ns: TimestampNs,
     /// Latencies (self times, gaps), milliseconds.
     pub latency_ms: DDSketch,
+    /// The bucket boundary the watermark crossed when it was handed on: the graph
+    /// applies it just before its own health tick there, however far ahead of the
+    /// other pairing instances the one that made it was.
+    #[serde(default)]
+    pub handed_ns: TimestampNs,
     /// Calls only: what the caller saw and the callee's span took, as the never-windowed
     /// edge totals count them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -95,6 +100,30 @@ pub struct CallTotals {
     pub client: LatencyHistogram,
     /// Duration of the callee's span.
     pub server: LatencyHistogram,
+}
+
+/// Equal when every field is; the sketch (which has no `PartialEq`) by its stored form.
+impl PartialEq for CallAggregate {
+    fn eq(&self, other: &Self) -> bool {
+        (
+            &self.subject,
+            self.bucket_ns,
+            self.count,
+            self.failures,
+            self.first_ns,
+            self.last_ns,
+            self.handed_ns,
+        ) == (
+            &other.subject,
+            other.bucket_ns,
+            other.count,
+            other.failures,
+            other.first_ns,
+            other.last_ns,
+            other.handed_ns,
+        ) && self.totals == other.totals
+            && serde_json::to_value(&self.latency_ms).ok() == serde_json::to_value(&other.latency_ms).ok()
+    }
 }
 
 impl std::fmt::Debug for CallAggregate {
@@ -119,6 +148,7 @@ impl CallAggregate {
             first_ns: time_ns,
             last_ns: time_ns,
             latency_ms: DDSketch::new(SketchConfig::defaults()),
+            handed_ns: 0,
             totals,
         }
     }
@@ -158,21 +188,24 @@ impl Default for AggregateBuckets {
     }
 }
 
-/// Serializable state of a [`CallAggregator`]: the open aggregates, in hand-on order.
+/// Serializable state of a [`CallAggregator`]: the open aggregates, in hand-on order,
+/// and the boundaries last handed on.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct AggregatorSnapshot {
     open: Vec<CallAggregate>,
+    handed: [TimestampNs; 2],
 }
 
-/// Sums observations into aggregates and hands on each bucket once the watermark has
-/// passed its end.
+/// Sums observations into aggregates and hands on, whenever the watermark crosses a
+/// bucket boundary, every aggregate whose bucket ended by then (a late part of an older
+/// bucket waits for the next boundary too, so what reaches the graph before a tick does
+/// not depend on when each instance's watermark moved).
 #[derive(Debug)]
 pub struct CallAggregator {
     buckets: AggregateBuckets,
     open: FxHashMap<(TimestampNs, Subject), CallAggregate>,
-    /// The earliest end of an open aggregate's bucket: the watermark hands nothing on
-    /// before it (most advances move it by one event's time).
-    next_due_ns: TimestampNs,
+    /// The boundary last handed on: graph buckets, release buckets.
+    handed: [TimestampNs; 2],
 }
 
 impl CallAggregator {
@@ -180,19 +213,15 @@ impl CallAggregator {
     pub fn new(buckets: AggregateBuckets) -> Self {
         let buckets =
             AggregateBuckets { graph_ns: buckets.graph_ns.max(1), release_ns: buckets.release_ns.max(1) };
-        Self { buckets, open: FxHashMap::default(), next_due_ns: TimestampNs::MAX }
+        Self { buckets, open: FxHashMap::default(), handed: [0; 2] }
     }
 
     fn width(&self, subject: &Subject) -> u64 {
-        match subject {
-            Subject::Release { .. } => self.buckets.release_ns,
-            _ => self.buckets.graph_ns,
-        }
+        self.widths()[usize::from(matches!(subject, Subject::Release { .. }))]
     }
 
-    /// Aggregates held, not yet handed on.
-    pub fn open(&self) -> usize {
-        self.open.len()
+    fn widths(&self) -> [u64; 2] {
+        [self.buckets.graph_ns, self.buckets.release_ns]
     }
 
     fn add(
@@ -204,7 +233,6 @@ impl CallAggregator {
     ) -> &mut CallAggregate {
         let width = self.width(&subject);
         let bucket_ns = time_ns - time_ns % width;
-        self.next_due_ns = self.next_due_ns.min(bucket_ns.saturating_add(width));
         let aggregate = self
             .open
             .entry((bucket_ns, subject))
@@ -280,37 +308,34 @@ impl Operator for CallAggregator {
         }
     }
 
-    /// Hands on every aggregate whose bucket ended at or before `event_time`, oldest
+    /// At a bucket boundary, hands on every aggregate whose bucket ended by then, oldest
     /// bucket first, then by subject.
     fn on_watermark(&mut self, _: &(), event_time: TimestampNs, out: &mut Vec<CallAggregate>) {
-        if event_time < self.next_due_ns {
-            return;
+        let start = out.len();
+        for (kind, width) in self.widths().into_iter().enumerate() {
+            let boundary = event_time - event_time % width;
+            if boundary <= self.handed[kind] {
+                continue;
+            }
+            self.handed[kind] = boundary;
+            let due = |(bucket, subject): &(TimestampNs, Subject), _: &mut CallAggregate| {
+                usize::from(matches!(subject, Subject::Release { .. })) == kind
+                    && bucket.saturating_add(width) <= boundary
+            };
+            out.extend(self.open.extract_if(due).map(|(_, a)| CallAggregate { handed_ns: boundary, ..a }));
         }
-        let (graph_ns, release_ns) = (self.buckets.graph_ns, self.buckets.release_ns);
-        let end = move |(bucket, subject): &(TimestampNs, Subject)| {
-            let width = if matches!(subject, Subject::Release { .. }) { release_ns } else { graph_ns };
-            bucket.saturating_add(width)
-        };
-        let mut ready: Vec<_> = self.open.extract_if(|key, _| end(key) <= event_time).collect();
-        ready.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        out.extend(ready.into_iter().map(|(_, aggregate)| aggregate));
-        self.next_due_ns = self.open.keys().map(end).min().unwrap_or(TimestampNs::MAX);
+        out[start..].sort_unstable_by(|a, b| (a.bucket_ns, &a.subject).cmp(&(b.bucket_ns, &b.subject)));
     }
 
     fn snapshot(&self) -> AggregatorSnapshot {
         let mut open: Vec<_> = self.open.iter().collect();
         open.sort_by(|a, b| a.0.cmp(b.0));
-        AggregatorSnapshot { open: open.into_iter().map(|(_, a)| a.clone()).collect() }
+        AggregatorSnapshot { open: open.into_iter().map(|(_, a)| a.clone()).collect(), handed: self.handed }
     }
 
     fn restore(&mut self, snapshot: AggregatorSnapshot) {
         self.open = snapshot.open.into_iter().map(|a| ((a.bucket_ns, a.subject.clone()), a)).collect();
-        self.next_due_ns = self
-            .open
-            .keys()
-            .map(|(bucket, subject)| bucket.saturating_add(self.width(subject)))
-            .min()
-            .unwrap_or(TimestampNs::MAX);
+        self.handed = snapshot.handed;
     }
 }
 
@@ -500,6 +525,16 @@ mod tests {
         assert_eq!((a.bucket_ns, a.count, a.failures, a.first_ns, a.last_ns), (10 * S, 3, 1, 11 * S, 19 * S));
         assert_eq!(a.totals.as_ref().unwrap().client.counts.iter().sum::<u64>(), 3);
         assert_eq!(serde_json::to_value(&out[0]).unwrap(), serde_json::to_value(&out[1]).unwrap());
-        assert_eq!((calls.open(), restored.open()), (1, 1), "20-30 s still open");
+        assert_eq!((calls.open.len(), restored.open.len()), (1, 1), "20-30 s still open");
+        assert_eq!(out[0].handed_ns, 20 * S);
+
+        // A late call of the bucket handed on waits for the next boundary, with the rest.
+        out.clear();
+        calls.on_event(&(), &call(15 * S), &mut out);
+        calls.on_watermark(&(), 29 * S, &mut out);
+        assert!(out.is_empty(), "between boundaries nothing is handed on");
+        calls.on_watermark(&(), 30 * S, &mut out);
+        let handed: Vec<_> = out.iter().map(|a| (a.bucket_ns, a.count, a.handed_ns)).collect();
+        assert_eq!(handed, [(10 * S, 1, 30 * S), (20 * S, 1, 30 * S)]);
     }
 }

@@ -11,7 +11,8 @@ use std::collections::VecDeque;
 
 use devloom_schemas::time::format_rfc3339;
 use devloom_schemas::{
-    Alert, CandidateList, Event, ImpactMap, PostmortemDraft, RemediationPlan, RolloutDecision, TimestampNs,
+    Alert, CandidateList, Event, ImpactMap, PostmortemDraft, RemediationPlan, RolloutDecision, Span,
+    TimestampNs, TraceId,
 };
 use serde::{Deserialize, Serialize};
 
@@ -168,6 +169,23 @@ pub struct EngineCounters {
     pub rollouts_forgotten: u64,
 }
 
+/// Which part of the pipeline an engine runs (`devloom run --role`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Spans to post-mortems, in one process.
+    #[default]
+    All,
+    /// Spans → call aggregates, handed out in [`Outputs::calls`] instead of to a graph:
+    /// one instance per set of traces partitions.
+    Pairing,
+    /// Call aggregates from the pairing instances ([`Engine::on_calls`]), alerts,
+    /// changes, catalogs and causes → everything after pairing. Its watermark moves
+    /// with its events and, for the spans, as every pairing instance's does
+    /// ([`Engine::advance_to`]).
+    Graph,
+}
+
 /// What the engine emits.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Outputs {
@@ -183,6 +201,12 @@ pub struct Outputs {
     pub rollouts: Vec<RolloutDecision>,
     /// Events the event-time guard held aside and rejected, with the reason.
     pub rejected: Vec<(Event, String)>,
+    /// Call aggregates handed on ([`Role::Pairing`] only), in bucket order.
+    pub calls: Vec<CallAggregate>,
+    /// Spans linking to traces other than their own ([`Role::Pairing`] only), with the
+    /// linked trace: the pairing instance holding that trace pairs the hand-off
+    /// ([`Engine::on_linked`]).
+    pub links: Vec<(TraceId, Span)>,
 }
 
 impl Outputs {
@@ -194,6 +218,8 @@ impl Outputs {
             && self.postmortems.is_empty()
             && self.rollouts.is_empty()
             && self.rejected.is_empty()
+            && self.calls.is_empty()
+            && self.links.is_empty()
     }
 }
 
@@ -385,6 +411,8 @@ pub struct EngineSnapshot {
     guard: FutureGuard,
     #[serde(default)]
     loss_marks: VecDeque<(TimestampNs, Losses)>,
+    #[serde(default)]
+    pending: Vec<CallAggregate>,
     #[serde(flatten)]
     stages: StageStates,
 }
@@ -394,6 +422,7 @@ pub struct EngineSnapshot {
 #[derive(Debug)]
 pub struct Engine {
     config: EngineConfig,
+    role: Role,
     stages: Stages,
     watermark_ns: TimestampNs,
     max_event_ns: TimestampNs,
@@ -403,6 +432,9 @@ pub struct Engine {
     loss_marks: VecDeque<(TimestampNs, Losses)>,
     observations: Vec<Observation>,
     aggregates: Vec<CallAggregate>,
+    /// Handed on, waiting for the watermark to reach the boundary they were handed on at
+    /// ([`Role::Graph`]; empty otherwise between steps).
+    pending: Vec<CallAggregate>,
     changes: Vec<HealthChange>,
     updates: Vec<IncidentUpdate>,
 }
@@ -425,6 +457,7 @@ impl Engine {
                 rollouts: RolloutAnalyzer::new(config.rollouts.clone()),
             },
             config,
+            role: Role::All,
             watermark_ns: 0,
             max_event_ns: 0,
             counters: EngineCounters::default(),
@@ -432,6 +465,7 @@ impl Engine {
             loss_marks: VecDeque::new(),
             observations: Vec::new(),
             aggregates: Vec::new(),
+            pending: Vec::new(),
             changes: Vec::new(),
             updates: Vec::new(),
         }
@@ -442,6 +476,53 @@ impl Engine {
     pub fn with_candidates(mut self, scorer: Scorer, past: PastIncidents) -> Self {
         self.stages.candidates = Some(CandidateScorer::new(self.config.candidates.clone(), scorer, past));
         self
+    }
+
+    /// Runs `role`'s part of the pipeline only.
+    pub fn with_role(mut self, role: Role) -> Self {
+        self.role = role;
+        self
+    }
+
+    /// [`Role::Pairing`]: a span another pairing instance read, linking to `trace`, which
+    /// this one holds: the consumer side of that hand-off.
+    pub fn on_linked(&mut self, span: &Span, trace: TraceId) {
+        self.stages.pairing.on_linked(span, trace, &mut self.observations);
+        for obs in self.observations.drain(..) {
+            self.stages.calls.on_event(&(), &obs, &mut self.aggregates);
+        }
+    }
+
+    /// [`Role::Graph`]: call aggregates a pairing instance handed on. Each goes into the
+    /// graph and the rollout analysis when this engine's watermark reaches the boundary it
+    /// was handed on at, just before the health tick there, as in one engine running
+    /// everything.
+    pub fn on_calls(&mut self, aggregates: &[CallAggregate]) {
+        self.counters.call_aggregates += aggregates.len() as u64;
+        for a in aggregates {
+            self.max_event_ns = self.max_event_ns.max(a.last_ns);
+        }
+        self.pending.extend_from_slice(aggregates);
+    }
+
+    /// [`Role::Graph`]: every pairing instance's watermark has reached `watermark` (the
+    /// minimum over them), and the newest span any of them read ended at `newest_ns`:
+    /// health ticks and timers fire as far as `watermark`; an alert arriving now is
+    /// stamped no earlier than `newest_ns` less the allowed lateness, as one engine
+    /// reading every span would stamp it.
+    pub fn advance_to(&mut self, watermark: TimestampNs, newest_ns: TimestampNs, out: &mut Outputs) {
+        self.max_event_ns = self.max_event_ns.max(newest_ns);
+        let lateness = self.config.allowed_lateness_ms.saturating_mul(1_000_000);
+        self.stages.incidents.reached(newest_ns.saturating_sub(lateness));
+        let marks = Marks::of(out);
+        self.advance(watermark, out);
+        self.settle(marks, out);
+    }
+
+    /// The newest event time read ([`Role::Pairing`]: what [`Engine::advance_to`] takes
+    /// as `newest_ns`).
+    pub fn newest_ns(&self) -> TimestampNs {
+        self.max_event_ns
     }
 
     /// The current watermark.
@@ -580,7 +661,22 @@ impl Engine {
             Event::Span(span) => {
                 self.counters.spans += 1;
                 s.calls.on_span(span);
-                s.pairing.on_event(&(), span, &mut self.observations);
+                let foreign = |l: &devloom_schemas::SpanLink| l.trace_id != span.trace_id;
+                if self.role == Role::Pairing && span.links.iter().any(foreign) {
+                    // Hand-offs into another trace are paired where that trace is.
+                    let mut traces: Vec<TraceId> =
+                        span.links.iter().filter(|l| foreign(l)).map(|l| l.trace_id).collect();
+                    traces.sort_unstable();
+                    traces.dedup();
+                    out.links.extend(traces.into_iter().map(|t| (t, span.clone())));
+                    let own = Span {
+                        links: span.links.iter().filter(|l| !foreign(l)).cloned().collect(),
+                        ..span.clone()
+                    };
+                    s.pairing.on_event(&(), &own, &mut self.observations);
+                } else {
+                    s.pairing.on_event(&(), span, &mut self.observations);
+                }
                 s.self_time.on_event(&(), span, &mut self.observations);
                 for obs in self.observations.drain(..) {
                     s.calls.on_event(&(), &obs, &mut self.aggregates);
@@ -723,10 +819,23 @@ impl Engine {
         self.settle(marks, out);
     }
 
+    /// Moves the watermark to `watermark`, stopping first at the first bucket boundary
+    /// it crosses: what pairing hands on and the health tick reads there is what pairing
+    /// knew at exactly that boundary, however large the step (a pairing instance reading
+    /// one partition steps differently from one instance reading all).
     fn advance(&mut self, watermark: TimestampNs, out: &mut Outputs) {
         if watermark <= self.watermark_ns {
             return;
         }
+        let bucket_ns = self.config.graph.window.bucket_ms.max(1).saturating_mul(1_000_000);
+        let boundary = (self.watermark_ns / bucket_ns).saturating_add(1).saturating_mul(bucket_ns);
+        if self.watermark_ns > 0 && boundary < watermark {
+            self.step(boundary, out);
+        }
+        self.step(watermark, out);
+    }
+
+    fn step(&mut self, watermark: TimestampNs, out: &mut Outputs) {
         self.watermark_ns = watermark;
         let s = &mut self.stages;
         s.pairing.on_watermark(&(), watermark, &mut self.observations);
@@ -736,9 +845,25 @@ impl Engine {
         }
         s.calls.on_watermark(&(), watermark, &mut self.aggregates);
         self.counters.call_aggregates += self.aggregates.len() as u64;
-        for a in self.aggregates.drain(..) {
-            s.rollouts.on_event(&(), &a, &mut out.rollouts);
-            s.graph.on_event(&(), &a, &mut self.changes);
+        if self.role == Role::Pairing {
+            out.calls.append(&mut self.aggregates);
+            self.mark_losses(watermark);
+            return;
+        }
+        self.pending.append(&mut self.aggregates);
+        if !self.pending.is_empty() {
+            // In (boundary, bucket, subject) order: the graph is the same whichever
+            // pairing instance's part of a bucket came first.
+            let (mut due, waiting): (Vec<CallAggregate>, Vec<CallAggregate>) =
+                std::mem::take(&mut self.pending).into_iter().partition(|a| a.handed_ns <= watermark);
+            self.pending = waiting;
+            due.sort_by(|a, b| {
+                (a.handed_ns, a.bucket_ns, &a.subject).cmp(&(b.handed_ns, b.bucket_ns, &b.subject))
+            });
+            for a in &due {
+                s.rollouts.on_event(&(), a, &mut out.rollouts);
+                s.graph.on_event(&(), a, &mut self.changes);
+            }
         }
         let decisions = out.rollouts.len();
         s.rollouts.on_watermark(&(), watermark, &mut out.rollouts);
@@ -769,6 +894,7 @@ impl Engine {
             counters: self.counters,
             guard: self.guard.clone(),
             loss_marks: self.loss_marks.clone(),
+            pending: self.pending.clone(),
             stages: self.stages.states(),
         }
     }
@@ -780,6 +906,7 @@ impl Engine {
         self.counters = snapshot.counters;
         self.guard = snapshot.guard;
         self.loss_marks = snapshot.loss_marks;
+        self.pending = snapshot.pending;
         self.stages.set_states(snapshot.stages);
     }
 }

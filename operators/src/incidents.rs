@@ -152,6 +152,13 @@ impl IncidentTracker {
         }
         Some(inc)
     }
+
+    /// The event time the stream has reached elsewhere (a graph stage's newest span
+    /// time, less the allowed lateness): updates are stamped no earlier, as they are
+    /// when that time comes through [`Operator::on_watermark`], but no timer fires.
+    pub fn reached(&mut self, event_time: TimestampNs) {
+        self.watermark_ns = self.watermark_ns.max(event_time);
+    }
 }
 
 impl Operator for IncidentTracker {

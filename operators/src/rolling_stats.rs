@@ -241,17 +241,17 @@ impl RollingStats {
         bucket.p99_ms = None;
     }
 
-    /// The open bucket starting at `start_ns`, added when it is the newest; a late
-    /// request (between open buckets, or older than all) counts in the nearest one.
+    /// The open bucket starting at `start_ns`, added where it belongs if missing; a
+    /// request older than every open bucket counts in the oldest (its own has left the
+    /// short window).
     fn bucket(&mut self, start_ns: TimestampNs) -> &mut Bucket {
         let position = self.open.iter().rposition(|b| b.start_ns <= start_ns);
         match position {
             Some(i) if self.open[i].start_ns == start_ns => &mut self.open[i],
-            Some(i) if i + 1 == self.open.len() => {
-                self.open.push_back(Bucket::new(start_ns));
-                self.open.back_mut().expect("pushed")
+            Some(i) => {
+                self.open.insert(i + 1, Bucket::new(start_ns));
+                &mut self.open[i + 1]
             }
-            Some(i) => &mut self.open[i],
             None if self.open.is_empty() => {
                 self.open.push_back(Bucket::new(start_ns));
                 self.open.back_mut().expect("pushed")
@@ -299,22 +299,24 @@ impl RollingStats {
         self.open.is_empty() && self.closed.is_empty()
     }
 
-    /// The short window. Its p99 is the median of its buckets' p99s, as the baseline's
-    /// is: a bucket of fifteen requests has its slowest for p99, and the median of such
-    /// maxima is nearer the 95th percentile; a p99 over the whole window's requests would
-    /// be half again above that baseline in a quarter of the minutes of a healthy
-    /// service with 1.5 requests a second.
-    pub fn short(&self, cfg: &WindowConfig) -> WindowSummary {
-        self.short_with_sketch(cfg).0
+    /// The short window at a tick at `until_ns`: its buckets before then (one starting
+    /// there is the next window's, though a pairing instance ahead of the others may have
+    /// handed some of it on already). Its p99 is the median of its buckets' p99s, as the
+    /// baseline's is: a bucket of fifteen requests has its slowest for p99, and the
+    /// median of such maxima is nearer the 95th percentile; a p99 over the whole window's
+    /// requests would be half again above that baseline in a quarter of the minutes of a
+    /// healthy service with 1.5 requests a second.
+    pub fn short(&self, cfg: &WindowConfig, until_ns: TimestampNs) -> WindowSummary {
+        self.short_with_sketch(cfg, until_ns).0
     }
 
     /// [`Self::short`], and the window's latencies merged into one sketch (for
     /// [`count_above`]).
-    pub fn short_with_sketch(&self, cfg: &WindowConfig) -> (WindowSummary, DDSketch) {
+    pub fn short_with_sketch(&self, cfg: &WindowConfig, until_ns: TimestampNs) -> (WindowSummary, DDSketch) {
         let mut sketch = DDSketch::new(SketchConfig::defaults());
         let (mut requests, mut failures) = (0, 0);
         let mut p99s = Vec::with_capacity(self.open.len());
-        for b in &self.open {
+        for b in self.open.iter().take_while(|b| b.start_ns < until_ns) {
             requests += b.requests;
             failures += b.failures;
             if b.requests > 0 {
@@ -405,7 +407,7 @@ mod tests {
             if i % 15 == 14 {
                 stats.advance(&cfg, t, false);
                 if t > 31 * 60 * S {
-                    ratios.push(stats.short(&cfg).p99_ms / stats.baseline(&cfg).p99_ms);
+                    ratios.push(stats.short(&cfg, u64::MAX).p99_ms / stats.baseline(&cfg).p99_ms);
                 }
             }
         }
@@ -423,7 +425,7 @@ mod tests {
     fn the_short_window_counts_its_requests_slower_than_a_threshold() {
         let cfg = WindowConfig::default();
         let mut stats = RollingStats::default();
-        let above = |stats: &RollingStats, ms| count_above(&stats.short_with_sketch(&cfg).1, ms);
+        let above = |stats: &RollingStats, ms| count_above(&stats.short_with_sketch(&cfg, u64::MAX).1, ms);
         assert_eq!(above(&stats, 1.0), 0, "nothing recorded");
         // 37 calls in the last minute, every ninth waiting 200 ms on a retransmission.
         for i in 0..37u64 {
@@ -431,11 +433,23 @@ mod tests {
             stats.record(&cfg, 100 * S + i * S, ms * 1_000_000, false);
         }
         stats.advance(&cfg, 137 * S, false);
-        assert_eq!(stats.short(&cfg).requests, 37);
+        assert_eq!(stats.short(&cfg, u64::MAX).requests, 37);
         assert_eq!(above(&stats, 21.5), 5);
         assert_eq!(above(&stats, 2.5), 5 + 12, "the 3 ms calls too");
         assert_eq!(above(&stats, 0.5), 37);
         assert_eq!(above(&stats, 250.0), 0);
+    }
+
+    #[test]
+    fn a_late_request_counts_in_its_own_bucket_between_open_ones() {
+        let cfg = WindowConfig::default();
+        let mut stats = RollingStats::default();
+        for t in [100 * S, 120 * S, 111 * S] {
+            stats.record(&cfg, t, 5_000_000, false);
+        }
+        let starts: Vec<u64> = stats.open.iter().map(|b| b.start_ns / S).collect();
+        assert_eq!(starts, [100, 110, 120], "not counted in the 100 s bucket");
+        assert_eq!(stats.short(&cfg, 120 * S).requests, 2, "a tick at 120 s reads the buckets before it");
     }
 
     #[test]
@@ -451,7 +465,7 @@ mod tests {
             stats.record(&cfg, i * S / 10, 200_000_000, i % 2 == 0);
         }
         stats.advance(&cfg, 120 * S, false);
-        let now = stats.short(&cfg);
+        let now = stats.short(&cfg, u64::MAX);
         let base = stats.baseline(&cfg);
         assert_eq!(now.requests, 600);
         assert!((now.error_rate() - 0.5).abs() < 1e-9);

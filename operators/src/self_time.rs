@@ -36,13 +36,13 @@
 //! same instant (timestamps in milliseconds). The store is bounded like pairing's.
 
 use std::cmp::Reverse;
-use std::collections::VecDeque;
 use std::sync::Arc;
 
 use devloom_schemas::{Span, SpanId, SpanKind, TimestampNs, TraceId};
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
+use crate::deadlines::Deadlines;
 use crate::operator::Operator;
 use crate::service_id::ServiceId;
 use crate::span_pairing::{Observation, PairingConfig, PeerNames, peer_name};
@@ -99,7 +99,7 @@ pub struct SelfTimeCounters {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SelfTimeSnapshot {
     entries: Vec<(Key, Entry)>,
-    queue: Vec<(Key, u64)>,
+    queue: Deadlines<Key>,
     next_seq: u64,
     counters: SelfTimeCounters,
 }
@@ -110,8 +110,8 @@ pub struct SelfTimeSnapshot {
 pub struct SelfTimer {
     config: PairingConfig,
     entries: FxHashMap<Key, Entry>,
-    /// Insertion order (re-queued when a deadline moves); stale items skipped lazily.
-    queue: VecDeque<(Key, u64)>,
+    /// Deadline order (re-queued when a deadline moves); stale items skipped lazily.
+    queue: Deadlines<Key>,
     next_seq: u64,
     counters: SelfTimeCounters,
     peers: PeerNames,
@@ -141,22 +141,21 @@ impl SelfTimer {
             }
             let seq = self.next_seq;
             self.next_seq += 1;
-            self.queue.push_back((key, seq));
+            self.queue.push(deadline_ns, seq, key);
             self.entries.insert(key, Entry { own: None, children: Vec::new(), deadline_ns, seq });
         }
         let entry = self.entries.get_mut(&key).expect("inserted above");
         if deadline_ns > entry.deadline_ns {
-            // Re-queued, so the queue stays in deadline order as near as arrival allows.
             entry.deadline_ns = deadline_ns;
             entry.seq = self.next_seq;
             self.next_seq += 1;
-            self.queue.push_back((key, entry.seq));
+            self.queue.push(deadline_ns, entry.seq, key);
         }
         entry
     }
 
     fn evict_oldest(&mut self) {
-        while let Some((key, seq)) = self.queue.pop_front() {
+        while let Some((_, seq, key)) = self.queue.pop_front() {
             if self.entries.get(&key).is_some_and(|e| e.seq == seq) {
                 self.entries.remove(&key);
                 self.counters.evicted += 1;
@@ -297,7 +296,7 @@ impl Operator for SelfTimer {
 
     fn on_watermark(&mut self, _: &(), event_time: TimestampNs, out: &mut Vec<Observation>) {
         let mut due = Vec::new();
-        while let Some(&(key, seq)) = self.queue.front() {
+        while let Some((_, seq, key)) = self.queue.front() {
             let Some(entry) = self.entries.get(&key).filter(|e| e.seq == seq) else {
                 self.queue.pop_front();
                 continue;
@@ -340,7 +339,7 @@ impl Operator for SelfTimer {
         entries.sort_by_key(|(k, _)| *k);
         SelfTimeSnapshot {
             entries,
-            queue: self.queue.iter().copied().collect(),
+            queue: self.queue.clone(),
             next_seq: self.next_seq,
             counters: self.counters,
         }
@@ -348,7 +347,7 @@ impl Operator for SelfTimer {
 
     fn restore(&mut self, s: SelfTimeSnapshot) {
         self.entries = s.entries.into_iter().collect();
-        self.queue = s.queue.into();
+        self.queue = s.queue;
         self.next_seq = s.next_seq;
         self.counters = s.counters;
     }

@@ -468,7 +468,7 @@ impl ServiceGraph {
             let held = ends_degraded || degraded(edge.health.state);
             edge.stats.advance(&cfg.window, now, held);
             edge.own.advance(&cfg.window, now, held);
-            edge.health = evaluate(cfg, &edge.stats, &edge.own, OwnTime::Gap, edge.health.state);
+            edge.health = evaluate(cfg, &edge.stats, &edge.own, OwnTime::Gap, edge.health.state, now);
         }
         let window_s = cfg.window.short_window_ms as f64 / 1000.0;
         for i in self.graph.node_indices().collect::<Vec<_>>() {
@@ -478,7 +478,7 @@ impl ServiceGraph {
             let held = degraded(n.health.state);
             n.stats.advance(&cfg.window, now, held);
             n.own.advance(&cfg.window, now, held);
-            let mut health = evaluate(cfg, &n.stats, &n.own, OwnTime::SelfTime, n.health.state);
+            let mut health = evaluate(cfg, &n.stats, &n.own, OwnTime::SelfTime, n.health.state, now);
             if !n.id.virtual_node && cfg.health.silent(&health.now, &health.baseline, window_s) {
                 health.state = HealthState::Red;
             } else if health.state == HealthState::Gray && (slow_wire || blamed) {
@@ -690,10 +690,11 @@ fn evaluate(
     own: &RollingStats,
     kind: OwnTime,
     previous: HealthState,
+    tick_ns: TimestampNs,
 ) -> Health {
-    let now = stats.short(&cfg.window);
+    let now = stats.short(&cfg.window, tick_ns);
     let baseline = stats.baseline(&cfg.window);
-    let (own_now, own_sketch) = own.short_with_sketch(&cfg.window);
+    let (own_now, own_sketch) = own.short_with_sketch(&cfg.window, tick_ns);
     let own_baseline = own.baseline(&cfg.window);
     let mut state = cfg.health.classify(&now, &baseline, previous);
     let held = matches!(previous, HealthState::Red | HealthState::Amber);

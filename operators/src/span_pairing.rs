@@ -12,13 +12,13 @@
 //! server spans. The store is bounded: when full, the oldest entry is evicted and
 //! counted; the newest span is never dropped.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 
 use devloom_schemas::{Span, SpanId, SpanKind, TimestampNs, TraceId};
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::{Deserialize, Serialize};
 
+use crate::deadlines::Deadlines;
 use crate::operator::Operator;
 use crate::service_id::ServiceId;
 
@@ -234,7 +234,7 @@ type Key = (TraceId, SpanId);
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PairingSnapshot {
     entries: Vec<(Key, Entry)>,
-    queue: Vec<(Key, u64)>,
+    queue: Deadlines<Key>,
     next_seq: u64,
     counters: PairingCounters,
 }
@@ -244,8 +244,8 @@ pub struct PairingSnapshot {
 pub struct SpanPairer {
     config: PairingConfig,
     entries: FxHashMap<Key, Entry>,
-    /// Insertion order, for expiry and eviction; stale items are skipped lazily.
-    queue: VecDeque<(Key, u64)>,
+    /// Deadline order, for expiry and eviction; stale items are skipped lazily.
+    queue: Deadlines<Key>,
     next_seq: u64,
     counters: PairingCounters,
     peers: PeerNames,
@@ -274,8 +274,8 @@ impl SpanPairer {
             }
             let seq = self.next_seq;
             self.next_seq += 1;
-            self.queue.push_back((key, seq));
             let deadline_ns = time_ns.saturating_add(self.config.ttl_ms.saturating_mul(1_000_000));
+            self.queue.push(deadline_ns, seq, key);
             self.entries
                 .insert(key, Entry { caller: None, callees: Vec::new(), paired: false, seq, deadline_ns });
         }
@@ -283,7 +283,7 @@ impl SpanPairer {
     }
 
     fn evict_oldest(&mut self) {
-        while let Some((key, seq)) = self.queue.pop_front() {
+        while let Some((_, seq, key)) = self.queue.pop_front() {
             if self.entries.get(&key).is_some_and(|e| e.seq == seq) {
                 self.entries.remove(&key);
                 self.counters.evicted += 1;
@@ -407,6 +407,31 @@ fn pairs(caller: &Half, callee: &Half) -> bool {
     }
 }
 
+impl SpanPairer {
+    /// The consumer side of `span`'s links into `trace`, which this pairer's partition
+    /// holds while the span's own trace is another's: the hand-off is paired here, the
+    /// rest of the span where its trace is.
+    pub fn on_linked(&mut self, span: &Span, trace: TraceId, out: &mut Vec<Observation>) {
+        if !matches!(span.kind, SpanKind::Consumer | SpanKind::Unspecified) {
+            return;
+        }
+        let half = Half { kind: SpanKind::Consumer, ..Half::of(span, &mut self.peers) };
+        let max = self.config.max_links_per_span;
+        let mut keys: Vec<Key> = span
+            .links
+            .iter()
+            .take(max)
+            .filter(|l| l.trace_id == trace)
+            .map(|l| (l.trace_id, l.span_id))
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        for key in keys {
+            self.add_callee(key, half.clone(), out);
+        }
+    }
+}
+
 impl Operator for SpanPairer {
     type In = Span;
     type Out = Observation;
@@ -461,7 +486,7 @@ impl Operator for SpanPairer {
     }
 
     fn on_watermark(&mut self, _: &(), event_time: TimestampNs, out: &mut Vec<Observation>) {
-        while let Some(&(key, seq)) = self.queue.front() {
+        while let Some((_, seq, key)) = self.queue.front() {
             let live = match self.entries.get(&key) {
                 Some(e) if e.seq == seq => e,
                 _ => {
@@ -507,7 +532,7 @@ impl Operator for SpanPairer {
         entries.sort_by_key(|(k, _)| *k);
         PairingSnapshot {
             entries,
-            queue: self.queue.iter().copied().collect(),
+            queue: self.queue.clone(),
             next_seq: self.next_seq,
             counters: self.counters,
         }
@@ -515,7 +540,7 @@ impl Operator for SpanPairer {
 
     fn restore(&mut self, s: PairingSnapshot) {
         self.entries = s.entries.into_iter().collect();
-        self.queue = s.queue.into();
+        self.queue = s.queue;
         self.next_seq = s.next_seq;
         self.counters = s.counters;
     }

@@ -11,8 +11,8 @@ use devloom_operators::EngineSnapshot;
 use serde::{Deserialize, Serialize};
 
 const FILE: &str = "checkpoint.json";
-/// 5: the engine state holds the rollout analysis.
-const FORMAT_VERSION: u32 = 5;
+/// 6: the engine state holds the call aggregates not yet handed to the graph.
+const FORMAT_VERSION: u32 = 6;
 
 /// What a checkpoint holds.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -152,6 +152,6 @@ mod tests {
         std::fs::write(dir.path().join("state/checkpoint.json"), b"{\"format_version\":4,\"engine\":{}}")
             .unwrap();
         let err = store.load().unwrap_err().to_string();
-        assert!(err.contains("format version 4 (this build reads 5)"), "{err}");
+        assert!(err.contains("format version 4 (this build reads 6)"), "{err}");
     }
 }

@@ -1,0 +1,118 @@
+//! Sharded pairing: spans partitioned by trace id over several pairing engines, whose
+//! call aggregates and watermarks feed one graph engine, give the maps and candidate
+//! lists one engine running everything gives.
+
+use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+
+use devloom::build;
+use devloom::config::Config;
+use devloom::simulator::{SimConfig, Simulator};
+use devloom_operators::{Engine, Outputs, Role};
+use devloom_schemas::codec::{DecodeOptions, Message, decode};
+use devloom_schemas::{CandidateList, Event, ImpactMap};
+
+/// The scenario's events in the order a producer publishes them.
+fn events(scenario: &str) -> Vec<Event> {
+    let sim = Simulator::shop(scenario, SimConfig { rate_per_s: 10.0, ..SimConfig::default() }).unwrap();
+    let mut events = Vec::new();
+    for record in sim {
+        let headers = [("content-type", record.content_type.as_bytes())];
+        let msg = Message {
+            headers: &headers,
+            fallback_time_ns: Some(record.time_ns),
+            ..Message::bytes(&record.payload)
+        };
+        decode(&msg, record.expect, &DecodeOptions::default(), &mut events).unwrap();
+    }
+    events
+}
+
+fn engine(role: Role) -> Engine {
+    build::engine(&Config::default()).unwrap().with_role(role)
+}
+
+/// What a user reads: every map and candidate-list version, wall stamps aside.
+fn read(out: &Outputs) -> (Vec<ImpactMap>, Vec<CandidateList>) {
+    (
+        out.maps.iter().map(ImpactMap::without_wall_clock).collect(),
+        out.candidates.iter().map(CandidateList::without_wall_clock).collect(),
+    )
+}
+
+fn single(events: &[Event]) -> (Vec<ImpactMap>, Vec<CandidateList>) {
+    let mut engine = engine(Role::All);
+    let mut out = Outputs::default();
+    for e in events {
+        engine.on_event(e, &mut out);
+    }
+    engine.flush(&mut out);
+    read(&out)
+}
+
+/// An engine like `engine`, restored from its checkpoint (as JSON, as it is stored).
+fn restored(engine: &Engine, role: Role) -> Engine {
+    let mut fresh = self::engine(role);
+    fresh.restore(serde_json::from_str(&serde_json::to_string(&engine.snapshot()).unwrap()).unwrap());
+    fresh
+}
+
+/// `shards` pairing engines, each pairing the traces whose id hashes to it (and the
+/// hand-offs linking into them), and a graph engine taking their aggregates and
+/// advancing as the slowest of them does; the other events go to the graph engine. Every
+/// `restart_every` events every engine is replaced by one restored from its checkpoint
+/// (a partition moving to another instance, a standby taking over). At the end each
+/// pairing engine flushes and, being done, no longer holds the watermark back.
+fn sharded(events: &[Event], shards: usize, restart_every: usize) -> (Vec<ImpactMap>, Vec<CandidateList>) {
+    let mut pairing: Vec<Engine> = (0..shards).map(|_| engine(Role::Pairing)).collect();
+    let mut graph = engine(Role::Graph);
+    let (mut out, mut handed) = (Outputs::default(), Outputs::default());
+    let hasher = BuildHasherDefault::<DefaultHasher>::default();
+    let slowest = |pairing: &[Engine]| pairing.iter().map(Engine::watermark_ns).min().unwrap_or(0);
+    let newest = |pairing: &[Engine]| pairing.iter().map(Engine::newest_ns).max().unwrap_or(0);
+    for (n, e) in events.iter().enumerate() {
+        if n > 0 && n % restart_every == 0 {
+            pairing = pairing.iter().map(|p| restored(p, Role::Pairing)).collect();
+            graph = restored(&graph, Role::Graph);
+        }
+        match e {
+            Event::Span(span) => {
+                let shard = hasher.hash_one(span.trace_id) as usize % shards;
+                pairing[shard].on_event(e, &mut handed);
+                for (trace, span) in handed.links.drain(..) {
+                    pairing[hasher.hash_one(trace) as usize % shards].on_linked(&span, trace);
+                }
+                graph.on_calls(&handed.calls);
+                handed.calls.clear();
+                graph.advance_to(slowest(&pairing), newest(&pairing), &mut out);
+            }
+            _ => graph.on_event(e, &mut out),
+        }
+    }
+    let end = newest(&pairing);
+    for p in &mut pairing {
+        p.flush(&mut handed);
+        graph.on_calls(&handed.calls);
+        handed.calls.clear();
+    }
+    graph.advance_to(end, end, &mut out);
+    graph.flush(&mut out);
+    assert!(handed.is_empty(), "a pairing engine emits call aggregates only");
+    read(&out)
+}
+
+#[test]
+fn pairing_sharded_by_trace_id_gives_the_single_instances_maps_and_candidates_across_a_restart() {
+    for scenario in ["regression", "db-latency", "async-consumer"] {
+        let events = events(scenario);
+        let (maps, lists) = single(&events);
+        assert!(maps.len() >= 3 && !lists.is_empty(), "{scenario}: {} maps", maps.len());
+        for (shards, restart_every) in [(3, usize::MAX), (6, events.len() / 40)] {
+            let (sharded_maps, sharded_lists) = sharded(&events, shards, restart_every);
+            assert_eq!(sharded_maps.len(), maps.len(), "{scenario}, {shards} shards: map versions");
+            for (a, b) in sharded_maps.iter().zip(&maps) {
+                assert_eq!(a, b, "{scenario}, {shards} shards: map {} v{}", b.incident_id, b.version);
+            }
+            assert_eq!(sharded_lists, lists, "{scenario}, {shards} shards: candidate lists");
+        }
+    }
+}
