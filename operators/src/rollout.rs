@@ -3,12 +3,12 @@
 //! Every request a service serves comes with its span's `service.version` (a server or
 //! consumer span directly, a kind-less one through pairing), summed per release and
 //! event-time bucket ([`crate::call_aggregates`]). One version per (service,
-//! environment) keeps its newest bucket; from the moment a second version serves
+//! environment) keeps only its newest bucket; from the moment a second version serves
 //! traffic, both keep their buckets (requests, failures, a DDSketch of latency), so the
-//! two are compared over the same window: from the
-//! canary's first request, at most `window_ms` back. On every bucket boundary the newest
-//! version (the canary) is compared with the oldest still serving (stable) over the
-//! closed buckets of that window:
+//! two are compared over the same window: from the canary's first request, at most
+//! `window_ms` back. On every bucket boundary the newest version (the canary) is
+//! compared with the oldest still serving (stable) over the closed buckets of that
+//! window:
 //!
 //! - fewer than `min_requests` on either side → `inconclusive`;
 //! - the canary fails more often, by a one-sided two-proportion z-test (pooled,
