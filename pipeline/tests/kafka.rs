@@ -73,6 +73,8 @@ fn setup(name: &str, brokers: &str) -> Setup {
             postmortems: format!("{prefix}.postmortems"),
             rollouts: format!("{prefix}.rollouts"),
             deadletter: format!("{prefix}.deadletter"),
+            calls: format!("{prefix}.calls"),
+            graph_leader: format!("{prefix}.graph-leader"),
         },
         // One record per batch: tansu 0.6 answers a fetch from an offset inside a record
         // batch with the batches after it, skipping the rest of that batch; a restart
@@ -101,14 +103,15 @@ impl Setup {
         let props: String = kafka.properties.iter().map(|(k, v)| format!("\"{k}\" = \"{v}\"\n")).collect();
         let t = &kafka.topics;
         let text = format!(
-            "[kafka]\nbrokers = \"{}\"\ngroup_id = \"{}\"\n[kafka.topics]\ntraces = \"{}\"\nalerts = \"{}\"\n\
+            "[kafka]\nbrokers = \"{}\"\ngroup_id = \"{}\"\npartitions = {}\n[kafka.topics]\ntraces = \"{}\"\nalerts = \"{}\"\n\
              deploys = \"{}\"\ncauses = \"{}\"\ncatalog = \"{}\"\nimpact = \"{}\"\ncandidates = \"{}\"\nremediations = \"{}\"\n\
-             postmortems = \"{}\"\nrollouts = \"{}\"\ndeadletter = \"{}\"\n\
+             postmortems = \"{}\"\nrollouts = \"{}\"\ndeadletter = \"{}\"\ncalls = \"{}\"\ngraph_leader = \"{}\"\n\
              [kafka.properties]\n{props}\
              [checkpoint]\nstate_dir = \"{}\"\ninterval_ms = 200\nmax_messages = 20\n\
              [history]\ndir = \"{}\"\n[http]\nlisten = \"127.0.0.1:0\"\n",
             kafka.brokers,
             kafka.group_id,
+            kafka.partitions,
             t.traces,
             t.alerts,
             t.deploys,
@@ -120,6 +123,8 @@ impl Setup {
             t.postmortems,
             t.rollouts,
             t.deadletter,
+            t.calls,
+            t.graph_leader,
             state.display(),
             state.join("history").display()
         );
@@ -154,9 +159,14 @@ impl Drop for KillOnDrop {
 }
 
 fn spawn(config: &Path, log: &Path) -> KillOnDrop {
+    spawn_as(config, log, "all")
+}
+
+/// `devloom run --role ROLE`.
+fn spawn_as(config: &Path, log: &Path, role: &str) -> KillOnDrop {
     let log = std::fs::File::options().create(true).append(true).open(log).unwrap();
     Command::new(env!("CARGO_BIN_EXE_devloom"))
-        .args(["run", "--config", config.to_str().unwrap()])
+        .args(["run", "--config", config.to_str().unwrap(), "--role", role])
         .env("DEVLOOM_LOG", std::env::var("TEST_DEVLOOM_LOG").unwrap_or_else(|_| "devloom=info".into()))
         .stdout(Stdio::null())
         .stderr(log)
@@ -225,6 +235,18 @@ fn consume(
     what: &str,
     log: &Path,
 ) -> Vec<OwnedMessage> {
+    consume_within(brokers, topic, done, what, log, Duration::from_secs(60))
+}
+
+/// [`consume`], waiting up to `within`.
+fn consume_within(
+    brokers: &str,
+    topic: &str,
+    done: impl Fn(&[OwnedMessage]) -> bool,
+    what: &str,
+    log: &Path,
+    within: Duration,
+) -> Vec<OwnedMessage> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", unique("reader"))
@@ -236,7 +258,7 @@ fn consume(
         .create()
         .unwrap();
     consumer.subscribe(&[topic]).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + within;
     let mut messages = Vec::new();
     while !done(&messages) {
         if Instant::now() > deadline {
@@ -294,7 +316,7 @@ fn header<'a>(m: &'a OwnedMessage, key: &str) -> Option<&'a str> {
 fn collector_alertmanager_and_deploy_messages_become_impact_maps() {
     let Some(brokers) = env_or_skip("KAFKA_TEST_BROKERS") else { return };
     let s = setup("e2e", &brokers);
-    let published = publish_records(&s.kafka, sim("regression"), None).unwrap();
+    let published = publish_records(&s.kafka, sim("regression"), None, false).unwrap();
     assert!(published > 700);
     let (config, kafka) = s.config("a");
     let child = spawn(&config, &s.dir.path().join("a.log"));
@@ -562,7 +584,7 @@ fn checkpoint_written_after(state: &Path, since: SystemTime) -> bool {
 fn sigkilled_three_times_gives_the_same_maps_as_an_uninterrupted_run() {
     let Some(brokers) = env_or_skip("KAFKA_TEST_BROKERS") else { return };
     let s = setup("crash", &brokers);
-    publish_records(&s.kafka, sim("db-latency"), None).unwrap();
+    publish_records(&s.kafka, sim("db-latency"), None, false).unwrap();
 
     let (config_a, kafka_a) = s.config("a");
     let child = spawn(&config_a, &s.dir.path().join("a.log"));
@@ -634,6 +656,167 @@ fn sigkilled_three_times_gives_the_same_maps_as_an_uninterrupted_run() {
     assert_eq!(dedupe(replayed), expected, "replay of the archive equals the uninterrupted run");
 }
 
+/// Candidate lists by `(incident_id, version)`, asserting that no key carries two payloads.
+fn candidate_lists(messages: &[OwnedMessage]) -> Vec<CandidateList> {
+    let mut by_key: BTreeMap<(String, u32), CandidateList> = BTreeMap::new();
+    for m in messages {
+        let list =
+            serde_json::from_slice::<CandidateList>(m.payload().unwrap()).unwrap().without_wall_clock();
+        let key = (list.incident_id.clone(), list.version);
+        if let Some(previous) = by_key.get(&key) {
+            assert_eq!(previous, &list, "({}, {}) was published with two different payloads", key.0, key.1);
+        }
+        by_key.insert(key, list);
+    }
+    by_key.into_values().collect()
+}
+
+fn resolved_lists(messages: &[OwnedMessage]) -> bool {
+    candidate_lists(messages).iter().any(|l| l.status == IncidentStatus::Resolved)
+}
+
+/// Waits until `log` has a line containing `what`; when it appeared.
+fn wait_for_line(log: &Path, what: &str, within: Duration) -> Instant {
+    let deadline = Instant::now() + within;
+    loop {
+        if std::fs::read_to_string(log).is_ok_and(|t| t.contains(what)) {
+            return Instant::now();
+        }
+        assert!(Instant::now() < deadline, "{} never said {what:?}", log.display());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn three_pairing_and_two_graph_instances_survive_sigkills_and_equal_one_instance() {
+    let Some(brokers) = env_or_skip("KAFKA_TEST_BROKERS") else { return };
+    let mut s = setup("roles", &brokers);
+    s.kafka.partitions = 6;
+    // Short sessions: a killed instance's partitions move on within seconds.
+    for (key, value) in [("session.timeout.ms", "6000"), ("heartbeat.interval.ms", "500")] {
+        s.kafka.properties.insert(key.into(), value.into());
+    }
+    // As the Collector's Kafka exporter with partition_traces_by_id.
+    publish_records(&s.kafka, sim("regression"), None, true).unwrap();
+
+    let (config_a, kafka_a) = s.config("single");
+    let log_a = s.dir.path().join("single.log");
+    let child = spawn(&config_a, &log_a);
+    let single = consume(&brokers, &kafka_a.topics.impact, resolved, "the single instance's maps", &log_a);
+    let single_lists =
+        consume(&brokers, &kafka_a.topics.candidates, resolved_lists, "its candidate lists", &log_a);
+    terminate(child);
+    let (expected, expected_lists) = (dedupe(maps(&single)), candidate_lists(&single_lists));
+    assert!(
+        expected.len() >= 3 && !expected_lists.is_empty(),
+        "a real incident: {} versions",
+        expected.len()
+    );
+
+    // Three pairing and two graph instances sharing one state directory (a volume). The
+    // history archive needs every span: it is for `--role all` instances.
+    let (config, kafka) = s.config("scaled");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let text: Vec<&str> = text.lines().filter(|l| *l != "[history]" && !l.contains("history\"")).collect();
+    std::fs::write(&config, text.join("\n")).unwrap();
+    let log = |name: &str| s.dir.path().join(format!("{name}.log"));
+    let mut pairing: Vec<KillOnDrop> =
+        (0..3).map(|i| spawn_as(&config, &log(&format!("pairing-{i}")), "pairing")).collect();
+    let graphs = [spawn_as(&config, &log("graph-0"), "graph"), spawn_as(&config, &log("graph-1"), "graph")];
+    let active_line = "devloom: active graph instance";
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let active = loop {
+        if let Some(i) = (0..2).find(|i| {
+            std::fs::read_to_string(log(&format!("graph-{i}"))).is_ok_and(|t| t.contains(active_line))
+        }) {
+            break i;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no graph instance became active:\n{}",
+            std::fs::read_to_string(log("graph-0")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let [mut g0, mut g1] = graphs;
+    let (active_child, standby) = if active == 0 { (&mut g0, 1) } else { (&mut g1, 0) };
+
+    // Mid-stream: a pairing instance dies once every partition has a checkpoint.
+    let partitions = s.dir.path().join("state-scaled/pairing");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while (0..6).any(|p| !partitions.join(format!("{p}/checkpoint.json")).exists()) {
+        assert!(Instant::now() < deadline, "the pairing instances checkpointed no partition");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    let restored = || -> usize {
+        [0, 2]
+            .iter()
+            .map(|i| {
+                std::fs::read_to_string(log(&format!("pairing-{i}")))
+                    .unwrap()
+                    .matches("restored checkpoint")
+                    .count()
+            })
+            .sum()
+    };
+    let restored_before = restored();
+    let mut killed_pairing = pairing.remove(1);
+    killed_pairing.0.kill().unwrap(); // SIGKILL
+    killed_pairing.0.wait().unwrap();
+
+    // Later, once the first map is out, the active graph instance dies.
+    let first = consume_within(
+        &brokers,
+        &kafka.topics.impact,
+        |ms| !ms.is_empty(),
+        "the first map",
+        &log(&format!("graph-{active}")),
+        Duration::from_secs(180),
+    );
+    assert!(!first.is_empty());
+    let standby_text = std::fs::read_to_string(log(&format!("graph-{standby}"))).unwrap();
+    assert!(!standby_text.contains(active_line), "one active graph instance at a time:\n{standby_text}");
+    active_child.0.kill().unwrap();
+    active_child.0.wait().unwrap();
+    let killed = Instant::now();
+    let took_over = wait_for_line(&log(&format!("graph-{standby}")), active_line, Duration::from_secs(60));
+    eprintln!(
+        "standby took over {:.1} s after the active graph instance was killed",
+        (took_over - killed).as_secs_f64()
+    );
+
+    let standby_log = log(&format!("graph-{standby}"));
+    let within = Duration::from_secs(240);
+    let scaled =
+        consume_within(&brokers, &kafka.topics.impact, resolved, "the scaled-out maps", &standby_log, within);
+    let scaled_lists = consume_within(
+        &brokers,
+        &kafka.topics.candidates,
+        resolved_lists,
+        "its candidate lists",
+        &standby_log,
+        within,
+    );
+    let got = dedupe(maps(&scaled));
+    assert_eq!(
+        got, expected,
+        "maps: scaled out, with a pairing and the active graph instance killed, equal one instance"
+    );
+    assert_eq!(candidate_lists(&scaled_lists), expected_lists, "candidate lists");
+    let text = std::fs::read_to_string(&standby_log).unwrap();
+    assert!(text.contains("restored checkpoint"), "the standby resumed from the checkpoint:\n{text}");
+    assert!(
+        restored() > restored_before,
+        "the killed pairing instance's partitions resumed from their checkpoints"
+    );
+    for child in pairing {
+        terminate(child);
+    }
+    let standby_child = if standby == 0 { g0 } else { g1 };
+    terminate(standby_child);
+}
+
 #[test]
 fn broker_restart_mid_run_loses_nothing() {
     let Some(tansu) = env_or_skip("TANSU_BIN") else { return };
@@ -669,7 +852,7 @@ fn broker_restart_mid_run_loses_nothing() {
     let broker = start_broker();
     let brokers = format!("127.0.0.1:{port}");
     let s = setup("restart", &brokers);
-    publish_records(&s.kafka, sim("regression"), None).unwrap();
+    publish_records(&s.kafka, sim("regression"), None, false).unwrap();
     let (config, kafka) = s.config("a");
     let state = s.dir.path().join("state-a");
     let started = SystemTime::now();
@@ -740,7 +923,7 @@ fn a_canary_on_the_topics_publishes_its_rollout_decisions_as_cloudevents() {
     let embedded: Vec<RolloutDecision> = pipeline.finish().unwrap().0.rollouts;
     let halt = embedded.iter().position(|d| d.verdict == RolloutVerdict::Halt).expect("the canary halts");
 
-    publish_records(&s.kafka, sim("canary"), None).unwrap();
+    publish_records(&s.kafka, sim("canary"), None, false).unwrap();
     let (config, kafka) = s.config("k");
     let log = s.dir.path().join("k.log");
     let child = spawn(&config, &log);
@@ -799,7 +982,7 @@ fn every_way_in_gives_byte_identical_outputs() {
         assert_eq!(replayed, live, "{scenario}: replay = simulator");
 
         // Kafka topics, through `devloom run` and the Kafka sink.
-        publish_records(&s.kafka, sim(scenario), None).unwrap();
+        publish_records(&s.kafka, sim(scenario), None, false).unwrap();
         let (config, kafka) = s.config("k");
         let log = out.join("k.log");
         let child = spawn(&config, &log);
@@ -843,7 +1026,7 @@ fn a_hostile_stream_on_the_topics_changes_no_map_and_every_bad_message_is_a_dead
     let p = producer(&s.kafka).unwrap();
     let every = records.len() / (bad.len() + 1);
     for (j, chunk) in records.chunks(every).enumerate() {
-        publish_records(&s.kafka, chunk.iter().cloned(), None).unwrap();
+        publish_records(&s.kafka, chunk.iter().cloned(), None, false).unwrap();
         let Some((kind, bytes, _)) = bad.get(j) else { continue };
         let topic = match *kind {
             k if k.contains("span") || k.contains("OTLP") || k == "random bytes" => &t.traces,

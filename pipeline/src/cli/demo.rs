@@ -41,6 +41,11 @@ pub struct DemoArgs {
     /// offered load); default as fast as possible.
     #[arg(long, requires = "to_kafka")]
     pub spans_per_s: Option<f64>,
+    /// With --to-kafka: one message per trace, keyed by its trace id and partitioned by
+    /// murmur2 of the key, as the Collector's Kafka exporter with
+    /// `partition_traces_by_id` (what `devloom run --role pairing` needs).
+    #[arg(long, requires = "to_kafka")]
+    pub partition_traces_by_id: bool,
 }
 
 /// Runs the command.
@@ -53,7 +58,12 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         if config.kafka.brokers.is_empty() {
             anyhow::bail!("--to-kafka needs brokers: pass --brokers HOST:PORT or set [kafka] brokers");
         }
-        let count = crate::simulator::to_kafka::publish_records(&config.kafka, sim, args.spans_per_s)?;
+        let count = crate::simulator::to_kafka::publish_records(
+            &config.kafka,
+            sim,
+            args.spans_per_s,
+            args.partition_traces_by_id,
+        )?;
         let t = &config.kafka.topics;
         eprintln!(
             "devloom: wrote {count} records of scenario {} to {}, {}, {} at {}",

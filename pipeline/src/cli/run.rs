@@ -14,6 +14,7 @@ use crate::build::{self, ArchiveCommits};
 use crate::config::{Config, Overrides};
 use crate::core::{OutputKind, Source};
 use crate::http;
+use crate::kafka::KafkaRole;
 use crate::receivers::Intake;
 use crate::receivers::webhooks::Receivers;
 use crate::simulator::scenario::SCENARIOS;
@@ -119,6 +120,13 @@ pub struct RunArgs {
     /// happened (1 = real time), instead of as fast as possible.
     #[arg(long, value_name = "FACTOR", conflicts_with = "brokers")]
     pub speed: Option<f64>,
+    /// With Kafka: `all` runs everything in this one instance; scaled out, `pairing`
+    /// instances share the traces partitions (consumer group <group_id>.pairing) and
+    /// publish call aggregates to [kafka.topics] calls, and `graph` instances run
+    /// everything after pairing from those, one active and the others standing by
+    /// (README: "Scaling out").
+    #[arg(long, value_enum, default_value_t = KafkaRole::All)]
+    pub role: KafkaRole,
 }
 
 /// Runs the command.
@@ -155,7 +163,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
                 config.kafka.brokers
             );
         }
-        return run_kafka(&config);
+        return run_kafka(&config, args.role);
+    }
+    if args.role != KafkaRole::All {
+        bail!(
+            "--role pairing and --role graph share their work through Kafka: set --brokers or [kafka] brokers"
+        );
     }
     if let Some(speed) = args.speed
         && !(speed > 0.0 && speed.is_finite())
@@ -252,10 +265,24 @@ fn source(config: &Config, sim: impl Fn(&str) -> SimArgs) -> anyhow::Result<Box<
     Ok(Box::new(Files::open(&input.paths, &opts)?))
 }
 
-fn run_kafka(config: &Config) -> anyhow::Result<()> {
+fn run_kafka(config: &Config, role: KafkaRole) -> anyhow::Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(signal, stop.clone()).context("installing signal handlers")?;
+    }
+    if role == KafkaRole::Pairing {
+        let s = crate::kafka::pairing::run(config, &stop)?;
+        eprintln!(
+            "devloom: stopped after {} traces messages, {} spans → {} hand-on records with {} call aggregates; {} spans sent to the partition of the trace they link into; {} dead letters",
+            s.messages, s.spans, s.hand_ons, s.aggregates, s.links, s.dead_letters
+        );
+        if s.misplaced_spans > 0 {
+            eprintln!(
+                "devloom: {} spans were on a partition their trace id does not hash to: their traces show up on two partitions and may go unpaired (set partition_traces_by_id in the Collector's Kafka exporter)",
+                s.misplaced_spans
+            );
+        }
+        return Ok(());
     }
     let inputs: Vec<String> = crate::kafka::input_topics(&config.kafka).into_iter().map(|(t, _)| t).collect();
     eprintln!(
@@ -265,7 +292,10 @@ fn run_kafka(config: &Config) -> anyhow::Result<()> {
         config.kafka.group_id,
         config.kafka.topics.impact
     );
-    let summary = crate::kafka::run(config, &stop)?;
+    let Some(summary) = crate::kafka::run(config, &stop, role)? else {
+        eprintln!("devloom: stopped while standing by");
+        return Ok(());
+    };
     let e = &summary.engine;
     eprintln!(
         "devloom: stopped after {} messages, {} spans, {} alerts, {} deploys → {} impact-map versions; {} dead letters",

@@ -169,6 +169,12 @@ pub struct TopicsConfig {
     pub rollouts: String,
     /// Undecodable input out.
     pub deadletter: String,
+    /// `--role pairing` → `--role pairing|graph`: per traces partition, call aggregates,
+    /// spans linking into other partitions' traces, and progress (one partition).
+    pub calls: String,
+    /// `--role graph`: the one-partition topic whose consumer group picks the active
+    /// graph instance.
+    pub graph_leader: String,
 }
 
 impl Default for TopicsConfig {
@@ -186,6 +192,8 @@ impl Default for TopicsConfig {
             postmortems: "devloom.postmortems".into(),
             rollouts: "devloom.rollouts".into(),
             deadletter: "devloom.deadletter".into(),
+            calls: "devloom.calls".into(),
+            graph_leader: "devloom.graph-leader".into(),
         }
     }
 }

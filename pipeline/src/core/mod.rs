@@ -155,6 +155,19 @@ struct Watching {
 /// cost more than the look it schedules.
 const WATCH_CHECK_EVERY: u64 = 256;
 
+/// The dead letter of an event the engine's event-time guard held aside and rejected.
+pub fn held_aside(event: &Event, reason: String) -> io::Result<Output> {
+    let payload = serde_json::to_vec(event).map_err(io::Error::other)?;
+    let record = RawRecord::new(payload, Expect::Any, Origin::Guard);
+    tracing::warn!(%reason, "event held aside and rejected");
+    Ok(Output::DeadLetter(Box::new(Rejected {
+        record,
+        reason,
+        kind: RejectKind::EventTime,
+        salvaged: Vec::new(),
+    })))
+}
+
 /// The operator loop with its sink and taps.
 pub struct Pipeline<S: Sink> {
     watchers: Vec<Watching>,
@@ -194,6 +207,11 @@ impl<S: Sink> Pipeline<S> {
             outputs: Outputs::default(),
             started: Instant::now(),
         }
+    }
+
+    /// Runs `role`'s part of the operators only.
+    pub fn with_role(self, role: devloom_operators::Role) -> Self {
+        Self { engine: self.engine.with_role(role), ..self }
     }
 
     /// Renders post-mortem drafts' Markdown with `template` instead of the built-in one.
@@ -276,6 +294,12 @@ impl<S: Sink> Pipeline<S> {
                 self.publish(&Output::DeadLetter(rejected))?;
                 salvaged.iter().try_for_each(|e| self.event(e, read))
             }
+            // The graph role: linked spans are for pairing engines.
+            Input::Calls { aggregates, watermark_ns, newest_ns, .. } => {
+                self.engine.on_calls(&aggregates);
+                self.engine.advance_to(watermark_ns, newest_ns, &mut self.outputs);
+                self.publish_outputs(None)
+            }
             Input::Idle => Ok(()),
         }
     }
@@ -300,15 +324,7 @@ impl<S: Sink> Pipeline<S> {
         }
         for (event, reason) in std::mem::take(&mut self.outputs.rejected) {
             self.dead_letters += 1;
-            let payload = serde_json::to_vec(&event).map_err(io::Error::other)?;
-            let record = RawRecord::new(payload, Expect::Any, Origin::Guard);
-            tracing::warn!(%reason, "event held aside and rejected");
-            self.publish(&Output::DeadLetter(Box::new(Rejected {
-                record,
-                reason,
-                kind: RejectKind::EventTime,
-                salvaged: Vec::new(),
-            })))?;
+            self.publish(&held_aside(&event, reason)?)?;
         }
         for mut map in std::mem::take(&mut self.outputs.maps) {
             map.published_at = Some(format_rfc3339(wall_clock_ns()));

@@ -140,6 +140,20 @@ pub enum Input {
     /// A record that could not be decoded (or not all of it): published as a dead
     /// letter, then what could be salvaged from it is processed.
     Rejected(Box<Rejected>, ReadStamp),
+    /// One step of another traces partition's pairing ([`crate::kafka::hand_on`]): the
+    /// call aggregates it handed on (for the graph role), the spans it read that link
+    /// into this pairing engine's partition (for the pairing role), then how far the
+    /// partitions have come: the slowest one's watermark and the newest span any read.
+    Calls {
+        /// What was handed on.
+        aggregates: Vec<devloom_operators::CallAggregate>,
+        /// Spans linking into traces this pairing engine holds.
+        links: Vec<crate::kafka::hand_on::Linked>,
+        /// The minimum watermark over the traces partitions still being read.
+        watermark_ns: devloom_schemas::TimestampNs,
+        /// The newest span time over all of them.
+        newest_ns: devloom_schemas::TimestampNs,
+    },
     /// Nothing arrived for a while: a chance for periodic work (checkpoints).
     Idle,
 }

@@ -59,7 +59,7 @@ pub fn import(
                 }
                 dead_letters.push(rejected);
             }
-            Input::Record(..) | Input::Read(_) | Input::Idle => {}
+            Input::Record(..) | Input::Read(_) | Input::Calls { .. } | Input::Idle => {}
         }
     }
     archive.checkpoint()?;

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::KafkaRunError;
@@ -28,7 +28,11 @@ fn all_partitions(consumer: &BaseConsumer, topics: &[&str]) -> Result<BTreeSet<S
 
 /// The high watermark librdkafka last saw for a partition in a fetch response (no
 /// broker round trip), if it has seen one.
-pub fn cached_high_watermark(consumer: &BaseConsumer, topic: &str, partition: i32) -> Option<i64> {
+pub fn cached_high_watermark<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    topic: &str,
+    partition: i32,
+) -> Option<i64> {
     let topic = std::ffi::CString::new(topic).ok()?;
     let (mut low, mut high) = (-1i64, -1i64);
     // SAFETY: the client pointer is valid for the consumer's lifetime, the topic is a
@@ -45,20 +49,23 @@ pub fn cached_high_watermark(consumer: &BaseConsumer, topic: &str, partition: i3
     (err == rdkafka_sys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0).then_some(high)
 }
 
-/// Assigns every partition of `topics` to this consumer, each from the checkpoint's
-/// offset, else the group's committed offset, else the start of the log. Devloom keeps
-/// one global graph, so one instance reads all partitions: explicit assignment, with
-/// the group used for committed offsets (visible to the usual lag tooling). Returns the
-/// starting offset of every partition.
+/// Assigns every partition of `topics` that `keep` keeps to this consumer, each from the
+/// checkpoint's offset, else the group's committed offset, else the start of the log.
+/// Devloom's event-time merge needs every partition it reads in one place: explicit
+/// assignment, with the group used for committed offsets (visible to the usual lag
+/// tooling). Returns the starting offset of every partition.
 pub fn assign_all(
     consumer: &BaseConsumer,
     topics: &[&str],
     next: &BTreeMap<String, i64>,
+    keep: impl Fn(&str, i32) -> bool,
 ) -> Result<BTreeMap<String, i64>, KafkaRunError> {
     let mut all = TopicPartitionList::new();
     for key in all_partitions(consumer, topics)? {
         let (topic, partition) = split_key(&key);
-        all.add_partition(topic, partition);
+        if keep(topic, partition) {
+            all.add_partition(topic, partition);
+        }
     }
     let committed = consumer
         .committed_offsets(all, Duration::from_secs(30))

@@ -111,7 +111,9 @@ impl CheckpointStore {
             move |source| CheckpointError::Io { path, source }
         };
         fs::create_dir_all(&self.dir).map_err(io_err(&self.dir))?;
-        let tmp = self.dir.join(format!("{FILE}.tmp"));
+        // Two instances may save the same partition's state around a rebalance: each
+        // writes its own temporary file, and either rename leaves a whole checkpoint.
+        let tmp = self.dir.join(format!("{FILE}.{}.tmp", std::process::id()));
         let mut file = File::create(&tmp).map_err(io_err(&tmp))?;
         let bytes = serde_json::to_vec(checkpoint)
             .map_err(|e| CheckpointError::Io { path: tmp.clone(), source: io::Error::other(e) })?;

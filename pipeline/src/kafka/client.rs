@@ -88,13 +88,19 @@ pub fn input_topics(k: &KafkaConfig) -> Vec<(String, Expect)> {
     topics
 }
 
-/// Creates the topics that do not exist yet.
+/// Creates the topics that do not exist yet, with `[kafka] partitions` each.
 pub fn create_topics(k: &KafkaConfig, names: &[&str]) -> Result<(), KafkaRunError> {
+    let sized: Vec<(&str, i32)> = names.iter().map(|n| (*n, k.partitions)).collect();
+    create_sized_topics(k, &sized)
+}
+
+/// Creates the topics that do not exist yet, each with its number of partitions.
+pub fn create_sized_topics(k: &KafkaConfig, names: &[(&str, i32)]) -> Result<(), KafkaRunError> {
     let admin: AdminClient<DefaultClientContext> =
         client_config(k)?.create().map_err(kafka_err("creating the admin client"))?;
     let topics: Vec<NewTopic<'_>> = names
         .iter()
-        .map(|n| NewTopic::new(n, k.partitions, TopicReplication::Fixed(k.replication)))
+        .map(|(n, partitions)| NewTopic::new(n, *partitions, TopicReplication::Fixed(k.replication)))
         .collect();
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     let results = futures_executor::block_on(admin.create_topics(&topics, &options))

@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use super::decode_pool::Slot;
+use super::hand_on::HandOn;
 
 /// Merge order: Kafka timestamp, topic rank, partition, offset.
 pub type MergeKey = (i64, usize, i32, i64);
@@ -14,15 +15,24 @@ pub type MergeKey = (i64, usize, i32, i64);
 pub struct Pending {
     /// Its place in the merge order.
     pub order: MergeKey,
-    /// The decoded message (or its dead letter), now or once its worker is done.
-    pub input: Slot,
+    /// Its Kafka timestamp (ms) and offset (a pairing engine orders by a coarser time).
+    pub at: (i64, i64),
+    /// What it holds.
+    pub input: Queued,
 }
 
-impl Pending {
-    /// The message's offset.
-    pub fn offset(&self) -> i64 {
-        self.order.3
-    }
+/// What waits in the merge.
+pub enum Queued {
+    /// An input message: decoded (or its dead letter), now or once its worker is done.
+    Message(Slot),
+    /// A pairing instance's step over a traces partition (the graph role), waiting in
+    /// that partition's place; `at` is its offset on the calls topic.
+    HandOn {
+        /// The record.
+        record: Box<HandOn>,
+        /// Its offset on the calls topic.
+        at: i64,
+    },
 }
 
 /// Per-partition queues (keyed `topic/partition`) and the merge over them.
@@ -57,6 +67,11 @@ impl Merger {
         let key = best?.0.clone();
         let p = self.queues.get_mut(&key)?.pop_front()?;
         Some((key, p))
+    }
+
+    /// Kafka timestamp and offset of the first message waiting on a partition.
+    pub fn front(&self, key: &str) -> Option<(i64, i64)> {
+        self.queues.get(key).and_then(VecDeque::front).map(|p| p.at)
     }
 
     /// Messages waiting on a partition.

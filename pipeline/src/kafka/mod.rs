@@ -5,6 +5,9 @@
 //!   merged in event time.
 //! - [`sink`]: every output to its topic (CloudEvents binary mode; dead letters with
 //!   their original bytes and headers).
+//! - [`pairing`] and [`leader`]: the scaled-out roles. Pairing instances share the
+//!   traces partitions in a consumer group and publish [`hand_on`] records; graph
+//!   instances elect one active instance, which runs [`run`] on those records.
 //! - [`run`]: at-least-once. Every N seconds or M messages the producer is flushed, then
 //!   operator state and next offsets are checkpointed atomically ([`checkpoint`]), then
 //!   the offsets are committed. On restart the checkpoint is restored and messages before
@@ -15,7 +18,10 @@ pub mod assignment;
 pub mod checkpoint;
 pub mod client;
 pub mod decode_pool;
+pub mod hand_on;
+pub mod leader;
 pub mod merge;
+pub mod pairing;
 pub mod run;
 pub mod sink;
 pub mod source;
@@ -27,6 +33,20 @@ pub use client::{check_brokers, create_topics, input_topics, producer, send};
 pub use run::run;
 pub use sink::KafkaSink;
 pub use source::KafkaSource;
+
+/// What a `devloom run` instance does in the Kafka runtime.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum KafkaRole {
+    /// Everything, reading every partition: one instance.
+    #[default]
+    All,
+    /// Span pairing for the traces partitions the consumer group gives it; publishes
+    /// call aggregates for the graph role.
+    Pairing,
+    /// Everything after pairing, from the pairing instances' call aggregates; one
+    /// active instance, the others standbys.
+    Graph,
+}
 
 /// The Kafka runtime failed.
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +93,9 @@ pub enum KafkaRunError {
     /// Checkpoint I/O.
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
+    /// A role cannot run as configured, or stopped being what it was.
+    #[error("{0}")]
+    Role(String),
     /// Output I/O.
     #[error("output: {0}")]
     Io(#[from] std::io::Error),

@@ -1,6 +1,8 @@
 //! The Kafka run loop: the pipeline fed by [`KafkaSource`], publishing through
 //! [`KafkaSink`] (and the archive when configured), checkpointed every
-//! `[checkpoint] interval_ms` or `max_messages`, until SIGTERM / SIGINT.
+//! `[checkpoint] interval_ms` or `max_messages`, until SIGTERM / SIGINT. As
+//! [`KafkaRole::Graph`] the same loop runs everything after pairing, fed by the pairing
+//! instances' records instead of the traces, once this instance is the active one.
 
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -11,26 +13,57 @@ use std::time::{Duration, Instant};
 
 use super::assignment::split_key;
 use super::checkpoint::{Checkpoint, CheckpointStore};
-use super::{KafkaRunError, KafkaSink, KafkaSource, check_brokers, create_topics, input_topics};
+use super::client::create_sized_topics;
+use super::leader::Leadership;
+use super::source::Scope;
+use super::{KafkaRole, KafkaRunError, KafkaSink, KafkaSource, check_brokers, create_topics, input_topics};
 use crate::build::{self, ArchiveCommits};
 use crate::config::Config;
 use crate::core::{Input, Pipeline, RunSummary, Sink, Source};
 use crate::http::Server;
 use crate::receivers::Intake;
 use crate::receivers::webhooks::Receivers;
+use devloom_operators::Role;
 
-/// Runs until `stop` is set, then checkpoints and returns.
-pub fn run(config: &Config, stop: &AtomicBool) -> Result<RunSummary, KafkaRunError> {
+/// Runs `role` ([`KafkaRole::All`] or [`KafkaRole::Graph`]) until `stop` is set, then
+/// checkpoints and returns; `None` when stopped while a graph standby.
+pub fn run(config: &Config, stop: &AtomicBool, role: KafkaRole) -> Result<Option<RunSummary>, KafkaRunError> {
     let k = &config.kafka;
     check_brokers(k, &k.topics.traces)?;
     if k.create_topics {
         let inputs: Vec<String> = input_topics(k).into_iter().map(|(t, _)| t).collect();
         create_topics(k, &inputs.iter().map(String::as_str).collect::<Vec<_>>())?;
     }
-    let store = CheckpointStore::new(&config.checkpoint.state_dir);
+    let graph = role == KafkaRole::Graph;
+    let mut state_dir = config.checkpoint.state_dir.clone();
+    let mut leadership = match graph {
+        true => {
+            if config.history.archive().is_some() {
+                return Err(KafkaRunError::Role(
+                    "the history archive needs every span: archive with a --role all instance in its own group, not the graph role".into(),
+                ));
+            }
+            if k.create_topics {
+                create_sized_topics(k, &[(&k.topics.calls, 1)])?;
+            }
+            state_dir = state_dir.join("graph");
+            match Leadership::acquire(k, stop)? {
+                Some(l) => Some(l),
+                None => return Ok(None),
+            }
+        }
+        false => None,
+    };
+    let store = CheckpointStore::new(&state_dir);
     let checkpoint = store.load()?;
     let commits = ArchiveCommits::AtCheckpoint(checkpoint.as_ref().and_then(|c| c.archive_seq));
     let mut pipeline = build::pipeline(config, KafkaSink::open(config)?, commits)?;
+    if graph {
+        let from =
+            if checkpoint.is_some() { "the latest checkpoint" } else { "the start (no checkpoint yet)" };
+        eprintln!("devloom: active graph instance, resuming from {from}");
+        pipeline = pipeline.with_role(Role::Graph);
+    }
     // Receivers produce to the input topics this loop consumes: one reader, exact replay.
     let receivers = match config.receivers.enabled {
         true => Some(Receivers::new(config.receivers.clone(), Intake::kafka(config)?)),
@@ -59,12 +92,14 @@ pub fn run(config: &Config, stop: &AtomicBool) -> Result<RunSummary, KafkaRunErr
         pipeline.restore(c.engine);
         offsets = c.offsets;
     }
-    let mut source = KafkaSource::open(k, config.decode.options(), offsets, stop)?;
+    let scope = if graph { Scope::Graph } else { Scope::All };
+    let mut source = KafkaSource::open(k, config.decode.options(), offsets, stop, scope)?;
     let lag = Arc::new(Mutex::new(Vec::new()));
     let _lag_gauge = lag_gauge(&lag, &k.group_id);
     let mut lag_at = Instant::now();
     let mut since_checkpoint = 0u64;
     let mut last_checkpoint = Instant::now();
+    let mut leader_at = Instant::now();
     let interval = Duration::from_millis(config.checkpoint.interval_ms);
     while let Some(input) = source.next_input() {
         let input = input?;
@@ -73,6 +108,16 @@ pub fn run(config: &Config, stop: &AtomicBool) -> Result<RunSummary, KafkaRunErr
         if lag_at.elapsed() >= LAG_EVERY {
             *lag.lock().unwrap_or_else(PoisonError::into_inner) = source.lag();
             lag_at = Instant::now();
+        }
+        if let Some(l) = &mut leadership
+            && leader_at.elapsed() >= LEADER_EVERY
+        {
+            if !l.keep()? {
+                return Err(KafkaRunError::Role(
+                    "no longer the active graph instance (another one claimed the lease)".into(),
+                ));
+            }
+            leader_at = Instant::now();
         }
         if since_checkpoint > 0
             && (since_checkpoint >= config.checkpoint.max_messages || last_checkpoint.elapsed() >= interval)
@@ -87,11 +132,14 @@ pub fn run(config: &Config, stop: &AtomicBool) -> Result<RunSummary, KafkaRunErr
     save_checkpoint(&store, &source, &mut pipeline)?;
     // Stopped, not at the end of input: no final flush of the operators, so a restart
     // continues exactly where this run left off.
-    Ok(pipeline.summary())
+    Ok(Some(pipeline.summary()))
 }
 
 /// How often the consumer lag gauge is brought up to date.
 const LAG_EVERY: Duration = Duration::from_secs(1);
+
+/// How often the active graph instance reads the lease topic (and beats when due).
+const LEADER_EVERY: Duration = Duration::from_millis(100);
 
 /// `devloom.kafka.consumer.lag` per partition, with the messaging semantic conventions'
 /// attribute names, read from what the run loop last copied.

@@ -33,7 +33,7 @@ fn event_time(input: &Input) -> Option<TimestampNs> {
         Input::Record(events, _) => events.iter().map(|e| e.event_time_ns()).max(),
         Input::Event(event, _) => Some(event.event_time_ns()),
         Input::Rejected(r, _) => r.salvaged.iter().map(|e| e.event_time_ns()).max(),
-        Input::Read(_) | Input::Idle => None,
+        Input::Read(_) | Input::Calls { .. } | Input::Idle => None,
     }
 }
 
