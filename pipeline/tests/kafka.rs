@@ -813,6 +813,13 @@ fn three_pairing_and_two_graph_instances_survive_sigkills_and_equal_one_instance
     for child in pairing {
         terminate(child);
     }
+    for i in [0, 2] {
+        let text = std::fs::read_to_string(log(&format!("pairing-{i}"))).unwrap();
+        let summary = text.lines().find(|l| l.contains("devloom: stopped after")).expect("a summary");
+        assert!(summary.contains("spans sent to the partition of the trace they link into"), "{summary}");
+        // Every span sat where its trace id hashes (murmur2 of the hex id, as produced).
+        assert!(!text.contains("does not hash to"), "{text}");
+    }
     let standby_child = if standby == 0 { g0 } else { g1 };
     terminate(standby_child);
 }

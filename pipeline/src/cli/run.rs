@@ -284,7 +284,13 @@ fn run_kafka(config: &Config, role: KafkaRole) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    let inputs: Vec<String> = crate::kafka::input_topics(&config.kafka).into_iter().map(|(t, _)| t).collect();
+    let k = &config.kafka;
+    let mut inputs: Vec<String> = crate::kafka::input_topics(k).into_iter().map(|(t, _)| t).collect();
+    if role == KafkaRole::Graph {
+        // The traces arrive as the pairing instances' records.
+        inputs.retain(|t| *t != k.topics.traces && *t != k.topics.otlp_spans);
+        inputs.push(k.topics.calls.clone());
+    }
     eprintln!(
         "devloom: consuming {} from {} (group {}), publishing {}; Ctrl-C or SIGTERM stops after a checkpoint",
         inputs.join(", "),
