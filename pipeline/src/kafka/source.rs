@@ -61,7 +61,8 @@ pub enum Scope {
     Pairing(i32),
 }
 
-/// The graph role's view of the calls topic: one lane per traces partition.
+/// A scaled-out role's view of the calls topic: one lane per traces partition (but its
+/// own, for a pairing engine).
 struct Calls {
     /// The calls topic (one partition).
     topic: String,
@@ -200,15 +201,31 @@ impl<'a> KafkaSource<'a> {
         Ok(())
     }
 
+    /// Polls a message; scaled out, also whatever else has already arrived (the other
+    /// partitions' records come in bursts, and a partition waiting on them should not
+    /// read one per turn).
     fn poll(&mut self) -> Result<(), KafkaRunError> {
         // A pairing engine shares its thread with the instance's other partitions.
         let wait = if self.calls.as_ref().is_some_and(|c| c.own.is_some()) { 5 } else { 50 };
-        let Some(polled) = self.consumer.poll(Duration::from_millis(wait)) else { return Ok(()) };
+        let burst = if self.calls.is_some() { 256 } else { 1 };
+        if self.poll_one(Duration::from_millis(wait))? {
+            for _ in 1..burst {
+                if !self.poll_one(Duration::ZERO)? {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes one polled message into the merge; `false` when none came.
+    fn poll_one(&mut self, wait: Duration) -> Result<bool, KafkaRunError> {
+        let Some(polled) = self.consumer.poll(wait) else { return Ok(false) };
         let msg = match polled {
             Ok(msg) => msg,
             Err(e) => {
                 tracing::warn!(error = %e, "kafka consumer");
-                return Ok(());
+                return Ok(false);
             }
         };
         let key = partition_key(msg.topic(), msg.partition());
@@ -220,11 +237,11 @@ impl<'a> KafkaSource<'a> {
                 }
                 self.next.insert(key, calls.position());
             }
-            return Ok(());
+            return Ok(true);
         }
         // Skip what the checkpointed state already holds.
         if msg.offset() < self.next.get(&key).copied().unwrap_or(0) {
-            return Ok(());
+            return Ok(true);
         }
         let (rank, expect) = self.rank.get(msg.topic()).copied().unwrap_or((usize::MAX, Expect::Any));
         let topic = self.topics.get(msg.topic()).cloned().unwrap_or_else(|| Arc::from(msg.topic()));
@@ -245,7 +262,7 @@ impl<'a> KafkaSource<'a> {
             self.consumer.pause(&tpl).map_err(kafka_err("pausing a partition"))?;
             self.paused.insert(key);
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Per partition (`topic/partition`), the messages after the last one handed on:
@@ -304,7 +321,7 @@ impl<'a> KafkaSource<'a> {
                 let calls = self
                     .calls
                     .as_mut()
-                    .ok_or_else(|| io::Error::other("a hand-on outside the graph role"))?;
+                    .ok_or_else(|| io::Error::other("a hand-on record read by --role all"))?;
                 calls.queued.remove(&at);
                 calls.lanes.entry(record.partition).or_default().apply(&record);
                 self.next.insert(partition_key(&calls.topic, 0), calls.position());
