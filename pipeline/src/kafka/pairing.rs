@@ -189,11 +189,17 @@ impl<'a> Lane<'a> {
             o.summary.dead_letters += 1;
         }
         let mut links = Vec::new();
+        // A message usually holds one trace: its partition is hashed once.
+        let mut home: Option<(TraceId, i32)> = None;
         for event in &events {
             if let Event::Span(span) = event {
                 o.summary.spans += 1;
-                o.summary.misplaced_spans +=
-                    u64::from(partition_of(span.trace_id, o.partitions) != self.partition);
+                let p = match home {
+                    Some((trace, p)) if trace == span.trace_id => p,
+                    _ => partition_of(span.trace_id, o.partitions),
+                };
+                home = Some((span.trace_id, p));
+                o.summary.misplaced_spans += u64::from(p != self.partition);
             }
             self.engine.on_event(event, &mut o.out);
             for (trace_id, span) in std::mem::take(&mut o.out.links) {
