@@ -42,13 +42,25 @@ struct Lease {
     claim: bool,
 }
 
+/// The lease after reading `lease`: the first record of a newer term takes it — a claim,
+/// or a beat when the claim was before what this instance read (it read from the end
+/// less [`LOOK_BACK`]); a second claim of the same term, or any record of an older one,
+/// changes nothing.
+fn observe(holder: Option<(u64, String)>, lease: &Lease) -> Option<(u64, String)> {
+    match holder {
+        Some((term, _)) if lease.term > term => Some((lease.term, lease.instance.clone())),
+        None => Some((lease.term, lease.instance.clone())),
+        kept => kept,
+    }
+}
+
 /// This instance's view of the lease.
 pub struct Leadership {
     topic: String,
     me: String,
     consumer: BaseConsumer,
     producer: DevloomProducer,
-    /// The current term and its holder (the first claim of the newest term read).
+    /// The current term and its holder ([`observe`]).
     holder: Option<(u64, String)>,
     /// When the holder was last heard from (a claim or a beat read).
     heard: Instant,
@@ -128,21 +140,12 @@ impl Leadership {
         let Ok(lease) = serde_json::from_slice::<Lease>(msg.payload().unwrap_or_default()) else {
             return Ok(true);
         };
-        match &self.holder {
-            // The first claim of a newer term takes it.
-            Some((term, _)) if lease.claim && lease.term > *term => self.take(lease),
-            None if lease.claim => self.take(lease),
-            Some((term, holder)) if lease.term == *term && lease.instance == *holder => {
-                self.heard = Instant::now()
-            }
-            _ => {}
+        self.holder = observe(self.holder.take(), &lease);
+        if self.holder.as_ref().is_some_and(|(term, holder)| *term == lease.term && *holder == lease.instance)
+        {
+            self.heard = Instant::now();
         }
         Ok(true)
-    }
-
-    fn take(&mut self, lease: Lease) {
-        self.holder = Some((lease.term, lease.instance));
-        self.heard = Instant::now();
     }
 
     fn publish(&self, term: u64, claim: bool) -> Result<(), KafkaRunError> {
@@ -172,5 +175,33 @@ impl Leadership {
             self.beat_at = Instant::now();
         }
         Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(instance: &str, term: u64, claim: bool) -> Lease {
+        Lease { instance: instance.into(), term, claim }
+    }
+
+    #[test]
+    fn the_first_record_of_a_newer_term_holds_the_lease() {
+        let mut holder = None;
+        for lease in [
+            record("a", 1, true),
+            record("b", 1, true), // too late for term 1
+            record("a", 1, false),
+            record("b", 2, true), // a's beats stopped: b takes term 2
+            record("c", 2, true),
+            record("a", 1, false), // a stale beat
+        ] {
+            holder = observe(holder, &lease);
+        }
+        assert_eq!(holder, Some((2, "b".to_string())));
+        // Reading from the middle of the log: a beat names the holder of its term.
+        assert_eq!(observe(None, &record("c", 5, false)), Some((5, "c".to_string())));
+        assert_eq!(observe(Some((5, "c".into())), &record("d", 1, true)), Some((5, "c".to_string())));
     }
 }
