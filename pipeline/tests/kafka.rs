@@ -262,14 +262,31 @@ fn consume_within(
     let mut messages = Vec::new();
     while !done(&messages) {
         if Instant::now() > deadline {
-            let log = std::fs::read_to_string(log).unwrap_or_default();
-            panic!("timed out waiting for {what} on {topic}: have {}; devloom said:\n{log}", messages.len());
+            panic!("timed out waiting for {what} on {topic}: have {}; {}", messages.len(), logs(log));
         }
         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
             messages.push(m.detach());
         }
     }
     messages
+}
+
+/// What `log` says, then the last lines of every other instance's log beside it.
+fn logs(log: &Path) -> String {
+    let mut text = format!("{} said:\n{}", log.display(), std::fs::read_to_string(log).unwrap_or_default());
+    let mut others: Vec<PathBuf> = std::fs::read_dir(log.parent().unwrap())
+        .unwrap()
+        .filter_map(|e| Some(e.ok()?.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "log") && p != log)
+        .collect();
+    others.sort();
+    for other in others {
+        let lines = std::fs::read_to_string(&other).unwrap_or_default();
+        let lines: Vec<&str> = lines.lines().collect();
+        let tail = lines[lines.len().saturating_sub(40)..].join("\n");
+        text += &format!("\n{} ends:\n{tail}", other.display());
+    }
+    text
 }
 
 fn maps(messages: &[OwnedMessage]) -> Vec<ImpactMap> {
