@@ -11,6 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 use devloom::config::{KafkaConfig, TopicsConfig};
 use devloom::core::Pipeline;
 use devloom::kafka::checkpoint::{CheckpointStore, partition_key};
+use devloom::kafka::hand_on::HandOn;
 use devloom::kafka::{producer, send};
 use devloom::simulator::to_kafka::publish_records;
 use devloom::simulator::{SimConfig, Simulator};
@@ -18,6 +19,7 @@ use devloom::sinks::Collected;
 use devloom::sources::simulated;
 use devloom_operators::{Engine, EngineConfig};
 use devloom_schemas::codec::DecodeOptions;
+use devloom_schemas::time::format_rfc3339;
 use devloom_schemas::{
     CandidateList, CauseStatus, ImpactMap, IncidentStatus, PostmortemDraft, RemediationPlan, RolloutDecision,
     RolloutVerdict,
@@ -255,6 +257,8 @@ fn consume_within(
         .set("session.timeout.ms", "6000")
         .set("heartbeat.interval.ms", "500")
         .set("topic.metadata.refresh.interval.ms", "500")
+        // tansu answers a fetch when its wait is up: read a long topic in many short ones.
+        .set("fetch.wait.max.ms", "5")
         .create()
         .unwrap();
     consumer.subscribe(&[topic]).unwrap();
@@ -539,7 +543,7 @@ fn a_bad_catalog_snapshot_is_a_dead_letter_and_the_previous_one_stays_in_force()
     p.flush(Duration::from_secs(30)).unwrap();
     std::thread::sleep(Duration::from_millis(20));
     // After the catalogs, in event time too (a catalog is in force from when it is read).
-    let at = devloom_schemas::time::format_rfc3339(
+    let at = format_rfc3339(
         SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 + 60_000_000_000,
     );
     let alert = format!(r#"{{"service":"ledger","status":"firing","starts_at":"{at}","fingerprint":"l1"}}"#);
@@ -829,6 +833,42 @@ fn three_pairing_and_two_graph_instances_survive_sigkills_and_equal_one_instance
         restored() > restored_before,
         "the killed pairing instance's partitions resumed from their checkpoints"
     );
+    // A graph instance restored from a checkpoint taken once every partition said it is
+    // at its end reads no idle record after it; the pairing instances say it again while
+    // they wait, so an alert published later still gets its map.
+    let watermarks: BaseConsumer = ClientConfig::new().set("bootstrap.servers", &brokers).create().unwrap();
+    let ends: Vec<i64> = (0..6)
+        .map(|p| watermarks.fetch_watermarks(&kafka.topics.traces, p, Duration::from_secs(10)).unwrap().1)
+        .collect();
+    let at_end = std::cell::RefCell::new(std::collections::BTreeSet::new());
+    let all_at_end = |ms: &[OwnedMessage]| {
+        // Called after every message: only the newest is looked at.
+        if let Some(m) = ms.last() {
+            let h: HandOn = serde_json::from_slice(m.payload().unwrap()).unwrap();
+            if h.idle && h.offset == ends[h.partition as usize] - 1 {
+                at_end.borrow_mut().insert(h.partition);
+            }
+        }
+        at_end.borrow().len() == 6
+    };
+    consume(&brokers, &kafka.topics.calls, all_at_end, "every partition at its end", &standby_log);
+    std::thread::sleep(Duration::from_secs(2)); // the graph instance reads them
+    let standby_child = if standby == 0 { g0 } else { g1 };
+    terminate(standby_child);
+    let restarted_log = log("graph-2");
+    let restarted = spawn_as(&config, &restarted_log, "graph");
+    wait_for_line(&restarted_log, active_line, Duration::from_secs(60));
+    let at_ns = sim("regression").last().unwrap().time_ns + 60_000_000_000;
+    let alert = format!(
+        r#"{{"service":"payments","status":"firing","starts_at":"{}","fingerprint":"after-restart"}}"#,
+        format_rfc3339(at_ns)
+    );
+    let p = producer(&s.kafka).unwrap();
+    let record = BaseRecord::<[u8], [u8]>::to(&kafka.topics.alerts).payload(alert.as_bytes());
+    send(&p, record.timestamp((at_ns / 1_000_000) as i64)).unwrap();
+    p.flush(Duration::from_secs(30)).unwrap();
+    let later = |ms: &[OwnedMessage]| maps(ms).iter().any(|m| m.event_time_ns >= at_ns);
+    consume(&brokers, &kafka.topics.impact, later, "the map of an alert after the restart", &restarted_log);
     for child in pairing {
         terminate(child);
     }
@@ -839,8 +879,7 @@ fn three_pairing_and_two_graph_instances_survive_sigkills_and_equal_one_instance
         // Every span sat where its trace id hashes (murmur2 of the hex id, as produced).
         assert!(!text.contains("does not hash to"), "{text}");
     }
-    let standby_child = if standby == 0 { g0 } else { g1 };
-    terminate(standby_child);
+    terminate(restarted);
 }
 
 #[test]

@@ -10,7 +10,8 @@
 //! lane's records are applied once each, by offset: an engine that restarts from a
 //! checkpoint publishes again what it had published, and readers drop it. A lane waiting
 //! for the others says where it stands (a frontier: nothing it publishes later sits
-//! before its next message), so no two lanes wait for each other.
+//! before its next message), so no two lanes wait for each other, and says it again
+//! while it waits, for readers that restored a checkpoint taken after it.
 
 use devloom_operators::CallAggregate;
 use devloom_schemas::{Span, TimestampNs, TraceId};

@@ -6,7 +6,7 @@
 //! After each traces message the engine may publish a [`HandOn`] record (always when it
 //! handed aggregates on or read a span linking into another partition's trace, else at
 //! most every [`PROGRESS_EVERY_MS`] of the partition's Kafka time; a frontier or an idle
-//! record when it waits). Spans linking into traces of other partitions travel in those
+//! record when it waits, again every [`REANNOUNCE`] while it does). Spans linking into traces of other partitions travel in those
 //! records; each engine takes the ones meant for it in the merge with its own messages,
 //! so it pairs them wherever it runs and however far apart the instances are.
 //!
@@ -38,6 +38,12 @@ use crate::core::{Input, Output, Sink, Source, held_aside};
 /// A partition with spans but nothing to hand on still tells the others how far it has
 /// come at least this often (of its own Kafka time).
 pub const PROGRESS_EVERY_MS: i64 = 100;
+
+/// A waiting partition says again where it stands this often (wall clock). Readers keep
+/// what a lane last said in memory only: one that restored a checkpoint taken after a
+/// partition's idle or frontier record would otherwise wait for that partition until its
+/// next message, which on a quiet partition may be hours away.
+const REANNOUNCE: Duration = Duration::from_secs(1);
 
 /// Inputs one partition's engine takes before the loop turns to the next partition.
 const TURN: usize = 512;
@@ -126,6 +132,8 @@ struct Lane<'a> {
     unsent: bool,
     idle_sent: bool,
     frontier_sent: Option<(i64, i64)>,
+    /// When the last idle or frontier record went out.
+    announced: Option<Instant>,
 }
 
 impl<'a> Lane<'a> {
@@ -154,6 +162,7 @@ impl<'a> Lane<'a> {
             unsent: false,
             idle_sent: false,
             frontier_sent: None,
+            announced: None,
         })
     }
 
@@ -226,22 +235,25 @@ impl<'a> Lane<'a> {
         Ok(())
     }
 
-    /// Nothing is ready: the partition is at its end (say so once), or its next message
-    /// waits for the other partitions (say where it stands, so they can go on).
+    /// Nothing is ready: the partition is at its end, or its next message waits for the
+    /// other partitions. Says which when it changes, and again every [`REANNOUNCE`].
     fn waiting(&mut self, o: &mut Outlet) -> Result<(), KafkaRunError> {
         if self.unsent {
             self.send(o, Vec::new(), Vec::new(), None, false)?;
         }
+        let again = self.announced.is_none_or(|at| at.elapsed() >= REANNOUNCE);
         if self.source.at_end(&self.key) {
-            if !self.idle_sent {
+            if !self.idle_sent || again {
                 self.send(o, Vec::new(), Vec::new(), None, true)?;
                 self.idle_sent = true;
+                self.announced = Some(Instant::now());
             }
         } else if let Some(frontier) = self.source.next_waiting(&self.key)
-            && self.frontier_sent != Some(frontier)
+            && (self.frontier_sent != Some(frontier) || again)
         {
             self.send(o, Vec::new(), Vec::new(), Some(frontier), false)?;
             self.frontier_sent = Some(frontier);
+            self.announced = Some(Instant::now());
         }
         Ok(())
     }
