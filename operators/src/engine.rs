@@ -7,7 +7,7 @@
 //! lines in [`Engine::on_event`] / [`Engine::advance`] that feed it. A stage may be
 //! optional (`Option<…>`: the candidate stage runs only with a model).
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 use devloom_schemas::time::format_rfc3339;
 use devloom_schemas::{
@@ -223,9 +223,11 @@ impl Outputs {
     }
 }
 
-/// What the pipeline lost or could not use, cumulative.
+/// What the pipeline lost or could not use, cumulative. A [`Role::Pairing`] engine hands
+/// its own on with its aggregates; a [`Role::Graph`] engine adds every partition's latest
+/// ([`Engine::on_losses`]) to its own, so its maps carry the notes one engine would.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-struct Losses {
+pub struct Losses {
     late_spans: u64,
     evicted: u64,
     expired: u64,
@@ -236,6 +238,18 @@ struct Losses {
 }
 
 impl Losses {
+    fn plus(self, o: Losses) -> Losses {
+        Losses {
+            late_spans: self.late_spans + o.late_spans,
+            evicted: self.evicted + o.evicted,
+            expired: self.expired + o.expired,
+            links_dropped: self.links_dropped + o.links_dropped,
+            held_aside: self.held_aside + o.held_aside,
+            future_rejected: self.future_rejected + o.future_rejected,
+            services_evicted: self.services_evicted + o.services_evicted,
+        }
+    }
+
     /// What was lost since `earlier`, one line each, or none.
     fn since(self, earlier: Losses, window_s: u64) -> Option<Vec<String>> {
         let d = |now: u64, then: u64| now.saturating_sub(then);
@@ -413,6 +427,8 @@ pub struct EngineSnapshot {
     loss_marks: VecDeque<(TimestampNs, Losses)>,
     #[serde(default)]
     pending: Vec<CallAggregate>,
+    #[serde(default)]
+    partition_losses: BTreeMap<i32, Losses>,
     #[serde(flatten)]
     stages: StageStates,
 }
@@ -435,6 +451,8 @@ pub struct Engine {
     /// Handed on, waiting for the watermark to reach the boundary they were handed on at
     /// ([`Role::Graph`]; empty otherwise between steps).
     pending: Vec<CallAggregate>,
+    /// [`Role::Graph`]: the latest cumulative losses of each traces partition's pairing.
+    partition_losses: BTreeMap<i32, Losses>,
     changes: Vec<HealthChange>,
     updates: Vec<IncidentUpdate>,
 }
@@ -466,6 +484,7 @@ impl Engine {
             observations: Vec::new(),
             aggregates: Vec::new(),
             pending: Vec::new(),
+            partition_losses: BTreeMap::new(),
             changes: Vec::new(),
             updates: Vec::new(),
         }
@@ -503,6 +522,12 @@ impl Engine {
             self.max_event_ns = self.max_event_ns.max(a.last_ns);
         }
         self.pending.extend_from_slice(aggregates);
+    }
+
+    /// [`Role::Graph`]: what the pairing of traces `partition` has lost so far
+    /// (cumulative, as [`Engine::losses`] gave it there).
+    pub fn on_losses(&mut self, partition: i32, losses: Losses) {
+        self.partition_losses.insert(partition, losses);
     }
 
     /// [`Role::Graph`]: every pairing instance's watermark has reached `watermark` (the
@@ -749,10 +774,10 @@ impl Engine {
         self.counters.postmortems += (out.postmortems.len() - marks.drafts) as u64;
     }
 
-    /// Cumulative losses now.
-    fn losses(&self) -> Losses {
+    /// Cumulative losses now, the pairing partitions' included.
+    pub fn losses(&self) -> Losses {
         let pairing = self.stages.pairing.counters();
-        Losses {
+        let own = Losses {
             late_spans: self.counters.late_spans,
             evicted: pairing.evicted,
             expired: pairing.expired,
@@ -760,7 +785,8 @@ impl Engine {
             held_aside: self.counters.held_aside,
             future_rejected: self.counters.future_rejected,
             services_evicted: self.stages.graph.evicted(),
-        }
+        };
+        self.partition_losses.values().fold(own, |sum, l| sum.plus(*l))
     }
 
     /// What was lost over the short window before the watermark, for a map's note.
@@ -895,6 +921,7 @@ impl Engine {
             guard: self.guard.clone(),
             loss_marks: self.loss_marks.clone(),
             pending: self.pending.clone(),
+            partition_losses: self.partition_losses.clone(),
             stages: self.stages.states(),
         }
     }
@@ -907,6 +934,7 @@ impl Engine {
         self.guard = snapshot.guard;
         self.loss_marks = snapshot.loss_marks;
         self.pending = snapshot.pending;
+        self.partition_losses = snapshot.partition_losses;
         self.stages.set_states(snapshot.stages);
     }
 }

@@ -38,7 +38,7 @@ pub mod timeline;
 pub use blast_radius::{BlastConfig, BlastInput, BlastRadius};
 pub use call_aggregates::{AggregateBuckets, CallAggregate, CallAggregator, Subject};
 pub use candidates::{CandidateInput, CandidateScorer, CandidatesConfig, PastIncidents, past_key};
-pub use engine::{Engine, EngineConfig, EngineCounters, EngineSnapshot, Outputs, Role};
+pub use engine::{Engine, EngineConfig, EngineCounters, EngineSnapshot, Losses, Outputs, Role};
 pub use evidence::{Evidence, FEATURES};
 pub use health::HealthConfig;
 pub use incidents::{IncidentConfig, IncidentTracker, IncidentUpdate};

@@ -295,7 +295,8 @@ impl<S: Sink> Pipeline<S> {
                 salvaged.iter().try_for_each(|e| self.event(e, read))
             }
             // The graph role: linked spans are for pairing engines.
-            Input::Calls { aggregates, watermark_ns, newest_ns, .. } => {
+            Input::Calls { aggregates, watermark_ns, newest_ns, losses: (partition, losses), .. } => {
+                self.engine.on_losses(partition, losses);
                 self.engine.on_calls(&aggregates);
                 self.engine.advance_to(watermark_ns, newest_ns, &mut self.outputs);
                 self.publish_outputs(None)

@@ -153,6 +153,8 @@ pub enum Input {
         watermark_ns: devloom_schemas::TimestampNs,
         /// The newest span time over all of them.
         newest_ns: devloom_schemas::TimestampNs,
+        /// The traces partition the record is from, and what its pairing has lost so far.
+        losses: (i32, devloom_operators::Losses),
     },
     /// Nothing arrived for a while: a chance for periodic work (checkpoints).
     Idle,

@@ -13,7 +13,7 @@
 //! before its next message), so no two lanes wait for each other, and says it again
 //! while it waits, for readers that restored a checkpoint taken after it.
 
-use devloom_operators::CallAggregate;
+use devloom_operators::{CallAggregate, Losses};
 use devloom_schemas::{Span, TimestampNs, TraceId};
 use serde::{Deserialize, Serialize};
 
@@ -43,6 +43,10 @@ pub struct HandOn {
     /// Spans read at this step that link into a trace of another partition.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub links: Vec<Linked>,
+    /// What the partition's pairing has lost so far (late, evicted, expired spans…),
+    /// cumulative: the graph stage's maps note it as one instance's would.
+    #[serde(default)]
+    pub losses: Losses,
 }
 
 /// A span linking into a trace another traces partition holds.
@@ -154,6 +158,7 @@ mod tests {
             frontier: None,
             aggregates: Vec::new(),
             links: Vec::new(),
+            losses: Losses::default(),
         }
     }
 

@@ -281,6 +281,7 @@ impl<'a> Lane<'a> {
             frontier,
             aggregates,
             links,
+            losses: self.engine.losses(),
         };
         if frontier.is_none() && !idle {
             self.sent_ms = Some(timestamp_ms);

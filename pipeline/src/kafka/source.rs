@@ -326,9 +326,10 @@ impl<'a> KafkaSource<'a> {
                 calls.lanes.entry(record.partition).or_default().apply(&record);
                 self.next.insert(partition_key(&calls.topic, 0), calls.position());
                 let (watermark_ns, newest_ns) = merged_progress(calls.lanes.values());
-                let HandOn { aggregates, mut links, .. } = *record;
+                let HandOn { partition, aggregates, mut links, losses, .. } = *record;
                 links.retain(|l| Some(l.partition) == calls.own);
-                return Ok(Some(Input::Calls { aggregates, links, watermark_ns, newest_ns }));
+                let losses = (partition, losses);
+                return Ok(Some(Input::Calls { aggregates, links, watermark_ns, newest_ns, losses }));
             }
         };
         if self.paused.contains(&key) && self.merger.len(&key) <= self.max_buffered / 2 {
