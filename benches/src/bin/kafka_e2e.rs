@@ -12,6 +12,7 @@ use clap::Parser;
 use devloom::config::KafkaConfig;
 use devloom::kafka::{create_topics, input_topics, producer, send};
 use devloom::simulator::Scenario;
+use devloom::simulator::to_kafka::split_by_trace;
 use devloom_benches::{injected_alert, records};
 use devloom_schemas::codec::{Expect, otlp_fast};
 use rdkafka::message::{Header, OwnedHeaders};
@@ -45,11 +46,23 @@ struct Args {
     /// is the sustained one, not the pipeline's start from idle (0: alerts from the start).
     #[arg(long, default_value_t = 0.0)]
     warmup_s: f64,
+    /// Partitions of topics it creates.
+    #[arg(long, default_value_t = 3)]
+    partitions: i32,
+    /// One message per trace, keyed by its hex trace id and partitioned by murmur2, as
+    /// the Collector's Kafka exporter with `partition_traces_by_id` (what `devloom run
+    /// --role pairing` expects).
+    #[arg(long)]
+    partition_traces_by_id: bool,
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
-    let mut k = KafkaConfig { brokers: args.brokers.clone(), ..KafkaConfig::default() };
+    let mut k =
+        KafkaConfig { brokers: args.brokers.clone(), partitions: args.partitions, ..KafkaConfig::default() };
+    if args.partition_traces_by_id {
+        k.properties.insert("partitioner".into(), "murmur2_random".into());
+    }
     k.topics.traces = format!("{}.traces", args.topic_prefix);
     k.topics.alerts = format!("{}.alerts", args.topic_prefix);
     k.topics.deploys = format!("{}.deploys", args.topic_prefix);
@@ -72,10 +85,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         let ts = (r.time_ns / 1_000_000) as i64;
         let headers = OwnedHeaders::new().insert(Header { key: "content-type", value: Some(r.content_type) });
-        send(
-            &p,
-            BaseRecord::to(&k.topics.traces).payload(r.payload.as_slice()).timestamp(ts).headers(headers),
-        )?;
+        if args.partition_traces_by_id {
+            for (trace, payload) in split_by_trace(&r.payload) {
+                let record =
+                    BaseRecord::to(&k.topics.traces).key(trace.as_bytes()).payload(payload.as_slice());
+                send(&p, record.timestamp(ts).headers(headers.clone()))?;
+            }
+        } else {
+            send(
+                &p,
+                BaseRecord::to(&k.topics.traces).payload(r.payload.as_slice()).timestamp(ts).headers(headers),
+            )?;
+        }
         let warm = offered as f64 / args.spans_per_s >= args.warmup_s;
         if let Some(payload) = injected_alert(i, args.alert_every, r.time_ns).filter(|_| warm) {
             send(

@@ -86,7 +86,7 @@ pub fn publish_records(
 
 /// An OTLP protobuf batch as one batch per trace (resource and scope kept), with its hex
 /// trace id, in the order each trace first appears.
-fn split_by_trace(payload: &[u8]) -> Vec<(String, Vec<u8>)> {
+pub fn split_by_trace(payload: &[u8]) -> Vec<(String, Vec<u8>)> {
     let Ok(request) = ExportTraceServiceRequest::decode(payload) else { return Vec::new() };
     let mut traces: Vec<(Vec<u8>, ExportTraceServiceRequest)> = Vec::new();
     for mut rs in request.resource_spans {
