@@ -225,7 +225,8 @@ impl Outputs {
 
 /// What the pipeline lost or could not use, cumulative. A [`Role::Pairing`] engine hands
 /// its own on with its aggregates; a [`Role::Graph`] engine adds every partition's latest
-/// ([`Engine::on_losses`]) to its own, so its maps carry the notes one engine would.
+/// ([`Engine::on_losses`]) to its own, so its maps carry the notes one engine would
+/// (counts within a few percent: each partition counts at its own watermark).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Losses {
     late_spans: u64,
@@ -238,15 +239,16 @@ pub struct Losses {
 }
 
 impl Losses {
-    fn plus(self, o: Losses) -> Losses {
+    /// Each count combined with `o`'s by `f`.
+    fn zip(self, o: Losses, f: fn(u64, u64) -> u64) -> Losses {
         Losses {
-            late_spans: self.late_spans + o.late_spans,
-            evicted: self.evicted + o.evicted,
-            expired: self.expired + o.expired,
-            links_dropped: self.links_dropped + o.links_dropped,
-            held_aside: self.held_aside + o.held_aside,
-            future_rejected: self.future_rejected + o.future_rejected,
-            services_evicted: self.services_evicted + o.services_evicted,
+            late_spans: f(self.late_spans, o.late_spans),
+            evicted: f(self.evicted, o.evicted),
+            expired: f(self.expired, o.expired),
+            links_dropped: f(self.links_dropped, o.links_dropped),
+            held_aside: f(self.held_aside, o.held_aside),
+            future_rejected: f(self.future_rejected, o.future_rejected),
+            services_evicted: f(self.services_evicted, o.services_evicted),
         }
     }
 
@@ -525,9 +527,11 @@ impl Engine {
     }
 
     /// [`Role::Graph`]: what the pairing of traces `partition` has lost so far
-    /// (cumulative, as [`Engine::losses`] gave it there).
+    /// (cumulative, as [`Engine::losses`] gave it there). Counts never go back: an engine
+    /// restored from its checkpoint counts again from there up to what it had said.
     pub fn on_losses(&mut self, partition: i32, losses: Losses) {
-        self.partition_losses.insert(partition, losses);
+        let known = self.partition_losses.entry(partition).or_default();
+        *known = known.zip(losses, u64::max);
     }
 
     /// [`Role::Graph`]: every pairing instance's watermark has reached `watermark` (the
@@ -786,7 +790,7 @@ impl Engine {
             future_rejected: self.counters.future_rejected,
             services_evicted: self.stages.graph.evicted(),
         };
-        self.partition_losses.values().fold(own, |sum, l| sum.plus(*l))
+        self.partition_losses.values().fold(own, |sum, l| sum.zip(*l, u64::saturating_add))
     }
 
     /// What was lost over the short window before the watermark, for a map's note.
@@ -944,6 +948,26 @@ mod tests {
     use devloom_schemas::{ChangeKind, Deploy};
 
     use super::*;
+
+    #[test]
+    fn partition_losses_add_up_and_never_go_back() {
+        let mut graph = Engine::new(EngineConfig::default()).with_role(Role::Graph);
+        let expired = |n| Losses { expired: n, ..Losses::default() };
+        graph.on_losses(0, expired(5));
+        graph.on_losses(1, Losses { evicted: 2, ..expired(1) });
+        assert_eq!(graph.losses(), Losses { evicted: 2, ..expired(6) });
+        // Partition 0's engine restored from a checkpoint counts up again from 3.
+        graph.on_losses(0, expired(3));
+        assert_eq!(graph.losses().expired, 6, "not back to 4");
+        graph.on_losses(0, expired(8));
+        assert_eq!(graph.losses().expired, 9);
+        let restored = {
+            let mut e = Engine::new(EngineConfig::default()).with_role(Role::Graph);
+            e.restore(graph.snapshot());
+            e
+        };
+        assert_eq!(restored.losses(), graph.losses(), "in the checkpoint");
+    }
 
     fn deploy(minute: u64) -> Event {
         Event::Deploy(Deploy {

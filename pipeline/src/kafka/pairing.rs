@@ -6,9 +6,10 @@
 //! After each traces message the engine may publish a [`HandOn`] record (always when it
 //! handed aggregates on or read a span linking into another partition's trace, else at
 //! most every [`PROGRESS_EVERY_MS`] of the partition's Kafka time; a frontier or an idle
-//! record when it waits, again every [`REANNOUNCE`] while it does). Spans linking into traces of other partitions travel in those
-//! records; each engine takes the ones meant for it in the merge with its own messages,
-//! so it pairs them wherever it runs and however far apart the instances are.
+//! record when it waits, again every [`REANNOUNCE`] while it does). Spans linking into
+//! traces of other partitions travel in those records; each engine takes the ones meant
+//! for it in the merge with its own messages, so it pairs them wherever it runs and
+//! however far apart the instances are.
 //!
 //! Each partition's engine checkpoints on its own (`<state_dir>/pairing/<partition>`, a
 //! directory every instance can read) every `[checkpoint] interval_ms`. An instance given
