@@ -44,7 +44,8 @@ pub struct HandOn {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub links: Vec<Linked>,
     /// What the partition's pairing has lost so far (late, evicted, expired spans…),
-    /// cumulative: the graph stage's maps note it as one instance's would.
+    /// cumulative: the graph stage's maps note it, with counts within a few percent of
+    /// one instance's (each partition expires spans at its own watermark).
     #[serde(default)]
     pub losses: Losses,
 }
