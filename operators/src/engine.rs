@@ -252,10 +252,10 @@ impl Losses {
         }
     }
 
-    /// What was lost since `earlier`, one line each, or none.
-    fn since(self, earlier: Losses, window_s: u64) -> Option<Vec<String>> {
+    /// What was lost since `earlier`, one line each saying where or when (`w`: "in the
+    /// last 60 s"), or none.
+    fn since(self, earlier: Losses, w: &str) -> Option<Vec<String>> {
         let d = |now: u64, then: u64| now.saturating_sub(then);
-        let w = format!("in the last {window_s} s");
         let lines: Vec<String> = [
             (d(self.late_spans, earlier.late_spans), format!("spans arrived behind the watermark {w}: counted in a later window than they belong to")),
             (d(self.evicted, earlier.evicted), format!("spans evicted from the full pairing store {w}: calls may be missing (engine.pairing.max_pending)")),
@@ -797,7 +797,17 @@ impl Engine {
     fn loss_notes(&self) -> Option<Vec<String>> {
         let window_ms = self.config.graph.window.short_window_ms;
         let base = self.loss_marks.front().map_or_else(Losses::default, |(_, l)| *l);
-        self.losses().since(base, window_ms / 1000)
+        self.losses().since(base, &format!("in the last {} s", window_ms / 1000))
+    }
+
+    /// What the pairing instances reported losing ([`Engine::on_losses`]), one line each,
+    /// or none: a graph instance's run summary shows them beside its own counters, which
+    /// stay its own (every instance exports its own metrics; adding them there would count
+    /// them twice).
+    pub fn reported_losses(&self) -> Option<Vec<String>> {
+        let sum =
+            self.partition_losses.values().fold(Losses::default(), |sum, l| sum.zip(*l, u64::saturating_add));
+        sum.since(Losses::default(), "so far")
     }
 
     /// Marks the cumulative losses every [`LOSS_STEP_NS`] of event time, keeping the
@@ -967,6 +977,14 @@ mod tests {
             e
         };
         assert_eq!(restored.losses(), graph.losses(), "in the checkpoint");
+        assert_eq!(
+            graph.reported_losses(),
+            Some(vec![
+                "2 spans evicted from the full pairing store so far: calls may be missing (engine.pairing.max_pending)".to_string(),
+                "9 spans never met their other half so far (sampling, or parents outside the trace): those calls are not counted".to_string(),
+            ])
+        );
+        assert_eq!(Engine::new(EngineConfig::default()).with_role(Role::Graph).reported_losses(), None);
     }
 
     fn deploy(minute: u64) -> Event {

@@ -6,7 +6,9 @@ use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
 
 use devloom::build;
 use devloom::config::Config;
+use devloom::core::{Input, Pipeline};
 use devloom::simulator::{SimConfig, Simulator};
+use devloom::sinks::Collected;
 use devloom_operators::{Engine, Outputs, Role};
 use devloom_schemas::codec::{DecodeOptions, Message, decode};
 use devloom_schemas::{CandidateList, Event, ImpactMap};
@@ -166,4 +168,40 @@ fn what_sharded_pairing_loses_reaches_the_maps_notes_as_one_engines_do() {
             }
         }
     }
+}
+
+/// A graph instance's run summary says what the pairing instances lost (its maps' notes
+/// already do), beside its own counters, which stay its own.
+#[test]
+fn a_graph_instances_summary_reports_what_the_pairing_instances_lost() {
+    let events: Vec<Event> =
+        events("regression").into_iter().enumerate().filter(|(i, _)| i % 9 != 0).map(|(_, e)| e).collect();
+    let mut pairing = engine(Role::Pairing);
+    let mut handed = Outputs::default();
+    for e in events.iter().filter(|e| matches!(e, Event::Span(_))) {
+        pairing.on_event(e, &mut handed);
+    }
+    pairing.flush(&mut handed);
+    let mut graph = Pipeline::new(engine(Role::Graph), Collected::default());
+    let quiet = graph.summary();
+    assert_eq!((quiet.reported_losses_line(), quiet.losses_line()), (None, None));
+    let at = pairing.watermark_ns();
+    let calls = Input::Calls {
+        aggregates: std::mem::take(&mut handed.calls),
+        links: Vec::new(),
+        watermark_ns: at,
+        newest_ns: at,
+        losses: (0, pairing.losses()),
+    };
+    graph.push(calls).unwrap();
+    let summary = graph.summary();
+    let line = summary.reported_losses_line().expect("the pairing instance's losses");
+    let expired = pairing.counters().1.expired;
+    assert!(expired > 0);
+    assert!(
+        line.starts_with("data quality reported by the pairing instances: ")
+            && line.contains(&format!("{expired} spans never met their other half so far")),
+        "{line}"
+    );
+    assert_eq!(summary.pairing.expired, 0, "the graph instance's own counters stay its own");
 }

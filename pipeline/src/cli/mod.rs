@@ -192,10 +192,11 @@ pub fn parse_time(flag: &str, text: Option<&str>) -> anyhow::Result<Option<u64>>
     .transpose()
 }
 
-/// Prints the latency line of a run, when an alert produced a map, and what it may have
-/// missed, when anything.
+/// Prints the latency line of a run, when an alert produced a map, and what it (and, for
+/// a graph instance, the pairing instances) may have missed, when anything.
 pub fn print_run_notes(summary: &RunSummary) {
-    for line in [summary.latency_line(), summary.losses_line()].into_iter().flatten() {
+    let lines = [summary.latency_line(), summary.losses_line(), summary.reported_losses_line()];
+    for line in lines.into_iter().flatten() {
         eprintln!("devloom: {line}");
     }
 }

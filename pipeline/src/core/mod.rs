@@ -40,6 +40,9 @@ pub struct RunSummary {
     pub latency: Option<LatencySummary>,
     /// Latency of the first map after the first alert.
     pub first_map_ms: Option<f64>,
+    /// A graph instance's: what the pairing instances reported losing, one line each
+    /// (their counts are theirs, not in `engine` or `pairing`).
+    pub reported_losses: Option<Vec<String>>,
     /// Wall time of the run.
     pub elapsed: Duration,
 }
@@ -105,6 +108,13 @@ impl RunSummary {
             }
             line
         })
+    }
+
+    /// A graph instance's line for what the pairing instances lost, when anything.
+    pub fn reported_losses_line(&self) -> Option<String> {
+        self.reported_losses
+            .as_ref()
+            .map(|lines| format!("data quality reported by the pairing instances: {}", lines.join("; ")))
     }
 
     /// The one-line latency report, when an alert produced a map.
@@ -402,6 +412,7 @@ impl<S: Sink> Pipeline<S> {
             pairing,
             latency: self.latency.summary(),
             first_map_ms: self.first_map_ms,
+            reported_losses: self.engine.reported_losses(),
             elapsed: self.started.elapsed(),
         }
     }
