@@ -1,11 +1,15 @@
 //! Checkpoints of the Kafka runtime: operator state and the next input offset of every
 //! partition, written together and atomically (temporary file, fsync, rename, fsync of
-//! the directory). A reader never sees a half-written checkpoint.
+//! the directory). A reader never sees a half-written checkpoint. The run loop hands
+//! them to a [`Writer`] thread, so serializing and syncing tens of megabytes of state
+//! does not stall the operators (and the alerts waiting on them).
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
+use std::thread::JoinHandle;
 
 use devloom_operators::EngineSnapshot;
 use serde::{Deserialize, Serialize};
@@ -127,6 +131,89 @@ impl CheckpointStore {
     }
 }
 
+/// Saves checkpoints on a thread of its own, one at a time: the run loop takes the
+/// snapshot (after making its outputs durable) and goes on reading while the writer
+/// serializes and syncs it. A checkpoint due while one is still being written waits for
+/// the next turn of the loop, so checkpoints come at most as fast as the disk takes them
+/// and never pile up in memory.
+pub struct Writer {
+    jobs: Option<SyncSender<Checkpoint>>,
+    done: Receiver<Result<BTreeMap<String, i64>, CheckpointError>>,
+    in_flight: bool,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Writer {
+    /// A writer saving to `store`.
+    pub fn start(store: CheckpointStore) -> io::Result<Self> {
+        let (jobs, queue) = sync_channel::<Checkpoint>(1);
+        let (done_tx, done) = sync_channel(1);
+        let thread = std::thread::Builder::new().name("devloom-checkpoint".into()).spawn(move || {
+            for checkpoint in queue {
+                let saved = store.save(&checkpoint).map(|()| checkpoint.offsets);
+                if done_tx.send(saved).is_err() {
+                    return;
+                }
+            }
+        })?;
+        Ok(Self { jobs: Some(jobs), done, in_flight: false, thread: Some(thread) })
+    }
+
+    /// Whether a checkpoint is still being written.
+    pub fn busy(&self) -> bool {
+        self.in_flight
+    }
+
+    /// Starts writing `checkpoint`; call only when not [`Writer::busy`].
+    pub fn save(&mut self, checkpoint: Checkpoint) -> Result<(), CheckpointError> {
+        debug_assert!(!self.in_flight, "one checkpoint at a time");
+        self.jobs.as_ref().ok_or_else(writer_stopped)?.send(checkpoint).map_err(|_| writer_stopped())?;
+        self.in_flight = true;
+        Ok(())
+    }
+
+    /// The offsets of the checkpoint being written, once it is durable; `None` while it
+    /// is not (or none is being written).
+    pub fn finished(&mut self) -> Result<Option<BTreeMap<String, i64>>, CheckpointError> {
+        if !self.in_flight {
+            return Ok(None);
+        }
+        match self.done.try_recv() {
+            Ok(saved) => {
+                self.in_flight = false;
+                saved.map(Some)
+            }
+            Err(TryRecvError::Empty) => Ok(None),
+            Err(TryRecvError::Disconnected) => Err(writer_stopped()),
+        }
+    }
+
+    /// Waits for the checkpoint being written, if one is; its offsets once durable.
+    pub fn wait(&mut self) -> Result<Option<BTreeMap<String, i64>>, CheckpointError> {
+        if !std::mem::take(&mut self.in_flight) {
+            return Ok(None);
+        }
+        self.done.recv().map_err(|_| writer_stopped())?.map(Some)
+    }
+}
+
+fn writer_stopped() -> CheckpointError {
+    CheckpointError::Io {
+        path: PathBuf::from(FILE),
+        source: io::Error::other("the checkpoint writer thread stopped"),
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        // Closing the queue ends the thread once a write in flight is done.
+        self.jobs.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use devloom_operators::{Engine, EngineConfig};
@@ -155,5 +242,39 @@ mod tests {
             .unwrap();
         let err = store.load().unwrap_err().to_string();
         assert!(err.contains("format version 4 (this build reads 6)"), "{err}");
+    }
+
+    #[test]
+    fn the_writer_saves_one_checkpoint_at_a_time_and_says_when_each_is_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CheckpointStore::new(&dir.path().join("state"));
+        let at = |offset| BTreeMap::from([(partition_key("devloom.traces", 0), offset)]);
+        let checkpoint =
+            |offset| Checkpoint::new(at(offset), Engine::new(EngineConfig::default()).snapshot(), None);
+        let mut writer = Writer::start(store.clone()).unwrap();
+        assert!(!writer.busy());
+        assert_eq!(writer.finished().unwrap(), None, "nothing written yet");
+        writer.save(checkpoint(5)).unwrap();
+        assert!(writer.busy());
+        assert_eq!(writer.wait().unwrap(), Some(at(5)));
+        assert!(!writer.busy());
+        assert_eq!(store.load().unwrap().unwrap().offsets, at(5), "durable once reported");
+        writer.save(checkpoint(9)).unwrap();
+        let done = loop {
+            if let Some(offsets) = writer.finished().unwrap() {
+                break offsets;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        };
+        assert_eq!((done, store.load().unwrap().unwrap().offsets), (at(9), at(9)));
+        assert_eq!(writer.wait().unwrap(), None, "reported once");
+
+        // A directory that cannot be made: the write's error comes back to the run loop.
+        let file = dir.path().join("a-file");
+        std::fs::write(&file, b"").unwrap();
+        let mut broken = Writer::start(CheckpointStore::new(&file.join("state"))).unwrap();
+        broken.save(checkpoint(1)).unwrap();
+        let err = broken.wait().unwrap_err().to_string();
+        assert!(err.starts_with(&format!("checkpoint {}", file.join("state").display())), "{err}");
     }
 }

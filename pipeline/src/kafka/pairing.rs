@@ -297,8 +297,8 @@ impl<'a> Lane<'a> {
     /// Saves the engine with its source's positions (after the outlet was flushed).
     fn checkpoint(&self) -> Result<(), KafkaRunError> {
         let offsets = self.source.positions().clone();
-        self.store.save(&Checkpoint::new(offsets, self.engine.snapshot(), None))?;
-        self.source.commit_offsets()
+        self.store.save(&Checkpoint::new(offsets.clone(), self.engine.snapshot(), None))?;
+        self.source.commit_offsets(&offsets)
     }
 }
 

@@ -12,7 +12,7 @@ use opentelemetry::metrics::ObservableGauge;
 use std::time::{Duration, Instant};
 
 use super::assignment::split_key;
-use super::checkpoint::{Checkpoint, CheckpointStore};
+use super::checkpoint::{Checkpoint, CheckpointStore, Writer};
 use super::client::create_sized_topics;
 use super::leader::Leadership;
 use super::source::Scope;
@@ -56,6 +56,7 @@ pub fn run(config: &Config, stop: &AtomicBool, role: KafkaRole) -> Result<Option
     };
     let store = CheckpointStore::new(&state_dir);
     let checkpoint = store.load()?;
+    let mut writer = Writer::start(store.clone())?;
     let commits = ArchiveCommits::AtCheckpoint(checkpoint.as_ref().and_then(|c| c.archive_seq));
     let mut pipeline = build::pipeline(config, KafkaSink::open(config)?, commits)?;
     if graph {
@@ -83,7 +84,9 @@ pub fn run(config: &Config, stop: &AtomicBool, role: KafkaRole) -> Result<Option
     }
     let checkpoint_duration = opentelemetry::global::meter(crate::telemetry::SCOPE)
         .f64_histogram("devloom.checkpoint.duration")
-        .with_description("Making outputs durable and saving the checkpoint")
+        .with_description(
+            "From taking a checkpoint (outputs made durable, state copied) to its file being durable",
+        )
         .with_unit("s")
         .build();
     let mut offsets = Default::default();
@@ -119,17 +122,25 @@ pub fn run(config: &Config, stop: &AtomicBool, role: KafkaRole) -> Result<Option
             }
             leader_at = Instant::now();
         }
+        if let Some(offsets) = writer.finished()? {
+            source.commit_offsets(&offsets)?;
+            checkpoint_duration.record(last_checkpoint.elapsed().as_secs_f64(), &[]);
+        }
         if since_checkpoint > 0
+            && !writer.busy()
             && (since_checkpoint >= config.checkpoint.max_messages || last_checkpoint.elapsed() >= interval)
         {
-            let started = Instant::now();
-            save_checkpoint(&store, &source, &mut pipeline)?;
-            checkpoint_duration.record(started.elapsed().as_secs_f64(), &[]);
-            since_checkpoint = 0;
             last_checkpoint = Instant::now();
+            writer.save(take_checkpoint(&source, &mut pipeline)?)?;
+            since_checkpoint = 0;
         }
     }
-    save_checkpoint(&store, &source, &mut pipeline)?;
+    if let Some(offsets) = writer.wait()? {
+        source.commit_offsets(&offsets)?;
+    }
+    let last = take_checkpoint(&source, &mut pipeline)?;
+    store.save(&last)?;
+    source.commit_offsets(&last.offsets)?;
     // Stopped, not at the end of input: no final flush of the operators, so a restart
     // continues exactly where this run left off.
     Ok(Some(pipeline.summary()))
@@ -166,13 +177,12 @@ fn lag_gauge(lag: &Arc<Mutex<Vec<(String, i64)>>>, group: &str) -> ObservableGau
         .build()
 }
 
-fn save_checkpoint<S: Sink>(
-    store: &CheckpointStore,
+/// A checkpoint of everything handed to the operators so far, once their outputs are
+/// durable (a checkpoint must never cover input whose outputs are not).
+fn take_checkpoint<S: Sink>(
     source: &KafkaSource<'_>,
     pipeline: &mut Pipeline<S>,
-) -> Result<(), KafkaRunError> {
-    // Outputs first: a checkpoint must never cover input whose outputs are not durable.
+) -> Result<Checkpoint, KafkaRunError> {
     let archive_seq = pipeline.commit()?;
-    store.save(&Checkpoint::new(source.positions().clone(), pipeline.snapshot(), archive_seq))?;
-    source.commit_offsets()
+    Ok(Checkpoint::new(source.positions().clone(), pipeline.snapshot(), archive_seq))
 }

@@ -177,9 +177,10 @@ impl<'a> KafkaSource<'a> {
         &self.next
     }
 
-    /// Commits `positions()` to the group (for lag tooling; the checkpoint is what a
-    /// restart trusts).
-    pub fn commit_offsets(&self) -> Result<(), KafkaRunError> {
+    /// Commits `positions` (what a durable checkpoint holds, [`KafkaSource::positions`]
+    /// when it was taken) to the group, for lag tooling; the checkpoint is what a restart
+    /// trusts.
+    pub fn commit_offsets(&self, positions: &BTreeMap<String, i64>) -> Result<(), KafkaRunError> {
         let mut tpl = TopicPartitionList::new();
         // Only what this source reads itself: other partitions' lanes are positions on
         // the calls topic, and a pairing engine's calls position is its own business.
@@ -187,7 +188,7 @@ impl<'a> KafkaSource<'a> {
             Some(c) if c.own.is_some() => split_key(key).0 == c.traces,
             _ => self.start.contains_key(key),
         };
-        for (key, offset) in self.next.iter().filter(|(key, _)| own(key)) {
+        for (key, offset) in positions.iter().filter(|(key, _)| own(key)) {
             let (topic, partition) = split_key(key);
             tpl.add_partition_offset(topic, partition, Offset::Offset(*offset))
                 .map_err(kafka_err("building the offsets to commit"))?;
