@@ -790,7 +790,12 @@ impl Engine {
             future_rejected: self.counters.future_rejected,
             services_evicted: self.stages.graph.evicted(),
         };
-        self.partition_losses.values().fold(own, |sum, l| sum.zip(*l, u64::saturating_add))
+        own.zip(self.partition_sum(), u64::saturating_add)
+    }
+
+    /// Every pairing partition's latest losses, added up.
+    fn partition_sum(&self) -> Losses {
+        self.partition_losses.values().fold(Losses::default(), |sum, l| sum.zip(*l, u64::saturating_add))
     }
 
     /// What was lost over the short window before the watermark, for a map's note.
@@ -805,9 +810,7 @@ impl Engine {
     /// stay its own (every instance exports its own metrics; adding them there would count
     /// them twice).
     pub fn reported_losses(&self) -> Option<Vec<String>> {
-        let sum =
-            self.partition_losses.values().fold(Losses::default(), |sum, l| sum.zip(*l, u64::saturating_add));
-        sum.since(Losses::default(), "so far")
+        self.partition_sum().since(Losses::default(), "so far")
     }
 
     /// Marks the cumulative losses every [`LOSS_STEP_NS`] of event time, keeping the

@@ -56,7 +56,7 @@ pub fn run(config: &Config, stop: &AtomicBool, role: KafkaRole) -> Result<Option
     };
     let store = CheckpointStore::new(&state_dir);
     let checkpoint = store.load()?;
-    let mut writer = Writer::start(store.clone())?;
+    let mut writer = Writer::start(store)?;
     let commits = ArchiveCommits::AtCheckpoint(checkpoint.as_ref().and_then(|c| c.archive_seq));
     let mut pipeline = build::pipeline(config, KafkaSink::open(config)?, commits)?;
     if graph {
@@ -135,12 +135,10 @@ pub fn run(config: &Config, stop: &AtomicBool, role: KafkaRole) -> Result<Option
             since_checkpoint = 0;
         }
     }
-    if let Some(offsets) = writer.wait()? {
-        source.commit_offsets(&offsets)?;
-    }
-    let last = take_checkpoint(&source, &mut pipeline)?;
-    store.save(&last)?;
-    source.commit_offsets(&last.offsets)?;
+    // Stopping: the checkpoint in flight, then the last one, each committed once durable.
+    commit_when_durable(&mut writer, &source)?;
+    writer.save(take_checkpoint(&source, &mut pipeline)?)?;
+    commit_when_durable(&mut writer, &source)?;
     // Stopped, not at the end of input: no final flush of the operators, so a restart
     // continues exactly where this run left off.
     Ok(Some(pipeline.summary()))
@@ -175,6 +173,14 @@ fn lag_gauge(lag: &Arc<Mutex<Vec<(String, i64)>>>, group: &str) -> ObservableGau
             }
         })
         .build()
+}
+
+/// Waits for the checkpoint being written, if one is, and commits its offsets.
+fn commit_when_durable(writer: &mut Writer, source: &KafkaSource<'_>) -> Result<(), KafkaRunError> {
+    if let Some(offsets) = writer.wait()? {
+        source.commit_offsets(&offsets)?;
+    }
+    Ok(())
 }
 
 /// A checkpoint of everything handed to the operators so far, once their outputs are
