@@ -1,6 +1,7 @@
-//! The operator hot paths: span pairing + service graph (spans/s), what per-version
-//! tracking for rollout analysis adds to it, the health tick and blast radius on 1k-
-//! and 10k-service graphs, and the pairing and graph roles of a sharded deployment.
+//! The operator hot paths: span pairing + service graph (spans/s) with light and loaded
+//! stores, what per-version tracking for rollout analysis adds to it, the health tick
+//! and blast radius on 1k- and 10k-service graphs, and the pairing and graph roles of a
+//! sharded deployment.
 
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use devloom::simulator::Scenario;
@@ -84,6 +85,20 @@ fn pairing_and_graph(c: &mut Criterion) {
             graph.size()
         })
     });
+    group.bench_function("span pairing + self time + graph/health update", |b| {
+        b.iter(|| operators(&spans, false))
+    });
+    group.finish();
+}
+
+/// The same operators over twenty seconds of 1,000 requests/s (`kafka_e2e`'s traffic,
+/// 17 k spans per event-time second): the pairing and self-time stores hold ~100 k spans
+/// waiting out the TTL, as in a loaded run, and each expiry searches that many deadlines.
+fn loaded_stores(c: &mut Criterion) {
+    let spans = spans(&otlp_batches(1000.0, 20));
+    let mut group = c.benchmark_group("loaded_stores");
+    group.throughput(Throughput::Elements(spans.len() as u64));
+    group.sample_size(10);
     group.bench_function("span pairing + self time + graph/health update", |b| {
         b.iter(|| operators(&spans, false))
     });
@@ -266,5 +281,13 @@ fn roles(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, pairing_and_graph, per_version, blast_radius, health_tick_full_baseline, roles);
+criterion_group!(
+    benches,
+    pairing_and_graph,
+    loaded_stores,
+    per_version,
+    blast_radius,
+    health_tick_full_baseline,
+    roles
+);
 criterion_main!(benches);
