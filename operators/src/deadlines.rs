@@ -14,9 +14,10 @@ const SLOT_BITS: u32 = 24;
 /// later deadlines wait in `far`.
 const RING_SLOTS: u64 = 1_024;
 
-/// An emptied slot keeps its buffer for the slot that reuses its place, up to this
-/// capacity (a burst's buffer is let go).
-const KEPT_CAPACITY: usize = 4_096;
+/// Emptied slots' buffers kept for the next slots, and the largest kept (a burst's is let
+/// go): a ring of full-sized buffers would hold several times the live items.
+const SPARE_SLOTS: usize = 64;
+const SPARE_CAPACITY: usize = 4_096;
 
 type Item<K> = (TimestampNs, u64, K);
 
@@ -46,6 +47,7 @@ pub(crate) struct Deadlines<K> {
     far: BTreeMap<u64, Vec<Item<K>>>,
     /// Deadlines in slots before `base`.
     stragglers: BinaryHeap<Reverse<Item<K>>>,
+    spare: Vec<Vec<Item<K>>>,
 }
 
 /// Items whose deadlines share a slot; once sorted, latest first, so the earliest pops
@@ -58,7 +60,14 @@ struct Slot<K> {
 
 impl<K> Default for Deadlines<K> {
     fn default() -> Self {
-        Self { ring: Vec::new(), base: 0, in_ring: 0, far: BTreeMap::new(), stragglers: BinaryHeap::new() }
+        Self {
+            ring: Vec::new(),
+            base: 0,
+            in_ring: 0,
+            far: BTreeMap::new(),
+            stragglers: BinaryHeap::new(),
+            spare: Vec::new(),
+        }
     }
 }
 
@@ -86,6 +95,11 @@ impl<K: Copy + Ord> Deadlines<K> {
                 self.ring = (0..RING_SLOTS).map(|_| Slot { items: Vec::new(), sorted: false }).collect();
             }
             let slot = &mut self.ring[(n % RING_SLOTS) as usize];
+            if slot.items.capacity() == 0
+                && let Some(buffer) = self.spare.pop()
+            {
+                slot.items = buffer;
+            }
             if slot.sorted {
                 let at = slot.items.partition_point(|queued| *queued > item);
                 slot.items.insert(at, item);
@@ -117,8 +131,9 @@ impl<K: Copy + Ord> Deadlines<K> {
         self.in_ring -= 1;
         if slot.items.is_empty() {
             slot.sorted = false;
-            if slot.items.capacity() > KEPT_CAPACITY {
-                slot.items = Vec::new();
+            let emptied = std::mem::take(&mut slot.items);
+            if self.spare.len() < SPARE_SLOTS && emptied.capacity() <= SPARE_CAPACITY {
+                self.spare.push(emptied);
             }
         }
         Some(earliest)
