@@ -91,10 +91,7 @@ impl<K: Copy + Ord> Deadlines<K> {
         } else if n - self.base >= RING_SLOTS {
             self.far.entry(n).or_default().push(item);
         } else {
-            if self.ring.is_empty() {
-                self.ring = (0..RING_SLOTS).map(|_| Slot { items: Vec::new(), sorted: false }).collect();
-            }
-            let slot = &mut self.ring[(n % RING_SLOTS) as usize];
+            let slot = place(&mut self.ring, n);
             if slot.items.capacity() == 0
                 && let Some(buffer) = self.spare.pop()
             {
@@ -151,11 +148,8 @@ impl<K: Copy + Ord> Deadlines<K> {
                 && *entry.key() - self.base < RING_SLOTS
             {
                 let (n, items) = entry.remove_entry();
-                if self.ring.is_empty() {
-                    self.ring = (0..RING_SLOTS).map(|_| Slot { items: Vec::new(), sorted: false }).collect();
-                }
                 self.in_ring += items.len();
-                self.ring[(n % RING_SLOTS) as usize].items = items;
+                place(&mut self.ring, n).items = items;
             }
             let at = (self.base % RING_SLOTS) as usize;
             if !self.ring[at].items.is_empty() {
@@ -179,6 +173,14 @@ impl<K: Copy + Ord> Deadlines<K> {
         items.sort_unstable();
         items
     }
+}
+
+/// Slot `n`'s place in `ring`, which is made on first use.
+fn place<K>(ring: &mut Vec<Slot<K>>, n: u64) -> &mut Slot<K> {
+    if ring.is_empty() {
+        *ring = (0..RING_SLOTS).map(|_| Slot { items: Vec::new(), sorted: false }).collect();
+    }
+    &mut ring[(n % RING_SLOTS) as usize]
 }
 
 impl<K: Copy + Ord + Serialize> Serialize for Deadlines<K> {
