@@ -161,8 +161,10 @@ struct Watching {
     last: Option<Instant>,
 }
 
-/// Pushes between two checks of the watchers' clocks: reading the clock per span would
-/// cost more than the look it schedules.
+/// Events between two checks of the watchers' clocks: reading the clock per span would
+/// cost more than the look it schedules. Counted in events, not inputs: one input can
+/// be a whole OTLP request, and 256 of those behind a paced or backlogged source kept
+/// `/metrics` and `/readyz` seconds stale.
 const WATCH_CHECK_EVERY: u64 = 256;
 
 /// The dead letter of an event the engine's event-time guard held aside and rejected.
@@ -181,7 +183,7 @@ pub fn held_aside(event: &Event, reason: String) -> io::Result<Output> {
 /// The operator loop with its sink and taps.
 pub struct Pipeline<S: Sink> {
     watchers: Vec<Watching>,
-    pushes: u64,
+    unwatched: u64,
     caught_up_at: Option<Instant>,
     committed_at: Option<Instant>,
     uncommitted_since: Option<Instant>,
@@ -202,7 +204,7 @@ impl<S: Sink> Pipeline<S> {
     pub fn new(engine: Engine, sink: S) -> Self {
         Self {
             watchers: Vec::new(),
-            pushes: 0,
+            unwatched: 0,
             caught_up_at: None,
             committed_at: None,
             uncommitted_since: None,
@@ -253,15 +255,17 @@ impl<S: Sink> Pipeline<S> {
     /// Feeds one input.
     pub fn push(&mut self, input: Input) -> io::Result<()> {
         let idle = matches!(input, Input::Idle);
+        let weight = input.weight();
         self.feed(input)?;
         if !self.watchers.is_empty() {
-            self.pushes += 1;
+            self.unwatched += weight;
             if idle {
                 self.caught_up_at = Some(Instant::now());
             } else if self.uncommitted_since.is_none() {
                 self.uncommitted_since = Some(Instant::now());
             }
-            if idle || self.pushes.is_multiple_of(WATCH_CHECK_EVERY) {
+            if idle || self.unwatched >= WATCH_CHECK_EVERY {
+                self.unwatched = 0;
                 self.look(false);
             }
         }
@@ -425,5 +429,52 @@ impl<S: Sink> Pipeline<S> {
     /// Restores the operators' state from a checkpoint.
     pub fn restore(&mut self, snapshot: EngineSnapshot) {
         self.engine.restore(snapshot);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use devloom_operators::EngineConfig;
+    use devloom_schemas::codec::DecodeOptions;
+
+    use super::*;
+    use crate::simulator::{SimConfig, Simulator};
+    use crate::sinks::Collected;
+    use crate::sources::Decoding;
+
+    /// Counts its looks.
+    struct Counting(Arc<AtomicU64>);
+
+    impl Watcher for Counting {
+        fn interval(&self) -> Duration {
+            Duration::ZERO
+        }
+
+        fn watch(&mut self, _: &Engine, _: &Progress) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    #[test]
+    fn watchers_look_between_large_records_even_when_the_source_is_never_idle() {
+        // Twenty OTLP requests of a few hundred spans each, back to back.
+        let sim = Simulator::shop("steady", SimConfig { rate_per_s: 30.0, ..SimConfig::default() }).unwrap();
+        let records = sim.filter(|r| r.expect == Expect::Traces).take(20);
+        let mut source = Decoding::start(records.map(|r| Ok(RawRecord::from(r))), DecodeOptions::default());
+        let looks = Arc::new(AtomicU64::new(0));
+        let mut pipeline = Pipeline::new(Engine::new(EngineConfig::default()), Collected::default())
+            .watch(Box::new(Counting(looks.clone())));
+        let mut spans = 0;
+        while let Some(input) = source.next_input() {
+            let input = input.unwrap();
+            assert!(input.weight() >= WATCH_CHECK_EVERY, "a request of {} spans", input.weight());
+            spans += input.weight();
+            pipeline.push(input).unwrap();
+        }
+        assert!(spans > 20 * WATCH_CHECK_EVERY);
+        assert_eq!(looks.load(Ordering::Relaxed), 20, "one look after each request");
     }
 }

@@ -168,6 +168,18 @@ impl Input {
             Err(rejected) => Self::Rejected(rejected, read),
         }
     }
+
+    /// The events it carries, at least one: the operator loop's measure of work done
+    /// between two looks at the clock.
+    pub fn weight(&self) -> u64 {
+        let n = match self {
+            Self::Record(events, _) => events.len(),
+            Self::Rejected(rejected, _) => rejected.salvaged.len(),
+            Self::Calls { aggregates, links, .. } => aggregates.len() + links.len(),
+            Self::Event(..) | Self::Read(_) | Self::Idle => 1,
+        };
+        n.max(1) as u64
+    }
 }
 
 /// Where inputs come from: files, stdin, the simulator, Kafka, the history archive.
