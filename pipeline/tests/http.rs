@@ -179,9 +179,29 @@ fn api_stream_probes_and_metrics_of_a_running_simulation() {
     // Subscribed before the first alert: every output arrives live.
     let live = subscribe(&base, None, |e| e.event == "postmortem");
 
-    // Liveness at once; readiness once the paced input has been drained.
+    // Liveness at once.
     let (status, health) = get_json(&base, "/healthz");
     assert_eq!((status, health["ok"].as_bool()), (200, Some(true)));
+
+    // The counters move while the simulation plays: two different counts of spans
+    // before the run's end (a loaded machine may not keep the pace, so no count is
+    // promised at a given moment, only that counting does not wait for the end).
+    let spans =
+        |s: &prometheus_parse::Scrape| metric(s, "devloom_input_events_total", Some(("kind", "span")));
+    let moving_by = Instant::now() + Duration::from_secs(60);
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let count = spans(&scrape(&base));
+        if count > 0.0 && seen.last() != Some(&count) {
+            seen.push(count);
+            continue;
+        }
+        assert!(Instant::now() < moving_by, "spans counted as they arrive: {seen:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(seen[0] < seen[1], "{seen:?}");
+
+    // Readiness once the paced input has been drained (or has ended).
     let ready_by = Instant::now() + Duration::from_secs(60);
     loop {
         let (status, ready) = get_json(&base, "/readyz");
@@ -194,20 +214,7 @@ fn api_stream_probes_and_metrics_of_a_running_simulation() {
         assert!(Instant::now() < ready_by, "never ready: {ready}");
         std::thread::sleep(Duration::from_millis(100));
     }
-
-    // The counters move while the simulation plays.
-    let first = scrape(&base);
-    std::thread::sleep(Duration::from_millis(2500));
-    let second = scrape(&base);
-    let spans =
-        |s: &prometheus_parse::Scrape| metric(s, "devloom_input_events_total", Some(("kind", "span")));
-    assert!(
-        spans(&second) > spans(&first),
-        "spans counted as they arrive: {} then {}",
-        spans(&first),
-        spans(&second)
-    );
-    assert!(metric(&second, "devloom_graph_services", None) >= 10.0);
+    assert!(metric(&scrape(&base), "devloom_graph_services", None) >= 10.0);
 
     run.wait_for("input ended; serving");
     let streamed = live.join().unwrap();
