@@ -93,7 +93,7 @@ fn pairing_and_graph(c: &mut Criterion) {
 
 /// The same operators over twenty seconds of 1,000 requests/s (`kafka_e2e`'s traffic,
 /// 17 k spans per event-time second): the pairing and self-time stores hold ~100 k spans
-/// waiting out the TTL, as in a loaded run, and each expiry searches that many deadlines.
+/// waiting out the TTL, as in a loaded run, and the expiry order holds that many deadlines.
 fn loaded_stores(c: &mut Criterion) {
     let spans = spans(&otlp_batches(1000.0, 20));
     let mut group = c.benchmark_group("loaded_stores");
