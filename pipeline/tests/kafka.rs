@@ -28,6 +28,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{BaseRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
 
 #[path = "common/bad_records.rs"]
 mod bad_records;
@@ -597,6 +598,20 @@ fn wait_until_caught_up(state: &Path, kafka: &KafkaConfig) {
     }
 }
 
+/// The offsets `group` has committed on the traces partitions, by `topic/partition`.
+fn committed_offsets(kafka: &KafkaConfig, group: &str) -> BTreeMap<String, Offset> {
+    let consumer: BaseConsumer =
+        ClientConfig::new().set("bootstrap.servers", &kafka.brokers).set("group.id", group).create().unwrap();
+    let timeout = Duration::from_secs(10);
+    let metadata = consumer.fetch_metadata(Some(&kafka.topics.traces), timeout).unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in metadata.topics()[0].partitions() {
+        tpl.add_partition(&kafka.topics.traces, p.id());
+    }
+    let committed = consumer.committed_offsets(tpl, timeout).unwrap();
+    committed.elements().iter().map(|e| (partition_key(e.topic(), e.partition()), e.offset())).collect()
+}
+
 fn checkpoint_written_after(state: &Path, since: SystemTime) -> bool {
     std::fs::metadata(state.join("checkpoint.json")).and_then(|m| m.modified()).is_ok_and(|t| t > since)
 }
@@ -624,9 +639,23 @@ fn sigkilled_three_times_gives_the_same_maps_as_an_uninterrupted_run() {
             assert!(Instant::now() < deadline, "run {kill} wrote no checkpoint");
             std::thread::sleep(Duration::from_millis(20));
         }
+        if kill == 0 {
+            // The offsets of a durable checkpoint go to the group while the run goes on.
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while !committed_offsets(&kafka_b, &kafka_b.group_id).values().any(|o| o.to_raw() > Some(0)) {
+                assert!(Instant::now() < deadline, "no offsets committed while running:\n{}", logs(&log_b));
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
         std::thread::sleep(Duration::from_millis(150 + 100 * kill));
         child.0.kill().unwrap(); // SIGKILL: no final checkpoint, no flush
         child.0.wait().unwrap();
+        // Committed only once durable: never past the checkpoint a restart resumes from.
+        let saved = CheckpointStore::new(&state_b).load().unwrap().unwrap().offsets;
+        for (key, offset) in committed_offsets(&kafka_b, &kafka_b.group_id) {
+            let offset = offset.to_raw().unwrap_or(-1);
+            assert!(offset <= saved[&key], "{key}: committed {offset}, checkpoint at {}", saved[&key]);
+        }
     }
     let child = spawn(&config_b, &log_b);
     let crashed = consume(&brokers, &kafka_b.topics.impact, resolved, "the run after three SIGKILLs", &log_b);
@@ -871,6 +900,20 @@ fn three_pairing_and_two_graph_instances_survive_sigkills_and_equal_one_instance
     consume(&brokers, &kafka.topics.impact, later, "the map of an alert after the restart", &restarted_log);
     for child in pairing {
         terminate(child);
+    }
+    // Stopped, each surviving instance wrote its partitions' last checkpoints (on their
+    // writer threads) and committed each one's offsets once durable: every partition
+    // read to its end, in the checkpoint and in the lanes' group.
+    let committed = committed_offsets(&kafka, &format!("{}.pairing-lanes", kafka.group_id));
+    for p in 0..6 {
+        let checkpoint = CheckpointStore::new(&partitions.join(p.to_string())).load().unwrap().unwrap();
+        let key = partition_key(&kafka.topics.traces, p);
+        let end = ends[p as usize];
+        assert_eq!(
+            (checkpoint.offsets[&key], committed.get(&key)),
+            (end, Some(&Offset::Offset(end))),
+            "partition {p}: its last checkpoint and the committed offset are at its end"
+        );
     }
     for i in [0, 2] {
         let text = std::fs::read_to_string(log(&format!("pairing-{i}"))).unwrap();

@@ -13,7 +13,10 @@ use super::checkpoint::partition_key;
 use super::client::kafka_err;
 
 /// Every partition of `topics`, from the broker's metadata.
-fn all_partitions(consumer: &BaseConsumer, topics: &[&str]) -> Result<BTreeSet<String>, KafkaRunError> {
+fn all_partitions<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    topics: &[&str],
+) -> Result<BTreeSet<String>, KafkaRunError> {
     let mut keys = BTreeSet::new();
     for topic in topics {
         let metadata = consumer
@@ -54,8 +57,8 @@ pub fn cached_high_watermark<C: ConsumerContext>(
 /// Devloom's event-time merge needs every partition it reads in one place: explicit
 /// assignment, with the group used for committed offsets (visible to the usual lag
 /// tooling). Returns the starting offset of every partition.
-pub fn assign_all(
-    consumer: &BaseConsumer,
+pub fn assign_all<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
     topics: &[&str],
     next: &BTreeMap<String, i64>,
     keep: impl Fn(&str, i32) -> bool,

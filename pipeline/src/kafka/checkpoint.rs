@@ -12,6 +12,7 @@ use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
 use std::thread::JoinHandle;
 
 use devloom_operators::EngineSnapshot;
+use opentelemetry::metrics::Histogram;
 use serde::{Deserialize, Serialize};
 
 const FILE: &str = "checkpoint.json";
@@ -195,6 +196,17 @@ impl Writer {
         }
         self.done.recv().map_err(|_| writer_stopped())?.map(Some)
     }
+}
+
+/// `devloom.checkpoint.duration`: how long checkpoints take to become durable.
+pub fn duration_histogram() -> Histogram<f64> {
+    opentelemetry::global::meter(crate::telemetry::SCOPE)
+        .f64_histogram("devloom.checkpoint.duration")
+        .with_description(
+            "From taking a checkpoint (outputs made durable, state copied) to its file being durable",
+        )
+        .with_unit("s")
+        .build()
 }
 
 fn writer_stopped() -> CheckpointError {

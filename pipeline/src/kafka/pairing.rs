@@ -12,8 +12,10 @@
 //! however far apart the instances are.
 //!
 //! Each partition's engine checkpoints on its own (`<state_dir>/pairing/<partition>`, a
-//! directory every instance can read) every `[checkpoint] interval_ms`. An instance given
-//! a partition, by a rebalance or after another instance died, restores that checkpoint
+//! directory every instance can read) every `[checkpoint] interval_ms`: the loop flushes
+//! the producer and copies each engine's state, and each partition's checkpoint
+//! [`Writer`] serializes and syncs it while the loop reads on. An instance given a
+//! partition, by a rebalance or after another instance died, restores that checkpoint
 //! and reads on; what it publishes again carries the same offsets, and readers drop it.
 
 use std::collections::BTreeMap;
@@ -24,11 +26,11 @@ use std::time::{Duration, Instant};
 
 use devloom_operators::{CallAggregate, Engine, Outputs, Role};
 use devloom_schemas::{Event, TraceId};
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::producer::BaseRecord;
 use rdkafka::{ClientContext, TopicPartitionList};
 
-use super::checkpoint::{Checkpoint, CheckpointStore, partition_key};
+use super::checkpoint::{Checkpoint, CheckpointStore, Writer, duration_histogram, partition_key};
 use super::client::{DevloomProducer, client_config, create_sized_topics, flush, kafka_err};
 use super::hand_on::{HandOn, Linked};
 use super::source::Scope;
@@ -124,7 +126,8 @@ struct Lane<'a> {
     key: String,
     source: KafkaSource<'a>,
     engine: Engine,
-    store: CheckpointStore,
+    /// Writes this partition's checkpoints on a thread of its own.
+    writer: Writer,
     /// (Kafka time, offset) of the last own message processed.
     last: Option<(i64, i64)>,
     /// Kafka time of the last regular record published.
@@ -157,7 +160,7 @@ impl<'a> Lane<'a> {
             key: partition_key(&k.topics.traces, partition),
             source,
             engine,
-            store,
+            writer: Writer::start(store)?,
             last: None,
             sent_ms: None,
             unsent: false,
@@ -294,11 +297,24 @@ impl<'a> Lane<'a> {
         send(&o.producer, BaseRecord::to(topic).key(key.as_bytes()).payload(payload.as_slice()))
     }
 
-    /// Saves the engine with its source's positions (after the outlet was flushed).
-    fn checkpoint(&self) -> Result<(), KafkaRunError> {
+    /// Hands the engine's state at its source's positions to the writer (after the
+    /// outlet was flushed: a checkpoint never covers input whose records are not durable).
+    fn checkpoint(&mut self) -> Result<(), KafkaRunError> {
         let offsets = self.source.positions().clone();
-        self.store.save(&Checkpoint::new(offsets.clone(), self.engine.snapshot(), None))?;
-        self.source.commit_offsets(&offsets)
+        Ok(self.writer.save(Checkpoint::new(offsets, self.engine.snapshot(), None))?)
+    }
+
+    /// Commits the offsets of the checkpoint being written once it is durable; with
+    /// `wait` (stopping), waits for both. Whether one was.
+    fn commit_durable(&mut self, wait: bool) -> Result<bool, KafkaRunError> {
+        let (durable, mode) = match wait {
+            true => (self.writer.wait()?, CommitMode::Sync),
+            false => (self.writer.finished()?, CommitMode::Async),
+        };
+        match durable {
+            Some(offsets) => self.source.commit_offsets(&offsets, mode).map(|()| true),
+            None => Ok(false),
+        }
     }
 }
 
@@ -359,6 +375,7 @@ pub fn run(config: &Config, stop: &AtomicBool) -> Result<PairingSummary, KafkaRu
     );
     let mut lanes: BTreeMap<i32, Lane<'_>> = BTreeMap::new();
     let interval = Duration::from_millis(config.checkpoint.interval_ms);
+    let checkpoint_duration = duration_histogram();
     let mut last_checkpoint = Instant::now();
     while !stop.load(Ordering::SeqCst) {
         let wait = if lanes.is_empty() { 100 } else { 0 };
@@ -370,27 +387,39 @@ pub fn run(config: &Config, stop: &AtomicBool) -> Result<PairingSummary, KafkaRu
                 if assigned {
                     lanes.insert(p, Lane::open(&o, p, stop)?);
                 } else if lanes.remove(&p).is_some() {
-                    // Not saved: the next owner may already be ahead of this instance.
-                    // It resumes from the last checkpoint and repeats what it must.
+                    // No new checkpoint (dropping the lane lets one being written finish):
+                    // the next owner resumes from the last one and repeats what it must.
                     tracing::info!(partition = p, "partition moved to another instance");
                 }
             }
         }
         for lane in lanes.values_mut() {
             lane.turn(&mut o)?;
+            if lane.commit_durable(false)? {
+                checkpoint_duration.record(last_checkpoint.elapsed().as_secs_f64(), &[]);
+            }
         }
-        if last_checkpoint.elapsed() >= interval {
-            checkpoint(&mut o, &lanes)?;
+        // One checkpoint per partition in flight: one due while the last is still being
+        // written waits for it.
+        if last_checkpoint.elapsed() >= interval && !lanes.values().any(|l| l.writer.busy()) {
             last_checkpoint = Instant::now();
+            checkpoint(&mut o, &mut lanes)?;
         }
     }
-    checkpoint(&mut o, &lanes)?;
+    // Stopping: the checkpoints in flight, then the last ones, each committed once durable.
+    for lane in lanes.values_mut() {
+        lane.commit_durable(true)?;
+    }
+    checkpoint(&mut o, &mut lanes)?;
+    for lane in lanes.values_mut() {
+        lane.commit_durable(true)?;
+    }
     Ok(o.summary)
 }
 
-/// Makes everything published durable, then saves every lane.
-fn checkpoint(o: &mut Outlet, lanes: &BTreeMap<i32, Lane<'_>>) -> Result<(), KafkaRunError> {
+/// Makes everything published durable, then hands every lane's state to its writer.
+fn checkpoint(o: &mut Outlet, lanes: &mut BTreeMap<i32, Lane<'_>>) -> Result<(), KafkaRunError> {
     flush(&o.producer)?;
     o.sink.commit()?;
-    lanes.values().try_for_each(Lane::checkpoint)
+    lanes.values_mut().try_for_each(Lane::checkpoint)
 }

@@ -9,10 +9,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::ObservableGauge;
+use rdkafka::consumer::CommitMode;
 use std::time::{Duration, Instant};
 
 use super::assignment::split_key;
-use super::checkpoint::{Checkpoint, CheckpointStore, Writer};
+use super::checkpoint::{Checkpoint, CheckpointStore, Writer, duration_histogram};
 use super::client::create_sized_topics;
 use super::leader::Leadership;
 use super::source::Scope;
@@ -82,13 +83,7 @@ pub fn run(config: &Config, stop: &AtomicBool, role: KafkaRole) -> Result<Option
             .require_checkpoints(Duration::from_millis(config.checkpoint.interval_ms.saturating_mul(3)));
         pipeline = server.attach(pipeline);
     }
-    let checkpoint_duration = opentelemetry::global::meter(crate::telemetry::SCOPE)
-        .f64_histogram("devloom.checkpoint.duration")
-        .with_description(
-            "From taking a checkpoint (outputs made durable, state copied) to its file being durable",
-        )
-        .with_unit("s")
-        .build();
+    let checkpoint_duration = duration_histogram();
     let mut offsets = Default::default();
     if let Some(c) = checkpoint {
         tracing::info!(offsets = ?c.offsets, "restored checkpoint");
@@ -123,7 +118,7 @@ pub fn run(config: &Config, stop: &AtomicBool, role: KafkaRole) -> Result<Option
             leader_at = Instant::now();
         }
         if let Some(offsets) = writer.finished()? {
-            source.commit_offsets(&offsets)?;
+            source.commit_offsets(&offsets, CommitMode::Async)?;
             checkpoint_duration.record(last_checkpoint.elapsed().as_secs_f64(), &[]);
         }
         if since_checkpoint > 0
@@ -178,7 +173,7 @@ fn lag_gauge(lag: &Arc<Mutex<Vec<(String, i64)>>>, group: &str) -> ObservableGau
 /// Waits for the checkpoint being written, if one is, and commits its offsets.
 fn commit_when_durable(writer: &mut Writer, source: &KafkaSource<'_>) -> Result<(), KafkaRunError> {
     if let Some(offsets) = writer.wait()? {
-        source.commit_offsets(&offsets)?;
+        source.commit_offsets(&offsets, CommitMode::Sync)?;
     }
     Ok(())
 }

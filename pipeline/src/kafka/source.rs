@@ -13,9 +13,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use devloom_schemas::codec::{DecodeOptions, Expect};
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::error::KafkaResult;
 use rdkafka::message::{Headers, Message};
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use super::KafkaRunError;
 use super::assignment::{assign_all, cached_high_watermark, split_key};
@@ -30,7 +31,7 @@ use crate::sources::documents::CUT_PREFIX_BYTES;
 
 /// The input topics, read from `next` offsets on.
 pub struct KafkaSource<'a> {
-    consumer: BaseConsumer,
+    consumer: BaseConsumer<Committing>,
     rank: HashMap<String, (usize, Expect)>,
     topics: HashMap<String, Arc<str>>,
     opts: DecodeOptions,
@@ -121,7 +122,7 @@ impl<'a> KafkaSource<'a> {
                 c.set(key, value);
             }
         }
-        let consumer: BaseConsumer = c.create().map_err(kafka_err("creating the consumer"))?;
+        let consumer = c.create_with_context(Committing).map_err(kafka_err("creating the consumer"))?;
         let mut names: Vec<&str> = inputs.iter().map(|(t, _)| t.as_str()).collect();
         if scope != Scope::All {
             names.push(&k.topics.calls);
@@ -179,8 +180,14 @@ impl<'a> KafkaSource<'a> {
 
     /// Commits `positions` (what a durable checkpoint holds, [`KafkaSource::positions`]
     /// when it was taken) to the group, for lag tooling; the checkpoint is what a restart
-    /// trusts.
-    pub fn commit_offsets(&self, positions: &BTreeMap<String, i64>) -> Result<(), KafkaRunError> {
+    /// trusts. [`CommitMode::Async`] while running (the loop does not wait a broker round
+    /// trip; a failure is logged when a poll serves its result), [`CommitMode::Sync`]
+    /// when stopping.
+    pub fn commit_offsets(
+        &self,
+        positions: &BTreeMap<String, i64>,
+        mode: CommitMode,
+    ) -> Result<(), KafkaRunError> {
         let mut tpl = TopicPartitionList::new();
         // Only what this source reads itself: other partitions' lanes are positions on
         // the calls topic, and a pairing engine's calls position is its own business.
@@ -194,10 +201,9 @@ impl<'a> KafkaSource<'a> {
                 .map_err(kafka_err("building the offsets to commit"))?;
         }
         if tpl.count() > 0
-            && let Err(e) = self.consumer.commit(&tpl, CommitMode::Sync)
+            && let Err(e) = self.consumer.commit(&tpl, mode)
         {
-            // Not fatal: on restart the checkpoint's offsets win over the committed ones.
-            tracing::warn!(error = %e, "committing offsets");
+            committed(Err(e));
         }
         Ok(())
     }
@@ -345,6 +351,24 @@ impl<'a> KafkaSource<'a> {
     }
 }
 
+/// The consumer's context: reports the result of commits made without waiting.
+struct Committing;
+
+impl ClientContext for Committing {}
+
+impl ConsumerContext for Committing {
+    fn commit_callback(&self, result: KafkaResult<()>, _: &TopicPartitionList) {
+        committed(result);
+    }
+}
+
+fn committed(result: KafkaResult<()>) {
+    if let Err(e) = result {
+        // Not fatal: on restart the checkpoint's offsets win over the committed ones.
+        tracing::warn!(error = %e, "committing offsets");
+    }
+}
+
 /// How finely a pairing engine interleaves its own messages with the other partitions'
 /// steps, in Kafka time: within a granule its own messages go first, then the spans the
 /// others read in it that link into its traces. Exact order would make every partition
@@ -385,7 +409,7 @@ impl Calls {
     /// One lane per partition of the traces topic, each resuming after the offset the
     /// checkpoint's state covers.
     fn open(
-        consumer: &BaseConsumer,
+        consumer: &BaseConsumer<Committing>,
         k: &KafkaConfig,
         rank: usize,
         next: &BTreeMap<String, i64>,
