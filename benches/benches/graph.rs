@@ -1,9 +1,12 @@
 //! The operator hot paths: span pairing + service graph (spans/s) with light and loaded
 //! stores, what per-version tracking for rollout analysis adds to it, the health tick
-//! and blast radius on 1k- and 10k-service graphs, and the pairing and graph roles of a
-//! sharded deployment.
+//! and blast radius on 1k- and 10k-service graphs, the pairing and graph roles of a
+//! sharded deployment, and what a loaded pairing engine's checkpoint costs.
 
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use std::collections::BTreeMap;
+
+use devloom::kafka::checkpoint::{Checkpoint, CheckpointStore, partition_key};
 use devloom::simulator::Scenario;
 use devloom_benches::{graph_of, otlp_batches, records, spans};
 use devloom_operators::incidents::UpdateKind;
@@ -281,10 +284,37 @@ fn roles(c: &mut Criterion) {
     group.finish();
 }
 
+/// A loaded pairing engine's checkpoint, in its two halves: copying the state, which the
+/// run loop does, and serializing, writing and syncing it, which a writer thread does
+/// (`pipeline/src/kafka/checkpoint.rs`). The engine has read twenty seconds of 1,000
+/// requests/s, so its stores hold the spans a loaded partition's do.
+fn pairing_checkpoint(c: &mut Criterion) {
+    let mut engine = Engine::new(EngineConfig::default()).with_role(Role::Pairing);
+    let mut out = Outputs::default();
+    for span in spans(&otlp_batches(1000.0, 20)) {
+        engine.on_event(&Event::Span(span), &mut out);
+        out.calls.clear();
+        out.links.clear();
+    }
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let store = CheckpointStore::new(dir.path());
+    let offsets = BTreeMap::from([(partition_key("devloom.traces", 0), 1)]);
+    let checkpoint = Checkpoint::new(offsets, engine.snapshot(), None);
+    let mut group = c.benchmark_group("pairing_checkpoint");
+    group.sample_size(10);
+    // The copy is dropped on the writer thread: not timed here either.
+    group.bench_function("copy the state (run loop)", |b| b.iter_with_large_drop(|| engine.snapshot()));
+    group.bench_function("serialize, write and sync (writer thread)", |b| {
+        b.iter(|| store.save(&checkpoint).expect("a writable directory"))
+    });
+    group.finish();
+}
+
 criterion_group!(
     benches,
     pairing_and_graph,
     loaded_stores,
+    pairing_checkpoint,
     per_version,
     blast_radius,
     health_tick_full_baseline,
