@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io::{self, BufWriter};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
 use std::thread::JoinHandle;
@@ -16,6 +16,8 @@ use opentelemetry::metrics::Histogram;
 use serde::{Deserialize, Serialize};
 
 const FILE: &str = "checkpoint.json";
+/// Bytes of serialized state handed to the file at a time.
+const WRITE_BUFFER: usize = 1 << 20;
 /// 6: the engine state holds the call aggregates not yet handed to the graph.
 const FORMAT_VERSION: u32 = 6;
 
@@ -119,10 +121,11 @@ impl CheckpointStore {
         // Two instances may save the same partition's state around a rebalance: each
         // writes its own temporary file, and either rename leaves a whole checkpoint.
         let tmp = self.dir.join(format!("{FILE}.{}.tmp", std::process::id()));
-        let mut file = File::create(&tmp).map_err(io_err(&tmp))?;
-        let bytes = serde_json::to_vec(checkpoint)
-            .map_err(|e| CheckpointError::Io { path: tmp.clone(), source: io::Error::other(e) })?;
-        file.write_all(&bytes).map_err(io_err(&tmp))?;
+        // Streamed to the file: under load the state is hundreds of MB of JSON, and
+        // growing a buffer that size costs more than writing it (copies, fresh pages).
+        let mut out = BufWriter::with_capacity(WRITE_BUFFER, File::create(&tmp).map_err(io_err(&tmp))?);
+        serde_json::to_writer(&mut out, checkpoint).map_err(|e| io_err(&tmp)(io::Error::from(e)))?;
+        let file = out.into_inner().map_err(|e| io_err(&tmp)(e.into_error()))?;
         file.sync_all().map_err(io_err(&tmp))?;
         drop(file);
         let path = self.path();
