@@ -189,10 +189,11 @@ impl<'a> KafkaSource<'a> {
         mode: CommitMode,
     ) -> Result<(), KafkaRunError> {
         let mut tpl = TopicPartitionList::new();
-        // Only what this source reads itself: other partitions' lanes are positions on
-        // the calls topic, and a pairing engine's calls position is its own business.
+        // Only what this source reads itself. A pairing engine's positions also hold the
+        // other traces partitions' lanes (how far it applied their records, behind their
+        // owners' own commits) and its calls position: its own partition only.
         let own = |key: &str| match self.calls.as_ref() {
-            Some(c) if c.own.is_some() => split_key(key).0 == c.traces,
+            Some(Calls { own: Some(p), traces, .. }) => key == partition_key(traces, *p),
             _ => self.start.contains_key(key),
         };
         for (key, offset) in positions.iter().filter(|(key, _)| own(key)) {
