@@ -3,9 +3,9 @@
 //! and blast radius on 1k- and 10k-service graphs, the pairing and graph roles of a
 //! sharded deployment, and what a loaded pairing engine's checkpoint costs.
 
-use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use std::collections::BTreeMap;
 
+use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use devloom::kafka::checkpoint::{Checkpoint, CheckpointStore, partition_key};
 use devloom::simulator::Scenario;
 use devloom_benches::{graph_of, otlp_batches, records, spans};
