@@ -167,6 +167,12 @@ pub struct EngineCounters {
     /// the analyzer; filled in by [`Engine::counters`]).
     #[serde(default)]
     pub rollouts_forgotten: u64,
+    /// Self-time entries closed early to make room in the full store
+    /// (`engine.pairing.max_pending`): measured with the children that had arrived, any
+    /// later ones not counted (kept by the self-time stage; filled in by
+    /// [`Engine::counters`]).
+    #[serde(default)]
+    pub self_time_evicted: u64,
 }
 
 /// Which part of the pipeline an engine runs (`devloom run --role`).
@@ -236,6 +242,8 @@ pub struct Losses {
     held_aside: u64,
     future_rejected: u64,
     services_evicted: u64,
+    #[serde(default)]
+    self_time_evicted: u64,
 }
 
 impl Losses {
@@ -249,6 +257,7 @@ impl Losses {
             held_aside: f(self.held_aside, o.held_aside),
             future_rejected: f(self.future_rejected, o.future_rejected),
             services_evicted: f(self.services_evicted, o.services_evicted),
+            self_time_evicted: f(self.self_time_evicted, o.self_time_evicted),
         }
     }
 
@@ -258,7 +267,8 @@ impl Losses {
         let d = |now: u64, then: u64| now.saturating_sub(then);
         let lines: Vec<String> = [
             (d(self.late_spans, earlier.late_spans), format!("spans arrived behind the watermark {w}: counted in a later window than they belong to")),
-            (d(self.evicted, earlier.evicted), format!("spans evicted from the full pairing store {w}: calls may be missing (engine.pairing.max_pending)")),
+            (d(self.evicted, earlier.evicted), format!("spans closed early to make room in the full pairing store {w}: calls arriving for them after that are missed (engine.pairing.max_pending)")),
+            (d(self.self_time_evicted, earlier.self_time_evicted), format!("spans measured early to make room in the full self-time store {w}: their children arriving after that are not counted (engine.pairing.max_pending)")),
             (d(self.expired, earlier.expired), format!("spans never met their other half {w} (sampling, or parents outside the trace): those calls are not counted")),
             (d(self.links_dropped, earlier.links_dropped), format!("span links ignored {w} beyond engine.pairing.max_links_per_span")),
             (d(self.held_aside, earlier.held_aside), format!("events from too far ahead held aside {w}")),
@@ -585,6 +595,7 @@ impl Engine {
             services_evicted: self.stages.graph.evicted(),
             rollouts_forgotten: self.stages.rollouts.forgotten(),
             catalogs_stale: self.stages.catalog.stale(),
+            self_time_evicted: self.stages.self_time.counters().evicted,
             ..self.counters
         };
         (counters, self.stages.pairing.counters())
@@ -789,6 +800,7 @@ impl Engine {
             held_aside: self.counters.held_aside,
             future_rejected: self.counters.future_rejected,
             services_evicted: self.stages.graph.evicted(),
+            self_time_evicted: self.stages.self_time.counters().evicted,
         };
         own.zip(self.partition_sum(), u64::saturating_add)
     }
@@ -983,7 +995,7 @@ mod tests {
         assert_eq!(
             graph.reported_losses(),
             Some(vec![
-                "2 spans evicted from the full pairing store so far: calls may be missing (engine.pairing.max_pending)".to_string(),
+                "2 spans closed early to make room in the full pairing store so far: calls arriving for them after that are missed (engine.pairing.max_pending)".to_string(),
                 "9 spans never met their other half so far (sampling, or parents outside the trace): those calls are not counted".to_string(),
             ])
         );

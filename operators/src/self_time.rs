@@ -33,7 +33,12 @@
 //!
 //! Spans wait for their children for the pairing TTL (event time), in any arrival order;
 //! then they are measured once, a call before its request even when the two end in the
-//! same instant (timestamps in milliseconds). The store is bounded like pairing's.
+//! same instant (timestamps in milliseconds). The store is bounded like pairing's, but
+//! a full store measures the span due first early, with the children it has, to make
+//! room: every span stays in it for the TTL plus the allowed lateness (7 s by default),
+//! so a million entries hold 143 k spans/s, and dropping the oldest above that rate would
+//! drop every span before its turn. Early, it has had most of its TTL; only children
+//! arriving after that are missed.
 
 use std::cmp::Reverse;
 use std::sync::Arc;
@@ -91,7 +96,8 @@ struct Entry {
 pub struct SelfTimeCounters {
     /// Spans measured.
     pub measured: u64,
-    /// Entries evicted because the store was full.
+    /// Entries closed early to make room in the full store (measured with the children
+    /// that had arrived).
     pub evicted: u64,
 }
 
@@ -133,11 +139,13 @@ impl SelfTimer {
         time_ns.saturating_add(self.config.ttl_ms.saturating_mul(1_000_000))
     }
 
-    fn entry(&mut self, key: Key, time_ns: TimestampNs) -> &mut Entry {
+    /// The entry of `key`, new or with its deadline moved to `time_ns` + TTL when that is
+    /// later; making room in a full store measures the entry due first into `out`.
+    fn entry(&mut self, key: Key, time_ns: TimestampNs, out: &mut Vec<Observation>) -> &mut Entry {
         let deadline_ns = self.deadline(time_ns);
         if !self.entries.contains_key(&key) {
             if self.entries.len() >= self.config.max_pending.max(1) {
-                self.evict_oldest();
+                self.make_room(out);
             }
             let seq = self.next_seq;
             self.next_seq += 1;
@@ -154,14 +162,59 @@ impl SelfTimer {
         entry
     }
 
-    fn evict_oldest(&mut self) {
-        while let Some((_, seq, key)) = self.queue.pop_front() {
-            if self.entries.get(&key).is_some_and(|e| e.seq == seq) {
-                self.entries.remove(&key);
-                self.counters.evicted += 1;
+    /// Closes the entries due first (all of them due at that instant) now, as if the
+    /// watermark had reached their deadline: measured with the children they have.
+    fn make_room(&mut self, out: &mut Vec<Observation>) {
+        while let Some((deadline_ns, _, _)) = self.queue.front() {
+            let closed = self.close_due(deadline_ns, out);
+            if closed > 0 {
+                self.counters.evicted += closed;
                 return;
             }
         }
+    }
+
+    /// Measures and removes every entry due by `event_time`; how many.
+    fn close_due(&mut self, event_time: TimestampNs, out: &mut Vec<Observation>) -> u64 {
+        let mut due = Vec::new();
+        while let Some((_, seq, key)) = self.queue.front() {
+            let Some(entry) = self.entries.get(&key).filter(|e| e.seq == seq) else {
+                self.queue.pop_front();
+                continue;
+            };
+            if entry.deadline_ns > event_time {
+                break;
+            }
+            self.queue.pop_front();
+            due.push((entry.own.as_ref().map_or((0, Reverse(0)), |o| (o.end_ns, Reverse(o.start_ns))), key));
+        }
+        // Calls before the requests they were made for, whatever order the spans came
+        // in: a call reads its request's status and its other calls. A request may end in
+        // the very instant its last call does (a handler returning the moment a wrong
+        // answer comes; timestamps in milliseconds), so of two ending together, the one
+        // that started later first (a call starts after its request), and of two with the
+        // same interval, the one deeper in its trace.
+        let entries = &self.entries;
+        let depth = |&(trace, span): &Key| {
+            let mut at = span;
+            let mut depth = 0;
+            while let Some(parent) = entries.get(&(trace, at)).and_then(|e| e.own.as_ref()?.parent) {
+                if !entries.contains_key(&(trace, parent)) {
+                    break;
+                }
+                (at, depth) = (parent, depth + 1);
+            }
+            depth
+        };
+        due.sort_by(|(a, x), (b, y)| a.cmp(b).then_with(|| depth(y).cmp(&depth(x))));
+        let closed = due.len() as u64;
+        for (_, key) in due {
+            let Entry { own, mut children, .. } = self.entries.remove(&key).expect("queued once");
+            if let Some(own) = &own {
+                self.measure(key.0, own, &mut children, out);
+            }
+        }
+        closed
     }
 
     /// Measures a span whose children had their time to arrive.
@@ -268,7 +321,7 @@ impl Operator for SelfTimer {
     type Ctx = ();
     type Snapshot = SelfTimeSnapshot;
 
-    fn on_event(&mut self, _: &(), span: &Span, _: &mut Vec<Observation>) {
+    fn on_event(&mut self, _: &(), span: &Span, out: &mut Vec<Observation>) {
         let service = ServiceId::service(span.service.clone(), span.region.clone());
         if let Some(parent) = span.parent_span_id {
             let child = Child {
@@ -278,7 +331,7 @@ impl Operator for SelfTimer {
                 end_ns: span.end_ns,
                 failed: span.failed,
             };
-            self.entry((span.trace_id, parent), span.end_ns).children.push(child);
+            self.entry((span.trace_id, parent), span.end_ns, out).children.push(child);
         }
         let own = Own {
             service,
@@ -291,47 +344,11 @@ impl Operator for SelfTimer {
                 || (span.peer.messaging_destination.is_some() && span.links.is_empty()),
             peer: peer_name(span).map(|name| self.peers.get(name)),
         };
-        self.entry((span.trace_id, span.span_id), span.end_ns).own = Some(own);
+        self.entry((span.trace_id, span.span_id), span.end_ns, out).own = Some(own);
     }
 
     fn on_watermark(&mut self, _: &(), event_time: TimestampNs, out: &mut Vec<Observation>) {
-        let mut due = Vec::new();
-        while let Some((_, seq, key)) = self.queue.front() {
-            let Some(entry) = self.entries.get(&key).filter(|e| e.seq == seq) else {
-                self.queue.pop_front();
-                continue;
-            };
-            if entry.deadline_ns > event_time {
-                break;
-            }
-            self.queue.pop_front();
-            due.push((entry.own.as_ref().map_or((0, Reverse(0)), |o| (o.end_ns, Reverse(o.start_ns))), key));
-        }
-        // Calls before the requests they were made for, whatever order the spans came
-        // in: a call reads its request's status and its other calls. A request may end in
-        // the very instant its last call does (a handler returning the moment a wrong
-        // answer comes; timestamps in milliseconds), so of two ending together, the one
-        // that started later first (a call starts after its request), and of two with the
-        // same interval, the one deeper in its trace.
-        let entries = &self.entries;
-        let depth = |&(trace, span): &Key| {
-            let mut at = span;
-            let mut depth = 0;
-            while let Some(parent) = entries.get(&(trace, at)).and_then(|e| e.own.as_ref()?.parent) {
-                if !entries.contains_key(&(trace, parent)) {
-                    break;
-                }
-                (at, depth) = (parent, depth + 1);
-            }
-            depth
-        };
-        due.sort_by(|(a, x), (b, y)| a.cmp(b).then_with(|| depth(y).cmp(&depth(x))));
-        for (_, key) in due {
-            let Entry { own, mut children, .. } = self.entries.remove(&key).expect("queued once");
-            if let Some(own) = &own {
-                self.measure(key.0, own, &mut children, out);
-            }
-        }
+        self.close_due(event_time, out);
     }
 
     fn snapshot(&self) -> SelfTimeSnapshot {
@@ -616,6 +633,42 @@ mod tests {
             &mut out,
         );
         assert!(out.iter().any(|o| matches!(o, Observation::Call { callee, .. } if callee.to_string() == "orders-db" && callee.virtual_node)));
+    }
+
+    /// Observations of `traces` two-span requests (web serving 0–100 ms, api 20–60 ms
+    /// of it), one every 100 ms, the call's span first, through a store of `max_pending`
+    /// with the engine's watermark (2 s behind); sorted, as text.
+    fn through_store(traces: u64, max_pending: usize) -> (Vec<String>, SelfTimeCounters) {
+        let mut timer =
+            SelfTimer::new(PairingConfig { ttl_ms: 5_000, max_pending, ..PairingConfig::default() });
+        let mut out = Vec::new();
+        for t in 0..traces {
+            let at = t * 100;
+            for s in [
+                span(2, Some(1), "api", SpanKind::Server, at + 20, at + 60),
+                span(1, None, "web", SpanKind::Server, at, at + 100),
+            ] {
+                timer.on_event(&(), &Span { trace_id: TraceId(u128::from(t)), ..s }, &mut out);
+            }
+            timer.on_watermark(&(), (at + 100).saturating_sub(2_000) * 1_000_000, &mut out);
+        }
+        timer.on_watermark(&(), u64::MAX, &mut out);
+        let mut seen: Vec<String> = out.iter().map(|o| format!("{o:?}")).collect();
+        seen.sort();
+        (seen, timer.counters())
+    }
+
+    #[test]
+    fn a_full_store_measures_the_span_due_first_early_instead_of_losing_it() {
+        // 200 requests, 7 s of each in the store at 10 requests/s: 140 entries wanted.
+        let (roomy, counters) = through_store(200, 1_000);
+        assert_eq!(counters, SelfTimeCounters { measured: 400, evicted: 0 });
+        // Ten entries: each is closed half a second in, its child long there. Dropping
+        // the oldest instead would have measured only the last ten.
+        let (full, counters) = through_store(200, 10);
+        assert_eq!(counters, SelfTimeCounters { measured: 400, evicted: 390 });
+        assert_eq!(full, roomy);
+        assert!(roomy.iter().any(|o| o.contains("SelfTime") && o.contains("self_ns: 60000000")), "{roomy:?}");
     }
 
     #[test]

@@ -9,8 +9,12 @@
 //! never arrives, so health comes out of kind-less traces too. A client span still unpaired
 //! after the TTL becomes a call to a **virtual node** named from its peer attributes;
 //! client spans naming a database (`db.system`) do so at once, since databases emit no
-//! server spans. The store is bounded: when full, the oldest entry is evicted and
-//! counted; the newest span is never dropped.
+//! server spans. The store is bounded: when full, the entry due first is closed early,
+//! as its deadline would (a virtual call, the requests of children whose parent never
+//! came), and counted; the newest span is never dropped. Kind-less spans all wait as
+//! parents for the TTL plus the allowed lateness (7 s by default), so a million entries
+//! hold 143 k spans/s of them; dropping the oldest above that would drop every virtual
+//! call and orphan's request.
 
 use std::sync::Arc;
 
@@ -137,7 +141,8 @@ pub struct PairingCounters {
     pub paired: u64,
     /// Entries that reached the TTL unpaired (excluding those that became virtual calls).
     pub expired: u64,
-    /// Entries evicted because the store was full.
+    /// Entries closed early because the store was full (what their deadline would have
+    /// given, given now: calls arriving for them later are missed).
     pub evicted: u64,
     /// Calls to virtual nodes.
     pub virtual_calls: u64,
@@ -267,10 +272,12 @@ impl SpanPairer {
         self.entries.len()
     }
 
-    fn entry(&mut self, key: Key, time_ns: TimestampNs) -> &mut Entry {
+    /// The entry of `key`, new (due `time_ns` + TTL) when missing; making room in a full
+    /// store closes the entry due first into `out`.
+    fn entry(&mut self, key: Key, time_ns: TimestampNs, out: &mut Vec<Observation>) -> &mut Entry {
         if !self.entries.contains_key(&key) {
             if self.entries.len() >= self.config.max_pending.max(1) {
-                self.evict_oldest();
+                self.make_room(out);
             }
             let seq = self.next_seq;
             self.next_seq += 1;
@@ -282,12 +289,44 @@ impl SpanPairer {
         self.entries.get_mut(&key).expect("inserted above")
     }
 
-    fn evict_oldest(&mut self) {
+    /// Closes the entry due first now, as its deadline would.
+    fn make_room(&mut self, out: &mut Vec<Observation>) {
         while let Some((_, seq, key)) = self.queue.pop_front() {
             if self.entries.get(&key).is_some_and(|e| e.seq == seq) {
-                self.entries.remove(&key);
+                let entry = self.entries.remove(&key).expect("just found");
                 self.counters.evicted += 1;
+                self.close(&entry, out);
                 return;
+            }
+        }
+    }
+
+    /// What an entry leaving the store gives: an unpaired call to its virtual node, or,
+    /// for kind-less children whose parent never came, the requests they served.
+    fn close(&mut self, entry: &Entry, out: &mut Vec<Observation>) {
+        match &entry.caller {
+            Some(caller)
+                if !entry.paired
+                    && matches!(
+                        caller.kind,
+                        SpanKind::Client | SpanKind::Producer | SpanKind::Unspecified
+                    ) =>
+            {
+                match caller.peer.clone() {
+                    Some(name) => self.emit_virtual(caller, name, out),
+                    // A kind-less leaf is no half of anything.
+                    None if caller.kind == SpanKind::Unspecified => {}
+                    None => self.counters.expired += 1,
+                }
+            }
+            Some(_) => {}
+            None => {
+                self.counters.expired += 1;
+                // Kind-less spans whose parent never arrived (outside the capture, or
+                // sampled away): each entered its service from elsewhere.
+                for callee in entry.callees.iter().filter(|c| c.kind == SpanKind::Unspecified) {
+                    out.push(request(callee));
+                }
             }
         }
     }
@@ -305,7 +344,7 @@ impl SpanPairer {
 
     fn add_caller(&mut self, key: Key, half: Half, out: &mut Vec<Observation>) {
         let one_to_one = half.kind == SpanKind::Client;
-        let entry = self.entry(key, half.end_ns);
+        let entry = self.entry(key, half.end_ns, out);
         let waiting = std::mem::take(&mut entry.callees);
         if !waiting.is_empty() {
             entry.paired = true;
@@ -322,7 +361,7 @@ impl SpanPairer {
     }
 
     fn add_callee(&mut self, key: Key, half: Half, out: &mut Vec<Observation>) {
-        let entry = self.entry(key, half.end_ns);
+        let entry = self.entry(key, half.end_ns, out);
         match entry.caller.clone() {
             Some(caller) if pairs(&caller, &half) => {
                 entry.paired = true;
@@ -499,31 +538,7 @@ impl Operator for SpanPairer {
             }
             self.queue.pop_front();
             let entry = self.entries.remove(&key).expect("checked live");
-            match &entry.caller {
-                Some(caller)
-                    if !entry.paired
-                        && matches!(
-                            caller.kind,
-                            SpanKind::Client | SpanKind::Producer | SpanKind::Unspecified
-                        ) =>
-                {
-                    match caller.peer.clone() {
-                        Some(name) => self.emit_virtual(caller, name, out),
-                        // A kind-less leaf is no half of anything.
-                        None if caller.kind == SpanKind::Unspecified => {}
-                        None => self.counters.expired += 1,
-                    }
-                }
-                Some(_) => {}
-                None => {
-                    self.counters.expired += 1;
-                    // Kind-less spans whose parent never arrived (outside the capture,
-                    // or sampled away): each entered its service from elsewhere.
-                    for callee in entry.callees.iter().filter(|c| c.kind == SpanKind::Unspecified) {
-                        out.push(request(callee));
-                    }
-                }
-            }
+            self.close(&entry, out);
         }
     }
 
@@ -744,7 +759,7 @@ mod tests {
     }
 
     #[test]
-    fn full_store_evicts_the_oldest_and_keeps_the_newest() {
+    fn full_store_closes_the_oldest_early_and_keeps_the_newest() {
         let mut p =
             SpanPairer::new(PairingConfig { ttl_ms: 60_000, max_pending: 2, ..PairingConfig::default() });
         run(
@@ -755,13 +770,61 @@ mod tests {
                 span(3, 3, None, "a", SpanKind::Client, 12),
             ],
         );
-        assert_eq!((p.pending(), p.counters().evicted), (2, 1));
-        // The newest still pairs; the evicted oldest does not.
+        assert_eq!((p.pending(), p.counters().evicted, p.counters().expired), (2, 1, 1));
+        // The newest still pairs; the oldest, closed unpaired, does not.
         let out = run(
             &mut p,
             &[span(3, 4, Some(3), "b", SpanKind::Server, 12), span(1, 5, Some(1), "b", SpanKind::Server, 12)],
         );
         assert_eq!(calls(&out), vec![("a".into(), "b".into(), false)]);
+    }
+
+    /// Kind-less traces, one every 100 ms: web (0–100 ms) calling api (20–60) and, by
+    /// `peer.service`, stripe (70–90), and a worker span whose parent never arrives;
+    /// through a store of `max_pending` with the engine's watermark (2 s behind). The
+    /// observations sorted, as text, and the counters.
+    fn kind_less_through_store(traces: u64, max_pending: usize) -> (Vec<String>, PairingCounters) {
+        let mut p = SpanPairer::new(PairingConfig { ttl_ms: 5_000, max_pending, ..PairingConfig::default() });
+        let mut out = Vec::new();
+        for t in 0..traces {
+            let at = t * 100;
+            let kind_less = |id, parent, service, start, end| Span {
+                start_ns: (at + start) * 1_000_000,
+                ..span(u128::from(t), id, parent, service, SpanKind::Unspecified, at + end)
+            };
+            let mut stripe = kind_less(3, Some(1), "web", 70, 90);
+            stripe.peer.peer_service = Some("stripe".into());
+            for s in [
+                kind_less(2, Some(1), "api", 20, 60),
+                stripe,
+                kind_less(1, None, "web", 0, 100),
+                kind_less(4, Some(99), "worker", 30, 50),
+            ] {
+                p.on_event(&(), &s, &mut out);
+            }
+            p.on_watermark(&(), (at + 100).saturating_sub(2_000) * 1_000_000, &mut out);
+        }
+        p.on_watermark(&(), u64::MAX, &mut out);
+        let mut seen: Vec<String> = out.iter().map(|o| format!("{o:?}")).collect();
+        seen.sort();
+        (seen, p.counters())
+    }
+
+    #[test]
+    fn a_full_store_closes_entries_early_as_their_deadline_would() {
+        // 200 traces of five entries, 7 s each in the store at 10 traces/s: 350 wanted.
+        let (roomy, counters) = kind_less_through_store(200, 1_000);
+        assert_eq!(
+            (counters.paired, counters.virtual_calls, counters.expired, counters.evicted),
+            (200, 200, 200, 0)
+        );
+        assert_eq!(roomy.iter().filter(|o| o.contains("virtual_node: true")).count(), 400);
+        // Twenty entries: each is closed half a second in. Dropping the oldest instead
+        // would have lost nearly every call to stripe and request of the worker.
+        let (full, tight) = kind_less_through_store(200, 20);
+        assert_eq!(full, roomy);
+        assert_eq!(PairingCounters { evicted: 0, ..tight }, counters);
+        assert_eq!(tight.evicted, 1_000 - 20, "all but the last twenty closed early");
     }
 
     #[test]

@@ -166,7 +166,10 @@ fn the_losses_of_a_hostile_stream_are_metrics_too() {
     let sim = Simulator::shop("regression", SimConfig { rate_per_s: 10.0, ..SimConfig::default() }).unwrap();
     let clean: String = sim.map(|r| to_ndjson_line(&r).unwrap() + "\n").collect();
     std::fs::write(p("hostile.ndjson"), hostile(&clean).0).unwrap();
-    std::fs::write(p("devloom.toml"), "[decode]\nmax_record_bytes = 2097152\n").unwrap();
+    // Stores of 150 spans: under a second of this traffic, which stays 7 s in the
+    // self-time store.
+    let config = "[decode]\nmax_record_bytes = 2097152\n[engine.pairing]\nmax_pending = 150\n";
+    std::fs::write(p("devloom.toml"), config).unwrap();
     let mut child =
         devloom(&["run", "--config", p("devloom.toml").to_str().unwrap(), "--listen", "127.0.0.1:0"])
             .args([
@@ -215,5 +218,6 @@ fn the_losses_of_a_hostile_stream_are_metrics_too() {
     assert!(value("devloom_dead_letters_total", Some(("reason", "unrecognized"))) >= 5.0);
     assert!(value("devloom_dead_letters_total", Some(("reason", "invalid"))) >= 5.0);
     assert!(value("devloom_held_aside_total", None) >= 2.0, "the far-future span and deploy held aside");
+    assert!(value("devloom_self_time_evicted_total", None) > 0.0);
     assert_eq!(value("devloom_outputs_total", Some(("kind", "deadletter"))), bad_records().len() as f64);
 }

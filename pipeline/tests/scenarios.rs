@@ -10,7 +10,7 @@ use devloom::sinks::JsonLines;
 use devloom::sinks::json_lines::OpenOnFirstWrite;
 use devloom::sources::file::Files;
 use devloom::sources::simulated;
-use devloom_operators::{Engine, EngineConfig};
+use devloom_operators::{Engine, EngineConfig, PairingConfig};
 use devloom_schemas::codec::DecodeOptions;
 use devloom_schemas::{DeadLetter, Direction, HealthState, ImpactMap, ImpactNode, IncidentStatus, Verdict};
 
@@ -29,11 +29,15 @@ fn ndjson(dir: &Path, scenario: &str) -> PathBuf {
 }
 
 fn run_files(dir: &Path, paths: &[PathBuf]) -> (Vec<ImpactMap>, RunSummary) {
+    run_files_with(dir, paths, EngineConfig::default())
+}
+
+fn run_files_with(dir: &Path, paths: &[PathBuf], config: EngineConfig) -> (Vec<ImpactMap>, RunSummary) {
     let dead = JsonLines::new().with(
         OutputKind::DeadLetter,
         Box::new(OpenOnFirstWrite::new(&dir.join("dead.ndjson"), false).unwrap()),
     );
-    let mut pipeline = Pipeline::new(Engine::new(EngineConfig::default()), (Collected::default(), dead));
+    let mut pipeline = Pipeline::new(Engine::new(config), (Collected::default(), dead));
     pipeline.run(&mut Files::open(paths, &DecodeOptions::default()).unwrap()).unwrap();
     let ((out, _), summary) = pipeline.finish().unwrap();
     (out.maps, summary)
@@ -233,6 +237,37 @@ fn a_late_span_before_the_alert_is_noted_on_the_map_and_gone_from_later_ones() {
     let json = serde_json::to_string(&maps[0]).unwrap();
     assert!(json.contains("\"data_quality\":[\"1 spans arrived behind the watermark"), "{json}");
     assert!(!serde_json::to_string(last).unwrap().contains("data_quality"), "absent when nothing was lost");
+}
+
+/// A store too small for the traffic (here: 150 spans, under a second of it, where each
+/// stays 7 s) closes self-time entries early; the run summary and the maps say so.
+#[test]
+fn a_full_self_time_store_is_reported_in_the_summary_and_on_the_maps() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = ndjson(dir.path(), "regression");
+    let (_, roomy) = run_files(dir.path(), std::slice::from_ref(&input));
+    assert_eq!(roomy.engine.self_time_evicted, 0);
+    let pairing = PairingConfig { max_pending: 150, ..PairingConfig::default() };
+    let (maps, summary) =
+        run_files_with(dir.path(), &[input], EngineConfig { pairing, ..EngineConfig::default() });
+    let evicted = summary.engine.self_time_evicted;
+    assert!(evicted > 0);
+    let line = summary.losses_line().unwrap();
+    assert!(
+        line.contains(&format!(
+            "{evicted} spans measured early to make room in a full self-time store (children \
+             arriving after that not counted; engine.pairing.max_pending)"
+        )),
+        "{line}"
+    );
+    let notes = maps[0].data_quality.as_deref().unwrap_or_default();
+    assert!(
+        notes.iter().any(|n| n.ends_with(
+            "spans measured early to make room in the full self-time store in the last 60 s: their \
+             children arriving after that are not counted (engine.pairing.max_pending)"
+        )),
+        "{notes:?}"
+    );
 }
 
 #[test]

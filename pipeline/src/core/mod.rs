@@ -49,7 +49,7 @@ pub struct RunSummary {
 
 impl RunSummary {
     /// What the run may have missed, when anything: events behind the watermark, pairing
-    /// entries evicted from a full store, halves that never met.
+    /// entries closed early at a full store, halves that never met.
     pub fn losses_line(&self) -> Option<String> {
         let (e, p) = (&self.engine, &self.pairing);
         let (late, evicted, expired) = (e.late, p.evicted, p.expired);
@@ -70,6 +70,14 @@ impl RunSummary {
                 format!(
                     "{} least recently seen services evicted at engine.graph.max_services",
                     e.services_evicted
+                ),
+            ),
+            (
+                e.self_time_evicted,
+                format!(
+                    "{} spans measured early to make room in a full self-time store (children \
+                     arriving after that not counted; engine.pairing.max_pending)",
+                    e.self_time_evicted
                 ),
             ),
             (
@@ -99,7 +107,7 @@ impl RunSummary {
         (late + evicted + expired > 0 || any_optional).then(|| {
             let mut line = format!(
                 "data quality: {late} events arrived behind the watermark (counted late), {evicted} pairing \
-                 entries evicted from a full store (edges may be missing), {expired} spans never met their \
+                 entries closed early at a full store (calls arriving later missed), {expired} spans never met their \
                  other half"
             );
             for (_, part) in optional.iter().filter(|(n, _)| *n > 0) {

@@ -48,6 +48,7 @@ struct Gauges {
     pairing_pending: u64,
     pairing_evicted: u64,
     pairing_expired: u64,
+    self_time_evicted: u64,
     services: u64,
     edges: u64,
     services_evicted: u64,
@@ -103,7 +104,7 @@ impl Telemetry {
     fn observe_gauges(&self) {
         let meter = self.meter();
         type Read = fn(&Gauges) -> u64;
-        let counters: [(&'static str, &'static str, Read, Option<KeyValue>); 10] = [
+        let counters: [(&'static str, &'static str, Read, Option<KeyValue>); 11] = [
             (
                 "devloom.input.records",
                 "Records read (messages, lines, simulator batches)",
@@ -137,11 +138,17 @@ impl Telemetry {
             ("devloom.late_events", "Events that arrived behind the watermark", |g| g.late, None),
             (
                 "devloom.pairing.evicted",
-                "Spans evicted from the full pairing store",
+                "Spans closed early to make room in the full pairing store",
                 |g| g.pairing_evicted,
                 None,
             ),
             ("devloom.pairing.expired", "Spans that never met their other half", |g| g.pairing_expired, None),
+            (
+                "devloom.self_time.evicted",
+                "Spans measured early to make room in the full self-time store",
+                |g| g.self_time_evicted,
+                None,
+            ),
             (
                 "devloom.held_aside",
                 "Events from too far ahead held aside by the event-time guard",
@@ -316,6 +323,7 @@ impl Watcher for TelemetryWatcher {
             pairing_pending: engine.pending_spans() as u64,
             pairing_evicted: p.evicted,
             pairing_expired: p.expired,
+            self_time_evicted: e.self_time_evicted,
             services: services as u64,
             edges: edges as u64,
             services_evicted: e.services_evicted,
