@@ -12,8 +12,8 @@ use devloom_benches::{graph_of, otlp_batches, records, spans};
 use devloom_operators::incidents::UpdateKind;
 use devloom_operators::{
     AggregateBuckets, BlastInput, BlastRadius, CallAggregate, CallAggregator, Engine, EngineConfig,
-    HealthChange, IncidentUpdate, Observation, Operator, Outputs, Role, RolloutAnalyzer, SelfTimer,
-    ServiceGraph, SpanPairer,
+    HealthChange, IncidentUpdate, Observation, Operator, Outputs, Role, RolloutAnalyzer, SelfTimeCounters,
+    SelfTimer, ServiceGraph, SpanPairer,
 };
 use devloom_schemas::{Event, Span};
 
@@ -97,6 +97,7 @@ fn pairing_and_graph(c: &mut Criterion) {
 /// The same operators over twenty seconds of 1,000 requests/s (`kafka_e2e`'s traffic,
 /// 17 k spans per event-time second): the pairing and self-time stores hold ~100 k spans
 /// waiting out the TTL, as in a loaded run, and the expiry order holds that many deadlines.
+/// Then from a cold start at 200 k spans per event-time second, where they fill up.
 fn loaded_stores(c: &mut Criterion) {
     let spans = spans(&otlp_batches(1000.0, 20));
     let mut group = c.benchmark_group("loaded_stores");
@@ -105,7 +106,40 @@ fn loaded_stores(c: &mut Criterion) {
     group.bench_function("span pairing + self time + graph/health update", |b| {
         b.iter(|| operators(&spans, false))
     });
+    // Ten seconds of 11,750 requests/s: 200 k spans per event-time second, `kafka_e2e`
+    // paced in real time. From a cold start the self-time store grows to its cap
+    // (`max_pending`, 1 M: five seconds of TTL) and then evicts, as on a cold start at
+    // that rate.
+    let spans = devloom_benches::spans(&otlp_batches(11_750.0, 10));
+    let counters = self_time(&spans);
+    println!(
+        "self time at 200 k spans/s from a cold start: {} spans, {} measured, {} of them early at the full store",
+        spans.len(),
+        counters.measured,
+        counters.evicted
+    );
+    group.throughput(Throughput::Elements(spans.len() as u64));
+    group.bench_function("self time alone, cold store at 200 k spans/s", |b| b.iter(|| self_time(&spans)));
+    group.bench_function("span pairing + self time + graph/health update, cold at 200 k spans/s", |b| {
+        b.iter(|| operators(&spans, false))
+    });
     group.finish();
+}
+
+/// The self-time store alone over `spans`, the watermark 2 s behind every thousand
+/// spans and at the end.
+fn self_time(spans: &[Span]) -> SelfTimeCounters {
+    let mut timer = SelfTimer::default();
+    let mut obs = Vec::new();
+    for (i, s) in spans.iter().enumerate() {
+        timer.on_event(&(), s, &mut obs);
+        if i % 1000 == 999 {
+            timer.on_watermark(&(), s.end_ns.saturating_sub(2_000_000_000), &mut obs);
+        }
+        obs.clear();
+    }
+    timer.on_watermark(&(), u64::MAX, &mut obs);
+    timer.counters()
 }
 
 /// Pairing + self time + aggregation + graph over `spans`, with the rollout stage when
