@@ -108,8 +108,8 @@ fn loaded_stores(c: &mut Criterion) {
     });
     // Ten seconds of 11,750 requests/s: 200 k spans per event-time second, `kafka_e2e`
     // paced in real time. From a cold start the self-time store grows to its cap
-    // (`max_pending`, 1 M: five seconds of TTL) and then evicts, as on a cold start at
-    // that rate.
+    // (`max_pending`, 1 M: five of the seven seconds each span stays) and then closes
+    // the entries due first early, as on a cold start at that rate.
     let spans = devloom_benches::spans(&otlp_batches(11_750.0, 10));
     let counters = self_time(&spans);
     println!(
