@@ -32,6 +32,7 @@ pub mod scorer;
 pub mod self_time;
 pub mod service_graph;
 pub mod service_id;
+mod sharded_map;
 pub mod span_pairing;
 pub mod timeline;
 

@@ -44,12 +44,12 @@ use std::cmp::Reverse;
 use std::sync::Arc;
 
 use devloom_schemas::{Span, SpanId, SpanKind, TimestampNs, TraceId};
-use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::deadlines::Deadlines;
 use crate::operator::Operator;
 use crate::service_id::ServiceId;
+use crate::sharded_map::ShardedMap;
 use crate::span_pairing::{Observation, PairingConfig, PeerNames, peer_name};
 
 type Key = (TraceId, SpanId);
@@ -115,7 +115,7 @@ pub struct SelfTimeSnapshot {
 #[derive(Debug, Default)]
 pub struct SelfTimer {
     config: PairingConfig,
-    entries: FxHashMap<Key, Entry>,
+    entries: ShardedMap<Key, Entry>,
     /// Deadline order (re-queued when a deadline moves); stale items skipped lazily.
     queue: Deadlines<Key>,
     next_seq: u64,

@@ -19,12 +19,13 @@
 use std::sync::Arc;
 
 use devloom_schemas::{Span, SpanId, SpanKind, TimestampNs, TraceId};
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashSet;
 use serde::{Deserialize, Serialize};
 
 use crate::deadlines::Deadlines;
 use crate::operator::Operator;
 use crate::service_id::ServiceId;
+use crate::sharded_map::ShardedMap;
 
 /// Pairing settings.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,7 +33,7 @@ use crate::service_id::ServiceId;
 pub struct PairingConfig {
     /// How long (event time) a span waits for its other half, milliseconds.
     pub ttl_ms: u64,
-    /// Most entries held; the oldest is evicted beyond this.
+    /// Most entries held; beyond this the entry due first is closed early.
     pub max_pending: usize,
     /// Links of one span followed at most (a consumer span batching a million messages
     /// must not flush the store); the rest are counted and ignored.
@@ -248,7 +249,7 @@ pub struct PairingSnapshot {
 #[derive(Debug, Default)]
 pub struct SpanPairer {
     config: PairingConfig,
-    entries: FxHashMap<Key, Entry>,
+    entries: ShardedMap<Key, Entry>,
     /// Deadline order, for expiry and eviction; stale items are skipped lazily.
     queue: Deadlines<Key>,
     next_seq: u64,
