@@ -43,9 +43,10 @@ const fn picks() -> [u8; 1 << PICK_BITS] {
 }
 
 /// A map from `K` to `V` over [`SHARDS`] tables of unequal shares.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub(crate) struct ShardedMap<K, V> {
     shards: Vec<FxHashMap<K, V>>,
+    /// The tables' lengths summed, kept: a store reads it for every new entry.
     len: usize,
 }
 
