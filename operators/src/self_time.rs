@@ -49,7 +49,7 @@ use serde::{Deserialize, Serialize};
 use crate::deadlines::Deadlines;
 use crate::operator::Operator;
 use crate::service_id::ServiceId;
-use crate::sharded_map::ShardedMap;
+use crate::sharded_map::{Entries, ShardedMap};
 use crate::span_pairing::{Observation, PairingConfig, PeerNames, peer_name};
 
 type Key = (TraceId, SpanId);
@@ -101,10 +101,10 @@ pub struct SelfTimeCounters {
     pub evicted: u64,
 }
 
-/// Serializable state of a [`SelfTimer`], entries sorted by key.
+/// Serializable state of a [`SelfTimer`] (entries in key order when serialized).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SelfTimeSnapshot {
-    entries: Vec<(Key, Entry)>,
+    entries: Entries<Key, Entry>,
     queue: Deadlines<Key>,
     next_seq: u64,
     counters: SelfTimeCounters,
@@ -352,10 +352,8 @@ impl Operator for SelfTimer {
     }
 
     fn snapshot(&self) -> SelfTimeSnapshot {
-        let mut entries: Vec<(Key, Entry)> = self.entries.iter().map(|(k, v)| (*k, v.clone())).collect();
-        entries.sort_by_key(|(k, _)| *k);
         SelfTimeSnapshot {
-            entries,
+            entries: self.entries.entries(),
             queue: self.queue.clone(),
             next_seq: self.next_seq,
             counters: self.counters,
@@ -363,7 +361,7 @@ impl Operator for SelfTimer {
     }
 
     fn restore(&mut self, s: SelfTimeSnapshot) {
-        self.entries = s.entries.into_iter().collect();
+        self.entries = s.entries.into();
         self.queue = s.queue;
         self.next_seq = s.next_seq;
         self.counters = s.counters;

@@ -13,6 +13,7 @@
 use std::hash::{BuildHasher, Hash};
 
 use rustc_hash::{FxBuildHasher, FxHashMap};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Tables a map is split over.
 const SHARDS: usize = 64;
@@ -95,9 +96,23 @@ impl<K: Hash + Eq, V> ShardedMap<K, V> {
         old
     }
 
-    /// Every entry, in no particular order.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
-        self.shards.iter().flat_map(|s| s.iter())
+    /// A copy of every entry, for a checkpoint.
+    pub(crate) fn entries(&self) -> Entries<K, V>
+    where
+        K: Clone,
+        V: Clone,
+    {
+        let mut entries = Vec::with_capacity(self.len);
+        for shard in &self.shards {
+            entries.extend(shard.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        Entries(entries)
+    }
+}
+
+impl<K: Hash + Eq, V> From<Entries<K, V>> for ShardedMap<K, V> {
+    fn from(entries: Entries<K, V>) -> Self {
+        entries.0.into_iter().collect()
     }
 }
 
@@ -108,6 +123,41 @@ impl<K: Hash + Eq, V> FromIterator<(K, V)> for ShardedMap<K, V> {
             map.insert(key, value);
         }
         map
+    }
+}
+
+/// A map's entries copied for a checkpoint. The operator loop takes the copy and waits
+/// for it (at a real 100 k spans/s the stores hold some 700 k spans), so the copy is
+/// left in the tables' order; the writer thread puts it in key order as it serializes,
+/// so the same state always writes the same checkpoint. Two copies are equal when they
+/// hold the same entries.
+#[derive(Clone, Debug)]
+pub(crate) struct Entries<K, V>(Vec<(K, V)>);
+
+impl<K: Ord, V> Entries<K, V> {
+    fn in_key_order(&self) -> Vec<&(K, V)> {
+        let mut sorted: Vec<&(K, V)> = self.0.iter().collect();
+        sorted.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        sorted
+    }
+}
+
+impl<K: Ord, V: PartialEq> PartialEq for Entries<K, V> {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.len() == other.0.len() && self.in_key_order() == other.in_key_order()
+    }
+}
+
+/// A sequence of `[key, value]` pairs in key order (the format of a sorted `Vec`).
+impl<K: Ord + Serialize, V: Serialize> Serialize for Entries<K, V> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.in_key_order())
+    }
+}
+
+impl<'de, K: Deserialize<'de>, V: Deserialize<'de>> Deserialize<'de> for Entries<K, V> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Vec::deserialize(deserializer).map(Entries)
     }
 }
 
@@ -167,7 +217,7 @@ mod tests {
             .max()
             .unwrap_or(0);
         assert!(window < 1_000_000 / 25, "doublings within 1,000 inserts moved {window} entries");
-        for (i, (key, value)) in map.iter().enumerate().take(100) {
+        for (i, (key, value)) in map.shards.iter().flat_map(|s| s.iter()).enumerate().take(100) {
             assert_eq!(map.get(key), Some(value), "entry {i} found where it was put");
         }
     }
@@ -181,6 +231,25 @@ mod tests {
         *map.get_mut(&(3, 4)).unwrap() = "d";
         assert_eq!(map.remove(&(3, 4)), Some("d"));
         assert_eq!((map.remove(&(3, 4)), map.len()), (None, 1));
-        assert_eq!(map.iter().collect::<Vec<_>>(), vec![(&(1, 2), &"c")]);
+        assert_eq!(map.entries().0, vec![((1, 2), "c")]);
+    }
+
+    #[test]
+    fn entries_are_written_in_key_order_and_equal_whatever_their_order() {
+        let keys = [(9u128, 1u64), (1, 7), (5, 2), (1, 3), (7, 7)];
+        let map: ShardedMap<_, _> = keys.iter().map(|&k| (k, k.1 * 10)).collect();
+        let entries = map.entries();
+        let mut reversed = entries.clone();
+        reversed.0.reverse();
+        assert_eq!(entries, reversed, "the same entries in another order");
+        let json = serde_json::to_string(&reversed).unwrap();
+        assert_eq!(json, "[[[1,3],30],[[1,7],70],[[5,2],20],[[7,7],70],[[9,1],10]]");
+        let read: Entries<(u128, u64), u64> = serde_json::from_str(&json).unwrap();
+        assert_eq!(ShardedMap::from(read).entries(), entries, "restored");
+        let mut other = entries.clone();
+        other.0[0].1 += 1;
+        assert_ne!(entries, other, "a value differs");
+        other.0.pop();
+        assert_ne!(entries, other, "an entry less");
     }
 }

@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use crate::deadlines::Deadlines;
 use crate::operator::Operator;
 use crate::service_id::ServiceId;
-use crate::sharded_map::ShardedMap;
+use crate::sharded_map::{Entries, ShardedMap};
 
 /// Pairing settings.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -236,10 +236,10 @@ struct Entry {
 
 type Key = (TraceId, SpanId);
 
-/// Serializable state of a [`SpanPairer`], entries sorted by key.
+/// Serializable state of a [`SpanPairer`] (entries in key order when serialized).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PairingSnapshot {
-    entries: Vec<(Key, Entry)>,
+    entries: Entries<Key, Entry>,
     queue: Deadlines<Key>,
     next_seq: u64,
     counters: PairingCounters,
@@ -544,10 +544,8 @@ impl Operator for SpanPairer {
     }
 
     fn snapshot(&self) -> PairingSnapshot {
-        let mut entries: Vec<(Key, Entry)> = self.entries.iter().map(|(k, v)| (*k, v.clone())).collect();
-        entries.sort_by_key(|(k, _)| *k);
         PairingSnapshot {
-            entries,
+            entries: self.entries.entries(),
             queue: self.queue.clone(),
             next_seq: self.next_seq,
             counters: self.counters,
@@ -555,7 +553,7 @@ impl Operator for SpanPairer {
     }
 
     fn restore(&mut self, s: PairingSnapshot) {
-        self.entries = s.entries.into_iter().collect();
+        self.entries = s.entries.into();
         self.queue = s.queue;
         self.next_seq = s.next_seq;
         self.counters = s.counters;
