@@ -5,7 +5,6 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 
 use devloom_schemas::TimestampNs;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A slot holds the deadlines of about 17 ms (`deadline >> SLOT_BITS`).
 const SLOT_BITS: u32 = 24;
@@ -34,8 +33,9 @@ type Item<K> = (TimestampNs, u64, K);
 /// window, so a binary heap of all ~200 k items of a loaded store paid a cache miss per
 /// level on every pop (the biggest single cost of a loaded run, BENCHMARKS.md); here a
 /// push is an append and a pop takes the last item of a short sorted buffer. A deadline
-/// before the earliest slot (a late span) goes to a small heap of stragglers. Serialized
-/// as the sorted list of items, which reads the earlier heap-ordered checkpoints too.
+/// before the earliest slot (a late span) goes to a small heap of stragglers. Not saved
+/// in checkpoints: a store's entries hold their live `(deadline, seq)`, and the queue is
+/// rebuilt from them ([`Deadlines::rebuilt`]); the stale items it skips are not missed.
 #[derive(Clone, Debug)]
 pub(crate) struct Deadlines<K> {
     /// Slot `n` for `n` in `base..base + RING_SLOTS` at `ring[n % RING_SLOTS]`; empty
@@ -71,14 +71,19 @@ impl<K> Default for Deadlines<K> {
     }
 }
 
-/// The same items, however they are laid out.
-impl<K: Copy + Ord> PartialEq for Deadlines<K> {
-    fn eq(&self, other: &Self) -> bool {
-        self.sorted() == other.sorted()
-    }
-}
-
 impl<K: Copy + Ord> Deadlines<K> {
+    /// A queue of `items` (in any order), as pushing them one by one would make it.
+    pub(crate) fn rebuilt(items: impl IntoIterator<Item = Item<K>>) -> Self {
+        let mut items: Vec<_> = items.into_iter().collect();
+        // Earliest first: the ring then starts at the earliest slot, with no stragglers.
+        items.sort_unstable();
+        let mut deadlines = Self::default();
+        for (deadline_ns, seq, key) in items {
+            deadlines.push(deadline_ns, seq, key);
+        }
+        deadlines
+    }
+
     /// Queues `key` (arrival number `seq`) for `deadline_ns`.
     pub(crate) fn push(&mut self, deadline_ns: TimestampNs, seq: u64, key: K) {
         let item = (deadline_ns, seq, key);
@@ -163,16 +168,6 @@ impl<K: Copy + Ord> Deadlines<K> {
             self.base += 1;
         }
     }
-
-    /// Every item, earliest first.
-    fn sorted(&self) -> Vec<Item<K>> {
-        let ring = self.ring.iter().flat_map(|slot| slot.items.iter().copied());
-        let far = self.far.values().flat_map(|items| items.iter().copied());
-        let late = self.stragglers.iter().map(|r| r.0);
-        let mut items: Vec<_> = ring.chain(far).chain(late).collect();
-        items.sort_unstable();
-        items
-    }
 }
 
 /// Slot `n`'s place in `ring`, which is made on first use.
@@ -181,23 +176,6 @@ fn place<K>(ring: &mut Vec<Slot<K>>, n: u64) -> &mut Slot<K> {
         *ring = (0..RING_SLOTS).map(|_| Slot { items: Vec::new(), sorted: false }).collect();
     }
     &mut ring[(n % RING_SLOTS) as usize]
-}
-
-impl<K: Copy + Ord + Serialize> Serialize for Deadlines<K> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(self.sorted())
-    }
-}
-
-impl<'de, K: Copy + Ord + Deserialize<'de>> Deserialize<'de> for Deadlines<K> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let items = Vec::<Item<K>>::deserialize(deserializer)?;
-        let mut deadlines = Self::default();
-        for (deadline_ns, seq, key) in items {
-            deadlines.push(deadline_ns, seq, key);
-        }
-        Ok(deadlines)
-    }
 }
 
 #[cfg(test)]
@@ -273,20 +251,11 @@ mod tests {
                 reference.insert(at, item);
             }
         }
-        let again: Deadlines<u32> = serde_json::from_str(&serde_json::to_string(&d).unwrap()).unwrap();
-        assert_eq!(again, d);
+        // Rebuilt from what is left, in reverse: the same order to the end.
+        let mut again = Deadlines::rebuilt(reference.iter().rev().copied());
         let rest: Vec<_> = std::iter::from_fn(|| d.pop_front()).collect();
         assert_eq!(rest, reference);
-    }
-
-    #[test]
-    fn a_checkpoint_in_heap_order_reads_back_in_deadline_order() {
-        // What the earlier binary heap wrote: its layout, not sorted.
-        let json = "[[1000000,0,1],[300000000,2,3],[25000000,1,2],[1000000,3,4]]";
-        let mut d: Deadlines<u32> = serde_json::from_str(json).unwrap();
-        let again: Deadlines<u32> = serde_json::from_str(&serde_json::to_string(&d).unwrap()).unwrap();
-        assert_eq!(again, d);
-        let order: Vec<u32> = std::iter::from_fn(|| d.pop_front()).map(|(_, _, k)| k).collect();
-        assert_eq!(order, [1, 4, 2, 3]);
+        let rest: Vec<_> = std::iter::from_fn(|| again.pop_front()).collect();
+        assert_eq!(rest, reference, "rebuilt");
     }
 }

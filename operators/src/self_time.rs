@@ -105,7 +105,6 @@ pub struct SelfTimeCounters {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SelfTimeSnapshot {
     entries: Entries<Key, Entry>,
-    queue: Deadlines<Key>,
     next_seq: u64,
     counters: SelfTimeCounters,
 }
@@ -352,17 +351,13 @@ impl Operator for SelfTimer {
     }
 
     fn snapshot(&self) -> SelfTimeSnapshot {
-        SelfTimeSnapshot {
-            entries: self.entries.entries(),
-            queue: self.queue.clone(),
-            next_seq: self.next_seq,
-            counters: self.counters,
-        }
+        SelfTimeSnapshot { entries: self.entries.entries(), next_seq: self.next_seq, counters: self.counters }
     }
 
     fn restore(&mut self, s: SelfTimeSnapshot) {
+        // Each entry's live place in the deadline queue (older places are skipped anyway).
+        self.queue = Deadlines::rebuilt(s.entries.iter().map(|(key, e)| (e.deadline_ns, e.seq, *key)));
         self.entries = s.entries.into();
-        self.queue = s.queue;
         self.next_seq = s.next_seq;
         self.counters = s.counters;
     }
@@ -682,6 +677,10 @@ mod tests {
         let mut second = SelfTimer::default();
         second.restore(serde_json::from_str(&json).unwrap());
         assert_eq!(second.snapshot(), first.snapshot());
+        // Earlier builds also saved the deadline queue (now rebuilt from the entries).
+        let mut earlier: serde_json::Value = serde_json::from_str(&json).unwrap();
+        earlier["queue"] = serde_json::json!([]);
+        assert_eq!(serde_json::from_value::<SelfTimeSnapshot>(earlier).unwrap(), first.snapshot());
         for s in &spans[3..] {
             second.on_event(&(), s, &mut out);
         }

@@ -134,6 +134,13 @@ impl<K: Hash + Eq, V> FromIterator<(K, V)> for ShardedMap<K, V> {
 #[derive(Clone, Debug)]
 pub(crate) struct Entries<K, V>(Vec<(K, V)>);
 
+impl<K, V> Entries<K, V> {
+    /// Every entry, in no particular order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &(K, V)> {
+        self.0.iter()
+    }
+}
+
 impl<K: Ord, V> Entries<K, V> {
     fn in_key_order(&self) -> Vec<&(K, V)> {
         let mut sorted: Vec<&(K, V)> = self.0.iter().collect();

@@ -240,7 +240,6 @@ type Key = (TraceId, SpanId);
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PairingSnapshot {
     entries: Entries<Key, Entry>,
-    queue: Deadlines<Key>,
     next_seq: u64,
     counters: PairingCounters,
 }
@@ -544,17 +543,13 @@ impl Operator for SpanPairer {
     }
 
     fn snapshot(&self) -> PairingSnapshot {
-        PairingSnapshot {
-            entries: self.entries.entries(),
-            queue: self.queue.clone(),
-            next_seq: self.next_seq,
-            counters: self.counters,
-        }
+        PairingSnapshot { entries: self.entries.entries(), next_seq: self.next_seq, counters: self.counters }
     }
 
     fn restore(&mut self, s: PairingSnapshot) {
+        // Each entry's live place in the deadline queue (older places are skipped anyway).
+        self.queue = Deadlines::rebuilt(s.entries.iter().map(|(key, e)| (e.deadline_ns, e.seq, *key)));
         self.entries = s.entries.into();
-        self.queue = s.queue;
         self.next_seq = s.next_seq;
         self.counters = s.counters;
     }

@@ -18,7 +18,9 @@ use serde::{Deserialize, Serialize};
 const FILE: &str = "checkpoint.json";
 /// Bytes of serialized state handed to the file at a time.
 const WRITE_BUFFER: usize = 1 << 20;
-/// 6: the engine state holds the call aggregates not yet handed to the graph.
+/// 6: the engine state holds the call aggregates not yet handed to the graph. (The
+/// pairing and self-time deadline queues, no longer saved but rebuilt from their
+/// entries, are ignored when an earlier version-6 file has them.)
 const FORMAT_VERSION: u32 = 6;
 
 /// What a checkpoint holds.
