@@ -677,9 +677,17 @@ mod tests {
         let mut second = SelfTimer::default();
         second.restore(serde_json::from_str(&json).unwrap());
         assert_eq!(second.snapshot(), first.snapshot());
-        // Earlier builds also saved the deadline queue (now rebuilt from the entries).
+        // Earlier builds also saved the deadline queue (now rebuilt from the entries), as
+        // `[deadline, seq, key]` items, here in a heap's order (unsorted).
         let mut earlier: serde_json::Value = serde_json::from_str(&json).unwrap();
-        earlier["queue"] = serde_json::json!([]);
+        let queue: Vec<_> = earlier["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .rev()
+            .map(|e| serde_json::json!([e[1]["deadline_ns"], e[1]["seq"], e[0]]))
+            .collect();
+        earlier["queue"] = serde_json::Value::Array(queue);
         assert_eq!(serde_json::from_value::<SelfTimeSnapshot>(earlier).unwrap(), first.snapshot());
         for s in &spans[3..] {
             second.on_event(&(), s, &mut out);
