@@ -142,12 +142,6 @@ impl CheckpointStore {
 /// serializes and syncs it. A checkpoint due while one is still being written waits for
 /// the next turn of the loop, so checkpoints come at most as fast as the disk takes them
 /// and never pile up in memory.
-///
-/// The thread runs at the lowest CPU priority (nice 19, Linux): under load a checkpoint
-/// is hundreds of MB of JSON, seconds of a core, and at normal priority it took that core
-/// from the operator and decode threads, so alerts waited 1-2 s behind traffic on a busy
-/// node (BENCHMARKS.md). A checkpoint is background work: it finishes when a core is
-/// free, and its offsets are committed then.
 pub struct Writer {
     jobs: Option<SyncSender<Checkpoint>>,
     done: Receiver<Result<BTreeMap<String, i64>, CheckpointError>>,
@@ -161,7 +155,6 @@ impl Writer {
         let (jobs, queue) = sync_channel::<Checkpoint>(1);
         let (done_tx, done) = sync_channel(1);
         let thread = std::thread::Builder::new().name("devloom-checkpoint".into()).spawn(move || {
-            lower_priority();
             for checkpoint in queue {
                 let saved = store.save(&checkpoint).map(|()| checkpoint.offsets);
                 if done_tx.send(saved).is_err() {
@@ -207,19 +200,6 @@ impl Writer {
             return Ok(None);
         }
         self.done.recv().map_err(|_| writer_stopped())?.map(Some)
-    }
-}
-
-/// Moves the calling thread to the lowest CPU priority. Linux gives each thread its own
-/// nice value; elsewhere the writer keeps the process's.
-fn lower_priority() {
-    #[cfg(target_os = "linux")]
-    {
-        // SAFETY: plain system calls on the calling thread's own id; no memory is shared.
-        let failed = unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 19) } != 0;
-        if failed {
-            tracing::debug!(error = %io::Error::last_os_error(), "checkpoint writer keeps its priority");
-        }
     }
 }
 
@@ -281,19 +261,6 @@ mod tests {
         assert!(err.contains("format version 4 (this build reads 6)"), "{err}");
     }
 
-    /// The nice value of each checkpoint writer thread of this process (`/proc`, field 19
-    /// of a task's `stat`).
-    #[cfg(target_os = "linux")]
-    fn writer_nice_values() -> Vec<i64> {
-        let tasks = std::fs::read_dir("/proc/self/task").unwrap();
-        let writers = tasks.filter_map(Result::ok).map(|t| t.path()).filter(|t| {
-            // Thread names are cut to 15 bytes.
-            std::fs::read_to_string(t.join("comm")).is_ok_and(|c| c.trim() == "devloom-checkpo")
-        });
-        let nice = |stat: String| stat.rsplit_once(')')?.1.split_whitespace().nth(16)?.parse().ok();
-        writers.filter_map(|t| std::fs::read_to_string(t.join("stat")).ok().and_then(nice)).collect()
-    }
-
     #[test]
     fn the_writer_saves_one_checkpoint_at_a_time_and_says_when_each_is_durable() {
         let dir = tempfile::tempdir().unwrap();
@@ -318,8 +285,6 @@ mod tests {
         };
         assert_eq!((done, store.load().unwrap().unwrap().offsets), (at(9), at(9)));
         assert_eq!(writer.wait().unwrap(), None, "reported once");
-        #[cfg(target_os = "linux")]
-        assert!(writer_nice_values().contains(&19), "the writer runs at nice 19: {:?}", writer_nice_values());
 
         // A directory that cannot be made: the write's error comes back to the run loop.
         let file = dir.path().join("a-file");
