@@ -108,4 +108,15 @@ mod tests {
         assert!(SpanId::from_bytes(&[1, 2, 3]).is_none());
         assert_eq!(SpanId::from_bytes(&[0, 0, 0, 0, 0, 0, 1, 2]), Some(SpanId(258)));
     }
+
+    #[test]
+    fn written_as_all_their_digits_leading_zeros_included() {
+        let (t, s) = (TraceId(0xab_0001), SpanId(0xc0_ffee));
+        assert_eq!(t.to_string(), "00000000000000000000000000ab0001");
+        assert_eq!(s.to_string(), "0000000000c0ffee");
+        let json = serde_json::to_string(&(t, s)).unwrap();
+        assert_eq!(json, r#"["00000000000000000000000000ab0001","0000000000c0ffee"]"#);
+        assert_eq!(serde_json::from_str::<(TraceId, SpanId)>(&json).unwrap(), (t, s));
+        assert_eq!(TraceId(u128::MAX).to_string(), "f".repeat(32));
+    }
 }
