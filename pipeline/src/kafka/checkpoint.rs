@@ -203,6 +203,15 @@ impl Writer {
     }
 }
 
+/// The state `copy` takes, with how long the run loop paused for it logged (debug,
+/// `copy_ms`): what alerts wait for at every checkpoint, the longer the fuller the stores.
+pub fn copied_state(copy: impl FnOnce() -> EngineSnapshot) -> EngineSnapshot {
+    let copying = std::time::Instant::now();
+    let state = copy();
+    tracing::debug!(copy_ms = copying.elapsed().as_secs_f64() * 1e3, "state copied for a checkpoint");
+    state
+}
+
 /// `devloom.checkpoint.duration`: how long checkpoints take to become durable.
 pub fn duration_histogram() -> Histogram<f64> {
     opentelemetry::global::meter(crate::telemetry::SCOPE)

@@ -30,7 +30,9 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Reb
 use rdkafka::producer::BaseRecord;
 use rdkafka::{ClientContext, TopicPartitionList};
 
-use super::checkpoint::{Checkpoint, CheckpointStore, Writer, duration_histogram, partition_key};
+use super::checkpoint::{
+    Checkpoint, CheckpointStore, Writer, copied_state, duration_histogram, partition_key,
+};
 use super::client::{DevloomProducer, client_config, create_sized_topics, flush, kafka_err};
 use super::hand_on::{HandOn, Linked};
 use super::source::Scope;
@@ -301,7 +303,8 @@ impl<'a> Lane<'a> {
     /// outlet was flushed: a checkpoint never covers input whose records are not durable).
     fn checkpoint(&mut self) -> Result<(), KafkaRunError> {
         let offsets = self.source.positions().clone();
-        Ok(self.writer.save(Checkpoint::new(offsets, self.engine.snapshot(), None))?)
+        let state = copied_state(|| self.engine.snapshot());
+        Ok(self.writer.save(Checkpoint::new(offsets, state, None))?)
     }
 
     /// Commits the offsets of the checkpoint being written once it is durable; with

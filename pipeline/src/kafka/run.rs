@@ -13,7 +13,7 @@ use rdkafka::consumer::CommitMode;
 use std::time::{Duration, Instant};
 
 use super::assignment::split_key;
-use super::checkpoint::{Checkpoint, CheckpointStore, Writer, duration_histogram};
+use super::checkpoint::{Checkpoint, CheckpointStore, Writer, copied_state, duration_histogram};
 use super::client::create_sized_topics;
 use super::leader::Leadership;
 use super::source::Scope;
@@ -185,8 +185,6 @@ fn take_checkpoint<S: Sink>(
     pipeline: &mut Pipeline<S>,
 ) -> Result<Checkpoint, KafkaRunError> {
     let archive_seq = pipeline.commit()?;
-    let copying = Instant::now();
-    let state = pipeline.snapshot();
-    tracing::debug!(copy_ms = copying.elapsed().as_secs_f64() * 1e3, "state copied for a checkpoint");
+    let state = copied_state(|| pipeline.snapshot());
     Ok(Checkpoint::new(source.positions().clone(), state, archive_seq))
 }
