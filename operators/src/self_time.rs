@@ -142,16 +142,15 @@ impl SelfTimer {
     /// later; making room in a full store measures the entry due first into `out`.
     fn entry(&mut self, key: Key, time_ns: TimestampNs, out: &mut Vec<Observation>) -> &mut Entry {
         let deadline_ns = self.deadline(time_ns);
-        if !self.entries.contains_key(&key) {
-            if self.entries.len() >= self.config.max_pending.max(1) {
-                self.make_room(out);
-            }
+        if self.entries.len() >= self.config.max_pending.max(1) && !self.entries.contains_key(&key) {
+            self.make_room(out);
+        }
+        let entry = self.entries.get_or_insert_with(key, || {
             let seq = self.next_seq;
             self.next_seq += 1;
             self.queue.push(deadline_ns, seq, key);
-            self.entries.insert(key, Entry { own: None, children: Vec::new(), deadline_ns, seq });
-        }
-        let entry = self.entries.get_mut(&key).expect("inserted above");
+            Entry { own: None, children: Vec::new(), deadline_ns, seq }
+        });
         if deadline_ns > entry.deadline_ns {
             entry.deadline_ns = deadline_ns;
             entry.seq = self.next_seq;

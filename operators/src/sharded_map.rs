@@ -10,6 +10,7 @@
 //! and so the shares are unequal: table `i` takes a share proportional to 2^(i/64).
 //! While the store doubles, each table doubles once, one after the other.
 
+use std::collections::hash_map::Entry;
 use std::hash::{BuildHasher, Hash};
 
 use rustc_hash::{FxBuildHasher, FxHashMap};
@@ -77,9 +78,18 @@ impl<K: Hash + Eq, V> ShardedMap<K, V> {
         self.shards[self.shard(key)].get(key)
     }
 
-    pub(crate) fn get_mut(&mut self, key: &K) -> Option<&mut V> {
-        let shard = self.shard(key);
-        self.shards[shard].get_mut(key)
+    /// The value of `key`, `make()` put there first when missing: one lookup where
+    /// `contains_key`, `insert` and `get_mut` take three (a store does this for every
+    /// span, twice).
+    pub(crate) fn get_or_insert_with(&mut self, key: K, make: impl FnOnce() -> V) -> &mut V {
+        let shard = self.shard(&key);
+        match self.shards[shard].entry(key) {
+            Entry::Occupied(found) => found.into_mut(),
+            Entry::Vacant(slot) => {
+                self.len += 1;
+                slot.insert(make())
+            }
+        }
     }
 
     pub(crate) fn insert(&mut self, key: K, value: V) -> Option<V> {
@@ -233,9 +243,14 @@ mod tests {
     fn insert_get_remove_keep_the_count() {
         let mut map: ShardedMap<(u128, u64), &str> = [((1, 2), "a"), ((3, 4), "b")].into_iter().collect();
         assert_eq!((map.len(), map.get(&(1, 2)), map.contains_key(&(3, 4))), (2, Some(&"a"), true));
+        assert_eq!(*map.get_or_insert_with((1, 2), || "x"), "a", "found, not made");
+        assert_eq!(map.len(), 2);
+        assert_eq!(*map.get_or_insert_with((5, 6), || "e"), "e");
+        assert_eq!((map.len(), map.get(&(5, 6))), (3, Some(&"e")), "made and counted");
+        assert_eq!(map.remove(&(5, 6)), Some("e"));
         assert_eq!(map.insert((1, 2), "c"), Some("a"));
         assert_eq!(map.len(), 2, "replacing is no new entry");
-        *map.get_mut(&(3, 4)).unwrap() = "d";
+        *map.get_or_insert_with((3, 4), || "x") = "d";
         assert_eq!(map.remove(&(3, 4)), Some("d"));
         assert_eq!((map.remove(&(3, 4)), map.len()), (None, 1));
         assert_eq!(map.entries().0, vec![((1, 2), "c")]);

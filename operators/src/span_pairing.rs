@@ -275,18 +275,16 @@ impl SpanPairer {
     /// The entry of `key`, new (due `time_ns` + TTL) when missing; making room in a full
     /// store closes the entry due first into `out`.
     fn entry(&mut self, key: Key, time_ns: TimestampNs, out: &mut Vec<Observation>) -> &mut Entry {
-        if !self.entries.contains_key(&key) {
-            if self.entries.len() >= self.config.max_pending.max(1) {
-                self.make_room(out);
-            }
+        if self.entries.len() >= self.config.max_pending.max(1) && !self.entries.contains_key(&key) {
+            self.make_room(out);
+        }
+        self.entries.get_or_insert_with(key, || {
             let seq = self.next_seq;
             self.next_seq += 1;
             let deadline_ns = time_ns.saturating_add(self.config.ttl_ms.saturating_mul(1_000_000));
             self.queue.push(deadline_ns, seq, key);
-            self.entries
-                .insert(key, Entry { caller: None, callees: Vec::new(), paired: false, seq, deadline_ns });
-        }
-        self.entries.get_mut(&key).expect("inserted above")
+            Entry { caller: None, callees: Vec::new(), paired: false, seq, deadline_ns }
+        })
     }
 
     /// Closes the entry due first now, as its deadline would.
