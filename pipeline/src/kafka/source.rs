@@ -113,9 +113,13 @@ impl<'a> KafkaSource<'a> {
         // A pairing engine waits on the others' steps through the calls topic: fetch them
         // as soon as they are there.
         let fetch_wait = if matches!(scope, Scope::Pairing(_)) { "2" } else { "20" };
+        // librdkafka stops fetching for `fetch.queue.backoff.ms` (1 s by default) once its
+        // queue holds `queued.max.messages.kbytes` (64 MB): a few hundred OTLP batches, a
+        // second's work on a backlog, so a second's wait left the loop idle (BENCHMARKS.md).
         for (key, value) in [
             ("auto.offset.reset", "earliest"),
             ("fetch.wait.max.ms", fetch_wait),
+            ("fetch.queue.backoff.ms", "20"),
             ("max.partition.fetch.bytes", "16777216"),
         ] {
             if c.get(key).is_none() {
