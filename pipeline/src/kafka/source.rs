@@ -16,7 +16,7 @@ use devloom_schemas::codec::{DecodeOptions, Expect};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::KafkaResult;
 use rdkafka::message::{Headers, Message};
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 
 use super::KafkaRunError;
 use super::assignment::{assign_all, cached_high_watermark, split_key};
@@ -109,23 +109,7 @@ impl<'a> KafkaSource<'a> {
         };
         let mut c = client_config(k)?;
         c.set("group.id", &group).set("enable.auto.commit", "false");
-        // Defaults for large OTLP batches and low latency; [kafka.properties] overrides them.
-        // A pairing engine waits on the others' steps through the calls topic: fetch them
-        // as soon as they are there.
-        let fetch_wait = if matches!(scope, Scope::Pairing(_)) { "2" } else { "20" };
-        // librdkafka stops fetching for `fetch.queue.backoff.ms` (1 s by default) once its
-        // queue holds `queued.max.messages.kbytes` (64 MB): a few hundred OTLP batches, a
-        // second's work on a backlog, so a second's wait left the loop idle (BENCHMARKS.md).
-        for (key, value) in [
-            ("auto.offset.reset", "earliest"),
-            ("fetch.wait.max.ms", fetch_wait),
-            ("fetch.queue.backoff.ms", "20"),
-            ("max.partition.fetch.bytes", "16777216"),
-        ] {
-            if c.get(key).is_none() {
-                c.set(key, value);
-            }
-        }
+        consumer_defaults(&mut c, scope);
         let consumer = c.create_with_context(Committing).map_err(kafka_err("creating the consumer"))?;
         let mut names: Vec<&str> = inputs.iter().map(|(t, _)| t.as_str()).collect();
         if scope != Scope::All {
@@ -356,6 +340,27 @@ impl<'a> KafkaSource<'a> {
     }
 }
 
+/// Devloom's consumer settings for large OTLP batches and low latency, where
+/// `[kafka.properties]` did not set them.
+fn consumer_defaults(c: &mut ClientConfig, scope: Scope) {
+    // A pairing engine waits on the others' steps through the calls topic: fetch them as
+    // soon as they are there.
+    let fetch_wait = if matches!(scope, Scope::Pairing(_)) { "2" } else { "20" };
+    // librdkafka stops fetching for `fetch.queue.backoff.ms` (1 s by default) once its
+    // queue holds `queued.max.messages.kbytes` (64 MB): a few hundred OTLP batches, a
+    // second's work on a backlog, so a second's wait left the loop idle (BENCHMARKS.md).
+    for (key, value) in [
+        ("auto.offset.reset", "earliest"),
+        ("fetch.wait.max.ms", fetch_wait),
+        ("fetch.queue.backoff.ms", "20"),
+        ("max.partition.fetch.bytes", "16777216"),
+    ] {
+        if c.get(key).is_none() {
+            c.set(key, value);
+        }
+    }
+}
+
 /// The consumer's context: reports the result of commits made without waiting.
 struct Committing;
 
@@ -481,5 +486,29 @@ impl Source for KafkaSource<'_> {
         Some(
             ready.map(|input| input.unwrap_or(Input::Idle)).map_err(|e| std::io::Error::other(e.to_string())),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn consumer_defaults_fill_in_what_the_properties_leave_out() {
+        let k = KafkaConfig {
+            properties: [("fetch.queue.backoff.ms".to_string(), "500".to_string())].into(),
+            ..KafkaConfig::default()
+        };
+        let read = |scope| {
+            let mut c = client_config(&k).unwrap();
+            consumer_defaults(&mut c, scope);
+            ["fetch.queue.backoff.ms", "fetch.wait.max.ms", "auto.offset.reset", "max.partition.fetch.bytes"]
+                .map(|key| c.get(key).unwrap_or_default().to_string())
+        };
+        assert_eq!(read(Scope::All), ["500", "20", "earliest", "16777216"], "the property wins");
+        assert_eq!(read(Scope::Pairing(0))[1], "2", "a pairing engine fetches without waiting");
+        let mut c = ClientConfig::new();
+        consumer_defaults(&mut c, Scope::Graph);
+        assert_eq!(c.get("fetch.queue.backoff.ms"), Some("20"), "not librdkafka's 1 s");
     }
 }
