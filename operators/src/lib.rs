@@ -18,6 +18,7 @@ pub mod blast_radius;
 pub mod call_aggregates;
 pub mod candidates;
 pub mod catalog;
+mod deadline_store;
 mod deadlines;
 pub mod engine;
 pub mod evidence;

@@ -46,10 +46,10 @@ use std::sync::Arc;
 use devloom_schemas::{Span, SpanId, SpanKind, TimestampNs, TraceId};
 use serde::{Deserialize, Serialize};
 
-use crate::deadlines::Deadlines;
+use crate::deadline_store::{DeadlineStore, Waiting};
 use crate::operator::Operator;
 use crate::service_id::ServiceId;
-use crate::sharded_map::{Entries, ShardedMap};
+use crate::sharded_map::Entries;
 use crate::span_pairing::{Observation, PairingConfig, PeerNames, peer_name};
 
 type Key = (TraceId, SpanId);
@@ -91,6 +91,16 @@ struct Entry {
     seq: u64,
 }
 
+impl Waiting for Entry {
+    fn due(&self) -> (TimestampNs, u64) {
+        (self.deadline_ns, self.seq)
+    }
+
+    fn set_due(&mut self, deadline_ns: TimestampNs, seq: u64) {
+        (self.deadline_ns, self.seq) = (deadline_ns, seq);
+    }
+}
+
 /// Counters of the self-time store.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SelfTimeCounters {
@@ -114,10 +124,8 @@ pub struct SelfTimeSnapshot {
 #[derive(Debug, Default)]
 pub struct SelfTimer {
     config: PairingConfig,
-    entries: ShardedMap<Key, Entry>,
-    /// Deadline order (re-queued when a deadline moves); stale items skipped lazily.
-    queue: Deadlines<Key>,
-    next_seq: u64,
+    /// Each entry due the TTL after the latest end among its span and children.
+    entries: DeadlineStore<Key, Entry>,
     counters: SelfTimeCounters,
     peers: PeerNames,
 }
@@ -141,49 +149,32 @@ impl SelfTimer {
     /// The entry of `key`, new or with its deadline moved to `time_ns` + TTL when that is
     /// later; making room in a full store measures the entry due first into `out`.
     fn entry(&mut self, key: Key, time_ns: TimestampNs, out: &mut Vec<Observation>) -> &mut Entry {
-        let deadline_ns = self.deadline(time_ns);
-        if self.entries.len() >= self.config.max_pending.max(1) && !self.entries.contains_key(&key) {
-            self.make_room(out);
-        }
-        let entry = self.entries.get_or_insert_with(key, || {
-            let seq = self.next_seq;
-            self.next_seq += 1;
-            self.queue.push(deadline_ns, seq, key);
-            Entry { own: None, children: Vec::new(), deadline_ns, seq }
-        });
-        if deadline_ns > entry.deadline_ns {
-            entry.deadline_ns = deadline_ns;
-            entry.seq = self.next_seq;
-            self.next_seq += 1;
-            self.queue.push(deadline_ns, entry.seq, key);
-        }
-        entry
-    }
-
-    /// Closes the entries due first (all of them due at that instant) now, as if the
-    /// watermark had reached their deadline: measured with the children they have.
-    fn make_room(&mut self, out: &mut Vec<Observation>) {
-        while let Some((deadline_ns, _, _)) = self.queue.front() {
-            let closed = self.close_due(deadline_ns, out);
-            if closed > 0 {
-                self.counters.evicted += closed;
-                return;
+        if self.entries.full_without(&key, self.config.max_pending) {
+            // The entries due first (all of them due at that instant) closed now, as if
+            // the watermark had reached their deadline: measured with the children they
+            // have. The earliest queued deadline may be a stale item's, which closes
+            // nothing.
+            while let Some(deadline_ns) = self.entries.earliest_queued() {
+                let closed = self.close_due(deadline_ns, out);
+                if closed > 0 {
+                    self.counters.evicted += closed;
+                    break;
+                }
             }
         }
+        let deadline_ns = self.deadline(time_ns);
+        self.entries.due_by(key, deadline_ns, |deadline_ns, seq| Entry {
+            own: None,
+            children: Vec::new(),
+            deadline_ns,
+            seq,
+        })
     }
 
     /// Measures and removes every entry due by `event_time`; how many.
     fn close_due(&mut self, event_time: TimestampNs, out: &mut Vec<Observation>) -> u64 {
         let mut due = Vec::new();
-        while let Some((_, seq, key)) = self.queue.front() {
-            let Some(entry) = self.entries.get(&key).filter(|e| e.seq == seq) else {
-                self.queue.pop_front();
-                continue;
-            };
-            if entry.deadline_ns > event_time {
-                break;
-            }
-            self.queue.pop_front();
+        while let Some((key, entry)) = self.entries.next_due(event_time) {
             due.push((entry.own.as_ref().map_or((0, Reverse(0)), |o| (o.end_ns, Reverse(o.start_ns))), key));
         }
         // Calls before the requests they were made for, whatever order the spans came
@@ -350,14 +341,12 @@ impl Operator for SelfTimer {
     }
 
     fn snapshot(&self) -> SelfTimeSnapshot {
-        SelfTimeSnapshot { entries: self.entries.entries(), next_seq: self.next_seq, counters: self.counters }
+        let (entries, next_seq) = self.entries.snapshot();
+        SelfTimeSnapshot { entries, next_seq, counters: self.counters }
     }
 
     fn restore(&mut self, s: SelfTimeSnapshot) {
-        // Each entry's live place in the deadline queue (older places are skipped anyway).
-        self.queue = Deadlines::rebuilt(s.entries.iter().map(|(key, e)| (e.deadline_ns, e.seq, *key)));
-        self.entries = s.entries.into();
-        self.next_seq = s.next_seq;
+        self.entries = DeadlineStore::restored(s.entries, s.next_seq);
         self.counters = s.counters;
     }
 }

@@ -22,10 +22,10 @@ use devloom_schemas::{Span, SpanId, SpanKind, TimestampNs, TraceId};
 use rustc_hash::FxHashSet;
 use serde::{Deserialize, Serialize};
 
-use crate::deadlines::Deadlines;
+use crate::deadline_store::{DeadlineStore, Waiting};
 use crate::operator::Operator;
 use crate::service_id::ServiceId;
-use crate::sharded_map::{Entries, ShardedMap};
+use crate::sharded_map::Entries;
 
 /// Pairing settings.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -234,6 +234,16 @@ struct Entry {
     deadline_ns: TimestampNs,
 }
 
+impl Waiting for Entry {
+    fn due(&self) -> (TimestampNs, u64) {
+        (self.deadline_ns, self.seq)
+    }
+
+    fn set_due(&mut self, deadline_ns: TimestampNs, seq: u64) {
+        (self.deadline_ns, self.seq) = (deadline_ns, seq);
+    }
+}
+
 type Key = (TraceId, SpanId);
 
 /// Serializable state of a [`SpanPairer`] (entries in key order when serialized).
@@ -248,10 +258,8 @@ pub struct PairingSnapshot {
 #[derive(Debug, Default)]
 pub struct SpanPairer {
     config: PairingConfig,
-    entries: ShardedMap<Key, Entry>,
-    /// Deadline order, for expiry and eviction; stale items are skipped lazily.
-    queue: Deadlines<Key>,
-    next_seq: u64,
+    /// Each entry due its first span's end plus the TTL.
+    entries: DeadlineStore<Key, Entry>,
     counters: PairingCounters,
     peers: PeerNames,
 }
@@ -275,28 +283,21 @@ impl SpanPairer {
     /// The entry of `key`, new (due `time_ns` + TTL) when missing; making room in a full
     /// store closes the entry due first into `out`.
     fn entry(&mut self, key: Key, time_ns: TimestampNs, out: &mut Vec<Observation>) -> &mut Entry {
-        if self.entries.len() >= self.config.max_pending.max(1) && !self.entries.contains_key(&key) {
-            self.make_room(out);
+        if self.entries.full_without(&key, self.config.max_pending)
+            && let Some((_, entry)) = self.entries.pop_due(TimestampNs::MAX)
+        {
+            // Closed now, as its deadline would.
+            self.counters.evicted += 1;
+            self.close(&entry, out);
         }
-        self.entries.get_or_insert_with(key, || {
-            let seq = self.next_seq;
-            self.next_seq += 1;
-            let deadline_ns = time_ns.saturating_add(self.config.ttl_ms.saturating_mul(1_000_000));
-            self.queue.push(deadline_ns, seq, key);
-            Entry { caller: None, callees: Vec::new(), paired: false, seq, deadline_ns }
+        let deadline_ns = time_ns.saturating_add(self.config.ttl_ms.saturating_mul(1_000_000));
+        self.entries.get_or_insert_with(key, deadline_ns, |deadline_ns, seq| Entry {
+            caller: None,
+            callees: Vec::new(),
+            paired: false,
+            seq,
+            deadline_ns,
         })
-    }
-
-    /// Closes the entry due first now, as its deadline would.
-    fn make_room(&mut self, out: &mut Vec<Observation>) {
-        while let Some((_, seq, key)) = self.queue.pop_front() {
-            if self.entries.get(&key).is_some_and(|e| e.seq == seq) {
-                let entry = self.entries.remove(&key).expect("just found");
-                self.counters.evicted += 1;
-                self.close(&entry, out);
-                return;
-            }
-        }
     }
 
     /// What an entry leaving the store gives: an unpaired call to its virtual node, or,
@@ -523,32 +524,18 @@ impl Operator for SpanPairer {
     }
 
     fn on_watermark(&mut self, _: &(), event_time: TimestampNs, out: &mut Vec<Observation>) {
-        while let Some((_, seq, key)) = self.queue.front() {
-            let live = match self.entries.get(&key) {
-                Some(e) if e.seq == seq => e,
-                _ => {
-                    self.queue.pop_front();
-                    continue;
-                }
-            };
-            if live.deadline_ns > event_time {
-                break;
-            }
-            self.queue.pop_front();
-            let entry = self.entries.remove(&key).expect("checked live");
+        while let Some((_, entry)) = self.entries.pop_due(event_time) {
             self.close(&entry, out);
         }
     }
 
     fn snapshot(&self) -> PairingSnapshot {
-        PairingSnapshot { entries: self.entries.entries(), next_seq: self.next_seq, counters: self.counters }
+        let (entries, next_seq) = self.entries.snapshot();
+        PairingSnapshot { entries, next_seq, counters: self.counters }
     }
 
     fn restore(&mut self, s: PairingSnapshot) {
-        // Each entry's live place in the deadline queue (older places are skipped anyway).
-        self.queue = Deadlines::rebuilt(s.entries.iter().map(|(key, e)| (e.deadline_ns, e.seq, *key)));
-        self.entries = s.entries.into();
-        self.next_seq = s.next_seq;
+        self.entries = DeadlineStore::restored(s.entries, s.next_seq);
         self.counters = s.counters;
     }
 }
