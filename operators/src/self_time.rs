@@ -214,8 +214,12 @@ impl SelfTimer {
         let elsewhere = |c: &Child| c.service != own.service;
         let callee = children.iter().find(|c| elsewhere(c)).map(|c| c.service.clone());
         // The request this call was made for: the parent, when it is in this service.
+        // Only a span with a callee elsewhere can be a call, and only a client or
+        // kind-less one, so only theirs is looked up (in a loaded store a lookup is a
+        // cache miss).
         let request = own
             .parent
+            .filter(|_| callee.is_some() && matches!(own.kind, SpanKind::Client | SpanKind::Unspecified))
             .and_then(|p| self.entries.get(&(trace, p)))
             .filter(|e| e.own.as_ref().is_some_and(|p| p.service == own.service));
         let client_like = match own.kind {
